@@ -1,0 +1,285 @@
+//! Control-plane rules: the checks AWS makes before a stream changes, with AWS's texts.
+//!
+//! These functions work on domain values; `service.rs` maps wire shapes onto them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::meta::StreamMode;
+use crate::node::{now_ms, Node, Shard, Stream, StreamState};
+use crate::Error;
+use riffle_proto::limits;
+
+/// Who is calling, from the request's credentials.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account: String,
+    pub region: String,
+}
+
+/// Finds a stream by name or ARN, as every stream operation allows either.
+pub fn resolve_stream(
+    node: &Node,
+    caller: &Caller,
+    stream_name: Option<&str>,
+    stream_arn: Option<&str>,
+) -> Result<Arc<Stream>, Error> {
+    let name = match (stream_name, stream_arn) {
+        (Some(name), None) => name.to_owned(),
+        (None, Some(arn)) => arn_stream_name(caller, arn)?,
+        (Some(name), Some(arn)) => {
+            let from_arn = arn_stream_name(caller, arn)?;
+            if from_arn != name {
+                return Err(Error::invalid_argument(format!(
+                    "StreamARN {arn} and StreamName {name} do not name the same stream."
+                )));
+            }
+            from_arn
+        }
+        (None, None) => {
+            return Err(Error::invalid_argument(
+                "Either StreamName or StreamARN must be provided.".to_owned(),
+            ))
+        }
+    };
+    node.stream(&caller.account, &name)
+        .ok_or_else(|| Error::stream_not_found(&name, &caller.account))
+}
+
+/// The stream name in a stream ARN of the caller's account and region.
+fn arn_stream_name(caller: &Caller, arn: &str) -> Result<String, Error> {
+    let parsed = riffle_proto::arn::parse_stream_arn(arn).ok_or_else(|| {
+        Error::invalid_argument(format!("Invalid StreamARN {arn}."))
+    })?;
+    if parsed.account != caller.account || parsed.region != caller.region {
+        // Another account's stream is not visible to this caller (resource policies come later).
+        return Err(Error::stream_not_found(&parsed.name, &parsed.account));
+    }
+    Ok(parsed.name)
+}
+
+/// CreateStream after wire validation.
+pub async fn create_stream(
+    node: &Node,
+    caller: &Caller,
+    name: &str,
+    shard_count: Option<u32>,
+    mode: StreamMode,
+    max_record_size_kib: Option<u32>,
+    tags: BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let shard_count = match (mode, shard_count) {
+        (StreamMode::OnDemand, Some(_)) => {
+            return Err(Error::validation_message(
+                "ShardCount is not expected when StreamMode=ON_DEMAND".to_owned(),
+            ))
+        }
+        (StreamMode::OnDemand, None) => limits::ON_DEMAND_INITIAL_SHARDS,
+        (StreamMode::Provisioned, Some(count)) => count,
+        (StreamMode::Provisioned, None) => {
+            return Err(Error::invalid_argument(
+                "ShardCount is required for PROVISIONED streams.".to_owned(),
+            ))
+        }
+    };
+    check_tags(&tags)?;
+    let _control = node.control().await;
+    if node.stream(&caller.account, name).is_some() {
+        return Err(Error::stream_exists(name, &caller.account));
+    }
+    let open = node.open_shard_count(&caller.account);
+    if open.saturating_add(shard_count) > node.config.shard_limit {
+        return Err(Error::shard_limit_exceeded(
+            &caller.account,
+            &caller.region,
+            open,
+            node.config.shard_limit,
+            shard_count,
+        ));
+    }
+    if mode == StreamMode::OnDemand {
+        let on_demand = node
+            .streams_of(&caller.account)
+            .iter()
+            .filter(|stream| stream.state().mode == StreamMode::OnDemand)
+            .count() as u32;
+        if on_demand >= node.config.on_demand_stream_limit {
+            return Err(Error::limit_exceeded(format!(
+                "This request would exceed the on-demand stream limit for the account {} in {}. Limit: {}.",
+                caller.account, caller.region, node.config.on_demand_stream_limit
+            )));
+        }
+    }
+    node.create_stream(
+        &caller.account,
+        name,
+        mode,
+        shard_count,
+        max_record_size_kib.unwrap_or(limits::RECORD_SIZE_KIB_DEFAULT),
+        tags,
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_stream(node: &Node, stream: &Arc<Stream>) -> Result<(), Error> {
+    let _control = node.control().await;
+    // Another DeleteStream may have won the race for the lock.
+    if node.stream(&stream.account, &stream.name).is_none() {
+        return Err(Error::stream_not_found(&stream.name, &stream.account));
+    }
+    node.delete_stream(stream).await
+}
+
+/// Increase/DecreaseStreamRetentionPeriod.
+pub async fn change_retention(
+    node: &Node,
+    stream: &Arc<Stream>,
+    hours: u32,
+    increase: bool,
+) -> Result<(), Error> {
+    if hours < limits::RETENTION_HOURS_MIN {
+        return Err(Error::invalid_argument(format!(
+            "Minimum allowed retention period is {} hours. Requested retention period ({hours} hours) is too short.",
+            limits::RETENTION_HOURS_MIN
+        )));
+    }
+    if hours > limits::RETENTION_HOURS_MAX {
+        return Err(Error::invalid_argument(format!(
+            "Maximum allowed retention period is {} hours. Requested retention period ({hours} hours) is too long.",
+            limits::RETENTION_HOURS_MAX
+        )));
+    }
+    let _control = node.control().await;
+    let current = stream.state().retention_hours;
+    if increase && hours < current {
+        return Err(Error::invalid_argument(format!(
+            "Requested retention period ({hours} hours) for stream {} can not be shorter than existing retention period ({current} hours). Use DecreaseRetentionPeriod API.",
+            stream.name
+        )));
+    }
+    if !increase && hours > current {
+        return Err(Error::invalid_argument(format!(
+            "Requested retention period ({hours} hours) for stream {} can not be longer than existing retention period ({current} hours). Use IncreaseRetentionPeriod API.",
+            stream.name
+        )));
+    }
+    node.update_stream(stream, |state| state.retention_hours = hours)
+        .await
+}
+
+/// Tag keys and values may hold Unicode letters, digits, white space and `_ . / = + - @`.
+fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
+    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_./=+-@".contains(c);
+    let valid = tags
+        .iter()
+        .all(|(key, value)| key.chars().all(allowed) && value.chars().all(allowed));
+    if !valid {
+        return Err(Error::invalid_argument(
+            "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @."
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn add_tags(
+    node: &Node,
+    stream: &Arc<Stream>,
+    tags: BTreeMap<String, String>,
+) -> Result<(), Error> {
+    check_tags(&tags)?;
+    let _control = node.control().await;
+    let state = stream.state();
+    let added = tags.keys().filter(|key| !state.tags.contains_key(*key)).count();
+    if state.tags.len() + added > limits::TAGS_PER_RESOURCE_MAX {
+        return Err(Error::invalid_argument(format!(
+            "Failed to add tags to stream {} under account {} because a given stream cannot have more than {} tags associated with it.",
+            stream.name,
+            stream.account,
+            limits::TAGS_PER_RESOURCE_MAX
+        )));
+    }
+    node.update_stream(stream, |state| state.tags.extend(tags))
+        .await
+}
+
+pub async fn remove_tags(
+    node: &Node,
+    stream: &Arc<Stream>,
+    keys: &[String],
+) -> Result<(), Error> {
+    let _control = node.control().await;
+    node.update_stream(stream, |state| {
+        for key in keys {
+            state.tags.remove(key);
+        }
+    })
+    .await
+}
+
+/// Which shards a ListShards `ShardFilter` selects.
+#[derive(Debug, Clone)]
+pub enum ShardFilter {
+    /// All shards in retention (the default).
+    FromTrimHorizon,
+    /// Shards open at the trim horizon.
+    AtTrimHorizon,
+    /// Open shards only.
+    AtLatest,
+    /// Shards open at the time.
+    AtTimestamp(u64),
+    /// Shards open at or after the time (closed ones that ended at or after it, plus all open).
+    FromTimestamp(u64),
+    /// Shards whose id sorts after the given ordinal.
+    AfterShard(u32),
+}
+
+/// The shards of `state` a filter selects, in ordinal order.
+pub fn filter_shards(state: &StreamState, filter: &ShardFilter) -> Vec<Arc<Shard>> {
+    let retention_ms = u64::from(state.retention_hours) * 3_600_000;
+    let trim_horizon_ms = now_ms().saturating_sub(retention_ms);
+    let open_at = |shard: &Shard, at_ms: u64| {
+        shard.meta.created_ms <= at_ms
+            && shard.meta.closed.is_none_or(|closed| closed.closed_ms > at_ms)
+    };
+    state
+        .shards
+        .iter()
+        .filter(|shard| match filter {
+            ShardFilter::FromTrimHorizon => true,
+            ShardFilter::AtTrimHorizon => open_at(shard, trim_horizon_ms.max(earliest(state))),
+            ShardFilter::AtLatest => shard.is_open(),
+            ShardFilter::AtTimestamp(at_ms) => open_at(shard, (*at_ms).max(earliest(state))),
+            ShardFilter::FromTimestamp(at_ms) => {
+                let at_ms = (*at_ms).max(trim_horizon_ms);
+                shard.meta.closed.is_none_or(|closed| closed.closed_ms >= at_ms)
+            }
+            ShardFilter::AfterShard(ordinal) => shard.meta.ordinal > *ordinal,
+        })
+        .cloned()
+        .collect()
+}
+
+/// The creation time of the stream's oldest listed shard: times before it behave as it.
+fn earliest(state: &StreamState) -> u64 {
+    state
+        .shards
+        .iter()
+        .map(|shard| shard.meta.created_ms)
+        .min()
+        .unwrap_or(0)
+}
+
+/// The stream a record of `size_bytes` (data + partition key) may be written to.
+pub fn check_record_size(state: &StreamState, size_bytes: usize) -> Result<(), Error> {
+    let max = state.max_record_size_kib as usize * 1024;
+    if size_bytes > max {
+        return Err(Error::invalid_argument(format!(
+            "Record size {size_bytes} bytes exceeds the stream's maximum record size of {max} bytes (data plus partition key)."
+        )));
+    }
+    Ok(())
+}
+
+pub use StreamMode as Mode;

@@ -1,0 +1,372 @@
+//! The data plane: routing puts to shards, shard iterators, and reads.
+//!
+//! **Positions.** A record's position is `(log index of its frame, slot in the frame)`. Its
+//! sequence number encodes that position as the 64-bit counter `index << 16 | slot`, together with
+//! the shard's creation time and ordinal (see `riffle_proto::seqno`), so sequence numbers are
+//! strictly increasing per shard, survive restarts (log indexes do), and are never reused.
+//! Iterators carry a position too, authenticated by an HMAC under the node's token key, so they
+//! need no server-side state and survive restarts.
+
+use std::sync::Arc;
+
+use riffle_proto::iterator::IteratorToken;
+use riffle_proto::seqno::SeqNo;
+
+use crate::node::{now_ms, Node, Shard, Stream};
+use crate::record::{self, NewRecord, StoredRecord};
+use crate::shard_log::{AppendError, Appended};
+use crate::Error;
+
+/// Bits of a sequence number's counter that hold the slot within a frame.
+const SLOT_BITS: u32 = 16;
+
+/// A position inside a shard: the next record a reader gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub index: u64,
+    pub slot: u16,
+}
+
+impl Position {
+    fn after(self) -> Position {
+        match self.slot.checked_add(1) {
+            Some(slot) => Position {
+                index: self.index,
+                slot,
+            },
+            None => Position {
+                index: self.index + 1,
+                slot: 0,
+            },
+        }
+    }
+}
+
+/// The sequence number of the record at `position` in `shard`.
+pub fn sequence_number(shard: &Shard, position: Position, arrival_ms: u64) -> String {
+    SeqNo {
+        shard_created_s: shard.created_s(),
+        shard_ordinal: shard.meta.ordinal,
+        counter: (position.index << SLOT_BITS) | u64::from(position.slot),
+        arrival_s: arrival_ms / 1000,
+    }
+    .encode()
+}
+
+/// The number no record of the shard is below (counter 0).
+pub fn starting_sequence_number(shard: &Shard) -> String {
+    SeqNo {
+        shard_created_s: shard.created_s(),
+        shard_ordinal: shard.meta.ordinal,
+        counter: 0,
+        arrival_s: shard.created_s(),
+    }
+    .encode()
+}
+
+/// The number every record of a closed shard is at or below.
+pub fn ending_sequence_number(shard: &Shard) -> Option<String> {
+    let closed = shard.meta.closed?;
+    Some(
+        SeqNo {
+            shard_created_s: shard.created_s(),
+            shard_ordinal: shard.meta.ordinal,
+            counter: (closed.last_index << SLOT_BITS) | u64::from(u16::MAX),
+            arrival_s: closed.closed_ms / 1000,
+        }
+        .encode(),
+    )
+}
+
+/// The outcome of one record of a put.
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub shard_id: String,
+    pub sequence_number: String,
+}
+
+/// Appends `records` (already validated, with their hash keys) and returns one result per record
+/// in request order. Records are grouped per shard into one frame each; all frames are written
+/// before any fsync is awaited, so a PutRecords spanning shards pays one group-commit round.
+pub async fn put_records(
+    stream: &Arc<Stream>,
+    records: Vec<(NewRecord, u128)>,
+) -> Vec<Result<PutOutcome, Error>> {
+    let now = now_ms();
+    // Group by shard, remembering each record's place in the request.
+    let mut groups: Vec<(Arc<Shard>, Vec<usize>, Vec<NewRecord>)> = Vec::new();
+    for (place, (new_record, hash_key)) in records.into_iter().enumerate() {
+        let shard = stream.route(hash_key);
+        match groups
+            .iter_mut()
+            .find(|(grouped, _, _)| Arc::ptr_eq(grouped, &shard))
+        {
+            Some((_, places, batch)) => {
+                places.push(place);
+                batch.push(new_record);
+            }
+            None => groups.push((shard, vec![place], vec![new_record])),
+        }
+    }
+    let total = groups.iter().map(|(_, places, _)| places.len()).sum();
+    let mut results: Vec<Option<Result<PutOutcome, Error>>> = vec![None; total];
+    let mut pending = Vec::with_capacity(groups.len());
+    for (shard, places, batch) in groups {
+        let written = shard.log.append_nowait(&batch, now);
+        pending.push((shard, places, written));
+    }
+    for (shard, places, written) in pending {
+        let outcome = match written {
+            Ok(appended) => shard.log.wait_acknowledged(appended).await,
+            Err(error) => Err(error),
+        };
+        for (slot, place) in places.into_iter().enumerate() {
+            results[place] = Some(match &outcome {
+                Ok(appended) => Ok(PutOutcome {
+                    shard_id: shard.id(),
+                    sequence_number: sequence_number(
+                        &shard,
+                        Position {
+                            index: appended.index,
+                            slot: slot as u16,
+                        },
+                        appended.arrival_ms,
+                    ),
+                }),
+                Err(error) => Err(append_error(error)),
+            });
+        }
+    }
+    results
+        .into_iter()
+        .map(|result| result.unwrap_or_else(|| Err(Error::internal("record lost its result".into()))))
+        .collect()
+}
+
+fn append_error(error: &AppendError) -> Error {
+    tracing::error!(%error, "append failed");
+    Error::internal("Internal Service Failure".into())
+}
+
+/// How a GetShardIterator call asked to start.
+#[derive(Debug, Clone)]
+pub enum StartAt {
+    TrimHorizon,
+    Latest,
+    AtSequence(Position),
+    AfterSequence(Position),
+    AtTimestamp(u64),
+}
+
+/// Decodes a sequence number given to `shard`, with AWS's texts for numbers that are malformed,
+/// from another shard, or from another incarnation of the stream.
+pub fn position_of(
+    stream: &Stream,
+    shard: &Shard,
+    sequence_number: &str,
+) -> Result<Position, Error> {
+    let invalid = || {
+        Error::invalid_argument(format!(
+            "StartingSequenceNumber {sequence_number} used in GetShardIterator on shard {} in stream {} under account {} is invalid.",
+            shard.id(),
+            stream.name,
+            stream.account
+        ))
+    };
+    let decoded = SeqNo::decode(sequence_number).ok_or_else(invalid)?;
+    if decoded.shard_ordinal != shard.meta.ordinal {
+        return Err(Error::invalid_argument(format!(
+            "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
+            riffle_proto::shard_id::shard_id(decoded.shard_ordinal),
+            shard.id()
+        )));
+    }
+    if decoded.shard_created_s != shard.created_s() {
+        return Err(Error::invalid_argument(format!(
+            "StartingSequenceNumber {sequence_number} used in GetShardIterator on shard {} in stream {} under account {} is invalid because it did not come from this stream.",
+            shard.id(),
+            stream.name,
+            stream.account
+        )));
+    }
+    Ok(Position {
+        index: decoded.counter >> SLOT_BITS,
+        slot: (decoded.counter & u64::from(u16::MAX)) as u16,
+    })
+}
+
+/// Resolves a starting point to a position and encodes the iterator.
+pub fn shard_iterator(
+    node: &Node,
+    stream: &Stream,
+    shard: &Shard,
+    start: StartAt,
+) -> Result<String, Error> {
+    let tail = shard.log.tail();
+    let position = match start {
+        StartAt::TrimHorizon => Position {
+            index: shard.log.first_index(),
+            slot: 0,
+        },
+        StartAt::Latest => Position {
+            index: tail.visible_index + 1,
+            slot: 0,
+        },
+        StartAt::AtSequence(position) => position,
+        StartAt::AfterSequence(position) => position.after(),
+        StartAt::AtTimestamp(ts_ms) => {
+            let index = shard
+                .log
+                .find_by_timestamp(ts_ms)
+                .map_err(|error| Error::internal(error.to_string()))?
+                .unwrap_or(tail.visible_index + 1);
+            Position { index, slot: 0 }
+        }
+    };
+    Ok(encode_iterator(node, stream, shard, position, now_ms()))
+}
+
+fn encode_iterator(
+    node: &Node,
+    stream: &Stream,
+    shard: &Shard,
+    position: Position,
+    issued_ms: u64,
+) -> String {
+    IteratorToken {
+        stream_name: stream.name.clone(),
+        stream_created_ms: stream.created_ms,
+        shard_ordinal: shard.meta.ordinal,
+        log_index: position.index,
+        sub: position.slot,
+        issued_ms,
+    }
+    .encode(&node.token_key)
+}
+
+/// One GetRecords answer, before encoding.
+pub struct ReadBatch {
+    pub records: Vec<(String, StoredRecord)>,
+    /// `None` once a closed shard is fully read.
+    pub next_iterator: Option<String>,
+    pub millis_behind_latest: u64,
+    /// Set together with `next_iterator == None`.
+    pub child_shards: Vec<Arc<Shard>>,
+}
+
+/// Reads from an iterator: at most `limit` records and `bytes_max` bytes of data, never a
+/// record older than the stream's retention, never past the visible tail.
+pub fn get_records(
+    node: &Node,
+    account: &str,
+    iterator: &str,
+    limit: usize,
+    bytes_max: usize,
+) -> Result<ReadBatch, Error> {
+    let token = IteratorToken::decode(iterator, &node.token_key)?;
+    let now = now_ms();
+    if now.saturating_sub(token.issued_ms) > riffle_proto::limits::ITERATOR_LIFETIME_MS {
+        return Err(Error::expired_iterator(token.issued_ms, now));
+    }
+    let stream = node
+        .stream(account, &token.stream_name)
+        .filter(|stream| stream.created_ms == token.stream_created_ms)
+        .ok_or_else(|| Error::stream_not_found(&token.stream_name, account))?;
+    let state = stream.state();
+    let shard = state.shard(token.shard_ordinal).ok_or_else(|| {
+        Error::shard_not_found(
+            &riffle_proto::shard_id::shard_id(token.shard_ordinal),
+            &stream.name,
+            account,
+        )
+    })?;
+    let retention_ms = u64::from(state.retention_hours) * 3_600_000;
+    let cutoff_ms = now.saturating_sub(retention_ms);
+    let tail = shard.log.tail();
+
+    let mut position = Position {
+        index: token.log_index.max(shard.log.first_index()),
+        slot: if token.log_index < shard.log.first_index() {
+            0
+        } else {
+            token.sub
+        },
+    };
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    'read: while position.index <= tail.visible_index && records.len() < limit {
+        let entries = shard
+            .log
+            .read(position.index, limit - records.len(), bytes_max.saturating_sub(bytes).max(1))
+            .map_err(|error| Error::internal(error.to_string()))?;
+        if entries.is_empty() {
+            break;
+        }
+        for entry in entries {
+            if entry.index != position.index {
+                // The log skipped ahead (retention purged what we pointed at).
+                position = Position {
+                    index: entry.index,
+                    slot: 0,
+                };
+            }
+            let decoded = record::decode_all(&entry.payload, entry.meta.ts_first_ms, entry.meta.record_count)
+                .map_err(|error| Error::internal(error.to_string()))?;
+            for (slot, stored) in decoded.into_iter().enumerate() {
+                let slot = slot as u16;
+                if slot < position.slot {
+                    continue;
+                }
+                let here = Position {
+                    index: entry.index,
+                    slot,
+                };
+                if stored.arrival_ms < cutoff_ms {
+                    position = here.after();
+                    continue;
+                }
+                let size = stored.data.len() + stored.partition_key.len();
+                if records.len() >= limit || (!records.is_empty() && bytes + size > bytes_max) {
+                    break 'read;
+                }
+                bytes += size;
+                records.push((sequence_number(shard, here, stored.arrival_ms), stored));
+                position = here.after();
+            }
+            position = Position {
+                index: entry.index + 1,
+                slot: 0,
+            };
+        }
+    }
+
+    let caught_up = position.index > tail.visible_index;
+    let millis_behind_latest = match records.last() {
+        Some((_, last)) if !caught_up => tail.ts_last_ms.saturating_sub(last.arrival_ms),
+        _ => 0,
+    };
+    let shard_ended = shard
+        .meta
+        .closed
+        .is_some_and(|closed| position.index > closed.last_index);
+    let (next_iterator, child_shards) = if shard_ended {
+        let children = state
+            .shards
+            .iter()
+            .filter(|child| {
+                child.meta.parent == Some(shard.meta.ordinal)
+                    || child.meta.adjacent_parent == Some(shard.meta.ordinal)
+            })
+            .cloned()
+            .collect();
+        (None, children)
+    } else {
+        (Some(encode_iterator(node, &stream, shard, position, now)), Vec::new())
+    };
+    Ok(ReadBatch {
+        records,
+        next_iterator,
+        millis_behind_latest,
+        child_shards,
+    })
+}

@@ -1,0 +1,26 @@
+//! Riffle's domain: streams, shards, routing, iterators, retention and group commit.
+//!
+//! This crate knows nothing of HTTP. [`service::call`] takes an operation name and a request
+//! body (decoded by `riffle-proto`) and returns the encoded answer or a Kinesis error; the server
+//! crate only moves bytes. Storage goes through [`shard_log::ShardLog`], a thin owner of a
+//! `riffle_log::Log` that adds group commit and a published tail; that seam is where a Raft
+//! engine will later own the log (the log's frames already carry an index and a term).
+//!
+//! Modules, in the order a request meets them:
+//! - [`service`]: one function per operation: validation beyond the wire format, AWS errors.
+//! - [`node`]: the catalogue of streams and shards, control-plane changes, retention.
+//! - [`data`]: routing puts, sequence numbers, iterators, reads.
+//! - [`shard_log`]: appends, the flusher (group commit), the tail watch channel.
+//! - [`record`]: how records are laid out inside a log frame.
+//! - [`meta`]: the persisted catalogue (`meta.json`).
+
+pub mod data;
+pub mod meta;
+pub mod node;
+pub mod record;
+pub mod service;
+pub mod shard_log;
+
+pub use node::{Node, NodeConfig};
+pub use riffle_proto::KinesisError as Error;
+pub use shard_log::Durability;

@@ -1,0 +1,236 @@
+//! Persisted metadata: streams, shards, lineage, tags, and the node's iterator key.
+//!
+//! The whole catalogue is one JSON document, `meta.json`, replaced atomically on every
+//! control-plane change: write `meta.json.tmp`, fdatasync it, rename it over `meta.json`, fsync the
+//! directory. A crash leaves either the old or the new catalogue, never a mix. Control-plane
+//! changes are rare (Kinesis throttles them to a few per second), so rewriting the document is
+//! cheaper than a second log format. In a cluster this document becomes the metadata Raft
+//! group's state machine snapshot; the types here are what that group will replicate.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever the document's meaning changes; older servers refuse newer documents.
+pub const META_FORMAT_VERSION: u32 = 1;
+const META_FILE: &str = "meta.json";
+const META_TMP_FILE: &str = "meta.json.tmp";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamMode {
+    #[serde(rename = "PROVISIONED")]
+    Provisioned,
+    #[serde(rename = "ON_DEMAND")]
+    OnDemand,
+}
+
+impl StreamMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamMode::Provisioned => "PROVISIONED",
+            StreamMode::OnDemand => "ON_DEMAND",
+        }
+    }
+}
+
+/// Hash keys are 128-bit; JSON numbers that large do not survive every reader, so they are stored
+/// as decimal strings.
+mod u128_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u128, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardMeta {
+    pub ordinal: u32,
+    #[serde(with = "u128_string")]
+    pub starting_hash_key: u128,
+    #[serde(with = "u128_string")]
+    pub ending_hash_key: u128,
+    pub parent: Option<u32>,
+    pub adjacent_parent: Option<u32>,
+    pub created_ms: u64,
+    /// Set once the shard is sealed by a reshard: the last log index it holds and when.
+    pub closed: Option<ClosedShard>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClosedShard {
+    pub last_index: u64,
+    pub closed_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMeta {
+    pub account: String,
+    pub name: String,
+    /// Names the stream's directory under `streams/`; a re-created stream gets a new one.
+    pub dir_id: String,
+    pub created_ms: u64,
+    pub mode: StreamMode,
+    pub retention_hours: u32,
+    pub max_record_size_kib: u32,
+    pub tags: BTreeMap<String, String>,
+    pub shard_level_metrics: Vec<String>,
+    pub next_shard_ordinal: u32,
+    pub shards: Vec<ShardMeta>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaDocument {
+    pub format_version: u32,
+    /// Hex of the 32-byte key that authenticates shard iterators and pagination tokens, so they
+    /// stay valid across restarts.
+    pub token_key_hex: String,
+    pub streams: Vec<StreamMeta>,
+}
+
+/// Why the metadata could not be loaded or stored.
+#[derive(Debug)]
+pub enum MetaError {
+    Io { path: PathBuf, error: std::io::Error },
+    Corrupt { path: PathBuf, reason: String },
+}
+
+impl std::fmt::Display for MetaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetaError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            MetaError::Corrupt { path, reason } => {
+                write!(f, "{} is not a valid riffle catalogue: {reason}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for MetaError {}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> MetaError + '_ {
+    move |error| MetaError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// Loads `meta.json` from `dir`, or `None` for a fresh data directory.
+pub fn load(dir: &Path) -> Result<Option<MetaDocument>, MetaError> {
+    let path = dir.join(META_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(io_error(&path)(error)),
+    };
+    let document: MetaDocument =
+        serde_json::from_slice(&bytes).map_err(|error| MetaError::Corrupt {
+            path: path.clone(),
+            reason: error.to_string(),
+        })?;
+    if document.format_version > META_FORMAT_VERSION {
+        return Err(MetaError::Corrupt {
+            path,
+            reason: format!(
+                "format version {} is newer than this server's {META_FORMAT_VERSION}",
+                document.format_version
+            ),
+        });
+    }
+    Ok(Some(document))
+}
+
+/// Atomically replaces `meta.json` in `dir`. With `durable` false (throwaway stores) it skips
+/// the fsyncs but keeps the rename, so a reader never sees half a document.
+pub fn store(dir: &Path, document: &MetaDocument, durable: bool) -> Result<(), MetaError> {
+    let bytes = serde_json::to_vec_pretty(document).map_err(|error| MetaError::Corrupt {
+        path: dir.join(META_FILE),
+        reason: error.to_string(),
+    })?;
+    let tmp_path = dir.join(META_TMP_FILE);
+    let mut file = fs::File::create(&tmp_path).map_err(io_error(&tmp_path))?;
+    file.write_all(&bytes).map_err(io_error(&tmp_path))?;
+    if durable {
+        file.sync_data().map_err(io_error(&tmp_path))?;
+    }
+    drop(file);
+    let path = dir.join(META_FILE);
+    fs::rename(&tmp_path, &path).map_err(io_error(&path))?;
+    if durable {
+        sync_dir(dir).map_err(io_error(dir))?;
+    }
+    Ok(())
+}
+
+/// Makes a directory entry change (create, rename, delete) durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> MetaDocument {
+        MetaDocument {
+            format_version: META_FORMAT_VERSION,
+            token_key_hex: "00".repeat(32),
+            streams: vec![StreamMeta {
+                account: "000000000000".into(),
+                name: "orders".into(),
+                dir_id: "abc".into(),
+                created_ms: 1,
+                mode: StreamMode::OnDemand,
+                retention_hours: 24,
+                max_record_size_kib: 1024,
+                tags: BTreeMap::from([("team".into(), "core".into())]),
+                shard_level_metrics: vec![],
+                next_shard_ordinal: 1,
+                shards: vec![ShardMeta {
+                    ordinal: 0,
+                    starting_hash_key: 0,
+                    ending_hash_key: u128::MAX,
+                    parent: None,
+                    adjacent_parent: None,
+                    created_ms: 1,
+                    closed: Some(ClosedShard {
+                        last_index: 9,
+                        closed_ms: 2,
+                    }),
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn store_then_load_round_trips_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().is_none());
+        let mut document = sample();
+        store(dir.path(), &document, true).unwrap();
+        assert_eq!(load(dir.path()).unwrap().unwrap(), document);
+        document.streams.clear();
+        store(dir.path(), &document, false).unwrap();
+        assert_eq!(load(dir.path()).unwrap().unwrap(), document);
+        assert!(!dir.path().join(META_TMP_FILE).exists());
+    }
+
+    #[test]
+    fn garbage_and_future_versions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(META_FILE), b"{not json").unwrap();
+        assert!(matches!(load(dir.path()), Err(MetaError::Corrupt { .. })));
+        let mut document = sample();
+        document.format_version = META_FORMAT_VERSION + 1;
+        store(dir.path(), &document, false).unwrap();
+        assert!(matches!(load(dir.path()), Err(MetaError::Corrupt { .. })));
+    }
+}

@@ -1,0 +1,594 @@
+//! The node: the catalogue of streams and shards, and the operations on them.
+//!
+//! **Concurrency.** The catalogue is a `std::sync::RwLock` held only for map look-ups and
+//! swaps, never across an await or I/O. Control-plane changes are serialised by an async mutex
+//! (`control`) that also covers persisting `meta.json`, so the persisted catalogue always equals
+//! the in-memory one after each change. Data-plane calls never take `control`: a put looks the
+//! stream up, routes each record with a binary search over the open shards' hash ranges, and
+//! appends to the shard logs.
+//!
+//! **Layout on disk.** `DATA/meta.json` (see [`crate::meta`]) and `DATA/streams/<dir_id>/<ordinal>/`
+//! holding each shard's segment log. Directories that `meta.json` does not name are leftovers of
+//! a crash during CreateStream or DeleteStream and are removed at start.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use riffle_log::LogOptions;
+use tokio::sync::Mutex as AsyncMutex;
+
+use crate::meta::{self, MetaDocument, ShardMeta, StreamMeta, StreamMode};
+use crate::shard_log::{Durability, Flusher, ShardLog};
+
+/// Everything `riffle serve` can configure about the domain.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    /// Delete `data_dir` when the node is dropped (`--in-memory`).
+    pub ephemeral: bool,
+    pub durability: Durability,
+    pub region: String,
+    pub default_account: String,
+    pub log_options: LogOptions,
+    /// Open shards an account may have (DescribeLimits' ShardLimit).
+    pub shard_limit: u32,
+    pub on_demand_stream_limit: u32,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+}
+
+impl NodeConfig {
+    pub fn new(data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            data_dir,
+            ephemeral: false,
+            durability: Durability::Sync,
+            region: "us-east-1".into(),
+            default_account: "000000000000".into(),
+            log_options: LogOptions::default(),
+            shard_limit: SHARD_LIMIT_DEFAULT,
+            on_demand_stream_limit: ON_DEMAND_STREAM_LIMIT_DEFAULT,
+            retention_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+pub const SHARD_LIMIT_DEFAULT: u32 = 1_000;
+pub const ON_DEMAND_STREAM_LIMIT_DEFAULT: u32 = 50;
+
+/// Why the node could not start.
+#[derive(Debug)]
+pub enum OpenError {
+    Meta(meta::MetaError),
+    Log { dir: PathBuf, error: riffle_log::LogError },
+    Io { path: PathBuf, error: std::io::Error },
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Meta(error) => write!(f, "cannot load the catalogue: {error}"),
+            OpenError::Log { dir, error } => {
+                write!(f, "cannot recover the shard log in {}: {error}", dir.display())
+            }
+            OpenError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// A shard: its immutable identity and hash range, and its log.
+pub struct Shard {
+    pub meta: ShardMeta,
+    pub log: Arc<ShardLog>,
+}
+
+impl Shard {
+    pub fn id(&self) -> String {
+        riffle_proto::shard_id::shard_id(self.meta.ordinal)
+    }
+
+    pub fn created_s(&self) -> u64 {
+        self.meta.created_ms / 1000
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.meta.closed.is_none()
+    }
+}
+
+/// The mutable part of a stream, swapped under its lock.
+#[derive(Clone)]
+pub struct StreamState {
+    pub mode: StreamMode,
+    pub retention_hours: u32,
+    pub max_record_size_kib: u32,
+    pub tags: BTreeMap<String, String>,
+    pub shard_level_metrics: Vec<String>,
+    pub next_shard_ordinal: u32,
+    /// Every shard still listed (open, or closed but within retention), by ordinal.
+    pub shards: Vec<Arc<Shard>>,
+}
+
+impl StreamState {
+    pub fn open_shards(&self) -> impl Iterator<Item = &Arc<Shard>> {
+        self.shards.iter().filter(|shard| shard.is_open())
+    }
+
+    pub fn shard(&self, ordinal: u32) -> Option<&Arc<Shard>> {
+        self.shards
+            .binary_search_by_key(&ordinal, |shard| shard.meta.ordinal)
+            .ok()
+            .map(|position| &self.shards[position])
+    }
+}
+
+pub struct Stream {
+    pub account: String,
+    pub name: String,
+    pub arn: String,
+    pub created_ms: u64,
+    pub dir_id: String,
+    state: RwLock<Arc<StreamState>>,
+    /// Open shards sorted by starting hash key, for routing.
+    routes: RwLock<Arc<Vec<Arc<Shard>>>>,
+}
+
+impl Stream {
+    /// A consistent snapshot of the stream's state.
+    pub fn state(&self) -> Arc<StreamState> {
+        Arc::clone(&self.state.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn set_state(&self, state: StreamState) {
+        let mut routes: Vec<Arc<Shard>> = state.open_shards().cloned().collect();
+        routes.sort_by_key(|shard| shard.meta.starting_hash_key);
+        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(routes);
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
+    }
+
+    /// The open shard whose inclusive hash range holds `hash_key`. Open shards always partition
+    /// `[0, 2^128)`, so there is exactly one.
+    pub fn route(&self, hash_key: u128) -> Arc<Shard> {
+        let routes = Arc::clone(&self.routes.read().unwrap_or_else(|p| p.into_inner()));
+        let position = routes.partition_point(|shard| shard.meta.starting_hash_key <= hash_key);
+        assert!(position > 0, "open shards must cover hash key 0");
+        let shard = &routes[position - 1];
+        assert!(hash_key <= shard.meta.ending_hash_key, "open shards must partition the key space");
+        Arc::clone(shard)
+    }
+
+    pub fn status(&self) -> &'static str {
+        "ACTIVE"
+    }
+
+    fn to_meta(&self) -> StreamMeta {
+        let state = self.state();
+        StreamMeta {
+            account: self.account.clone(),
+            name: self.name.clone(),
+            dir_id: self.dir_id.clone(),
+            created_ms: self.created_ms,
+            mode: state.mode,
+            retention_hours: state.retention_hours,
+            max_record_size_kib: state.max_record_size_kib,
+            tags: state.tags.clone(),
+            shard_level_metrics: state.shard_level_metrics.clone(),
+            next_shard_ordinal: state.next_shard_ordinal,
+            shards: state.shards.iter().map(|shard| shard.meta.clone()).collect(),
+        }
+    }
+}
+
+type StreamKey = (String, String);
+
+pub struct Node {
+    pub config: NodeConfig,
+    /// Authenticates shard iterators and pagination tokens.
+    pub token_key: [u8; 32],
+    streams: RwLock<HashMap<StreamKey, Arc<Stream>>>,
+    control: AsyncMutex<()>,
+    flusher: Flusher,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn streams_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("streams")
+}
+
+fn shard_dir(data_dir: &Path, dir_id: &str, ordinal: u32) -> PathBuf {
+    streams_dir(data_dir).join(dir_id).join(ordinal.to_string())
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
+    move |error| OpenError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // getrandom only fails where the OS has no entropy source at all; fall back to the clock so
+    // a node still starts (tokens are then guessable, which is logged).
+    if getrandom::fill(&mut bytes).is_err() {
+        tracing::warn!("no OS randomness; deriving keys from the clock");
+        let seed = now_ms().to_le_bytes();
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = seed[i % seed.len()] ^ (i as u8).wrapping_mul(31);
+        }
+    }
+    bytes
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(key)
+}
+
+impl Node {
+    /// Opens the data directory, recovers every shard log and starts the flusher. Fails with a
+    /// clear message on corruption rather than serving a damaged log.
+    pub fn open(config: NodeConfig) -> Result<Arc<Node>, OpenError> {
+        std::fs::create_dir_all(streams_dir(&config.data_dir))
+            .map_err(io_error(&config.data_dir))?;
+        let linger = match config.durability {
+            Durability::Async { interval_ms } => Duration::from_millis(interval_ms),
+            Durability::Sync | Durability::None => Duration::ZERO,
+        };
+        let flusher = Flusher::start(linger).map_err(io_error(&config.data_dir))?;
+        let document = meta::load(&config.data_dir).map_err(OpenError::Meta)?;
+        let fresh = document.is_none();
+        let document = document.unwrap_or_else(|| MetaDocument {
+            format_version: meta::META_FORMAT_VERSION,
+            token_key_hex: hex(&random_bytes::<32>()),
+            streams: Vec::new(),
+        });
+        let token_key = parse_hex_key(&document.token_key_hex).ok_or_else(|| {
+            OpenError::Meta(meta::MetaError::Corrupt {
+                path: config.data_dir.join("meta.json"),
+                reason: "token_key_hex is not 64 hex digits".into(),
+            })
+        })?;
+        let mut streams = HashMap::new();
+        for stream_meta in &document.streams {
+            let stream = Self::open_stream(&config, &flusher, stream_meta)?;
+            streams.insert(
+                (stream.account.clone(), stream.name.clone()),
+                Arc::new(stream),
+            );
+        }
+        Self::remove_orphans(&config.data_dir, &document)?;
+        let node = Arc::new(Node {
+            config,
+            token_key,
+            streams: RwLock::new(streams),
+            control: AsyncMutex::new(()),
+            flusher,
+        });
+        if fresh {
+            node.persist_blocking(&node.catalogue())
+                .map_err(OpenError::Meta)?;
+        }
+        Ok(node)
+    }
+
+    fn open_stream(
+        config: &NodeConfig,
+        flusher: &Flusher,
+        stream_meta: &StreamMeta,
+    ) -> Result<Stream, OpenError> {
+        let mut shards = Vec::with_capacity(stream_meta.shards.len());
+        for shard_meta in &stream_meta.shards {
+            let dir = shard_dir(&config.data_dir, &stream_meta.dir_id, shard_meta.ordinal);
+            let log = ShardLog::open(
+                &dir,
+                config.log_options.clone(),
+                config.durability,
+                flusher.clone(),
+            )
+            .map_err(|error| OpenError::Log { dir, error })?;
+            shards.push(Arc::new(Shard {
+                meta: shard_meta.clone(),
+                log,
+            }));
+        }
+        shards.sort_by_key(|shard| shard.meta.ordinal);
+        let stream = Stream {
+            account: stream_meta.account.clone(),
+            name: stream_meta.name.clone(),
+            arn: riffle_proto::arn::stream_arn(
+                &config.region,
+                &stream_meta.account,
+                &stream_meta.name,
+            ),
+            created_ms: stream_meta.created_ms,
+            dir_id: stream_meta.dir_id.clone(),
+            state: RwLock::new(Arc::new(StreamState {
+                mode: stream_meta.mode,
+                retention_hours: stream_meta.retention_hours,
+                max_record_size_kib: stream_meta.max_record_size_kib,
+                tags: BTreeMap::new(),
+                shard_level_metrics: Vec::new(),
+                next_shard_ordinal: 0,
+                shards: Vec::new(),
+            })),
+            routes: RwLock::new(Arc::new(Vec::new())),
+        };
+        stream.set_state(StreamState {
+            mode: stream_meta.mode,
+            retention_hours: stream_meta.retention_hours,
+            max_record_size_kib: stream_meta.max_record_size_kib,
+            tags: stream_meta.tags.clone(),
+            shard_level_metrics: stream_meta.shard_level_metrics.clone(),
+            next_shard_ordinal: stream_meta.next_shard_ordinal,
+            shards,
+        });
+        Ok(stream)
+    }
+
+    fn remove_orphans(data_dir: &Path, document: &MetaDocument) -> Result<(), OpenError> {
+        let dir = streams_dir(data_dir);
+        let entries = std::fs::read_dir(&dir).map_err(io_error(&dir))?;
+        for entry in entries {
+            let entry = entry.map_err(io_error(&dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !document.streams.iter().any(|stream| stream.dir_id == name) {
+                tracing::info!(dir = %name, "removing a stream directory the catalogue does not name");
+                std::fs::remove_dir_all(entry.path()).map_err(io_error(&entry.path()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn catalogue(&self) -> MetaDocument {
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        let mut metas: Vec<StreamMeta> = streams.values().map(|stream| stream.to_meta()).collect();
+        metas.sort_by(|a, b| (&a.account, &a.name).cmp(&(&b.account, &b.name)));
+        MetaDocument {
+            format_version: meta::META_FORMAT_VERSION,
+            token_key_hex: hex(&self.token_key),
+            streams: metas,
+        }
+    }
+
+    fn durable_meta(&self) -> bool {
+        self.config.durability != Durability::None
+    }
+
+    fn persist_blocking(&self, document: &MetaDocument) -> Result<(), meta::MetaError> {
+        meta::store(&self.config.data_dir, document, self.durable_meta())
+    }
+
+    /// Persists the current catalogue off the async workers.
+    async fn persist(&self) -> Result<(), crate::Error> {
+        let document = self.catalogue();
+        let dir = self.config.data_dir.clone();
+        let durable = self.durable_meta();
+        tokio::task::spawn_blocking(move || meta::store(&dir, &document, durable))
+            .await
+            .map_err(|error| crate::Error::internal(format!("catalogue writer failed: {error}")))?
+            .map_err(|error| crate::Error::internal(format!("cannot persist the catalogue: {error}")))
+    }
+
+    /// Takes the control-plane lock; hold it across a change and its `persist`.
+    pub async fn control(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.control.lock().await
+    }
+
+    pub fn stream(&self, account: &str, name: &str) -> Option<Arc<Stream>> {
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        streams
+            .get(&(account.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// The account's streams sorted by name.
+    pub fn streams_of(&self, account: &str) -> Vec<Arc<Stream>> {
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        let mut found: Vec<Arc<Stream>> = streams
+            .values()
+            .filter(|stream| stream.account == account)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        found
+    }
+
+    /// Open shards of every stream of `account`.
+    pub fn open_shard_count(&self, account: &str) -> u32 {
+        self.streams_of(account)
+            .iter()
+            .map(|stream| stream.state().open_shards().count() as u32)
+            .sum()
+    }
+
+    /// Creates a stream with `ranges.len()` shards. The caller holds `control()` and has checked
+    /// the name is free and the limits allow it.
+    pub async fn create_stream(
+        &self,
+        account: &str,
+        name: &str,
+        mode: StreamMode,
+        shard_count: u32,
+        max_record_size_kib: u32,
+        tags: BTreeMap<String, String>,
+    ) -> Result<Arc<Stream>, crate::Error> {
+        let created_ms = now_ms();
+        let dir_id = hex(&random_bytes::<16>());
+        let ranges = riffle_proto::hashkey::initial_shard_ranges(shard_count);
+        let shard_metas: Vec<ShardMeta> = ranges
+            .iter()
+            .enumerate()
+            .map(|(ordinal, (start, end))| ShardMeta {
+                ordinal: ordinal as u32,
+                starting_hash_key: *start,
+                ending_hash_key: *end,
+                parent: None,
+                adjacent_parent: None,
+                created_ms,
+                closed: None,
+            })
+            .collect();
+        let stream_meta = StreamMeta {
+            account: account.to_owned(),
+            name: name.to_owned(),
+            dir_id,
+            created_ms,
+            mode,
+            retention_hours: riffle_proto::limits::RETENTION_HOURS_DEFAULT,
+            max_record_size_kib,
+            tags,
+            shard_level_metrics: Vec::new(),
+            next_shard_ordinal: shard_count,
+            shards: shard_metas,
+        };
+        let config = self.config.clone();
+        let flusher = self.flusher.clone();
+        // Shard directories first, catalogue second: a crash in between leaves only orphan
+        // directories, which the next start removes.
+        let stream = tokio::task::spawn_blocking(move || {
+            Self::open_stream(&config, &flusher, &stream_meta)
+        })
+        .await
+        .map_err(|error| crate::Error::internal(format!("stream creation failed: {error}")))?
+        .map_err(|error| crate::Error::internal(error.to_string()))?;
+        let stream = Arc::new(stream);
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((account.to_owned(), name.to_owned()), Arc::clone(&stream));
+        if let Err(error) = self.persist().await {
+            self.streams
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(account.to_owned(), name.to_owned()));
+            return Err(error);
+        }
+        Ok(stream)
+    }
+
+    /// Removes a stream and its data. The caller holds `control()`.
+    pub async fn delete_stream(&self, stream: &Arc<Stream>) -> Result<(), crate::Error> {
+        let key = (stream.account.clone(), stream.name.clone());
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        self.persist().await?;
+        let dir = streams_dir(&self.config.data_dir).join(&stream.dir_id);
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = std::fs::remove_dir_all(&dir) {
+                // The catalogue no longer names it: the next start removes it.
+                tracing::warn!(dir = %dir.display(), %error, "could not remove a deleted stream's data");
+            }
+        });
+        Ok(())
+    }
+
+    /// Replaces a stream's mutable state and persists it. The caller holds `control()`.
+    pub async fn update_stream(
+        &self,
+        stream: &Arc<Stream>,
+        change: impl FnOnce(&mut StreamState),
+    ) -> Result<(), crate::Error> {
+        let previous = stream.state();
+        let mut next = (*previous).clone();
+        change(&mut next);
+        stream.set_state(next);
+        if let Err(error) = self.persist().await {
+            stream.set_state((*previous).clone());
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Retention: deletes sealed segments past every stream's retention and rolls segments so
+    /// that whole segments can expire. Runs until the node is dropped.
+    pub fn start_retention(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let interval = self.config.retention_interval;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(node) = weak.upgrade() else { return };
+                let result = tokio::task::spawn_blocking(move || node.trim_all()).await;
+                if let Err(error) = result {
+                    tracing::error!(%error, "retention pass panicked");
+                }
+            }
+        });
+    }
+
+    /// One retention pass over every shard.
+    pub fn trim_all(&self) {
+        let streams: Vec<Arc<Stream>> = self
+            .streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let now = now_ms();
+        for stream in streams {
+            let state = stream.state();
+            let retention_ms = u64::from(state.retention_hours) * 3_600_000;
+            let cutoff_ms = now.saturating_sub(retention_ms);
+            // Roll once the active segment holds a tenth of the retention, so expired data
+            // leaves the disk at most ~10 % later than it leaves the API.
+            let roll_before_ms = now.saturating_sub(retention_ms / 10);
+            for shard in &state.shards {
+                if let Err(error) = shard.log.trim(cutoff_ms, roll_before_ms) {
+                    tracing::error!(stream = %stream.name, shard = %shard.id(), %error, "retention failed");
+                }
+            }
+        }
+    }
+
+    /// Fsyncs every shard (clean shutdown).
+    pub fn sync_all(&self) {
+        let streams: Vec<Arc<Stream>> = self
+            .streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for stream in streams {
+            for shard in &stream.state().shards {
+                if let Err(error) = shard.log.sync_now() {
+                    tracing::error!(stream = %stream.name, shard = %shard.id(), %error, "final sync failed");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.config.ephemeral {
+            let _ = std::fs::remove_dir_all(&self.config.data_dir);
+        }
+    }
+}

@@ -1,0 +1,770 @@
+//! One handler per Kinesis operation: wire shapes in, wire shapes out.
+//!
+//! [`call`] decodes the body with `riffle-proto` (wire-format and model validation happen
+//! there), runs the operation against the [`Node`], and encodes the answer. Everything here is
+//! the semantic layer AWS applies after its model validation: stream look-up by name or ARN,
+//! limits, retention and tag rules, routing and reads.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use riffle_proto::ops::*;
+use riffle_proto::{limits, Request};
+
+pub use crate::control::Caller;
+use crate::control::{self, resolve_stream, ShardFilter};
+use crate::data::{self, StartAt};
+use crate::meta::StreamMode;
+use crate::node::{now_ms, Node, Shard, Stream};
+use crate::record::NewRecord;
+use crate::Error;
+
+/// Runs one operation. `operation` is the part of `X-Amz-Target` after `Kinesis_20131202.`.
+pub async fn call(
+    node: &Node,
+    caller: &Caller,
+    operation: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let request = riffle_proto::decode_request(operation, body)?;
+    Ok(match request {
+        Request::CreateStream(input) => encode(create_stream(node, caller, input).await?),
+        Request::DeleteStream(input) => encode(delete_stream(node, caller, input).await?),
+        Request::DescribeStream(input) => encode(describe_stream(node, caller, input)?),
+        Request::DescribeStreamSummary(input) => {
+            encode(describe_stream_summary(node, caller, input)?)
+        }
+        Request::ListStreams(input) => encode(list_streams(node, caller, input)?),
+        Request::ListShards(input) => encode(list_shards(node, caller, input)?),
+        Request::PutRecord(input) => encode(put_record(node, caller, input).await?),
+        Request::PutRecords(input) => encode(put_records(node, caller, input).await?),
+        Request::GetShardIterator(input) => encode(get_shard_iterator(node, caller, input)?),
+        Request::GetRecords(input) => encode(get_records(node, caller, input)?),
+        Request::IncreaseStreamRetentionPeriod(input) => {
+            let stream = resolve_stream(
+                node,
+                caller,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
+            control::change_retention(node, &stream, hours(input.retention_period_hours), true)
+                .await?;
+            Vec::new()
+        }
+        Request::DecreaseStreamRetentionPeriod(input) => {
+            let stream = resolve_stream(
+                node,
+                caller,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
+            control::change_retention(node, &stream, hours(input.retention_period_hours), false)
+                .await?;
+            Vec::new()
+        }
+        Request::AddTagsToStream(input) => {
+            let stream = resolve_stream(
+                node,
+                caller,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
+            control::add_tags(node, &stream, input.tags.into_iter().collect()).await?;
+            Vec::new()
+        }
+        Request::RemoveTagsFromStream(input) => {
+            let stream = resolve_stream(
+                node,
+                caller,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
+            control::remove_tags(node, &stream, &input.tag_keys).await?;
+            Vec::new()
+        }
+        Request::ListTagsForStream(input) => encode(list_tags_for_stream(node, caller, input)?),
+        Request::TagResource(input) => {
+            let stream = resource_stream(node, caller, &input.resource_arn)?;
+            control::add_tags(node, &stream, input.tags.into_iter().collect()).await?;
+            Vec::new()
+        }
+        Request::UntagResource(input) => {
+            let stream = resource_stream(node, caller, &input.resource_arn)?;
+            control::remove_tags(node, &stream, &input.tag_keys).await?;
+            Vec::new()
+        }
+        Request::ListTagsForResource(input) => {
+            let stream = resource_stream(node, caller, &input.resource_arn)?;
+            let tags = stream
+                .state()
+                .tags
+                .iter()
+                .map(|(key, value)| Tag {
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                })
+                .collect();
+            encode(ListTagsForResourceOutput { tags: Some(tags) })
+        }
+        Request::DescribeLimits(_) => encode(describe_limits(node, caller)),
+        Request::DescribeAccountSettings(_) => encode(DescribeAccountSettingsOutput {
+            minimum_throughput_billing_commitment: Some(
+                MinimumThroughputBillingCommitmentOutput {
+                    status: "DISABLED".to_owned(),
+                    ..Default::default()
+                },
+            ),
+        }),
+        _ => {
+            return Err(Error::unknown_operation());
+        }
+    })
+}
+
+fn encode<T: serde::Serialize>(output: T) -> Vec<u8> {
+    riffle_proto::encode_json(&output)
+}
+
+fn hours(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+/// The stream a tagging call's ResourceARN names.
+fn resource_stream(node: &Node, caller: &Caller, arn: &str) -> Result<Arc<Stream>, Error> {
+    match riffle_proto::arn::parse_stream_arn(arn) {
+        Some(_) => resolve_stream(node, caller, None, Some(arn)),
+        None => Err(Error::invalid_argument(format!(
+            "Invalid ResourceARN {arn}: only stream ARNs can be tagged here."
+        ))),
+    }
+}
+
+async fn create_stream(
+    node: &Node,
+    caller: &Caller,
+    input: CreateStreamInput,
+) -> Result<(), Error> {
+    let mode = match input
+        .stream_mode_details
+        .as_ref()
+        .map(|details| details.stream_mode.as_str())
+    {
+        Some("ON_DEMAND") => StreamMode::OnDemand,
+        Some(_) => StreamMode::Provisioned,
+        // Without either, AWS (and kinesis-mock) create an on-demand-sized stream.
+        None if input.shard_count.is_none() => StreamMode::OnDemand,
+        None => StreamMode::Provisioned,
+    };
+    let shard_count = input.shard_count.map(|count| u32::try_from(count).unwrap_or(0));
+    let max_record_size_kib = input
+        .max_record_size_in_ki_b
+        .map(|kib| u32::try_from(kib).unwrap_or(0));
+    let tags: BTreeMap<String, String> = input.tags.unwrap_or_default().into_iter().collect();
+    control::create_stream(
+        node,
+        caller,
+        &input.stream_name,
+        shard_count,
+        mode,
+        max_record_size_kib,
+        tags,
+    )
+    .await
+}
+
+async fn delete_stream(
+    node: &Node,
+    caller: &Caller,
+    input: DeleteStreamInput,
+) -> Result<(), Error> {
+    let stream = resolve_stream(
+        node,
+        caller,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    control::delete_stream(node, &stream).await
+}
+
+fn shard_shape(shard: &Shard) -> riffle_proto::ops::Shard {
+    riffle_proto::ops::Shard {
+        shard_id: shard.id(),
+        parent_shard_id: shard.meta.parent.map(riffle_proto::shard_id::shard_id),
+        adjacent_parent_shard_id: shard
+            .meta
+            .adjacent_parent
+            .map(riffle_proto::shard_id::shard_id),
+        hash_key_range: HashKeyRange {
+            starting_hash_key: shard.meta.starting_hash_key.to_string(),
+            ending_hash_key: shard.meta.ending_hash_key.to_string(),
+        },
+        sequence_number_range: SequenceNumberRange {
+            starting_sequence_number: data::starting_sequence_number(shard),
+            ending_sequence_number: data::ending_sequence_number(shard),
+        },
+    }
+}
+
+fn mode_details(mode: StreamMode) -> StreamModeDetails {
+    StreamModeDetails {
+        stream_mode: mode.as_str().to_owned(),
+    }
+}
+
+fn enhanced_monitoring(metrics: &[String]) -> Vec<EnhancedMetrics> {
+    vec![EnhancedMetrics {
+        shard_level_metrics: Some(metrics.to_vec()),
+    }]
+}
+
+fn timestamp(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+fn describe_stream(
+    node: &Node,
+    caller: &Caller,
+    input: DescribeStreamInput,
+) -> Result<DescribeStreamOutput, Error> {
+    let stream = resolve_stream(
+        node,
+        caller,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let state = stream.state();
+    let limit = input
+        .limit
+        .map(|limit| limit.max(1) as usize)
+        .unwrap_or(limits::DESCRIBE_STREAM_LIMIT_DEFAULT)
+        .min(limits::DESCRIBE_STREAM_LIMIT_DEFAULT);
+    let after = input
+        .exclusive_start_shard_id
+        .as_deref()
+        .and_then(riffle_proto::shard_id::parse_shard_id);
+    let shards: Vec<&Arc<Shard>> = state
+        .shards
+        .iter()
+        .filter(|shard| after.is_none_or(|after| shard.meta.ordinal > after))
+        .collect();
+    let has_more_shards = shards.len() > limit;
+    Ok(DescribeStreamOutput {
+        stream_description: StreamDescription {
+            stream_name: stream.name.clone(),
+            stream_arn: stream.arn.clone(),
+            stream_status: stream.status().to_owned(),
+            stream_mode_details: Some(mode_details(state.mode)),
+            shards: shards
+                .into_iter()
+                .take(limit)
+                .map(|shard| shard_shape(shard))
+                .collect(),
+            has_more_shards,
+            retention_period_hours: state.retention_hours as i32,
+            stream_creation_timestamp: timestamp(stream.created_ms),
+            enhanced_monitoring: enhanced_monitoring(&state.shard_level_metrics),
+            encryption_type: Some("NONE".to_owned()),
+            key_id: None,
+        },
+    })
+}
+
+fn describe_stream_summary(
+    node: &Node,
+    caller: &Caller,
+    input: DescribeStreamSummaryInput,
+) -> Result<DescribeStreamSummaryOutput, Error> {
+    let stream = resolve_stream(
+        node,
+        caller,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let state = stream.state();
+    Ok(DescribeStreamSummaryOutput {
+        stream_description_summary: StreamDescriptionSummary {
+            stream_name: stream.name.clone(),
+            stream_arn: stream.arn.clone(),
+            stream_status: stream.status().to_owned(),
+            stream_mode_details: Some(mode_details(state.mode)),
+            retention_period_hours: state.retention_hours as i32,
+            stream_creation_timestamp: timestamp(stream.created_ms),
+            enhanced_monitoring: enhanced_monitoring(&state.shard_level_metrics),
+            encryption_type: Some("NONE".to_owned()),
+            key_id: None,
+            open_shard_count: state.open_shards().count() as i32,
+            consumer_count: Some(0),
+            max_record_size_in_ki_b: Some(state.max_record_size_kib as i32),
+            ..Default::default()
+        },
+    })
+}
+
+fn list_streams(
+    node: &Node,
+    caller: &Caller,
+    input: ListStreamsInput,
+) -> Result<ListStreamsOutput, Error> {
+    let limit = input
+        .limit
+        .map(|limit| limit.max(1) as usize)
+        .unwrap_or(limits::LIST_STREAMS_LIMIT_DEFAULT)
+        .min(limits::LIST_STREAMS_LIMIT_DEFAULT);
+    let start_after = match &input.next_token {
+        Some(token) => Some(decode_list_token(node, token)?.0),
+        None => input.exclusive_start_stream_name.clone(),
+    };
+    let streams: Vec<Arc<Stream>> = node
+        .streams_of(&caller.account)
+        .into_iter()
+        .filter(|stream| {
+            start_after
+                .as_deref()
+                .is_none_or(|after| stream.name.as_str() > after)
+        })
+        .collect();
+    let has_more_streams = streams.len() > limit;
+    let page: Vec<Arc<Stream>> = streams.into_iter().take(limit).collect();
+    let next_token = match (has_more_streams, page.last()) {
+        (true, Some(last)) => Some(encode_list_token(node, &last.name)),
+        _ => None,
+    };
+    Ok(ListStreamsOutput {
+        stream_names: page.iter().map(|stream| stream.name.clone()).collect(),
+        has_more_streams,
+        next_token,
+        stream_summaries: Some(
+            page.iter()
+                .map(|stream| StreamSummary {
+                    stream_name: stream.name.clone(),
+                    stream_arn: stream.arn.clone(),
+                    stream_status: stream.status().to_owned(),
+                    stream_mode_details: Some(mode_details(stream.state().mode)),
+                    stream_creation_timestamp: Some(timestamp(stream.created_ms)),
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// Pagination tokens: the position to continue after, the stream's creation time (so a token
+/// for a deleted and re-created stream is refused) and the issue time, under the node's key.
+fn encode_list_token(node: &Node, after: &str) -> String {
+    riffle_proto::token::encode_page_token(after, 0, now_ms(), &node.token_key)
+}
+
+fn decode_list_token(node: &Node, token: &str) -> Result<(String, u64), Error> {
+    let (after, created_ms, issued_ms) =
+        riffle_proto::token::decode_page_token(token, &node.token_key)?;
+    if now_ms().saturating_sub(issued_ms) > limits::NEXT_TOKEN_LIFETIME_MS {
+        return Err(Error::expired_next_token());
+    }
+    Ok((after, created_ms))
+}
+
+fn list_shards(
+    node: &Node,
+    caller: &Caller,
+    input: ListShardsInput,
+) -> Result<ListShardsOutput, Error> {
+    let max_results = input
+        .max_results
+        .map(|max| max.max(1) as usize)
+        .unwrap_or(limits::LIST_SHARDS_MAX_RESULTS_DEFAULT);
+    let (stream, after) = match &input.next_token {
+        Some(token) => {
+            if input.stream_name.is_some() {
+                return Err(Error::invalid_argument(
+                    "NextToken and StreamName cannot be provided together.".to_owned(),
+                ));
+            }
+            if input.stream_arn.is_some()
+                || input.exclusive_start_shard_id.is_some()
+                || input.stream_creation_timestamp.is_some()
+            {
+                return Err(Error::invalid_argument(
+                    "NextToken cannot be provided together with StreamARN, ExclusiveStartShardId or StreamCreationTimestamp.".to_owned(),
+                ));
+            }
+            let (position, created_ms) = decode_list_token(node, token)?;
+            let (name, after) = position
+                .split_once('\n')
+                .ok_or_else(|| Error::invalid_argument("Invalid NextToken.".to_owned()))?;
+            let stream = node
+                .stream(&caller.account, name)
+                .filter(|stream| stream.created_ms == created_ms)
+                .ok_or_else(|| Error::stream_not_found(name, &caller.account))?;
+            (stream, after.parse::<u32>().ok())
+        }
+        None => {
+            if input.stream_name.is_none() && input.stream_arn.is_none() {
+                return Err(Error::invalid_argument(
+                    "Either NextToken or StreamName should be provided.".to_owned(),
+                ));
+            }
+            let stream = resolve_stream(
+                node,
+                caller,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
+            let after = input
+                .exclusive_start_shard_id
+                .as_deref()
+                .and_then(riffle_proto::shard_id::parse_shard_id);
+            (stream, after)
+        }
+    };
+    let filter = match &input.shard_filter {
+        None => ShardFilter::FromTrimHorizon,
+        Some(filter) => shard_filter(filter)?,
+    };
+    let state = stream.state();
+    let selected: Vec<Arc<Shard>> = control::filter_shards(&state, &filter)
+        .into_iter()
+        .filter(|shard| after.is_none_or(|after| shard.meta.ordinal > after))
+        .collect();
+    let more = selected.len() > max_results;
+    let page: Vec<&Arc<Shard>> = selected.iter().take(max_results).collect();
+    let next_token = match (more, page.last()) {
+        (true, Some(last)) => Some(riffle_proto::token::encode_page_token(
+            &format!("{}\n{}", stream.name, last.meta.ordinal),
+            stream.created_ms,
+            now_ms(),
+            &node.token_key,
+        )),
+        _ => None,
+    };
+    Ok(ListShardsOutput {
+        shards: Some(page.into_iter().map(|shard| shard_shape(shard)).collect()),
+        next_token,
+    })
+}
+
+fn shard_filter(filter: &riffle_proto::ops::ShardFilter) -> Result<ShardFilter, Error> {
+    let timestamp_ms = || {
+        filter
+            .timestamp
+            .map(|seconds| (seconds * 1000.0).max(0.0) as u64)
+            .ok_or_else(|| {
+                Error::invalid_argument(format!(
+                    "Timestamp is required for ShardFilter type {}.",
+                    filter.r#type
+                ))
+            })
+    };
+    Ok(match filter.r#type.as_str() {
+        "AFTER_SHARD_ID" => {
+            let shard_id = filter.shard_id.as_deref().ok_or_else(|| {
+                Error::invalid_argument(
+                    "ShardId is required for ShardFilter type AFTER_SHARD_ID.".to_owned(),
+                )
+            })?;
+            ShardFilter::AfterShard(
+                riffle_proto::shard_id::parse_shard_id(shard_id).unwrap_or(u32::MAX),
+            )
+        }
+        "AT_TRIM_HORIZON" => ShardFilter::AtTrimHorizon,
+        "FROM_TRIM_HORIZON" => ShardFilter::FromTrimHorizon,
+        "AT_LATEST" => ShardFilter::AtLatest,
+        "AT_TIMESTAMP" => ShardFilter::AtTimestamp(timestamp_ms()?),
+        "FROM_TIMESTAMP" => ShardFilter::FromTimestamp(timestamp_ms()?),
+        other => {
+            return Err(Error::invalid_argument(format!(
+                "Unknown ShardFilter type {other}."
+            )))
+        }
+    })
+}
+
+/// Validates one record against the stream and computes its hash key.
+fn prepare_record(
+    stream_state: &crate::node::StreamState,
+    partition_key: String,
+    explicit_hash_key: Option<&str>,
+    data: Bytes,
+) -> Result<(NewRecord, u128), Error> {
+    control::check_record_size(stream_state, data.len() + partition_key.len())?;
+    let explicit_hash_key = explicit_hash_key
+        .map(riffle_proto::hashkey::parse_explicit_hash_key)
+        .transpose()?;
+    let hash_key = explicit_hash_key
+        .unwrap_or_else(|| riffle_proto::hashkey::partition_key_hash(&partition_key));
+    Ok((
+        NewRecord {
+            partition_key,
+            explicit_hash_key,
+            data,
+        },
+        hash_key,
+    ))
+}
+
+async fn put_record(
+    node: &Node,
+    caller: &Caller,
+    input: PutRecordInput,
+) -> Result<PutRecordOutput, Error> {
+    let stream = resolve_stream(
+        node,
+        caller,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    if let Some(minimum) = &input.sequence_number_for_ordering {
+        if riffle_proto::seqno::SeqNo::decode(minimum).is_none() && minimum != "0" {
+            return Err(Error::invalid_argument(format!(
+                "ExclusiveMinimumSequenceNumber {minimum} used in PutRecord on stream {} under account {} is invalid.",
+                stream.name, stream.account
+            )));
+        }
+    }
+    let state = stream.state();
+    let record = prepare_record(
+        &state,
+        input.partition_key,
+        input.explicit_hash_key.as_deref(),
+        input.data,
+    )?;
+    let outcome = data::put_records(&stream, vec![record])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(Error::internal("Internal Service Failure".to_owned())))?;
+    Ok(PutRecordOutput {
+        shard_id: outcome.shard_id,
+        sequence_number: outcome.sequence_number,
+        encryption_type: Some("NONE".to_owned()),
+    })
+}
+
+async fn put_records(
+    node: &Node,
+    caller: &Caller,
+    input: PutRecordsInput,
+) -> Result<PutRecordsOutput, Error> {
+    let stream = resolve_stream(
+        node,
+        caller,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let state = stream.state();
+    let request_bytes: usize = input
+        .records
+        .iter()
+        .map(|entry| entry.data.len() + entry.partition_key.len())
+        .sum();
+    if request_bytes > limits::PUT_RECORDS_BYTES_MAX {
+        return Err(Error::invalid_argument(format!(
+            "Records size exceeds {} MB limit",
+            limits::PUT_RECORDS_BYTES_MAX / (1024 * 1024)
+        )));
+    }
+    let mut prepared = Vec::with_capacity(input.records.len());
+    for entry in input.records {
+        prepared.push(prepare_record(
+            &state,
+            entry.partition_key,
+            entry.explicit_hash_key.as_deref(),
+            entry.data,
+        )?);
+    }
+    let outcomes = data::put_records(&stream, prepared).await;
+    let mut failed = 0;
+    let records = outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(outcome) => PutRecordsResultEntry {
+                sequence_number: Some(outcome.sequence_number),
+                shard_id: Some(outcome.shard_id),
+                error_code: None,
+                error_message: None,
+            },
+            Err(error) => {
+                failed += 1;
+                PutRecordsResultEntry {
+                    sequence_number: None,
+                    shard_id: None,
+                    error_code: Some(error.type_name().to_owned()),
+                    error_message: error.message.clone(),
+                }
+            }
+        })
+        .collect();
+    Ok(PutRecordsOutput {
+        failed_record_count: Some(failed),
+        records,
+        encryption_type: Some("NONE".to_owned()),
+    })
+}
+
+fn get_shard_iterator(
+    node: &Node,
+    caller: &Caller,
+    input: GetShardIteratorInput,
+) -> Result<GetShardIteratorOutput, Error> {
+    let stream = resolve_stream(
+        node,
+        caller,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let state = stream.state();
+    let shard = riffle_proto::shard_id::parse_shard_id(&input.shard_id)
+        .and_then(|ordinal| state.shard(ordinal))
+        .ok_or_else(|| Error::shard_not_found(&input.shard_id, &stream.name, &stream.account))?;
+    let iterator_type = input.shard_iterator_type.as_str();
+    let sequence = input.starting_sequence_number.as_deref();
+    let needs_sequence = matches!(iterator_type, "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER");
+    if needs_sequence != sequence.is_some() && iterator_type != "AT_TIMESTAMP" {
+        let which = if sequence.is_some() {
+            "and also a StartingSequenceNumber."
+        } else {
+            "and no StartingSequenceNumber."
+        };
+        return Err(Error::invalid_argument(format!(
+            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {iterator_type} {which}"
+        )));
+    }
+    let start = match (iterator_type, sequence) {
+        ("AT_SEQUENCE_NUMBER", Some(sequence)) => {
+            StartAt::AtSequence(data::position_of(&stream, shard, sequence)?)
+        }
+        ("AFTER_SEQUENCE_NUMBER", Some(sequence)) => {
+            StartAt::AfterSequence(data::position_of(&stream, shard, sequence)?)
+        }
+        ("TRIM_HORIZON", _) => StartAt::TrimHorizon,
+        ("LATEST", _) => StartAt::Latest,
+        ("AT_TIMESTAMP", _) => {
+            let seconds = input.timestamp.ok_or_else(|| {
+                Error::invalid_argument(
+                    "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.".to_owned(),
+                )
+            })?;
+            let at_ms = (seconds * 1000.0).max(0.0) as u64;
+            let now = now_ms();
+            if at_ms > now {
+                return Err(Error::invalid_argument(format!(
+                    "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {at_ms}, currentTimestampInMillis: {now}"
+                )));
+            }
+            StartAt::AtTimestamp(at_ms)
+        }
+        (other, _) => {
+            return Err(Error::invalid_argument(format!(
+                "Unknown ShardIteratorType {other}."
+            )))
+        }
+    };
+    Ok(GetShardIteratorOutput {
+        shard_iterator: Some(data::shard_iterator(node, &stream, shard, start)?),
+    })
+}
+
+fn get_records(
+    node: &Node,
+    caller: &Caller,
+    input: GetRecordsInput,
+) -> Result<GetRecordsOutput, Error> {
+    let limit = input
+        .limit
+        .map(|limit| limit.max(1) as usize)
+        .unwrap_or(limits::GET_RECORDS_LIMIT_MAX);
+    let batch = data::get_records(
+        node,
+        &caller.account,
+        &input.shard_iterator,
+        limit,
+        limits::GET_RECORDS_BYTES_MAX,
+    )?;
+    let records = batch
+        .records
+        .into_iter()
+        .map(|(sequence_number, stored)| Record {
+            sequence_number,
+            approximate_arrival_timestamp: Some(timestamp(stored.arrival_ms)),
+            data: stored.data,
+            partition_key: String::from_utf8_lossy(&stored.partition_key).into_owned(),
+            encryption_type: None,
+        })
+        .collect();
+    let child_shards = if batch.next_iterator.is_none() {
+        Some(
+            batch
+                .child_shards
+                .iter()
+                .map(|child| ChildShard {
+                    shard_id: child.id(),
+                    parent_shards: [child.meta.parent, child.meta.adjacent_parent]
+                        .into_iter()
+                        .flatten()
+                        .map(riffle_proto::shard_id::shard_id)
+                        .collect(),
+                    hash_key_range: HashKeyRange {
+                        starting_hash_key: child.meta.starting_hash_key.to_string(),
+                        ending_hash_key: child.meta.ending_hash_key.to_string(),
+                    },
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
+    Ok(GetRecordsOutput {
+        records,
+        next_shard_iterator: batch.next_iterator,
+        millis_behind_latest: Some(batch.millis_behind_latest as i64),
+        child_shards,
+    })
+}
+
+fn list_tags_for_stream(
+    node: &Node,
+    caller: &Caller,
+    input: ListTagsForStreamInput,
+) -> Result<ListTagsForStreamOutput, Error> {
+    let stream = resolve_stream(
+        node,
+        caller,
+        input.stream_name.as_deref(),
+        input.stream_arn.as_deref(),
+    )?;
+    let limit = input
+        .limit
+        .map(|limit| limit.max(1) as usize)
+        .unwrap_or(limits::TAGS_PER_RESOURCE_MAX);
+    let state = stream.state();
+    let after = input.exclusive_start_tag_key.as_deref();
+    let tags: Vec<(&String, &String)> = state
+        .tags
+        .iter()
+        .filter(|(key, _)| after.is_none_or(|after| key.as_str() > after))
+        .collect();
+    let has_more_tags = tags.len() > limit;
+    Ok(ListTagsForStreamOutput {
+        tags: tags
+            .into_iter()
+            .take(limit)
+            .map(|(key, value)| Tag {
+                key: key.clone(),
+                value: Some(value.clone()),
+            })
+            .collect(),
+        has_more_tags,
+    })
+}
+
+fn describe_limits(node: &Node, caller: &Caller) -> DescribeLimitsOutput {
+    let streams = node.streams_of(&caller.account);
+    let on_demand = streams
+        .iter()
+        .filter(|stream| stream.state().mode == StreamMode::OnDemand)
+        .count();
+    DescribeLimitsOutput {
+        shard_limit: node.config.shard_limit as i32,
+        open_shard_count: node.open_shard_count(&caller.account) as i32,
+        on_demand_stream_count: on_demand as i32,
+        on_demand_stream_count_limit: node.config.on_demand_stream_limit as i32,
+    }
+}

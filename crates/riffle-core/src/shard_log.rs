@@ -1,0 +1,378 @@
+//! One shard's log as the domain sees it: appends with group commit, and a published tail.
+//!
+//! A [`ShardLog`] owns a `riffle_log::Log` behind a short mutex and publishes a [`TailState`] on a
+//! `tokio::sync::watch` channel. The tail's `visible_index` is the highest log index a reader may
+//! see; with the default [`Durability::Sync`] it only moves after the bytes are fdatasync'ed, so a
+//! reader never sees a record that a crash could take back, and a producer is acknowledged exactly
+//! when its entry becomes visible.
+//!
+//! **Group commit.** An append writes its frame with write(2) under the mutex (microseconds), asks
+//! the node's [`Flusher`] to sync the shard, and waits on the watch channel. The flusher thread
+//! takes a sync handle (the file and the last index written), fdatasyncs *without* the mutex, and
+//! then publishes the new tail. Appends that arrive during an fsync are covered by the next one, so
+//! under load one fsync acknowledges many requests, across connections and (in parallel) shards.
+//!
+//! **Arrival timestamps** are `max(clock, last timestamp)`, so they never go backwards within a
+//! shard even if the wall clock does; `AT_TIMESTAMP` lookups rely on this.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use riffle_log::{Entry, EntryMeta, FrameKind, Log, LogError, LogOptions, LogReader};
+use tokio::sync::watch;
+
+use crate::record::{self, NewRecord};
+
+/// When a put is acknowledged, relative to fdatasync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Acknowledge only after the batch is fdatasync'ed (default). Nothing acknowledged is lost
+    /// on a crash or power loss.
+    Sync,
+    /// Acknowledge after write(2) and fdatasync every `interval_ms` in the background. Survives a
+    /// process crash (the page cache holds the bytes) but a power loss can lose the last
+    /// `interval_ms` of acknowledged records.
+    Async { interval_ms: u64 },
+    /// Never fsync (throwaway `--in-memory` stores used by tests).
+    None,
+}
+
+/// What readers and waiting producers watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailState {
+    /// Highest index readers may see (0 = nothing yet).
+    pub visible_index: u64,
+    /// Arrival timestamp of the newest visible record.
+    pub ts_last_ms: u64,
+    /// A failed fsync poisoned the log: no further write will ever be acknowledged.
+    pub poisoned: bool,
+}
+
+/// Why an append failed.
+#[derive(Debug)]
+pub enum AppendError {
+    Log(LogError),
+    /// An earlier fsync failed; the shard refuses writes until the process restarts and recovers.
+    Poisoned,
+}
+
+impl std::fmt::Display for AppendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppendError::Log(error) => write!(f, "log append failed: {error}"),
+            AppendError::Poisoned => write!(f, "log is poisoned by an earlier fsync failure"),
+        }
+    }
+}
+
+impl std::error::Error for AppendError {}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub index: u64,
+    pub arrival_ms: u64,
+}
+
+struct Writer {
+    log: Log,
+    ts_last_ms: u64,
+}
+
+pub struct ShardLog {
+    writer: Mutex<Writer>,
+    reader: LogReader,
+    tail: watch::Sender<TailState>,
+    durability: Durability,
+    flusher: Flusher,
+    /// Set while this shard waits in the flusher's queue, so a burst of appends queues it once.
+    flush_queued: AtomicBool,
+}
+
+impl ShardLog {
+    pub fn open(
+        dir: &Path,
+        options: LogOptions,
+        durability: Durability,
+        flusher: Flusher,
+    ) -> Result<Arc<ShardLog>, LogError> {
+        let (log, report) = Log::open(dir, options)?;
+        if report.torn_tail_bytes_truncated > 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                bytes = report.torn_tail_bytes_truncated,
+                "truncated a torn tail (never acknowledged)"
+            );
+        }
+        let reader = log.reader();
+        let last_index = log.last_index();
+        let mut ts_last_ms = 0;
+        if last_index >= log.first_index() && last_index > 0 {
+            if let Some(entry) = reader.read(last_index, last_index, 1, 1)?.pop() {
+                ts_last_ms = entry.meta.ts_max_ms;
+            }
+        }
+        // Everything recovered from disk is durable: recovery only keeps verified frames, and
+        // after a crash the page cache that held unsynced bytes is the only thing that could
+        // have lost them, which recovery already accounted for.
+        let (tail, _) = watch::channel(TailState {
+            visible_index: last_index,
+            ts_last_ms,
+            poisoned: false,
+        });
+        Ok(Arc::new(ShardLog {
+            writer: Mutex::new(Writer { log, ts_last_ms }),
+            reader,
+            tail,
+            durability,
+            flusher,
+            flush_queued: AtomicBool::new(false),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        // A panic while holding the lock cannot leave the log half-written in memory: the log
+        // only advances its indexes after a successful write. Keep serving.
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends `records` as one frame and returns once they are acknowledged under the
+    /// configured durability.
+    pub async fn append(
+        self: &Arc<Self>,
+        records: &[NewRecord],
+        now_ms: u64,
+    ) -> Result<Appended, AppendError> {
+        let appended = self.append_nowait(records, now_ms)?;
+        self.wait_acknowledged(appended).await
+    }
+
+    /// Waits until `appended` may be acknowledged: at once unless durability is `Sync`, else
+    /// once the flusher has fdatasync'ed it.
+    pub async fn wait_acknowledged(&self, appended: Appended) -> Result<Appended, AppendError> {
+        if self.durability != Durability::Sync {
+            return Ok(appended);
+        }
+        let index = appended.index;
+        let mut tail = self.tail.subscribe();
+        let state = *tail
+            .wait_for(|state| state.visible_index >= index || state.poisoned)
+            .await
+            .map_err(|_| AppendError::Poisoned)?;
+        if state.visible_index < index {
+            return Err(AppendError::Poisoned);
+        }
+        Ok(appended)
+    }
+
+    /// Writes the frame and queues the flush without waiting for it.
+    pub fn append_nowait(
+        self: &Arc<Self>,
+        records: &[NewRecord],
+        now_ms: u64,
+    ) -> Result<Appended, AppendError> {
+        assert!(!records.is_empty() && records.len() <= usize::from(u16::MAX));
+        // Every record of a batch shares the batch's arrival time, so the payload can be
+        // encoded before taking the lock.
+        let capacity = records.iter().map(record::encoded_len_max).sum();
+        let mut payload = Vec::with_capacity(capacity);
+        for new_record in records {
+            record::encode(&mut payload, new_record, 0);
+        }
+        let appended = {
+            let mut writer = self.lock();
+            if self.tail.borrow().poisoned {
+                return Err(AppendError::Poisoned);
+            }
+            let arrival_ms = now_ms.max(writer.ts_last_ms);
+            let meta = EntryMeta {
+                kind: FrameKind::Data,
+                term: 1,
+                leader: 1,
+                record_count: records.len() as u16,
+                ts_first_ms: arrival_ms,
+                ts_max_ms: arrival_ms,
+            };
+            let index = writer.log.append(&meta, &payload).map_err(AppendError::Log)?;
+            writer.ts_last_ms = arrival_ms;
+            if self.durability != Durability::Sync {
+                // Visible at once: publish under the lock so the tail never moves backwards.
+                self.tail.send_modify(|state| {
+                    state.visible_index = index;
+                    state.ts_last_ms = arrival_ms;
+                });
+            }
+            Appended { index, arrival_ms }
+        };
+        if self.durability != Durability::None && !self.flush_queued.swap(true, Ordering::AcqRel)
+        {
+            self.flusher.queue(Arc::clone(self));
+        }
+        Ok(appended)
+    }
+
+    /// Fsyncs what has been written and publishes it. Called by the flusher thread only.
+    fn flush(&self) {
+        self.flush_queued.store(false, Ordering::Release);
+        let (handle, ts_last_ms) = {
+            let writer = self.lock();
+            if writer.log.durable_index() >= writer.log.last_index() {
+                return;
+            }
+            (writer.log.sync_handle(), writer.ts_last_ms)
+        };
+        let upto = handle.upto();
+        match handle.sync() {
+            Ok(()) => {
+                let mut writer = self.lock();
+                writer.log.mark_durable(upto);
+                if self.durability == Durability::Sync {
+                    self.tail.send_modify(|state| {
+                        if upto > state.visible_index {
+                            state.visible_index = upto;
+                            state.ts_last_ms = ts_last_ms;
+                        }
+                    });
+                }
+            }
+            Err(error) => {
+                // Never retry a failed fsync: the kernel may have dropped the dirty pages, so a
+                // later success would prove nothing. Refuse writes until a restart recovers.
+                tracing::error!(%error, "fsync failed; the shard log is poisoned");
+                self.tail.send_modify(|state| state.poisoned = true);
+            }
+        }
+    }
+
+    /// Flushes synchronously (shutdown and tests).
+    pub fn sync_now(&self) -> Result<(), LogError> {
+        let mut writer = self.lock();
+        writer.log.sync()?;
+        let upto = writer.log.last_index();
+        let ts_last_ms = writer.ts_last_ms;
+        self.tail.send_modify(|state| {
+            if upto > state.visible_index {
+                state.visible_index = upto;
+                state.ts_last_ms = ts_last_ms;
+            }
+        });
+        Ok(())
+    }
+
+    pub fn tail(&self) -> TailState {
+        *self.tail.borrow()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<TailState> {
+        self.tail.subscribe()
+    }
+
+    /// The first index still stored (retention may have purged older segments).
+    pub fn first_index(&self) -> u64 {
+        self.lock().log.first_index()
+    }
+
+    /// Visible entries from `from`, bounded by count and payload bytes.
+    pub fn read(
+        &self,
+        from: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>, LogError> {
+        let upto = self.tail().visible_index;
+        if from > upto {
+            return Ok(Vec::new());
+        }
+        self.reader.read(from, upto, max_entries, max_bytes)
+    }
+
+    /// First visible index whose arrival time is at or after `ts_ms`.
+    pub fn find_by_timestamp(&self, ts_ms: u64) -> Result<Option<u64>, LogError> {
+        let upto = self.tail().visible_index;
+        Ok(self
+            .reader
+            .find_by_timestamp(ts_ms)?
+            .filter(|index| *index <= upto))
+    }
+
+    /// Retention: rolls the active segment once it holds data older than `roll_age_ms`, and
+    /// deletes sealed segments whose newest record is older than `cutoff_ms`.
+    pub fn trim(&self, cutoff_ms: u64, roll_before_ms: u64) -> Result<u64, LogError> {
+        let mut writer = self.lock();
+        let mut purge_below = 0;
+        let segments = writer.log.segments();
+        for segment in &segments {
+            if segment.sealed && segment.ts_max_ms < cutoff_ms {
+                purge_below = segment.last_index + 1;
+            }
+        }
+        if let Some(active) = segments.last() {
+            let active_first_ts = self
+                .reader
+                .read(active.base_index, active.base_index, 1, 1)
+                .ok()
+                .and_then(|mut entries| entries.pop())
+                .map(|entry| entry.meta.ts_first_ms);
+            if let Some(first_ts) = active_first_ts {
+                if !active.sealed && active.last_index >= active.base_index && first_ts < roll_before_ms {
+                    writer.log.roll()?;
+                }
+            }
+        }
+        if purge_below > 0 {
+            writer.log.purge_before(purge_below)?;
+        }
+        Ok(purge_below)
+    }
+}
+
+/// The node-wide group-commit thread. Cloning is cheap; the thread ends when every clone is
+/// dropped.
+#[derive(Clone)]
+pub struct Flusher {
+    queue: mpsc::Sender<Arc<ShardLog>>,
+}
+
+impl Flusher {
+    /// Starts the flusher. `linger` delays each round a little (async durability uses its
+    /// interval); `Duration::ZERO` flushes as soon as anything is queued.
+    pub fn start(linger: Duration) -> std::io::Result<Flusher> {
+        let (queue, receiver) = mpsc::channel::<Arc<ShardLog>>();
+        std::thread::Builder::new()
+            .name("riffle-flusher".into())
+            .spawn(move || Self::run(receiver, linger))?;
+        Ok(Flusher { queue })
+    }
+
+    fn queue(&self, shard: Arc<ShardLog>) {
+        // The receiver only goes away at process exit; a lost notification then is harmless.
+        let _ = self.queue.send(shard);
+    }
+
+    fn run(receiver: mpsc::Receiver<Arc<ShardLog>>, linger: Duration) {
+        while let Ok(first) = receiver.recv() {
+            if !linger.is_zero() {
+                std::thread::sleep(linger);
+            }
+            let mut batch = vec![first];
+            while let Ok(shard) = receiver.try_recv() {
+                if !batch.iter().any(|queued| Arc::ptr_eq(queued, &shard)) {
+                    batch.push(shard);
+                }
+            }
+            if batch.len() == 1 {
+                batch[0].flush();
+            } else {
+                // fdatasync of different files proceeds in parallel on the device.
+                std::thread::scope(|scope| {
+                    for shard in &batch {
+                        scope.spawn(|| shard.flush());
+                    }
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,704 @@
+//! The writer side: [`Log`], its [`SyncHandle`], and the state shared with readers.
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::frame::{self, FrameHeader, FRAME_PAYLOAD_BYTES_MAX};
+use crate::reader::LogReader;
+use crate::recovery;
+use crate::segment::{self, Segment, SegmentState, WalkFrom};
+use crate::{EntryMeta, LogError, LogOptions, RecoveryReport, SegmentInfo, APPEND_BYTES_MAX};
+
+/// Which fsync flavour to issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncKind {
+    /// `fdatasync`: data plus the metadata needed to read it back (the size). Enough
+    /// after appends.
+    Data,
+    /// `fsync`: everything, used after truncations, for index files and directories.
+    All,
+}
+
+/// State shared by the [`Log`], its readers and its sync handles.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The log directory.
+    pub dir: PathBuf,
+    /// Segments in index order; the last one is the active segment. Never empty once the
+    /// log is open. Only the `Log` changes the list, under a short write lock.
+    segments: RwLock<Vec<Arc<Segment>>>,
+    poisoned: AtomicBool,
+    /// Sparse-index entries that did not lead to their frame (see
+    /// [`LogReader::index_misses`]).
+    pub index_misses: AtomicU64,
+    /// Test hook: the next fsync fails as if the disk had reported an error.
+    #[cfg(test)]
+    pub fail_next_sync: AtomicBool,
+    /// Test hook: the next append writes half its bytes, then fails (as on `ENOSPC`).
+    #[cfg(test)]
+    pub fail_next_write: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(dir: PathBuf) -> Shared {
+        Shared {
+            dir,
+            segments: RwLock::new(Vec::new()),
+            poisoned: AtomicBool::new(false),
+            index_misses: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_next_sync: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_next_write: AtomicBool::new(false),
+        }
+    }
+
+    /// `Err(Poisoned)` once any fsync has failed.
+    pub fn check_poisoned(&self) -> Result<(), LogError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            Err(LogError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn segments(&self) -> RwLockReadGuard<'_, Vec<Arc<Segment>>> {
+        self.segments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn segments_mut(&self) -> RwLockWriteGuard<'_, Vec<Arc<Segment>>> {
+        self.segments
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of the segment list, taken under a short read lock so that the disk I/O that
+    /// follows holds no lock.
+    pub fn snapshot(&self) -> Vec<Arc<Segment>> {
+        self.segments().clone()
+    }
+
+    /// Fsyncs `file`. A failure poisons the log: after a failed fsync the kernel may have
+    /// marked the unwritten pages clean, so a retry could report success for data that is
+    /// not on disk (the PostgreSQL "fsyncgate" lesson; fjall does the same).
+    pub fn fsync(&self, file: &File, kind: SyncKind, path: &Path) -> Result<(), LogError> {
+        self.check_poisoned()?;
+        #[cfg(test)]
+        if self.fail_next_sync.swap(false, Ordering::SeqCst) {
+            return Err(self.poison(io::Error::other("injected fsync failure"), path));
+        }
+        let result = match kind {
+            SyncKind::Data => file.sync_data(),
+            SyncKind::All => file.sync_all(),
+        };
+        result.map_err(|error| self.poison(error, path))
+    }
+
+    /// Fsyncs the log directory, making file creations, renames and deletions durable.
+    pub fn fsync_dir(&self) -> Result<(), LogError> {
+        let dir = File::open(&self.dir)?;
+        self.fsync(&dir, SyncKind::All, &self.dir)
+    }
+
+    /// Marks the log poisoned and returns the error that caused it.
+    pub fn poison(&self, error: io::Error, path: &Path) -> LogError {
+        self.set_poisoned(&error, path);
+        LogError::Io(error)
+    }
+
+    /// Marks the log poisoned.
+    pub fn set_poisoned(&self, why: &dyn fmt::Display, path: &Path) {
+        self.poisoned.store(true, Ordering::Release);
+        tracing::error!(path = %path.display(), error = %why, "log poisoned; reopen to recover");
+    }
+}
+
+/// A per-shard segment log: the single writer. See the crate documentation for the format,
+/// invariants and concurrency rules.
+pub struct Log {
+    shared: Arc<Shared>,
+    options: LogOptions,
+    /// The last segment of the list, the only one appended to.
+    active: Arc<Segment>,
+    next_index: u64,
+    /// Term of the last entry (or of the last entry before the log became empty); appends
+    /// may not go below it.
+    last_term: u64,
+    durable_index: u64,
+    /// Bumped by every truncation, so that a [`SyncHandle`] taken before one can be told
+    /// apart (see [`Log::mark_synced`]).
+    truncation_epoch: u64,
+    /// Reused encoding buffer, so steady appends do not allocate.
+    scratch: Vec<u8>,
+}
+
+/// Scratch buffers above this size are released after the append that needed them.
+const SCRATCH_BYTES_RETAINED_MAX: usize = 8 << 20;
+
+/// Where a truncation cuts the target segment.
+struct Cut {
+    position: u64,
+    last_term: u64,
+    ts_max_ms: u64,
+    entries_kept: usize,
+}
+
+impl Log {
+    /// Opens (creating if missing) and recovers the log in `dir`.
+    ///
+    /// Recovery checks that indexes are contiguous and terms never decrease, loads the
+    /// sparse index of every sealed segment (rebuilding a missing or bad one by scanning, with
+    /// a warning), and scans the active segment frame by frame. A bad frame with nothing
+    /// valid after it is a torn tail from a crash: it is cut off and the cut fsynced. Any
+    /// other damage is [`LogError::Corrupt`]. Everything recovered is fsynced, so
+    /// `durable_index() == last_index()` afterwards.
+    pub fn open(dir: &Path, options: LogOptions) -> Result<(Log, RecoveryReport), LogError> {
+        options.validate()?;
+        let shared = Arc::new(Shared::new(dir.to_path_buf()));
+        let recovered = recovery::recover(&shared, &options)?;
+        let active = recovered.active;
+        let (next_index, last_term) = {
+            let state = active.state();
+            (state.last_index + 1, state.last_term)
+        };
+        {
+            let mut list = shared.segments_mut();
+            *list = recovered.sealed;
+            list.push(active.clone());
+        }
+        let log = Log {
+            shared,
+            options,
+            active,
+            next_index,
+            last_term,
+            durable_index: next_index - 1,
+            truncation_epoch: 0,
+            scratch: Vec::new(),
+        };
+        Ok((log, recovered.report))
+    }
+
+    /// Appends one frame at index `next_index()`; written with write(2) to the active
+    /// segment (not fsynced). Returns its index.
+    pub fn append(&mut self, meta: &EntryMeta, payload: &[u8]) -> Result<u64, LogError> {
+        self.append_many(&[(*meta, payload)])
+    }
+
+    /// Appends several frames with one write(2) (group commit writes many batches at once).
+    /// Returns the index of the first.
+    ///
+    /// The batch is all or nothing: it is validated first (payload sizes, terms never
+    /// decreasing, total size at most [`APPEND_BYTES_MAX`]), and if the write fails the file
+    /// is cut back to where it was. The active segment is rolled first if it already holds
+    /// `segment_bytes_max` bytes, so a segment exceeds the limit by at most one batch.
+    pub fn append_many(&mut self, frames: &[(EntryMeta, &[u8])]) -> Result<u64, LogError> {
+        self.shared.check_poisoned()?;
+        let first_index = self.next_index;
+        let batch_bytes = self.validate_batch(frames)?;
+        self.roll_if_full()?;
+
+        let active = self.active.clone();
+        let position = active.state().bytes;
+        self.scratch.clear();
+        for (offset, (meta, payload)) in frames.iter().enumerate() {
+            frame::encode_frame(
+                &mut self.scratch,
+                first_index + offset as u64,
+                meta,
+                payload,
+            )
+            .map_err(|error| LogError::InvalidArgument(error.to_string()))?;
+        }
+        assert_eq!(self.scratch.len() as u64, batch_bytes);
+        if let Err(error) = self.write_scratch(&active, position) {
+            self.undo_partial_write(&active, position);
+            return Err(LogError::Io(error));
+        }
+
+        {
+            let mut state = active.state_mut();
+            let mut frame_position = position;
+            for (offset, (meta, payload)) in frames.iter().enumerate() {
+                let header = FrameHeader {
+                    frame_bytes: frame::encoded_frame_bytes(payload.len()),
+                    index: first_index + offset as u64,
+                    flags: 0,
+                    meta: *meta,
+                };
+                state.push_frame(
+                    active.base_index,
+                    frame_position,
+                    &header,
+                    self.options.index_interval_bytes,
+                );
+                frame_position += header.frame_bytes as u64;
+            }
+        }
+        self.next_index = first_index + frames.len() as u64;
+        if let Some((meta, _)) = frames.last() {
+            self.last_term = meta.term;
+        }
+        if self.scratch.capacity() > SCRATCH_BYTES_RETAINED_MAX {
+            self.scratch = Vec::new();
+        }
+        Ok(first_index)
+    }
+
+    /// Checks a batch before anything is written and returns its size on disk.
+    fn validate_batch(&self, frames: &[(EntryMeta, &[u8])]) -> Result<u64, LogError> {
+        if frames.is_empty() {
+            return Err(LogError::InvalidArgument(
+                "append_many needs at least one frame".to_string(),
+            ));
+        }
+        if self.next_index.checked_add(frames.len() as u64).is_none() {
+            return Err(LogError::InvalidArgument(
+                "the log index space is exhausted".to_string(),
+            ));
+        }
+        let mut term = self.last_term;
+        let mut batch_bytes = 0u64;
+        for (position, (meta, payload)) in frames.iter().enumerate() {
+            if payload.len() > FRAME_PAYLOAD_BYTES_MAX {
+                return Err(LogError::InvalidArgument(format!(
+                    "frame {position} of the batch carries {} payload bytes; the limit is \
+                     {FRAME_PAYLOAD_BYTES_MAX}",
+                    payload.len()
+                )));
+            }
+            if meta.term < term {
+                return Err(LogError::InvalidArgument(format!(
+                    "frame {position} of the batch has term {} below the previous term \
+                     {term}: terms never go backwards in a log",
+                    meta.term
+                )));
+            }
+            term = meta.term;
+            batch_bytes += frame::encoded_frame_bytes(payload.len()) as u64;
+        }
+        if batch_bytes > APPEND_BYTES_MAX {
+            return Err(LogError::InvalidArgument(format!(
+                "a batch of {batch_bytes} bytes exceeds the limit of {APPEND_BYTES_MAX}"
+            )));
+        }
+        Ok(batch_bytes)
+    }
+
+    /// Writes the encoded batch at `position` with one positional write.
+    fn write_scratch(&self, segment: &Segment, position: u64) -> io::Result<()> {
+        #[cfg(test)]
+        if self.shared.fail_next_write.swap(false, Ordering::SeqCst) {
+            let half = &self.scratch[..self.scratch.len() / 2];
+            segment.file.write_all_at(half, position)?;
+            return Err(io::Error::other("injected write failure"));
+        }
+        segment.file.write_all_at(&self.scratch, position)
+    }
+
+    /// After a failed write, part of the batch may be in the file. It is cut off, durably:
+    /// otherwise a later, shorter append at the same position could leave complete old
+    /// frames behind it that recovery would take for live ones. If even that fails, the file
+    /// no longer matches memory and the log is poisoned.
+    fn undo_partial_write(&self, segment: &Segment, position: u64) {
+        match segment.file.set_len(position) {
+            Ok(()) => {
+                // A failure here poisons the log inside `fsync`; the write error that got
+                // us here is the one reported.
+                let _ = self
+                    .shared
+                    .fsync(&segment.file, SyncKind::All, &segment.path);
+            }
+            Err(error) => self.shared.set_poisoned(&error, &segment.path),
+        }
+    }
+
+    fn roll_if_full(&mut self) -> Result<(), LogError> {
+        let bytes = self.active.state().bytes;
+        if bytes >= self.options.segment_bytes_max {
+            self.roll()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Index the next append gets; 1 for a brand-new log.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    /// `next_index() - 1`: the last index written (0 for a brand-new log).
+    pub fn last_index(&self) -> u64 {
+        self.next_index - 1
+    }
+
+    /// First index still stored; equals `next_index()` when the log holds no entry.
+    pub fn first_index(&self) -> u64 {
+        self.shared
+            .segments()
+            .first()
+            .map_or(self.next_index, |segment| segment.base_index)
+    }
+
+    /// Highest index known to be fsynced.
+    pub fn durable_index(&self) -> u64 {
+        self.durable_index
+    }
+
+    /// Term of the last entry. When truncation empties the log this is the term of the
+    /// entry before the first remaining index, if that is still known, else 0. Appends must
+    /// carry at least this term.
+    pub fn last_term(&self) -> u64 {
+        self.last_term
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The options the log was opened with.
+    pub fn options(&self) -> &LogOptions {
+        &self.options
+    }
+
+    /// A handle to fsync what has been written so far WITHOUT holding `&mut Log` during the
+    /// fsync (the caller may keep appending on another thread meanwhile): it holds the
+    /// active segment's file and the last index written to it. After `handle.sync()`
+    /// succeeds the caller calls `mark_durable(handle.upto())` (or `mark_synced(&handle)`).
+    /// Segments other than the active one are always durable (roll fsyncs the old segment).
+    pub fn sync_handle(&self) -> SyncHandle {
+        SyncHandle {
+            segment: self.active.clone(),
+            shared: self.shared.clone(),
+            upto: self.next_index - 1,
+            epoch: self.truncation_epoch,
+        }
+    }
+
+    /// Records that everything up to `upto` is fsynced. `upto` must come from a
+    /// [`SyncHandle`] taken after the last [`truncate_after`](Log::truncate_after) and synced
+    /// successfully; a handle from before a truncation could otherwise vouch for entries
+    /// rewritten since (use [`mark_synced`](Log::mark_synced), which checks this). Values
+    /// above `last_index()` are clamped; the durable index never moves backwards here. Does
+    /// nothing on a poisoned log.
+    pub fn mark_durable(&mut self, upto: u64) {
+        if self.shared.check_poisoned().is_err() {
+            return;
+        }
+        self.durable_index = self.durable_index.max(upto.min(self.next_index - 1));
+    }
+
+    /// Like `mark_durable(handle.upto())`, but ignores a handle taken before the latest
+    /// truncation. Call it only after `handle.sync()` succeeded.
+    pub fn mark_synced(&mut self, handle: &SyncHandle) {
+        if handle.epoch == self.truncation_epoch {
+            self.mark_durable(handle.upto);
+        }
+    }
+
+    /// Convenience: fsync now and mark everything written durable.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        self.shared.check_poisoned()?;
+        if self.durable_index == self.next_index - 1 {
+            return Ok(());
+        }
+        let handle = self.sync_handle();
+        handle.sync()?;
+        self.mark_durable(handle.upto());
+        Ok(())
+    }
+
+    /// Seals the active segment (fsync it, write its `.idx`) and starts a new, empty one at
+    /// `next_index()`. A no-op if the active segment is empty. The domain calls it to roll
+    /// by age for retention; appends call it when the segment is full.
+    ///
+    /// If any fsync ever failed the log is poisoned: every later call returns
+    /// [`LogError::Poisoned`] (an fsync is never retried).
+    pub fn roll(&mut self) -> Result<(), LogError> {
+        self.shared.check_poisoned()?;
+        let active = self.active.clone();
+        let (bytes, entries) = {
+            let state = active.state();
+            (state.bytes, state.index.clone())
+        };
+        if bytes == 0 {
+            return Ok(());
+        }
+        // Order matters for crash safety: the segment's data is durable before its index
+        // exists, and its index before any later segment exists. So every segment that is
+        // not the last one is complete and has an index (or, after a crash in between,
+        // recovery scans it as the active segment).
+        self.shared
+            .fsync(&active.file, SyncKind::Data, &active.path)?;
+        self.durable_index = self.next_index - 1;
+        recovery::write_index_file(&self.shared, &active.index_path(), &entries)?;
+        let base_index = self.next_index;
+        let path = self.shared.dir.join(segment::segment_file_name(base_index));
+        let file = Segment::create_file(&path)?;
+        self.shared.fsync_dir()?;
+        let fresh = Arc::new(Segment::new(
+            base_index,
+            path,
+            file,
+            SegmentState::empty(base_index, self.last_term),
+        ));
+        active.state_mut().sealed = true;
+        self.shared.segments_mut().push(fresh.clone());
+        self.active = fresh;
+        Ok(())
+    }
+
+    /// Drops every entry above `index`, across segments, durably: later segments are
+    /// deleted (newest first, so a crash midway leaves a shorter prefix of the old log,
+    /// never a hole), the segment holding `index + 1` is cut there, fsynced, and becomes
+    /// the active segment (its `.idx`, if sealed, is deleted). A no-op if
+    /// `index >= last_index()`; `InvalidArgument` if `index + 1 < first_index()`.
+    ///
+    /// Readers racing the truncation may still return entries above `index` that they had
+    /// already found; they never report the vanishing frames as corruption. An I/O error
+    /// midway leaves memory and disk out of step, so it poisons the log.
+    pub fn truncate_after(&mut self, index: u64) -> Result<(), LogError> {
+        self.shared.check_poisoned()?;
+        if index >= self.next_index - 1 {
+            return Ok(());
+        }
+        let first_index = self.first_index();
+        if index + 1 < first_index {
+            return Err(LogError::InvalidArgument(format!(
+                "cannot truncate after index {index}: entries before {first_index} were purged"
+            )));
+        }
+        let segments = self.shared.snapshot();
+        let keep = segments.partition_point(|segment| segment.base_index <= index + 1);
+        assert!(keep >= 1, "the first segment starts at or before index + 1");
+        let target = segments[keep - 1].clone();
+        let later = &segments[keep..];
+        // Find the cut before touching anything, so a damaged frame fails cleanly.
+        let cut = locate_cut(&self.shared, &target, index, &segments[..keep - 1])?;
+
+        // Publish the shorter log before cutting the file, so no reader that starts from
+        // here on looks at the doomed bytes; readers already running notice the
+        // generation change.
+        for segment in later {
+            segment.state_mut().generation += 1;
+        }
+        {
+            let mut state = target.state_mut();
+            state.bytes = cut.position;
+            state.last_index = index;
+            state.last_term = cut.last_term;
+            state.ts_max_ms = cut.ts_max_ms;
+            state.sealed = false;
+            state.index.truncate(cut.entries_kept);
+            state.generation += 1;
+        }
+        self.shared.segments_mut().truncate(keep);
+        self.active = target.clone();
+        self.next_index = index + 1;
+        self.last_term = cut.last_term;
+        self.truncation_epoch += 1;
+
+        if let Err(error) = self.cut_files(later, &target, cut.position) {
+            if self.shared.check_poisoned().is_ok() {
+                self.shared.set_poisoned(&error, &target.path);
+            }
+            return Err(error);
+        }
+        self.durable_index = index;
+        Ok(())
+    }
+
+    fn cut_files(
+        &self,
+        later: &[Arc<Segment>],
+        target: &Segment,
+        position: u64,
+    ) -> Result<(), LogError> {
+        for segment in later.iter().rev() {
+            fs::remove_file(&segment.path)?;
+            remove_if_exists(&segment.index_path())?;
+            self.shared.fsync_dir()?;
+        }
+        target.file.set_len(position)?;
+        self.shared
+            .fsync(&target.file, SyncKind::All, &target.path)?;
+        if remove_if_exists(&target.index_path())? {
+            self.shared.fsync_dir()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes whole sealed segments whose `last_index < index`, oldest first; never
+    /// deletes the active segment. `first_index()` moves to the first remaining segment's
+    /// base, so entries below `index` may remain (purging is by whole segments). Readers
+    /// that already hold a purged segment keep reading it through their open handle.
+    pub fn purge_before(&mut self, index: u64) -> Result<(), LogError> {
+        self.shared.check_poisoned()?;
+        loop {
+            let oldest = {
+                let list = self.shared.segments();
+                if list.len() <= 1 {
+                    break;
+                }
+                list[0].clone()
+            };
+            if oldest.state().last_index >= index {
+                break;
+            }
+            // Oldest first and one directory fsync per segment: a crash midway leaves a
+            // suffix of the log, never a hole.
+            fs::remove_file(&oldest.path)?;
+            self.shared.segments_mut().remove(0);
+            remove_if_exists(&oldest.index_path())?;
+            self.shared.fsync_dir()?;
+        }
+        Ok(())
+    }
+
+    /// A summary of every segment, oldest first; the last one is the active segment.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.shared
+            .segments()
+            .iter()
+            .map(|segment| segment.state().info(segment.base_index))
+            .collect()
+    }
+
+    /// A cheap, cloneable, `Send + Sync` reader that reads concurrently with appends,
+    /// without the log's `&mut` (pread through shared file handles; a purged segment's
+    /// open handle stays readable until dropped). It sees later appends.
+    pub fn reader(&self) -> LogReader {
+        LogReader::new(self.shared.clone())
+    }
+
+    /// The state shared with readers, for tests that inspect it.
+    #[cfg(test)]
+    pub(crate) fn shared_for_test(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Test hook: makes the next fsync of this log fail.
+    #[cfg(test)]
+    pub(crate) fn fail_next_sync(&self) {
+        self.shared.fail_next_sync.store(true, Ordering::SeqCst);
+    }
+
+    /// Test hook: makes the next append write half its bytes and fail.
+    #[cfg(test)]
+    pub(crate) fn fail_next_write(&self) {
+        self.shared.fail_next_write.store(true, Ordering::SeqCst);
+    }
+}
+
+impl fmt::Debug for Log {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.shared.dir)
+            .field("first_index", &self.first_index())
+            .field("next_index", &self.next_index)
+            .field("durable_index", &self.durable_index)
+            .field("last_term", &self.last_term)
+            .field("segments", &self.shared.segments().len())
+            .finish()
+    }
+}
+
+/// Finds the file position right after entry `index` in `target` (or 0 when `index`
+/// precedes it), with the facts the segment keeps about its new last entry.
+fn locate_cut(
+    shared: &Shared,
+    target: &Segment,
+    index: u64,
+    earlier: &[Arc<Segment>],
+) -> Result<Cut, LogError> {
+    if index < target.base_index {
+        let last_term = earlier
+            .last()
+            .map_or(0, |segment| segment.state().last_term);
+        return Ok(Cut {
+            position: 0,
+            last_term,
+            ts_max_ms: 0,
+            entries_kept: 0,
+        });
+    }
+    let entries_kept = {
+        let state = target.state();
+        let rel_index = index - target.base_index;
+        state
+            .index
+            .partition_point(|entry| u64::from(entry.rel_index) <= rel_index)
+    };
+    let mut cut: Option<(u64, u64)> = None; // (position after entry `index`, its term)
+    let mut frames_ts_max_ms = 0u64;
+    let walk = segment::walk_segment(
+        target,
+        &shared.index_misses,
+        WalkFrom::Index(index),
+        |frame| {
+            frames_ts_max_ms = frames_ts_max_ms.max(frame.header.meta.ts_max_ms);
+            if frame.header.index == index {
+                let end = frame.position + frame.header.frame_bytes as u64;
+                cut = Some((end, frame.header.meta.term));
+                return Ok(false);
+            }
+            Ok(true)
+        },
+    )?;
+    match cut {
+        Some((position, last_term)) => Ok(Cut {
+            position,
+            last_term,
+            ts_max_ms: walk.start_ts_max_ms.max(frames_ts_max_ms),
+            entries_kept,
+        }),
+        // The writer holds `&mut Log`, so the segment cannot have changed under the walk.
+        None => Err(LogError::Corrupt {
+            path: target.path.clone(),
+            offset: 0,
+            reason: format!("entry {index} is not in the segment that should hold it"),
+        }),
+    }
+}
+
+/// Removes `path`; `Ok(false)` if it did not exist.
+fn remove_if_exists(path: &Path) -> Result<bool, LogError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(LogError::Io(error)),
+    }
+}
+
+/// A handle for fsyncing the active segment without holding the [`Log`]. `Send + Sync`;
+/// cloning is cheap.
+#[derive(Debug, Clone)]
+pub struct SyncHandle {
+    segment: Arc<Segment>,
+    shared: Arc<Shared>,
+    upto: u64,
+    epoch: u64,
+}
+
+impl SyncHandle {
+    /// Fsyncs (`fdatasync`) the segment that was active when the handle was taken. A
+    /// failure poisons the log.
+    pub fn sync(&self) -> Result<(), LogError> {
+        self.shared
+            .fsync(&self.segment.file, SyncKind::Data, &self.segment.path)
+    }
+
+    /// The last index written when the handle was taken: what a successful `sync()` makes
+    /// durable.
+    pub fn upto(&self) -> u64 {
+        self.upto
+    }
+}

@@ -1,0 +1,196 @@
+//! `riffle`: a durable, Kinesis-compatible streaming server in one binary.
+//!
+//! `riffle serve` runs the server; `riffle bench` drives a running one with a load generator.
+//! See README.md for a tour and ARCHITECTURE.md for how the pieces fit.
+
+mod http;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use riffle_core::{Durability, Node, NodeConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(name = "riffle", version, about = "A durable, Kinesis-compatible streaming server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Drive a running server with a put/get load and report throughput and latency.
+    Bench(riffle_bench::BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    /// Acknowledge a write only after it is fdatasync'ed (default; loses nothing acknowledged).
+    Sync,
+    /// Acknowledge after write(2) and fdatasync in the background every --sync-interval-ms:
+    /// faster, survives a process crash, but a power loss can lose the last moments of writes.
+    Async,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:4567")]
+    listen: SocketAddr,
+    /// Where streams are stored.
+    #[arg(long, default_value = "./riffle-data")]
+    data_dir: PathBuf,
+    /// Keep data in a throwaway temporary directory, never fsync, delete it on exit (tests).
+    #[arg(long, conflicts_with = "data_dir")]
+    in_memory: bool,
+    /// When a write is acknowledged relative to fdatasync.
+    #[arg(long, value_enum, default_value = "sync")]
+    durability: DurabilityArg,
+    /// Background fsync interval for --durability async.
+    #[arg(long, default_value_t = 10)]
+    sync_interval_ms: u64,
+    /// Region used in ARNs.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Account for requests whose access key id is not a 12-digit account id.
+    #[arg(long, default_value = "000000000000")]
+    account_id: String,
+    /// Open shards allowed per account (DescribeLimits' ShardLimit).
+    #[arg(long, default_value_t = riffle_core::node::SHARD_LIMIT_DEFAULT)]
+    shard_limit: u32,
+    /// Segment size at which a shard's log rolls to a new file.
+    #[arg(long, default_value_t = 128 * 1024 * 1024)]
+    segment_bytes_max: u64,
+    /// Seconds between retention passes.
+    #[arg(long, default_value_t = 60)]
+    retention_interval_s: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("riffle: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Bench(args) => match runtime.block_on(riffle_bench::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("riffle bench: {error}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RIFFLE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let (data_dir, ephemeral) = if args.in_memory {
+        let dir = std::env::temp_dir().join(format!("riffle-{}", uuid::Uuid::new_v4()));
+        (dir, true)
+    } else {
+        (args.data_dir.clone(), false)
+    };
+    let mut config = NodeConfig::new(data_dir);
+    config.ephemeral = ephemeral;
+    config.durability = match (args.in_memory, args.durability) {
+        (true, _) => Durability::None,
+        (false, DurabilityArg::Sync) => Durability::Sync,
+        (false, DurabilityArg::Async) => Durability::Async {
+            interval_ms: args.sync_interval_ms.max(1),
+        },
+    };
+    config.region = args.region;
+    config.default_account = args.account_id;
+    config.shard_limit = args.shard_limit;
+    config.log_options.segment_bytes_max = args.segment_bytes_max;
+    config.retention_interval = Duration::from_secs(args.retention_interval_s.max(1));
+
+    let started = std::time::Instant::now();
+    let node = match tokio::task::spawn_blocking(move || Node::open(config)).await {
+        Ok(Ok(node)) => node,
+        Ok(Err(error)) => {
+            tracing::error!("refusing to start: {error}");
+            return ExitCode::FAILURE;
+        }
+        Err(error) => {
+            tracing::error!("refusing to start: recovery panicked: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(listen = %args.listen, "cannot listen: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().unwrap_or(args.listen);
+    node.start_retention();
+    // Tests and scripts read the port from this line; keep its shape.
+    println!("riffle listening on {local}");
+    tracing::info!(
+        %local,
+        data_dir = %node.config.data_dir.display(),
+        durability = ?node.config.durability,
+        startup_ms = started.elapsed().as_millis() as u64,
+        "riffle is serving"
+    );
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = shutdown_tx.send(true);
+    });
+    let result = http::serve(listener, std::sync::Arc::clone(&node), shutdown_rx).await;
+    let final_node = std::sync::Arc::clone(&node);
+    let _ = tokio::task::spawn_blocking(move || final_node.sync_all()).await;
+    drop(node);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("server failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,123 @@
+//! Cross-cutting error behaviour: every stream-addressed operation reports a missing stream
+//! the same way, and responses carry request ids that SDKs surface.
+
+use aws_sdk_kinesis::operation::RequestId;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+
+use crate::common::*;
+
+/// Asserts a ResourceNotFoundException with AWS's text for stream `missing`.
+macro_rules! assert_not_found {
+    ($call:expr, $missing:expr) => {{
+        let result = $call.send().await;
+        let error = expect_error(
+            result,
+            "ResourceNotFoundException",
+            Some(&stream_not_found($missing)),
+        );
+        assert!(error.is_resource_not_found_exception(), "{error:?}");
+        assert!(
+            error.request_id().is_some(),
+            "error responses carry x-amzn-RequestId"
+        );
+    }};
+}
+
+#[tokio::test]
+async fn every_stream_operation_reports_a_missing_stream() {
+    let server = Server::in_memory();
+    let client = server.client();
+    // Another stream exists, so "not found" cannot be an empty-server shortcut.
+    create_stream(&client, "present", 1).await;
+    let m = "missing";
+    assert_not_found!(client.describe_stream().stream_name(m), m);
+    assert_not_found!(client.describe_stream_summary().stream_name(m), m);
+    assert_not_found!(client.delete_stream().stream_name(m), m);
+    assert_not_found!(client.list_shards().stream_name(m), m);
+    assert_not_found!(
+        client
+            .put_record()
+            .stream_name(m)
+            .partition_key("k")
+            .data(Blob::new("x")),
+        m
+    );
+    assert_not_found!(
+        client.put_records().stream_name(m).records(
+            PutRecordsRequestEntry::builder()
+                .partition_key("k")
+                .data(Blob::new("x"))
+                .build()
+                .unwrap()
+        ),
+        m
+    );
+    let result = client
+        .get_shard_iterator()
+        .stream_name(m)
+        .shard_id(shard_id(0))
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await;
+    let error = expect_error(result, "ResourceNotFoundException", None);
+    assert!(error.is_resource_not_found_exception());
+    assert_iterator_stream_not_found(&error, m);
+    assert_not_found!(
+        client
+            .increase_stream_retention_period()
+            .stream_name(m)
+            .retention_period_hours(48),
+        m
+    );
+    assert_not_found!(
+        client
+            .decrease_stream_retention_period()
+            .stream_name(m)
+            .retention_period_hours(24),
+        m
+    );
+    assert_not_found!(client.add_tags_to_stream().stream_name(m).tags("k", "v"), m);
+    assert_not_found!(
+        client
+            .remove_tags_from_stream()
+            .stream_name(m)
+            .tag_keys("k"),
+        m
+    );
+    assert_not_found!(client.list_tags_for_stream().stream_name(m), m);
+    // The same through the ARN.
+    let arn = stream_arn(m);
+    assert_not_found!(client.describe_stream_summary().stream_arn(&arn), m);
+    assert_not_found!(client.delete_stream().stream_arn(&arn), m);
+    assert_not_found!(client.list_shards().stream_arn(&arn), m);
+    assert_not_found!(client.list_tags_for_stream().stream_arn(&arn), m);
+}
+
+#[tokio::test]
+async fn successful_responses_carry_request_ids() {
+    let server = Server::in_memory();
+    let client = server.client();
+    let created = client
+        .create_stream()
+        .stream_name("ids")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    let listed = client.list_streams().send().await.unwrap();
+    let put = client
+        .put_record()
+        .stream_name("ids")
+        .partition_key("k")
+        .data(Blob::new("x"))
+        .send()
+        .await
+        .unwrap();
+    let ids = [created.request_id(), listed.request_id(), put.request_id()];
+    assert!(ids.iter().all(Option::is_some), "{ids:?}");
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2],
+        "request ids are unique: {ids:?}"
+    );
+}

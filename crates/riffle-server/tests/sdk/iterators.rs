@@ -1,0 +1,548 @@
+//! GetShardIterator (all five types and their argument errors) and GetRecords (limits,
+//! chaining, lag, arrival timestamps, bad iterators).
+
+use std::time::Duration;
+
+use aws_sdk_kinesis::primitives::{Blob, DateTime};
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::Client;
+
+use crate::common::*;
+
+const SEQUENCE_ARGUMENT_RULE: &str = "Must either specify (1) AT_SEQUENCE_NUMBER or \
+     AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no \
+     StartingSequenceNumber.";
+
+/// Puts `data` with partition key `k` to a one-shard stream, returning the sequence number.
+async fn put(client: &Client, stream: &str, data: &str) -> String {
+    client
+        .put_record()
+        .stream_name(stream)
+        .partition_key("k")
+        .data(Blob::new(data))
+        .send()
+        .await
+        .unwrap()
+        .sequence_number()
+        .to_string()
+}
+
+async fn iterator_at(
+    client: &Client,
+    stream: &str,
+    kind: ShardIteratorType,
+    sequence_number: &str,
+) -> String {
+    client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard_id(0))
+        .shard_iterator_type(kind)
+        .starting_sequence_number(sequence_number)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator()
+        .unwrap()
+        .to_string()
+}
+
+async fn iterator_at_timestamp(client: &Client, stream: &str, millis: i64) -> String {
+    client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard_id(0))
+        .shard_iterator_type(ShardIteratorType::AtTimestamp)
+        .timestamp(DateTime::from_millis(millis))
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator()
+        .unwrap()
+        .to_string()
+}
+
+fn data_of(records: &[aws_sdk_kinesis::types::Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|record| String::from_utf8(record.data().as_ref().to_vec()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_iterator_type_starts_where_aws_says() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "types", 1).await;
+
+    let before_ms = now_millis();
+    let mut sequence_numbers = Vec::new();
+    for data in ["r0", "r1"] {
+        sequence_numbers.push(put(&client, "types", data).await);
+    }
+    // A gap on both sides of `middle_ms`, wider than any clock rounding, so AT_TIMESTAMP has a
+    // single right answer.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let middle_ms = now_millis();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for data in ["r2", "r3", "r4"] {
+        sequence_numbers.push(put(&client, "types", data).await);
+    }
+    let after_ms = now_millis();
+
+    let latest = shard_iterator(&client, "types", &shard_id(0), ShardIteratorType::Latest).await;
+    let trim = shard_iterator(
+        &client,
+        "types",
+        &shard_id(0),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    let all = read_until_caught_up(&client, trim).await;
+    assert_eq!(data_of(&all), ["r0", "r1", "r2", "r3", "r4"]);
+    for (record, sequence_number) in all.iter().zip(&sequence_numbers) {
+        assert_eq!(record.sequence_number(), sequence_number);
+        assert_eq!(record.partition_key(), Some("k"));
+        let arrival = record
+            .approximate_arrival_timestamp()
+            .expect("records carry ApproximateArrivalTimestamp")
+            .to_millis()
+            .unwrap();
+        assert!(
+            arrival >= before_ms - 1_000 && arrival <= after_ms + 1_000,
+            "arrival {arrival} not within [{before_ms}, {after_ms}]"
+        );
+    }
+
+    let at = iterator_at(
+        &client,
+        "types",
+        ShardIteratorType::AtSequenceNumber,
+        &sequence_numbers[2],
+    )
+    .await;
+    assert_eq!(
+        data_of(&read_until_caught_up(&client, at).await),
+        ["r2", "r3", "r4"]
+    );
+    let after = iterator_at(
+        &client,
+        "types",
+        ShardIteratorType::AfterSequenceNumber,
+        &sequence_numbers[2],
+    )
+    .await;
+    assert_eq!(
+        data_of(&read_until_caught_up(&client, after).await),
+        ["r3", "r4"]
+    );
+    let after_last = iterator_at(
+        &client,
+        "types",
+        ShardIteratorType::AfterSequenceNumber,
+        &sequence_numbers[4],
+    )
+    .await;
+    assert!(read_until_caught_up(&client, after_last.clone())
+        .await
+        .is_empty());
+
+    let at_middle = iterator_at_timestamp(&client, "types", middle_ms).await;
+    assert_eq!(
+        data_of(&read_until_caught_up(&client, at_middle).await),
+        ["r2", "r3", "r4"]
+    );
+    // Long before the stream existed: the trim horizon.
+    let at_old = iterator_at_timestamp(&client, "types", 1_000_000_000).await;
+    assert_eq!(
+        data_of(&read_until_caught_up(&client, at_old).await).len(),
+        5
+    );
+
+    // LATEST was taken after r4: it sees only what comes next, as does AFTER r4.
+    assert!(read_until_caught_up(&client, latest.clone())
+        .await
+        .is_empty());
+    put(&client, "types", "r5").await;
+    assert_eq!(
+        data_of(&read_until_caught_up(&client, latest).await),
+        ["r5"]
+    );
+    assert_eq!(
+        data_of(&read_until_caught_up(&client, after_last).await),
+        ["r5"]
+    );
+}
+
+#[tokio::test]
+async fn shard_iterators_can_be_reused() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "reuse", 1).await;
+    put(&client, "reuse", "a").await;
+    put(&client, "reuse", "b").await;
+    let iterator = shard_iterator(
+        &client,
+        "reuse",
+        &shard_id(0),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    for _ in 0..2 {
+        let page = client
+            .get_records()
+            .shard_iterator(&iterator)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(data_of(page.records()), ["a", "b"]);
+    }
+}
+
+#[tokio::test]
+async fn get_records_limit_and_chaining() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "chain", 1).await;
+    for i in 0..10 {
+        put(&client, "chain", &format!("{i}")).await;
+    }
+    let mut iterator = shard_iterator(
+        &client,
+        "chain",
+        &shard_id(0),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    let mut sizes = Vec::new();
+    let mut data = Vec::new();
+    for _ in 0..5 {
+        let page = client
+            .get_records()
+            .shard_iterator(&iterator)
+            .limit(3)
+            .send()
+            .await
+            .unwrap();
+        sizes.push(page.records().len());
+        data.extend(data_of(page.records()));
+        iterator = page
+            .next_shard_iterator()
+            .expect("an open shard always has a NextShardIterator")
+            .to_string();
+        assert!(
+            page.child_shards().is_empty(),
+            "no ChildShards on an open shard"
+        );
+        if page.records().is_empty() {
+            assert_eq!(page.millis_behind_latest(), Some(0), "caught up: {page:?}");
+        }
+    }
+    assert_eq!(sizes, [3, 3, 3, 1, 0]);
+    let expected: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    assert_eq!(data, expected);
+
+    // The last NextShardIterator keeps working for records written later.
+    put(&client, "chain", "10").await;
+    let page = client
+        .get_records()
+        .shard_iterator(&iterator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(data_of(page.records()), ["10"]);
+    assert_eq!(page.millis_behind_latest(), Some(0));
+}
+
+#[tokio::test]
+async fn get_records_on_an_empty_shard() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "empty", 2).await;
+    for shard in [shard_id(0), shard_id(1)] {
+        let iterator =
+            shard_iterator(&client, "empty", &shard, ShardIteratorType::TrimHorizon).await;
+        let page = client
+            .get_records()
+            .shard_iterator(iterator)
+            .send()
+            .await
+            .unwrap();
+        assert!(page.records().is_empty());
+        assert_eq!(page.millis_behind_latest(), Some(0));
+        assert!(page.next_shard_iterator().is_some());
+    }
+}
+
+#[tokio::test]
+async fn millis_behind_latest_reports_lag() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "lag", 1).await;
+    put(&client, "lag", "old").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    put(&client, "lag", "new").await;
+    let iterator =
+        shard_iterator(&client, "lag", &shard_id(0), ShardIteratorType::TrimHorizon).await;
+    let page = client
+        .get_records()
+        .shard_iterator(iterator)
+        .limit(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(data_of(page.records()), ["old"]);
+    let behind = page
+        .millis_behind_latest()
+        .expect("GetRecords reports MillisBehindLatest");
+    assert!(
+        behind >= 200,
+        "a reader one record behind a 400 ms gap is {behind} ms behind"
+    );
+    let page = client
+        .get_records()
+        .shard_iterator(page.next_shard_iterator().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(data_of(page.records()), ["new"]);
+    assert_eq!(page.millis_behind_latest(), Some(0));
+}
+
+#[tokio::test]
+async fn at_timestamp_argument_errors() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "ts", 1).await;
+    let future_ms = now_millis() + 3_600_000;
+    let result = client
+        .get_shard_iterator()
+        .stream_name("ts")
+        .shard_id(shard_id(0))
+        .shard_iterator_type(ShardIteratorType::AtTimestamp)
+        .timestamp(DateTime::from_millis(future_ms))
+        .send()
+        .await;
+    let error = expect_error(result, "InvalidArgumentException", None);
+    assert!(error.is_invalid_argument_exception());
+    let message = error.meta().message().unwrap_or_default();
+    let prefix = format!(
+        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. \
+         timestampInMillis: {future_ms}, currentTimestampInMillis: "
+    );
+    assert!(message.starts_with(&prefix), "{message:?}");
+
+    let result = client
+        .get_shard_iterator()
+        .stream_name("ts")
+        .shard_id(shard_id(0))
+        .shard_iterator_type(ShardIteratorType::AtTimestamp)
+        .send()
+        .await;
+    let message = "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. \
+                   Current request has no timestamp parameter.";
+    assert!(
+        expect_error(result, "InvalidArgumentException", Some(message))
+            .is_invalid_argument_exception()
+    );
+}
+
+#[tokio::test]
+async fn sequence_number_arguments_must_match_the_type() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "seqargs", 1).await;
+    let sequence_number = put(&client, "seqargs", "x").await;
+
+    for kind in [ShardIteratorType::TrimHorizon, ShardIteratorType::Latest] {
+        let result = client
+            .get_shard_iterator()
+            .stream_name("seqargs")
+            .shard_id(shard_id(0))
+            .shard_iterator_type(kind.clone())
+            .starting_sequence_number(&sequence_number)
+            .send()
+            .await;
+        let message = format!(
+            "{SEQUENCE_ARGUMENT_RULE} Request specified {} and also a StartingSequenceNumber.",
+            kind.as_str()
+        );
+        assert!(
+            expect_error(result, "InvalidArgumentException", Some(&message))
+                .is_invalid_argument_exception()
+        );
+    }
+    for kind in [
+        ShardIteratorType::AtSequenceNumber,
+        ShardIteratorType::AfterSequenceNumber,
+    ] {
+        let result = client
+            .get_shard_iterator()
+            .stream_name("seqargs")
+            .shard_id(shard_id(0))
+            .shard_iterator_type(kind.clone())
+            .send()
+            .await;
+        let message = format!(
+            "{SEQUENCE_ARGUMENT_RULE} Request specified {} and no StartingSequenceNumber.",
+            kind.as_str()
+        );
+        assert!(
+            expect_error(result, "InvalidArgumentException", Some(&message))
+                .is_invalid_argument_exception()
+        );
+    }
+}
+
+#[tokio::test]
+async fn sequence_number_of_another_shard_is_rejected() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "other", 2).await;
+    let put = client
+        .put_record()
+        .stream_name("other")
+        .partition_key("k")
+        .explicit_hash_key("0")
+        .data(Blob::new("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.shard_id(), shard_id(0));
+    let result = client
+        .get_shard_iterator()
+        .stream_name("other")
+        .shard_id(shard_id(1))
+        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        .starting_sequence_number(put.sequence_number())
+        .send()
+        .await;
+    let message = format!(
+        "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard \
+         with {}",
+        shard_id(0),
+        shard_id(1)
+    );
+    assert!(
+        expect_error(result, "InvalidArgumentException", Some(&message))
+            .is_invalid_argument_exception()
+    );
+}
+
+#[tokio::test]
+async fn unknown_shards_and_streams_are_not_found() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "known", 2).await;
+    let result = client
+        .get_shard_iterator()
+        .stream_name("known")
+        .shard_id(shard_id(9))
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await;
+    let message = shard_not_found("known", &shard_id(9));
+    assert!(
+        expect_error(result, "ResourceNotFoundException", Some(&message))
+            .is_resource_not_found_exception()
+    );
+
+    let result = client
+        .get_shard_iterator()
+        .stream_name("unknown")
+        .shard_id(shard_id(0))
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await;
+    let error = expect_error(result, "ResourceNotFoundException", None);
+    assert!(error.is_resource_not_found_exception());
+    assert_iterator_stream_not_found(&error, "unknown");
+}
+
+#[tokio::test]
+async fn garbage_and_forged_iterators_are_invalid() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "forged", 1).await;
+    put(&client, "forged", "secret").await;
+    let genuine = shard_iterator(
+        &client,
+        "forged",
+        &shard_id(0),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    assert!(
+        genuine.len() <= 512,
+        "iterators are at most 512 characters: {genuine}"
+    );
+
+    // One character changed in the middle of a genuine iterator.
+    let mut forged: Vec<char> = genuine.chars().collect();
+    let middle = forged.len() / 2;
+    forged[middle] = if forged[middle] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
+    let truncated = genuine[..genuine.len() / 2].to_string();
+    let candidates = [
+        "garbage".to_string(),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string(),
+        forged,
+        truncated,
+    ];
+    for iterator in candidates {
+        let result = client.get_records().shard_iterator(&iterator).send().await;
+        let error = expect_error(
+            result,
+            "InvalidArgumentException",
+            Some("Invalid ShardIterator."),
+        );
+        assert!(
+            error.is_invalid_argument_exception(),
+            "iterator {iterator:?}"
+        );
+    }
+
+    let too_long = "A".repeat(513);
+    let result = client.get_records().shard_iterator(&too_long).send().await;
+    let error = expect_error(result, "ValidationException", None);
+    let message = error.meta().message().unwrap_or_default();
+    assert!(
+        message.contains(
+            "at 'shardIterator' failed to satisfy constraint: \
+             Member must have length less than or equal to 512"
+        ),
+        "{message:?}"
+    );
+
+    // The genuine one still works.
+    let page = client
+        .get_records()
+        .shard_iterator(&genuine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(data_of(page.records()), ["secret"]);
+}
+
+#[tokio::test]
+async fn get_records_limit_below_one_is_a_validation_error() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "limit", 1).await;
+    let iterator = shard_iterator(
+        &client,
+        "limit",
+        &shard_id(0),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    let result = client
+        .get_records()
+        .shard_iterator(iterator)
+        .limit(0)
+        .send()
+        .await;
+    let message = "1 validation error detected: Value '0' at 'limit' failed to satisfy \
+                   constraint: Member must have value greater than or equal to 1";
+    expect_error(result, "ValidationException", Some(message));
+}
