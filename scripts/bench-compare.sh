@@ -15,6 +15,7 @@
 #   BENCH_SKIP_BUILD=1     use the existing target/release/riffle
 #   RIFFLE_BIN             riffle binary to use (default target/release/riffle)
 #   BENCH_OUT              also write the Markdown report to this file
+#   BENCH_WORK_PARENT      where the temporary data dir goes (default target/)
 #
 # kinesalite is installed from npm into bench-tools/ (git-ignored) on first use. Its package
 # depends on leveldown, a native module whose install script downloads a prebuilt binary or
@@ -38,24 +39,42 @@ startup_wait_s=60
 
 say() { echo "bench-compare: $*" >&2; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/riffle-bench-compare.XXXXXX")
+# The temp dir (riffle's data dir among others) lives under target/ rather than $TMPDIR: a
+# tmpfs temp dir would make fdatasync free and flatter riffle's durable writes.
+work_parent=${BENCH_WORK_PARENT:-$root/target}
+mkdir -p "$work_parent"
+work=$(mktemp -d "$work_parent/bench-compare.XXXXXX")
 riffle_pid=""
 kinesalite_pid=""
+child_pid=""
 
 stop_server() {
     local pid=$1
     [ -n "$pid" ] || return 0
     kill -0 "$pid" 2>/dev/null || return 0
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
+    # A server that ignores SIGTERM for 10 s is killed. (Polling with kill -0 would not see
+    # the exit: an exited child stays a zombie until waited for.)
+    (sleep 10 && kill -KILL "$pid" 2>/dev/null) &
+    local watchdog=$!
     wait "$pid" 2>/dev/null || true
+    kill "$watchdog" 2>/dev/null || true
+    wait "$watchdog" 2>/dev/null || true
+}
+
+# Runs a command in the background and waits for it: unlike a foreground command, `wait` is
+# interrupted by SIGINT/SIGTERM, so the traps below run at once.
+run_child() {
+    "$@" &
+    child_pid=$!
+    local status=0
+    wait "$child_pid" || status=$?
+    child_pid=""
+    return "$status"
 }
 
 cleanup() {
+    stop_server "$child_pid"
     stop_server "$riffle_pid"
     stop_server "$kinesalite_pid"
     rm -rf "$work"
@@ -67,7 +86,7 @@ trap 'exit 143' TERM
 # --- build and install -------------------------------------------------------------------
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     say "building riffle (release)"
-    (cd "$root" && cargo build --release -p riffle-server >&2)
+    run_child bash -c 'cd "$1" && cargo build --release -p riffle-server >&2' _ "$root"
 fi
 [ -x "$riffle_bin" ] || { say "no riffle binary at $riffle_bin"; exit 1; }
 
@@ -76,7 +95,7 @@ if [ ! -f "$kinesalite_dir/package.json" ] ||
     ! grep -q "\"version\": \"$kinesalite_version\"" "$kinesalite_dir/package.json"; then
     say "installing kinesalite $kinesalite_version into bench-tools/ (scripts skipped, see header)"
     mkdir -p "$tools"
-    npm install --prefix "$tools" --no-audit --no-fund --ignore-scripts \
+    run_child npm install --prefix "$tools" --no-audit --no-fund --ignore-scripts \
         "kinesalite@$kinesalite_version" >&2
 fi
 
@@ -140,7 +159,7 @@ for entry in "${workloads[@]}"; do
         stream="bench-$index-$server-$$"
         say "$server: $name"
         result="$work/results/$index-$server.json"
-        if ! "$riffle_bin" bench "${bench_args[@]}" --endpoint "${!endpoint_var}" \
+        if ! run_child "$riffle_bin" bench "${bench_args[@]}" --endpoint "${!endpoint_var}" \
             --stream "$stream" --create --shards "$shards" --delete-after --json \
             >"$result" 2>"$work/results/$index-$server.log"; then
             say "$server: '$name' failed:"
@@ -161,6 +180,7 @@ kinesalite_hwm=$(hwm_kib "$kinesalite_pid")
 cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 mem_total=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 revision=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+data_fs=$(stat -f -c %T "$work" 2>/dev/null || echo unknown)
 
 report=$(node - "$work/results" "$index" "$riffle_hwm" "$kinesalite_hwm" <<'NODE'
 const fs = require("fs");
@@ -204,7 +224,8 @@ NODE
     echo "## riffle vs kinesalite"
     echo
     echo "- Machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, $mem_total RAM, $(uname -srm)"
-    echo "- riffle $revision (release build, default durability: fdatasync before every ack);" \
+    echo "- riffle $revision (release build, default durability: fdatasync before every ack," \
+        "data on $data_fs);" \
         "kinesalite $kinesalite_version in memory on node $(node --version)"
     echo "- $duration per put and latency workload; streams of $shards shards with random" \
         "partition keys, created fresh per run; load from \`riffle bench\` on the same machine"

@@ -48,9 +48,8 @@ pub fn resolve_stream(
 
 /// The stream name in a stream ARN of the caller's account and region.
 fn arn_stream_name(caller: &Caller, arn: &str) -> Result<String, Error> {
-    let parsed = riffle_proto::arn::parse_stream_arn(arn).ok_or_else(|| {
-        Error::invalid_argument(format!("Invalid StreamARN {arn}."))
-    })?;
+    let parsed = riffle_proto::arn::parse_stream_arn(arn)
+        .ok_or_else(|| Error::invalid_argument(format!("Invalid StreamARN {arn}.")))?;
     if parsed.account != caller.account || parsed.region != caller.region {
         // Another account's stream is not visible to this caller (resource policies come later).
         return Err(Error::stream_not_found(&parsed.name, &parsed.account));
@@ -69,11 +68,7 @@ pub async fn create_stream(
     tags: BTreeMap<String, String>,
 ) -> Result<(), Error> {
     let shard_count = match (mode, shard_count) {
-        (StreamMode::OnDemand, Some(_)) => {
-            return Err(Error::validation_message(
-                "ShardCount is not expected when StreamMode=ON_DEMAND".to_owned(),
-            ))
-        }
+        (StreamMode::OnDemand, Some(_)) => return Err(Error::shard_count_not_expected_on_demand()),
         (StreamMode::OnDemand, None) => limits::ON_DEMAND_INITIAL_SHARDS,
         (StreamMode::Provisioned, Some(count)) => count,
         (StreamMode::Provisioned, None) => {
@@ -139,30 +134,26 @@ pub async fn change_retention(
     increase: bool,
 ) -> Result<(), Error> {
     if hours < limits::RETENTION_HOURS_MIN {
-        return Err(Error::invalid_argument(format!(
-            "Minimum allowed retention period is {} hours. Requested retention period ({hours} hours) is too short.",
-            limits::RETENTION_HOURS_MIN
-        )));
+        return Err(Error::retention_too_short(i64::from(hours)));
     }
     if hours > limits::RETENTION_HOURS_MAX {
-        return Err(Error::invalid_argument(format!(
-            "Maximum allowed retention period is {} hours. Requested retention period ({hours} hours) is too long.",
-            limits::RETENTION_HOURS_MAX
-        )));
+        return Err(Error::retention_too_long(i64::from(hours)));
     }
     let _control = node.control().await;
     let current = stream.state().retention_hours;
     if increase && hours < current {
-        return Err(Error::invalid_argument(format!(
-            "Requested retention period ({hours} hours) for stream {} can not be shorter than existing retention period ({current} hours). Use DecreaseRetentionPeriod API.",
-            stream.name
-        )));
+        return Err(Error::retention_shorter_than_current(
+            i64::from(hours),
+            &stream.name,
+            i64::from(current),
+        ));
     }
     if !increase && hours > current {
-        return Err(Error::invalid_argument(format!(
-            "Requested retention period ({hours} hours) for stream {} can not be longer than existing retention period ({current} hours). Use IncreaseRetentionPeriod API.",
-            stream.name
-        )));
+        return Err(Error::retention_longer_than_current(
+            i64::from(hours),
+            &stream.name,
+            i64::from(current),
+        ));
     }
     node.update_stream(stream, |state| state.retention_hours = hours)
         .await
@@ -175,10 +166,7 @@ fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
         .iter()
         .all(|(key, value)| key.chars().all(allowed) && value.chars().all(allowed));
     if !valid {
-        return Err(Error::invalid_argument(
-            "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @."
-                .to_owned(),
-        ));
+        return Err(Error::tags_invalid_characters());
     }
     Ok(())
 }
@@ -191,24 +179,22 @@ pub async fn add_tags(
     check_tags(&tags)?;
     let _control = node.control().await;
     let state = stream.state();
-    let added = tags.keys().filter(|key| !state.tags.contains_key(*key)).count();
+    let added = tags
+        .keys()
+        .filter(|key| !state.tags.contains_key(*key))
+        .count();
     if state.tags.len() + added > limits::TAGS_PER_RESOURCE_MAX {
-        return Err(Error::invalid_argument(format!(
-            "Failed to add tags to stream {} under account {} because a given stream cannot have more than {} tags associated with it.",
-            stream.name,
-            stream.account,
-            limits::TAGS_PER_RESOURCE_MAX
-        )));
+        return Err(Error::too_many_tags(
+            &stream.name,
+            &stream.account,
+            limits::TAGS_PER_RESOURCE_MAX,
+        ));
     }
     node.update_stream(stream, |state| state.tags.extend(tags))
         .await
 }
 
-pub async fn remove_tags(
-    node: &Node,
-    stream: &Arc<Stream>,
-    keys: &[String],
-) -> Result<(), Error> {
+pub async fn remove_tags(node: &Node, stream: &Arc<Stream>, keys: &[String]) -> Result<(), Error> {
     let _control = node.control().await;
     node.update_stream(stream, |state| {
         for key in keys {
@@ -218,9 +204,9 @@ pub async fn remove_tags(
     .await
 }
 
-/// Which shards a ListShards `ShardFilter` selects.
+/// Which shards a ListShards `ShardSelection` selects.
 #[derive(Debug, Clone)]
-pub enum ShardFilter {
+pub enum ShardSelection {
     /// All shards in retention (the default).
     FromTrimHorizon,
     /// Shards open at the trim horizon.
@@ -236,26 +222,32 @@ pub enum ShardFilter {
 }
 
 /// The shards of `state` a filter selects, in ordinal order.
-pub fn filter_shards(state: &StreamState, filter: &ShardFilter) -> Vec<Arc<Shard>> {
+pub fn filter_shards(state: &StreamState, filter: &ShardSelection) -> Vec<Arc<Shard>> {
     let retention_ms = u64::from(state.retention_hours) * 3_600_000;
     let trim_horizon_ms = now_ms().saturating_sub(retention_ms);
     let open_at = |shard: &Shard, at_ms: u64| {
         shard.meta.created_ms <= at_ms
-            && shard.meta.closed.is_none_or(|closed| closed.closed_ms > at_ms)
+            && shard
+                .meta
+                .closed
+                .is_none_or(|closed| closed.closed_ms > at_ms)
     };
     state
         .shards
         .iter()
         .filter(|shard| match filter {
-            ShardFilter::FromTrimHorizon => true,
-            ShardFilter::AtTrimHorizon => open_at(shard, trim_horizon_ms.max(earliest(state))),
-            ShardFilter::AtLatest => shard.is_open(),
-            ShardFilter::AtTimestamp(at_ms) => open_at(shard, (*at_ms).max(earliest(state))),
-            ShardFilter::FromTimestamp(at_ms) => {
+            ShardSelection::FromTrimHorizon => true,
+            ShardSelection::AtTrimHorizon => open_at(shard, trim_horizon_ms.max(earliest(state))),
+            ShardSelection::AtLatest => shard.is_open(),
+            ShardSelection::AtTimestamp(at_ms) => open_at(shard, (*at_ms).max(earliest(state))),
+            ShardSelection::FromTimestamp(at_ms) => {
                 let at_ms = (*at_ms).max(trim_horizon_ms);
-                shard.meta.closed.is_none_or(|closed| closed.closed_ms >= at_ms)
+                shard
+                    .meta
+                    .closed
+                    .is_none_or(|closed| closed.closed_ms >= at_ms)
             }
-            ShardFilter::AfterShard(ordinal) => shard.meta.ordinal > *ordinal,
+            ShardSelection::AfterShard(ordinal) => shard.meta.ordinal > *ordinal,
         })
         .cloned()
         .collect()
@@ -281,5 +273,3 @@ pub fn check_record_size(state: &StreamState, size_bytes: usize) -> Result<(), E
     }
     Ok(())
 }
-
-pub use StreamMode as Mode;

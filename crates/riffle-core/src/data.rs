@@ -14,7 +14,7 @@ use riffle_proto::seqno::SeqNo;
 
 use crate::node::{now_ms, Node, Shard, Stream};
 use crate::record::{self, NewRecord, StoredRecord};
-use crate::shard_log::{AppendError, Appended};
+use crate::shard_log::AppendError;
 use crate::Error;
 
 /// Bits of a sequence number's counter that hold the slot within a frame.
@@ -139,13 +139,13 @@ pub async fn put_records(
     }
     results
         .into_iter()
-        .map(|result| result.unwrap_or_else(|| Err(Error::internal("record lost its result".into()))))
+        .map(|result| result.unwrap_or_else(|| Err(Error::internal("record lost its result"))))
         .collect()
 }
 
 fn append_error(error: &AppendError) -> Error {
     tracing::error!(%error, "append failed");
-    Error::internal("Internal Service Failure".into())
+    Error::internal(riffle_proto::error::INTERNAL_SERVICE_FAILURE)
 }
 
 /// How a GetShardIterator call asked to start.
@@ -165,29 +165,27 @@ pub fn position_of(
     shard: &Shard,
     sequence_number: &str,
 ) -> Result<Position, Error> {
-    let invalid = || {
-        Error::invalid_argument(format!(
-            "StartingSequenceNumber {sequence_number} used in GetShardIterator on shard {} in stream {} under account {} is invalid.",
-            shard.id(),
-            stream.name,
-            stream.account
-        ))
-    };
-    let decoded = SeqNo::decode(sequence_number).ok_or_else(invalid)?;
+    let decoded = SeqNo::decode(sequence_number).ok_or_else(|| {
+        Error::starting_sequence_number_invalid(
+            sequence_number,
+            &shard.id(),
+            &stream.name,
+            &stream.account,
+        )
+    })?;
     if decoded.shard_ordinal != shard.meta.ordinal {
-        return Err(Error::invalid_argument(format!(
-            "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
-            riffle_proto::shard_id::shard_id(decoded.shard_ordinal),
-            shard.id()
-        )));
+        return Err(Error::sequence_number_wrong_shard(
+            &riffle_proto::shard_id::shard_id(decoded.shard_ordinal),
+            &shard.id(),
+        ));
     }
     if decoded.shard_created_s != shard.created_s() {
-        return Err(Error::invalid_argument(format!(
-            "StartingSequenceNumber {sequence_number} used in GetShardIterator on shard {} in stream {} under account {} is invalid because it did not come from this stream.",
-            shard.id(),
-            stream.name,
-            stream.account
-        )));
+        return Err(Error::starting_sequence_number_foreign(
+            sequence_number,
+            &shard.id(),
+            &stream.name,
+            &stream.account,
+        ));
     }
     Ok(Position {
         index: decoded.counter >> SLOT_BITS,
@@ -297,7 +295,11 @@ pub fn get_records(
     'read: while position.index <= tail.visible_index && records.len() < limit {
         let entries = shard
             .log
-            .read(position.index, limit - records.len(), bytes_max.saturating_sub(bytes).max(1))
+            .read(
+                position.index,
+                limit - records.len(),
+                bytes_max.saturating_sub(bytes).max(1),
+            )
             .map_err(|error| Error::internal(error.to_string()))?;
         if entries.is_empty() {
             break;
@@ -310,8 +312,12 @@ pub fn get_records(
                     slot: 0,
                 };
             }
-            let decoded = record::decode_all(&entry.payload, entry.meta.ts_first_ms, entry.meta.record_count)
-                .map_err(|error| Error::internal(error.to_string()))?;
+            let decoded = record::decode_all(
+                &entry.payload,
+                entry.meta.ts_first_ms,
+                entry.meta.record_count,
+            )
+            .map_err(|error| Error::internal(error.to_string()))?;
             for (slot, stored) in decoded.into_iter().enumerate() {
                 let slot = slot as u16;
                 if slot < position.slot {
@@ -361,7 +367,10 @@ pub fn get_records(
             .collect();
         (None, children)
     } else {
-        (Some(encode_iterator(node, &stream, shard, position, now)), Vec::new())
+        (
+            Some(encode_iterator(node, &stream, shard, position, now)),
+            Vec::new(),
+        )
     };
     Ok(ReadBatch {
         records,

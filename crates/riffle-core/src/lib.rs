@@ -14,6 +14,7 @@
 //! - [`record`]: how records are laid out inside a log frame.
 //! - [`meta`]: the persisted catalogue (`meta.json`).
 
+pub mod control;
 pub mod data;
 pub mod meta;
 pub mod node;

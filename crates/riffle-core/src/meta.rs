@@ -99,8 +99,14 @@ pub struct MetaDocument {
 /// Why the metadata could not be loaded or stored.
 #[derive(Debug)]
 pub enum MetaError {
-    Io { path: PathBuf, error: std::io::Error },
-    Corrupt { path: PathBuf, reason: String },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    Corrupt {
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for MetaError {
@@ -108,7 +114,11 @@ impl std::fmt::Display for MetaError {
         match self {
             MetaError::Io { path, error } => write!(f, "{}: {error}", path.display()),
             MetaError::Corrupt { path, reason } => {
-                write!(f, "{} is not a valid riffle catalogue: {reason}", path.display())
+                write!(
+                    f,
+                    "{} is not a valid riffle catalogue: {reason}",
+                    path.display()
+                )
             }
         }
     }

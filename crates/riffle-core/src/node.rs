@@ -62,8 +62,14 @@ pub const ON_DEMAND_STREAM_LIMIT_DEFAULT: u32 = 50;
 #[derive(Debug)]
 pub enum OpenError {
     Meta(meta::MetaError),
-    Log { dir: PathBuf, error: riffle_log::LogError },
-    Io { path: PathBuf, error: std::io::Error },
+    Log {
+        dir: PathBuf,
+        error: riffle_log::LogError,
+    },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for OpenError {
@@ -71,7 +77,11 @@ impl std::fmt::Display for OpenError {
         match self {
             OpenError::Meta(error) => write!(f, "cannot load the catalogue: {error}"),
             OpenError::Log { dir, error } => {
-                write!(f, "cannot recover the shard log in {}: {error}", dir.display())
+                write!(
+                    f,
+                    "cannot recover the shard log in {}: {error}",
+                    dir.display()
+                )
             }
             OpenError::Io { path, error } => write!(f, "{}: {error}", path.display()),
         }
@@ -157,7 +167,10 @@ impl Stream {
         let position = routes.partition_point(|shard| shard.meta.starting_hash_key <= hash_key);
         assert!(position > 0, "open shards must cover hash key 0");
         let shard = &routes[position - 1];
-        assert!(hash_key <= shard.meta.ending_hash_key, "open shards must partition the key space");
+        assert!(
+            hash_key <= shard.meta.ending_hash_key,
+            "open shards must partition the key space"
+        );
         Arc::clone(shard)
     }
 
@@ -178,7 +191,11 @@ impl Stream {
             tags: state.tags.clone(),
             shard_level_metrics: state.shard_level_metrics.clone(),
             next_shard_ordinal: state.next_shard_ordinal,
-            shards: state.shards.iter().map(|shard| shard.meta.clone()).collect(),
+            shards: state
+                .shards
+                .iter()
+                .map(|shard| shard.meta.clone())
+                .collect(),
         }
     }
 }
@@ -387,7 +404,9 @@ impl Node {
         tokio::task::spawn_blocking(move || meta::store(&dir, &document, durable))
             .await
             .map_err(|error| crate::Error::internal(format!("catalogue writer failed: {error}")))?
-            .map_err(|error| crate::Error::internal(format!("cannot persist the catalogue: {error}")))
+            .map_err(|error| {
+                crate::Error::internal(format!("cannot persist the catalogue: {error}"))
+            })
     }
 
     /// Takes the control-plane lock; hold it across a change and its `persist`.
@@ -397,9 +416,7 @@ impl Node {
 
     pub fn stream(&self, account: &str, name: &str) -> Option<Arc<Stream>> {
         let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
-        streams
-            .get(&(account.to_owned(), name.to_owned()))
-            .cloned()
+        streams.get(&(account.to_owned(), name.to_owned())).cloned()
     }
 
     /// The account's streams sorted by name.
@@ -466,12 +483,13 @@ impl Node {
         let flusher = self.flusher.clone();
         // Shard directories first, catalogue second: a crash in between leaves only orphan
         // directories, which the next start removes.
-        let stream = tokio::task::spawn_blocking(move || {
-            Self::open_stream(&config, &flusher, &stream_meta)
-        })
-        .await
-        .map_err(|error| crate::Error::internal(format!("stream creation failed: {error}")))?
-        .map_err(|error| crate::Error::internal(error.to_string()))?;
+        let stream =
+            tokio::task::spawn_blocking(move || Self::open_stream(&config, &flusher, &stream_meta))
+                .await
+                .map_err(|error| {
+                    crate::Error::internal(format!("stream creation failed: {error}"))
+                })?
+                .map_err(|error| crate::Error::internal(error.to_string()))?;
         let stream = Arc::new(stream);
         self.streams
             .write()

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use riffle_proto::ops::*;
-use riffle_proto::{limits, Request};
+use riffle_proto::{limits, Request, Timestamp};
 
 pub use crate::control::Caller;
-use crate::control::{self, resolve_stream, ShardFilter};
+use crate::control::{self, resolve_stream, ShardSelection};
 use crate::data::{self, StartAt};
 use crate::meta::StreamMode;
 use crate::node::{now_ms, Node, Shard, Stream};
@@ -48,8 +48,13 @@ pub async fn call(
                 input.stream_name.as_deref(),
                 input.stream_arn.as_deref(),
             )?;
-            control::change_retention(node, &stream, hours(input.retention_period_hours), true)
-                .await?;
+            control::change_retention(
+                node,
+                &stream,
+                hours(input.retention_period_hours.unwrap_or(0)),
+                true,
+            )
+            .await?;
             Vec::new()
         }
         Request::DecreaseStreamRetentionPeriod(input) => {
@@ -59,8 +64,13 @@ pub async fn call(
                 input.stream_name.as_deref(),
                 input.stream_arn.as_deref(),
             )?;
-            control::change_retention(node, &stream, hours(input.retention_period_hours), false)
-                .await?;
+            control::change_retention(
+                node,
+                &stream,
+                hours(input.retention_period_hours.unwrap_or(0)),
+                false,
+            )
+            .await?;
             Vec::new()
         }
         Request::AddTagsToStream(input) => {
@@ -70,7 +80,7 @@ pub async fn call(
                 input.stream_name.as_deref(),
                 input.stream_arn.as_deref(),
             )?;
-            control::add_tags(node, &stream, input.tags.into_iter().collect()).await?;
+            control::add_tags(node, &stream, input.tags.unwrap_or_default()).await?;
             Vec::new()
         }
         Request::RemoveTagsFromStream(input) => {
@@ -80,22 +90,34 @@ pub async fn call(
                 input.stream_name.as_deref(),
                 input.stream_arn.as_deref(),
             )?;
-            control::remove_tags(node, &stream, &input.tag_keys).await?;
+            control::remove_tags(node, &stream, &input.tag_keys.unwrap_or_default()).await?;
             Vec::new()
         }
         Request::ListTagsForStream(input) => encode(list_tags_for_stream(node, caller, input)?),
         Request::TagResource(input) => {
-            let stream = resource_stream(node, caller, &input.resource_arn)?;
-            control::add_tags(node, &stream, input.tags.into_iter().collect()).await?;
+            let stream = resource_stream(
+                node,
+                caller,
+                input.resource_arn.as_deref().unwrap_or_default(),
+            )?;
+            control::add_tags(node, &stream, input.tags.unwrap_or_default()).await?;
             Vec::new()
         }
         Request::UntagResource(input) => {
-            let stream = resource_stream(node, caller, &input.resource_arn)?;
-            control::remove_tags(node, &stream, &input.tag_keys).await?;
+            let stream = resource_stream(
+                node,
+                caller,
+                input.resource_arn.as_deref().unwrap_or_default(),
+            )?;
+            control::remove_tags(node, &stream, &input.tag_keys.unwrap_or_default()).await?;
             Vec::new()
         }
         Request::ListTagsForResource(input) => {
-            let stream = resource_stream(node, caller, &input.resource_arn)?;
+            let stream = resource_stream(
+                node,
+                caller,
+                input.resource_arn.as_deref().unwrap_or_default(),
+            )?;
             let tags = stream
                 .state()
                 .tags
@@ -105,16 +127,16 @@ pub async fn call(
                     value: Some(value.clone()),
                 })
                 .collect();
-            encode(ListTagsForResourceOutput { tags: Some(tags) })
+            encode(ListTagsForResourceOutput { tags })
         }
         Request::DescribeLimits(_) => encode(describe_limits(node, caller)),
         Request::DescribeAccountSettings(_) => encode(DescribeAccountSettingsOutput {
-            minimum_throughput_billing_commitment: Some(
-                MinimumThroughputBillingCommitmentOutput {
-                    status: "DISABLED".to_owned(),
-                    ..Default::default()
-                },
-            ),
+            minimum_throughput_billing_commitment: Some(MinimumThroughputBillingCommitmentOutput {
+                status: MinimumThroughputBillingCommitmentStatus::Disabled,
+                started_at: None,
+                ended_at: None,
+                earliest_allowed_end_at: None,
+            }),
         }),
         _ => {
             return Err(Error::unknown_operation());
@@ -148,7 +170,7 @@ async fn create_stream(
     let mode = match input
         .stream_mode_details
         .as_ref()
-        .map(|details| details.stream_mode.as_str())
+        .and_then(|details| details.stream_mode.as_deref())
     {
         Some("ON_DEMAND") => StreamMode::OnDemand,
         Some(_) => StreamMode::Provisioned,
@@ -156,15 +178,17 @@ async fn create_stream(
         None if input.shard_count.is_none() => StreamMode::OnDemand,
         None => StreamMode::Provisioned,
     };
-    let shard_count = input.shard_count.map(|count| u32::try_from(count).unwrap_or(0));
+    let shard_count = input
+        .shard_count
+        .map(|count| u32::try_from(count).unwrap_or(0));
     let max_record_size_kib = input
-        .max_record_size_in_ki_b
+        .max_record_size_kib
         .map(|kib| u32::try_from(kib).unwrap_or(0));
-    let tags: BTreeMap<String, String> = input.tags.unwrap_or_default().into_iter().collect();
+    let tags: BTreeMap<String, String> = input.tags.unwrap_or_default();
     control::create_stream(
         node,
         caller,
-        &input.stream_name,
+        input.stream_name.as_deref().unwrap_or_default(),
         shard_count,
         mode,
         max_record_size_kib,
@@ -208,18 +232,24 @@ fn shard_shape(shard: &Shard) -> riffle_proto::ops::Shard {
 
 fn mode_details(mode: StreamMode) -> StreamModeDetails {
     StreamModeDetails {
-        stream_mode: mode.as_str().to_owned(),
+        stream_mode: match mode {
+            StreamMode::Provisioned => riffle_proto::ops::StreamMode::Provisioned,
+            StreamMode::OnDemand => riffle_proto::ops::StreamMode::OnDemand,
+        },
     }
 }
 
 fn enhanced_monitoring(metrics: &[String]) -> Vec<EnhancedMetrics> {
     vec![EnhancedMetrics {
-        shard_level_metrics: Some(metrics.to_vec()),
+        shard_level_metrics: metrics
+            .iter()
+            .filter_map(|name| MetricsName::parse(name))
+            .collect(),
     }]
 }
 
-fn timestamp(ms: u64) -> f64 {
-    ms as f64 / 1000.0
+fn timestamp(ms: u64) -> Timestamp {
+    Timestamp::from_epoch_ms(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 fn describe_stream(
@@ -253,7 +283,7 @@ fn describe_stream(
         stream_description: StreamDescription {
             stream_name: stream.name.clone(),
             stream_arn: stream.arn.clone(),
-            stream_status: stream.status().to_owned(),
+            stream_status: StreamStatus::Active,
             stream_mode_details: Some(mode_details(state.mode)),
             shards: shards
                 .into_iter()
@@ -261,10 +291,10 @@ fn describe_stream(
                 .map(|shard| shard_shape(shard))
                 .collect(),
             has_more_shards,
-            retention_period_hours: state.retention_hours as i32,
+            retention_period_hours: state.retention_hours,
             stream_creation_timestamp: timestamp(stream.created_ms),
             enhanced_monitoring: enhanced_monitoring(&state.shard_level_metrics),
-            encryption_type: Some("NONE".to_owned()),
+            encryption_type: Some(EncryptionType::None),
             key_id: None,
         },
     })
@@ -286,17 +316,21 @@ fn describe_stream_summary(
         stream_description_summary: StreamDescriptionSummary {
             stream_name: stream.name.clone(),
             stream_arn: stream.arn.clone(),
-            stream_status: stream.status().to_owned(),
+            stream_status: StreamStatus::Active,
             stream_mode_details: Some(mode_details(state.mode)),
-            retention_period_hours: state.retention_hours as i32,
+            retention_period_hours: state.retention_hours,
             stream_creation_timestamp: timestamp(stream.created_ms),
             enhanced_monitoring: enhanced_monitoring(&state.shard_level_metrics),
-            encryption_type: Some("NONE".to_owned()),
+            encryption_type: Some(EncryptionType::None),
             key_id: None,
-            open_shard_count: state.open_shards().count() as i32,
+            open_shard_count: state.open_shards().count() as u32,
             consumer_count: Some(0),
-            max_record_size_in_ki_b: Some(state.max_record_size_kib as i32),
-            ..Default::default()
+            max_record_size_kib: Some(state.max_record_size_kib),
+            stream_id: None,
+            warm_throughput: None,
+            channel_count: None,
+            record_distribution_strategy: None,
+            queue_count: None,
         },
     })
 }
@@ -334,17 +368,16 @@ fn list_streams(
         stream_names: page.iter().map(|stream| stream.name.clone()).collect(),
         has_more_streams,
         next_token,
-        stream_summaries: Some(
-            page.iter()
-                .map(|stream| StreamSummary {
-                    stream_name: stream.name.clone(),
-                    stream_arn: stream.arn.clone(),
-                    stream_status: stream.status().to_owned(),
-                    stream_mode_details: Some(mode_details(stream.state().mode)),
-                    stream_creation_timestamp: Some(timestamp(stream.created_ms)),
-                })
-                .collect(),
-        ),
+        stream_summaries: page
+            .iter()
+            .map(|stream| StreamSummary {
+                stream_name: stream.name.clone(),
+                stream_arn: stream.arn.clone(),
+                stream_status: StreamStatus::Active,
+                stream_mode_details: Some(mode_details(stream.state().mode)),
+                stream_creation_timestamp: Some(timestamp(stream.created_ms)),
+            })
+            .collect(),
     })
 }
 
@@ -358,7 +391,9 @@ fn decode_list_token(node: &Node, token: &str) -> Result<(String, u64), Error> {
     let (after, created_ms, issued_ms) =
         riffle_proto::token::decode_page_token(token, &node.token_key)?;
     if now_ms().saturating_sub(issued_ms) > limits::NEXT_TOKEN_LIFETIME_MS {
-        return Err(Error::expired_next_token());
+        return Err(Error::expired_next_token(
+            "The requested token has expired.",
+        ));
     }
     Ok((after, created_ms))
 }
@@ -375,9 +410,7 @@ fn list_shards(
     let (stream, after) = match &input.next_token {
         Some(token) => {
             if input.stream_name.is_some() {
-                return Err(Error::invalid_argument(
-                    "NextToken and StreamName cannot be provided together.".to_owned(),
-                ));
+                return Err(Error::list_shards_token_and_stream());
             }
             if input.stream_arn.is_some()
                 || input.exclusive_start_shard_id.is_some()
@@ -399,9 +432,7 @@ fn list_shards(
         }
         None => {
             if input.stream_name.is_none() && input.stream_arn.is_none() {
-                return Err(Error::invalid_argument(
-                    "Either NextToken or StreamName should be provided.".to_owned(),
-                ));
+                return Err(Error::list_shards_stream_missing());
             }
             let stream = resolve_stream(
                 node,
@@ -417,7 +448,7 @@ fn list_shards(
         }
     };
     let filter = match &input.shard_filter {
-        None => ShardFilter::FromTrimHorizon,
+        None => ShardSelection::FromTrimHorizon,
         Some(filter) => shard_filter(filter)?,
     };
     let state = stream.state();
@@ -437,39 +468,39 @@ fn list_shards(
         _ => None,
     };
     Ok(ListShardsOutput {
-        shards: Some(page.into_iter().map(|shard| shard_shape(shard)).collect()),
+        shards: page.into_iter().map(|shard| shard_shape(shard)).collect(),
         next_token,
     })
 }
 
-fn shard_filter(filter: &riffle_proto::ops::ShardFilter) -> Result<ShardFilter, Error> {
+fn shard_filter(filter: &riffle_proto::ops::ShardFilter) -> Result<ShardSelection, Error> {
+    let filter_type = filter.filter_type.as_deref().unwrap_or_default();
     let timestamp_ms = || {
         filter
             .timestamp
-            .map(|seconds| (seconds * 1000.0).max(0.0) as u64)
+            .map(Timestamp::epoch_ms_u64)
             .ok_or_else(|| {
                 Error::invalid_argument(format!(
-                    "Timestamp is required for ShardFilter type {}.",
-                    filter.r#type
+                    "Timestamp is required for ShardFilter type {filter_type}."
                 ))
             })
     };
-    Ok(match filter.r#type.as_str() {
+    Ok(match filter_type {
         "AFTER_SHARD_ID" => {
             let shard_id = filter.shard_id.as_deref().ok_or_else(|| {
                 Error::invalid_argument(
                     "ShardId is required for ShardFilter type AFTER_SHARD_ID.".to_owned(),
                 )
             })?;
-            ShardFilter::AfterShard(
+            ShardSelection::AfterShard(
                 riffle_proto::shard_id::parse_shard_id(shard_id).unwrap_or(u32::MAX),
             )
         }
-        "AT_TRIM_HORIZON" => ShardFilter::AtTrimHorizon,
-        "FROM_TRIM_HORIZON" => ShardFilter::FromTrimHorizon,
-        "AT_LATEST" => ShardFilter::AtLatest,
-        "AT_TIMESTAMP" => ShardFilter::AtTimestamp(timestamp_ms()?),
-        "FROM_TIMESTAMP" => ShardFilter::FromTimestamp(timestamp_ms()?),
+        "AT_TRIM_HORIZON" => ShardSelection::AtTrimHorizon,
+        "FROM_TRIM_HORIZON" => ShardSelection::FromTrimHorizon,
+        "AT_LATEST" => ShardSelection::AtLatest,
+        "AT_TIMESTAMP" => ShardSelection::AtTimestamp(timestamp_ms()?),
+        "FROM_TIMESTAMP" => ShardSelection::FromTimestamp(timestamp_ms()?),
         other => {
             return Err(Error::invalid_argument(format!(
                 "Unknown ShardFilter type {other}."
@@ -514,18 +545,19 @@ async fn put_record(
     )?;
     if let Some(minimum) = &input.sequence_number_for_ordering {
         if riffle_proto::seqno::SeqNo::decode(minimum).is_none() && minimum != "0" {
-            return Err(Error::invalid_argument(format!(
-                "ExclusiveMinimumSequenceNumber {minimum} used in PutRecord on stream {} under account {} is invalid.",
-                stream.name, stream.account
-            )));
+            return Err(Error::sequence_number_for_ordering_invalid(
+                minimum,
+                &stream.name,
+                &stream.account,
+            ));
         }
     }
     let state = stream.state();
     let record = prepare_record(
         &state,
-        input.partition_key,
+        input.partition_key.unwrap_or_default(),
         input.explicit_hash_key.as_deref(),
-        input.data,
+        input.data.unwrap_or_default(),
     )?;
     let outcome = data::put_records(&stream, vec![record])
         .await
@@ -534,7 +566,7 @@ async fn put_record(
     Ok(PutRecordOutput {
         shard_id: outcome.shard_id,
         sequence_number: outcome.sequence_number,
-        encryption_type: Some("NONE".to_owned()),
+        encryption_type: Some(EncryptionType::None),
     })
 }
 
@@ -550,10 +582,13 @@ async fn put_records(
         input.stream_arn.as_deref(),
     )?;
     let state = stream.state();
-    let request_bytes: usize = input
-        .records
+    let entries = input.records.unwrap_or_default();
+    let request_bytes: usize = entries
         .iter()
-        .map(|entry| entry.data.len() + entry.partition_key.len())
+        .map(|entry| {
+            entry.data.as_ref().map_or(0, |data| data.len())
+                + entry.partition_key.as_ref().map_or(0, |key| key.len())
+        })
         .sum();
     if request_bytes > limits::PUT_RECORDS_BYTES_MAX {
         return Err(Error::invalid_argument(format!(
@@ -561,13 +596,13 @@ async fn put_records(
             limits::PUT_RECORDS_BYTES_MAX / (1024 * 1024)
         )));
     }
-    let mut prepared = Vec::with_capacity(input.records.len());
-    for entry in input.records {
+    let mut prepared = Vec::with_capacity(entries.len());
+    for entry in entries {
         prepared.push(prepare_record(
             &state,
-            entry.partition_key,
+            entry.partition_key.unwrap_or_default(),
             entry.explicit_hash_key.as_deref(),
-            entry.data,
+            entry.data.unwrap_or_default(),
         )?);
     }
     let outcomes = data::put_records(&stream, prepared).await;
@@ -595,7 +630,7 @@ async fn put_records(
     Ok(PutRecordsOutput {
         failed_record_count: Some(failed),
         records,
-        encryption_type: Some("NONE".to_owned()),
+        encryption_type: Some(EncryptionType::None),
     })
 }
 
@@ -611,21 +646,21 @@ fn get_shard_iterator(
         input.stream_arn.as_deref(),
     )?;
     let state = stream.state();
-    let shard = riffle_proto::shard_id::parse_shard_id(&input.shard_id)
+    let shard_id = input.shard_id.as_deref().unwrap_or_default();
+    let shard = riffle_proto::shard_id::parse_shard_id(shard_id)
         .and_then(|ordinal| state.shard(ordinal))
-        .ok_or_else(|| Error::shard_not_found(&input.shard_id, &stream.name, &stream.account))?;
-    let iterator_type = input.shard_iterator_type.as_str();
+        .ok_or_else(|| Error::shard_not_found(shard_id, &stream.name, &stream.account))?;
+    let iterator_type = input.shard_iterator_type.as_deref().unwrap_or_default();
     let sequence = input.starting_sequence_number.as_deref();
-    let needs_sequence = matches!(iterator_type, "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER");
+    let needs_sequence = matches!(
+        iterator_type,
+        "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER"
+    );
     if needs_sequence != sequence.is_some() && iterator_type != "AT_TIMESTAMP" {
-        let which = if sequence.is_some() {
-            "and also a StartingSequenceNumber."
-        } else {
-            "and no StartingSequenceNumber."
-        };
-        return Err(Error::invalid_argument(format!(
-            "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {iterator_type} {which}"
-        )));
+        return Err(Error::iterator_type_mismatch(
+            iterator_type,
+            sequence.is_some(),
+        ));
     }
     let start = match (iterator_type, sequence) {
         ("AT_SEQUENCE_NUMBER", Some(sequence)) => {
@@ -637,17 +672,13 @@ fn get_shard_iterator(
         ("TRIM_HORIZON", _) => StartAt::TrimHorizon,
         ("LATEST", _) => StartAt::Latest,
         ("AT_TIMESTAMP", _) => {
-            let seconds = input.timestamp.ok_or_else(|| {
-                Error::invalid_argument(
-                    "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.".to_owned(),
-                )
-            })?;
-            let at_ms = (seconds * 1000.0).max(0.0) as u64;
+            let at_ms = input
+                .timestamp
+                .ok_or_else(Error::timestamp_missing)?
+                .epoch_ms_u64();
             let now = now_ms();
             if at_ms > now {
-                return Err(Error::invalid_argument(format!(
-                    "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {at_ms}, currentTimestampInMillis: {now}"
-                )));
+                return Err(Error::timestamp_in_future(at_ms as i64, now as i64));
             }
             StartAt::AtTimestamp(at_ms)
         }
@@ -674,7 +705,7 @@ fn get_records(
     let batch = data::get_records(
         node,
         &caller.account,
-        &input.shard_iterator,
+        input.shard_iterator.as_deref().unwrap_or_default(),
         limit,
         limits::GET_RECORDS_BYTES_MAX,
     )?;
@@ -685,7 +716,7 @@ fn get_records(
             sequence_number,
             approximate_arrival_timestamp: Some(timestamp(stored.arrival_ms)),
             data: stored.data,
-            partition_key: String::from_utf8_lossy(&stored.partition_key).into_owned(),
+            partition_key: Some(String::from_utf8_lossy(&stored.partition_key).into_owned()),
             encryption_type: None,
         })
         .collect();
@@ -714,7 +745,7 @@ fn get_records(
     Ok(GetRecordsOutput {
         records,
         next_shard_iterator: batch.next_iterator,
-        millis_behind_latest: Some(batch.millis_behind_latest as i64),
+        millis_behind_latest: Some(batch.millis_behind_latest),
         child_shards,
     })
 }
@@ -762,9 +793,11 @@ fn describe_limits(node: &Node, caller: &Caller) -> DescribeLimitsOutput {
         .filter(|stream| stream.state().mode == StreamMode::OnDemand)
         .count();
     DescribeLimitsOutput {
-        shard_limit: node.config.shard_limit as i32,
-        open_shard_count: node.open_shard_count(&caller.account) as i32,
-        on_demand_stream_count: on_demand as i32,
-        on_demand_stream_count_limit: node.config.on_demand_stream_limit as i32,
+        shard_limit: node.config.shard_limit,
+        open_shard_count: node.open_shard_count(&caller.account),
+        on_demand_stream_count: on_demand as u32,
+        on_demand_stream_count_limit: node.config.on_demand_stream_limit,
+        channel_count: None,
+        channel_count_limit: None,
     }
 }

@@ -136,7 +136,9 @@ impl ShardLog {
     fn lock(&self) -> MutexGuard<'_, Writer> {
         // A panic while holding the lock cannot leave the log half-written in memory: the log
         // only advances its indexes after a successful write. Keep serving.
-        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Appends `records` as one frame and returns once they are acknowledged under the
@@ -196,7 +198,10 @@ impl ShardLog {
                 ts_first_ms: arrival_ms,
                 ts_max_ms: arrival_ms,
             };
-            let index = writer.log.append(&meta, &payload).map_err(AppendError::Log)?;
+            let index = writer
+                .log
+                .append(&meta, &payload)
+                .map_err(AppendError::Log)?;
             writer.ts_last_ms = arrival_ms;
             if self.durability != Durability::Sync {
                 // Visible at once: publish under the lock so the tail never moves backwards.
@@ -207,8 +212,7 @@ impl ShardLog {
             }
             Appended { index, arrival_ms }
         };
-        if self.durability != Durability::None && !self.flush_queued.swap(true, Ordering::AcqRel)
-        {
+        if self.durability != Durability::None && !self.flush_queued.swap(true, Ordering::AcqRel) {
             self.flusher.queue(Arc::clone(self));
         }
         Ok(appended)
@@ -317,7 +321,10 @@ impl ShardLog {
                 .and_then(|mut entries| entries.pop())
                 .map(|entry| entry.meta.ts_first_ms);
             if let Some(first_ts) = active_first_ts {
-                if !active.sealed && active.last_index >= active.base_index && first_ts < roll_before_ms {
+                if !active.sealed
+                    && active.last_index >= active.base_index
+                    && first_ts < roll_before_ms
+                {
                     writer.log.roll()?;
                 }
             }

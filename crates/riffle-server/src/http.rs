@@ -87,7 +87,11 @@ fn tokio_util_tracker() -> Arc<()> {
     Arc::new(())
 }
 
-async fn handle(node: Arc<Node>, peer: SocketAddr, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    node: Arc<Node>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let outcome = match target_operation(&parts.headers) {
@@ -101,7 +105,10 @@ async fn handle(node: Arc<Node>, peer: SocketAddr, request: Request<Incoming>) -
                 Err(error) => Err(error),
             }
         }
-        None => Err(KinesisError::new(ErrorKind::UnknownOperationException, None)),
+        None => Err(KinesisError::new(
+            ErrorKind::UnknownOperationException,
+            None,
+        )),
     };
     let (status, body) = match outcome {
         Ok(body) => (StatusCode::OK, body),
@@ -111,18 +118,23 @@ async fn handle(node: Arc<Node>, peer: SocketAddr, request: Request<Incoming>) -
             } else {
                 tracing::debug!(%peer, %request_id, error = %error.type_name(), message = ?error.message, "request refused");
             }
-            let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            let status =
+                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
             (status, error.to_json())
         }
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert("x-amzn-requestid", value);
     }
-    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now())) {
+    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
+    {
         headers.insert(http::header::DATE, value);
     }
     response
@@ -145,7 +157,10 @@ async fn read_body(body: Incoming, headers: &HeaderMap) -> Result<Bytes, Kinesis
     match Limited::new(body, REQUEST_BYTES_MAX).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) => {
-            if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(too_large())
             } else {
                 Err(KinesisError::new(
@@ -160,7 +175,9 @@ async fn read_body(body: Incoming, headers: &HeaderMap) -> Result<Bytes, Kinesis
 fn too_large() -> KinesisError {
     KinesisError::new(
         ErrorKind::SerializationException,
-        Some(format!("Request body exceeds the maximum size of {REQUEST_BYTES_MAX} bytes.")),
+        Some(format!(
+            "Request body exceeds the maximum size of {REQUEST_BYTES_MAX} bytes."
+        )),
     )
 }
 
@@ -200,9 +217,15 @@ mod tests {
     fn targets_need_the_kinesis_prefix() {
         let mut headers = HeaderMap::new();
         assert_eq!(target_operation(&headers), None);
-        headers.insert("x-amz-target", HeaderValue::from_static("Kinesis_20131202.PutRecord"));
+        headers.insert(
+            "x-amz-target",
+            HeaderValue::from_static("Kinesis_20131202.PutRecord"),
+        );
         assert_eq!(target_operation(&headers), Some("PutRecord"));
-        headers.insert("x-amz-target", HeaderValue::from_static("DynamoDB_20120810.PutItem"));
+        headers.insert(
+            "x-amz-target",
+            HeaderValue::from_static("DynamoDB_20120810.PutItem"),
+        );
         assert_eq!(target_operation(&headers), None);
     }
 }

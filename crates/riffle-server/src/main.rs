@@ -16,7 +16,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 #[derive(Parser)]
-#[command(name = "riffle", version, about = "A durable, Kinesis-compatible streaming server")]
+#[command(
+    name = "riffle",
+    version,
+    about = "A durable, Kinesis-compatible streaming server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,7 +79,10 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("riffle: cannot start the async runtime: {error}");

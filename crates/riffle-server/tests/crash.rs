@@ -36,6 +36,8 @@ const THROTTLED: &str = "ProvisionedThroughputExceededException";
 /// One record the server acknowledged.
 #[derive(Clone, Debug)]
 struct Ack {
+    /// The producer task that got the ack (`usize::MAX` for the checks after a restart).
+    producer: usize,
     shard_id: String,
     sequence_number: String,
     partition_key: String,
@@ -114,6 +116,7 @@ async fn produce(
                 .await;
             match result {
                 Ok(output) => shared.acks.lock().unwrap().push(Ack {
+                    producer,
                     shard_id: output.shard_id().to_string(),
                     sequence_number: output.sequence_number().to_string(),
                     partition_key,
@@ -156,6 +159,7 @@ async fn produce(
                             entry.error_code(),
                         ) {
                             (Some(shard_id), Some(sequence_number), None) => acks.push(Ack {
+                                producer,
                                 shard_id: shard_id.to_string(),
                                 sequence_number: sequence_number.to_string(),
                                 partition_key,
@@ -242,6 +246,21 @@ async fn verify(client: &Client, acks: &[Ack], cycle: usize) -> HashMap<String, 
         acks.len(),
         &lost[..lost.len().min(10)]
     );
+
+    // Each producer waits for one call before making the next, so on each shard its acks, in
+    // the order it received them, must carry increasing sequence numbers.
+    let mut last_per_producer_shard: HashMap<(usize, &str), &Ack> = HashMap::new();
+    for ack in acks {
+        if let Some(previous) = last_per_producer_shard.insert((ack.producer, &ack.shard_id), ack) {
+            assert_eq!(
+                compare_sequence_numbers(&previous.sequence_number, &ack.sequence_number),
+                std::cmp::Ordering::Less,
+                "cycle {cycle}: {} was acknowledged after {} but numbered below it",
+                ack.sequence_number,
+                previous.sequence_number
+            );
+        }
+    }
 
     // Per partition key (always the same shard), acknowledged counters increase with the
     // sequence number: acknowledged order is stored order.
@@ -344,6 +363,7 @@ async fn acknowledged_records_survive_kill_9() {
                 assert_sequence_before(previous, put.sequence_number());
             }
             all_acks.push(Ack {
+                producer: usize::MAX,
                 shard_id: put.shard_id().to_string(),
                 sequence_number: put.sequence_number().to_string(),
                 partition_key,
