@@ -85,7 +85,9 @@ def test_cli_stream_lifecycle(aws):
     paged = aws("list-streams", "--page-size", "1").json()
     assert paged["StreamNames"] == listed["StreamNames"]
 
-    shards = aws("list-shards", "--stream-name", name, "--page-size", "1").json()["Shards"]
+    # (No --page-size here: the CLI would resend --stream-name with the NextToken, which AWS
+    # rejects too.)
+    shards = aws("list-shards", "--stream-name", name).json()["Shards"]
     assert [s["ShardId"] for s in shards] == [h.shard_id(0), h.shard_id(1)]
 
     deleted = aws("delete-stream", "--stream-name", name)
@@ -94,8 +96,9 @@ def test_cli_stream_lifecycle(aws):
     assert gone.returncode != 0
     assert (
         "An error occurred (ResourceNotFoundException) when calling the DescribeStreamSummary "
-        f"operation: {h.not_found_message(name)}" in gone.stderr
+        "operation" in gone.stderr
     )
+    assert gone.stderr.strip().endswith(f": {h.not_found_message(name)}"), gone.stderr
     assert name not in aws("list-streams").json()["StreamNames"]
 
 

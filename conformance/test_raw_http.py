@@ -53,15 +53,28 @@ def test_successful_raw_call_headers(endpoint):
     assert isinstance(json.loads(body)["StreamNames"], list)
 
 
-def test_void_operation_returns_empty_or_empty_object(endpoint, kinesis):
+def test_void_operations_return_empty_or_empty_object(endpoint, kinesis):
+    """kinesis-api.md §1.1: void operations answer 200 with an empty body ({} also parses)."""
     name = h.unique_stream_name("raw")
-    status, _, body = _post(
-        endpoint, TARGET_PREFIX + "CreateStream", json.dumps({"StreamName": name, "ShardCount": 1}).encode()
-    )
-    assert status == 200
-    assert body.strip() in (b"", b"{}")
-    assert kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamName"] == name
-    kinesis.delete_stream(StreamName=name)
+    arn = h.stream_arn(name)
+    calls = [
+        ("CreateStream", {"StreamName": name, "ShardCount": 1}),
+        ("AddTagsToStream", {"StreamName": name, "Tags": {"a": "1"}}),
+        ("RemoveTagsFromStream", {"StreamName": name, "TagKeys": ["a"]}),
+        ("TagResource", {"ResourceARN": arn, "Tags": {"b": "2"}}),
+        ("UntagResource", {"ResourceARN": arn, "TagKeys": ["b"]}),
+        ("IncreaseStreamRetentionPeriod", {"StreamName": name, "RetentionPeriodHours": 48}),
+        ("DecreaseStreamRetentionPeriod", {"StreamName": name, "RetentionPeriodHours": 24}),
+        ("DeleteStream", {"StreamName": name}),
+    ]
+    bodies = {}
+    for operation, request in calls:
+        status, _, body = _post(endpoint, TARGET_PREFIX + operation, json.dumps(request).encode())
+        assert status == 200, (operation, status, body)
+        bodies[operation] = body
+    wrong = {op: body for op, body in bodies.items() if body.strip() not in (b"", b"{}")}
+    assert not wrong, f"void operations with a non-empty body: {wrong}"
+    kinesis.get_waiter("stream_not_exists").wait(StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 20})
 
 
 def test_malformed_json_body(endpoint, kinesis):

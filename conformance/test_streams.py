@@ -357,13 +357,21 @@ def test_list_shards_paging(kinesis, new_stream):
     after = kinesis.list_shards(StreamName=name, ExclusiveStartShardId=h.shard_id(2))
     assert [s["ShardId"] for s in after["Shards"]] == [h.shard_id(3), h.shard_id(4)]
 
-    pages = list(
-        kinesis.get_paginator("list_shards").paginate(
-            StreamName=name, PaginationConfig={"PageSize": 2}
-        )
-    )
-    assert [len(p["Shards"]) for p in pages] == [2, 2, 1]
-    assert [s["ShardId"] for p in pages for s in p["Shards"]] == [h.shard_id(i) for i in range(5)]
+    # The boto3 paginator resends StreamName with the NextToken, which AWS itself rejects
+    # (botocore issue #2009), so it only works while one page holds every shard.
+    pages = list(kinesis.get_paginator("list_shards").paginate(StreamName=name))
+    assert len(pages) == 1
+    assert [s["ShardId"] for s in pages[0]["Shards"]] == [h.shard_id(i) for i in range(5)]
+    # A client that pages correctly (NextToken alone) walks the whole list.
+    collected = []
+    page = kinesis.list_shards(StreamName=name, MaxResults=1)
+    while True:
+        collected += [s["ShardId"] for s in page["Shards"]]
+        if "NextToken" not in page:
+            break
+        assert len(collected) < 10
+        page = kinesis.list_shards(NextToken=page["NextToken"], MaxResults=1)
+    assert collected == [h.shard_id(i) for i in range(5)]
 
 
 def test_list_shards_argument_errors(kinesis, new_stream):
@@ -399,14 +407,13 @@ def test_list_shards_filters_on_fresh_stream(kinesis, new_stream):
     # Before the stream existed: FROM_TIMESTAMP falls back to the trim horizon.
     assert ids({"Type": "FROM_TIMESTAMP", "Timestamp": now - dt.timedelta(hours=1)}) == all_ids
 
-    pages = list(
-        kinesis.get_paginator("list_shards").paginate(
-            StreamName=name,
-            ShardFilter={"Type": "AFTER_SHARD_ID", "ShardId": h.shard_id(0)},
-            PaginationConfig={"PageSize": 2},
-        )
+    first = kinesis.list_shards(
+        StreamName=name,
+        ShardFilter={"Type": "AFTER_SHARD_ID", "ShardId": h.shard_id(0)},
+        MaxResults=2,
     )
-    assert [s["ShardId"] for p in pages for s in p["Shards"]] == all_ids[1:]
+    assert [s["ShardId"] for s in first["Shards"]] == all_ids[1:3]
+    assert first["NextToken"]
 
     with pytest.raises(ClientError) as excinfo:
         kinesis.list_shards(StreamName=name, ShardFilter={"Type": "AFTER_SHARD_ID"})

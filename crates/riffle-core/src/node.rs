@@ -317,13 +317,8 @@ impl Node {
         let mut shards = Vec::with_capacity(stream_meta.shards.len());
         for shard_meta in &stream_meta.shards {
             let dir = shard_dir(&config.data_dir, &stream_meta.dir_id, shard_meta.ordinal);
-            let log = ShardLog::open(
-                &dir,
-                config.log_options.clone(),
-                config.durability,
-                flusher.clone(),
-            )
-            .map_err(|error| OpenError::Log { dir, error })?;
+            let log = ShardLog::open(&dir, config.log_options, config.durability, flusher.clone())
+                .map_err(|error| OpenError::Log { dir, error })?;
             shards.push(Arc::new(Shard {
                 meta: shard_meta.clone(),
                 log,

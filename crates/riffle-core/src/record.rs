@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_with_and_without_explicit_keys() {
-        let records = vec![
+        let records = [
             NewRecord {
                 partition_key: "alpha".into(),
                 explicit_hash_key: None,

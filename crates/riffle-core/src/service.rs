@@ -29,8 +29,15 @@ pub async fn call(
 ) -> Result<Vec<u8>, Error> {
     let request = riffle_proto::decode_request(operation, body)?;
     Ok(match request {
-        Request::CreateStream(input) => encode(create_stream(node, caller, input).await?),
-        Request::DeleteStream(input) => encode(delete_stream(node, caller, input).await?),
+        // Void operations answer an empty body (kinesis-api.md §1.1), not `null`.
+        Request::CreateStream(input) => {
+            create_stream(node, caller, input).await?;
+            Vec::new()
+        }
+        Request::DeleteStream(input) => {
+            delete_stream(node, caller, input).await?;
+            Vec::new()
+        }
         Request::DescribeStream(input) => encode(describe_stream(node, caller, input)?),
         Request::DescribeStreamSummary(input) => {
             encode(describe_stream_summary(node, caller, input)?)
@@ -559,6 +566,9 @@ async fn put_record(
         input.explicit_hash_key.as_deref(),
         input.data.unwrap_or_default(),
     )?;
+    if input.dry_run == Some(true) {
+        return Err(Error::dry_run());
+    }
     let outcome = data::put_records(&stream, vec![record])
         .await
         .pop()
@@ -604,6 +614,9 @@ async fn put_records(
             entry.explicit_hash_key.as_deref(),
             entry.data.unwrap_or_default(),
         )?);
+    }
+    if input.dry_run == Some(true) {
+        return Err(Error::dry_run());
     }
     let outcomes = data::put_records(&stream, prepared).await;
     let mut failed = 0;
@@ -688,8 +701,12 @@ fn get_shard_iterator(
             )))
         }
     };
+    let shard_iterator = data::shard_iterator(node, &stream, shard, start)?;
+    if input.dry_run == Some(true) {
+        return Err(Error::dry_run());
+    }
     Ok(GetShardIteratorOutput {
-        shard_iterator: Some(data::shard_iterator(node, &stream, shard, start)?),
+        shard_iterator: Some(shard_iterator),
     })
 }
 
@@ -709,6 +726,9 @@ fn get_records(
         limit,
         limits::GET_RECORDS_BYTES_MAX,
     )?;
+    if input.dry_run == Some(true) {
+        return Err(Error::dry_run());
+    }
     let records = batch
         .records
         .into_iter()

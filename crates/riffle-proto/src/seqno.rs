@@ -20,7 +20,7 @@
 //! Riffle's counter is `(log_index << 16) | sub`: the Raft/log index of the batch and the
 //! record's slot within it ([`SeqNo::position`]).
 //!
-//! The arithmetic is a small fixed-width 192-bit integer ([`U192`]); no bignum crate.
+//! The arithmetic is a small fixed-width 192-bit integer (`U192` below); no bignum crate.
 
 /// Decimal digits of every sequence number riffle issues.
 pub const SEQUENCE_NUMBER_DIGITS: usize = 56;
@@ -199,11 +199,14 @@ impl U192 {
 
     /// Divides in place and returns the remainder.
     fn div_rem(&mut self, divisor: u64) -> u64 {
+        let divisor = u128::from(divisor);
         let mut remainder = 0u128;
         for limb in self.0.iter_mut().rev() {
             let current = (remainder << 64) | u128::from(*limb);
-            *limb = (current / u128::from(divisor)) as u64;
-            remainder = current % u128::from(divisor);
+            let quotient = current / divisor;
+            // One 128-bit division per limb; the remainder by multiplication is cheaper.
+            remainder = current - quotient * divisor;
+            *limb = quotient as u64;
         }
         remainder as u64
     }

@@ -91,7 +91,7 @@ async fn produce(
         let batch_len = if prng.below(2) == 0 {
             1
         } else {
-            2 + prng.below(30) as usize
+            2 + prng.below(8) as usize
         };
         let mut pending = Vec::with_capacity(batch_len);
         {
