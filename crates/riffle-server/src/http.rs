@@ -6,6 +6,13 @@
 //! writes the answer with the headers SDKs expect (`x-amzn-RequestId`, `Date`). It never panics
 //! on client input: anything malformed becomes an AWS-style error response and the connection
 //! keeps serving.
+//!
+//! **Memory.** Request bodies are bounded twice: each by [`REQUEST_BYTES_MAX`], and all of them
+//! together by a node-wide budget ([`RequestBudget`]). A request reserves its declared length
+//! (or the per-request maximum, when it streams without one) before its body is read and holds
+//! the reservation until its answer is built, so thousands of clients sending large bodies at
+//! once queue for memory instead of exhausting it. A body must arrive within
+//! [`BODY_READ_TIMEOUT`], so a stalled client cannot hold its reservation for long.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,17 +28,58 @@ use riffle_core::service::{self, Caller};
 use riffle_core::Node;
 use riffle_proto::{ErrorKind, KinesisError};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore, SemaphorePermit};
 
 /// Largest request body accepted. A 10 MiB PutRecords is about 13.4 MiB as base64 JSON.
 pub const REQUEST_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// How long a request body may take to arrive once its headers are in.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a request waits for room in the memory budget before it is refused (with a 500,
+/// which every SDK retries with backoff).
+const BUDGET_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+/// Unit of the budget's semaphore permits.
+const BUDGET_UNIT_BYTES: u64 = 1024;
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// The bytes of request bodies that may be held in memory at once, across all connections.
+pub struct RequestBudget {
+    permits: Semaphore,
+    units_max: u64,
+}
+
+impl RequestBudget {
+    /// A budget of `bytes` (at least one maximal request, so every valid request can run).
+    pub fn new(bytes: u64) -> RequestBudget {
+        let units_max = bytes
+            .max(REQUEST_BYTES_MAX as u64)
+            .div_ceil(BUDGET_UNIT_BYTES);
+        let units_max = units_max.min(Semaphore::MAX_PERMITS as u64);
+        RequestBudget {
+            permits: Semaphore::new(units_max as usize),
+            units_max,
+        }
+    }
+
+    /// Reserves room for a body of `bytes`, waiting at most [`BUDGET_WAIT_MAX`].
+    async fn reserve(&self, bytes: u64) -> Result<SemaphorePermit<'_>, KinesisError> {
+        let units = bytes.div_ceil(BUDGET_UNIT_BYTES).clamp(1, self.units_max);
+        let units = u32::try_from(units).unwrap_or(u32::MAX);
+        match tokio::time::timeout(BUDGET_WAIT_MAX, self.permits.acquire_many(units)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(KinesisError::new(
+                ErrorKind::InternalFailureException,
+                Some("The server is at its request memory budget; retry later.".to_owned()),
+            )),
+        }
+    }
+}
 
 /// Serves until `shutdown` turns true, then stops accepting and lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     node: Arc<Node>,
+    budget: Arc<RequestBudget>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let connections = tokio_util_tracker();
@@ -50,13 +98,15 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let node = Arc::clone(&node);
+        let budget = Arc::clone(&budget);
         let mut connection_shutdown = shutdown.clone();
         let guard = connections.clone();
         tokio::spawn(async move {
             let _guard = guard;
             let service = service_fn(move |request| {
                 let node = Arc::clone(&node);
-                async move { Ok::<_, Infallible>(handle(node, peer, request).await) }
+                let budget = Arc::clone(&budget);
+                async move { Ok::<_, Infallible>(handle(node, &budget, peer, request).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let connection = builder.serve_connection(TokioIo::new(stream), service);
@@ -89,6 +139,7 @@ fn tokio_util_tracker() -> Arc<()> {
 
 async fn handle(
     node: Arc<Node>,
+    budget: &RequestBudget,
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -97,8 +148,10 @@ async fn handle(
     let outcome = match target_operation(&parts.headers) {
         Some(operation) => {
             let operation = operation.to_owned();
-            match read_body(body, &parts.headers).await {
-                Ok(body) => {
+            match read_body(body, &parts.headers, budget).await {
+                // The reservation lives until the answer is built: the decoded request and
+                // the records it produces are about as large as the body.
+                Ok((body, _reservation)) => {
                     let caller = caller(&node, &parts.headers);
                     service::call(&node, &caller, &operation, &body).await
                 }
@@ -146,7 +199,11 @@ fn target_operation(headers: &HeaderMap) -> Option<&str> {
     target.strip_prefix(TARGET_PREFIX)
 }
 
-async fn read_body(body: Incoming, headers: &HeaderMap) -> Result<Bytes, KinesisError> {
+async fn read_body<'b>(
+    body: Incoming,
+    headers: &HeaderMap,
+    budget: &'b RequestBudget,
+) -> Result<(Bytes, SemaphorePermit<'b>), KinesisError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -154,8 +211,25 @@ async fn read_body(body: Incoming, headers: &HeaderMap) -> Result<Bytes, Kinesis
     if declared.is_some_and(|length| length > REQUEST_BYTES_MAX as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, REQUEST_BYTES_MAX).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+    let reservation = budget
+        .reserve(declared.unwrap_or(REQUEST_BYTES_MAX as u64))
+        .await?;
+    let collected = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(body, REQUEST_BYTES_MAX).collect(),
+    )
+    .await
+    .map_err(|_| {
+        KinesisError::new(
+            ErrorKind::SerializationException,
+            Some(format!(
+                "The request body did not arrive within {} seconds.",
+                BODY_READ_TIMEOUT.as_secs()
+            )),
+        )
+    })?;
+    match collected {
+        Ok(collected) => Ok((collected.to_bytes(), reservation)),
         Err(error) => {
             if error
                 .downcast_ref::<http_body_util::LengthLimitError>()
@@ -212,6 +286,32 @@ fn caller(node: &Node, headers: &HeaderMap) -> Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The budget makes a request wait while others hold the memory, refuses it after the
+    /// wait limit, and lets it in once the memory is released.
+    #[tokio::test(start_paused = true)]
+    async fn the_request_budget_bounds_bodies_in_flight() {
+        let budget = RequestBudget::new(0);
+        let max = REQUEST_BYTES_MAX as u64;
+        let first = budget
+            .reserve(max)
+            .await
+            .expect("one maximal request always fits");
+        let refused = budget.reserve(1).await;
+        assert_eq!(
+            refused.expect_err("the budget is full").kind,
+            ErrorKind::InternalFailureException
+        );
+        drop(first);
+        let small = budget.reserve(10).await.expect("room again");
+        let half = budget
+            .reserve(max / 2)
+            .await
+            .expect("the rest fits beside it");
+        drop((small, half));
+        // A body larger than the budget still reserves at most the whole budget.
+        assert!(budget.reserve(u64::MAX).await.is_ok());
+    }
 
     #[test]
     fn targets_need_the_kinesis_prefix() {

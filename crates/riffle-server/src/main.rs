@@ -75,6 +75,10 @@ struct ServeArgs {
     /// Seconds between retention passes.
     #[arg(long, default_value_t = 60)]
     retention_interval_s: u64,
+    /// MiB of request bodies held in memory at once across all connections; requests beyond
+    /// it wait (up to 10 s, then get a retriable 500). At least one maximal request (16 MiB).
+    #[arg(long, default_value_t = 256)]
+    request_memory_mib: u64,
 }
 
 fn main() -> ExitCode {
@@ -167,7 +171,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
     });
-    let result = http::serve(listener, std::sync::Arc::clone(&node), shutdown_rx).await;
+    let budget = std::sync::Arc::new(http::RequestBudget::new(
+        args.request_memory_mib.saturating_mul(1024 * 1024),
+    ));
+    let result = http::serve(listener, std::sync::Arc::clone(&node), budget, shutdown_rx).await;
     let final_node = std::sync::Arc::clone(&node);
     let _ = tokio::task::spawn_blocking(move || final_node.sync_all()).await;
     drop(node);
