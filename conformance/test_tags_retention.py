@@ -135,11 +135,59 @@ def test_stream_tag_errors(kinesis, new_stream):
     # More than 50 tags on one stream.
     with pytest.raises(ClientError) as excinfo:
         kinesis.add_tags_to_stream(StreamName=name, Tags={f"t{i}": "v" for i in range(50)})
-    h.assert_client_error(excinfo, "InvalidArgumentException")
+    h.assert_client_error(
+        excinfo,
+        "InvalidArgumentException",
+        f"Failed to add tags to stream {name} under account {h.DEFAULT_ACCOUNT_ID} because a "
+        "given stream cannot have more than 50 tags associated with it.",
+    )
     # Failed calls are atomic.
     assert _tags(kinesis, name) == {"keep": "me"}
     kinesis.add_tags_to_stream(StreamName=name, Tags={f"t{i}": "v" for i in range(49)})
     assert len(_tags(kinesis, name)) == 50
+
+
+INVALID_TAG_CHARACTERS = (
+    "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white "
+    "space, _ . / = + - % @."
+)
+
+
+def _percent_refused(action: str, name: str) -> str:
+    return (
+        f"Failed to {action} stream {name} under account {h.DEFAULT_ACCOUNT_ID} because some tags "
+        "contained illegal characters. The allowed characters are Unicode letters, white-spaces, "
+        "'_',',','/','=','+','-','@'."
+    )
+
+
+def test_tag_characters(kinesis, new_stream):
+    """Production's checks as kinesalite recorded them: only the space counts as white space,
+    and '%' passes the first check to fail a second one with its own text."""
+    name = new_stream(tags={"keep": "me"})
+    for bad in ("abc;def", "abc,def", "abc\tdef", "abc\ndef"):
+        for tags in ({bad: "v"}, {"k": bad}):
+            with pytest.raises(ClientError) as excinfo:
+                kinesis.add_tags_to_stream(StreamName=name, Tags=tags)
+            h.assert_client_error(excinfo, "InvalidArgumentException", INVALID_TAG_CHARACTERS)
+        with pytest.raises(ClientError) as excinfo:
+            kinesis.remove_tags_from_stream(StreamName=name, TagKeys=[bad])
+        h.assert_client_error(excinfo, "InvalidArgumentException", INVALID_TAG_CHARACTERS)
+    with pytest.raises(ClientError) as excinfo:
+        kinesis.add_tags_to_stream(StreamName=name, Tags={"abc%def": "v"})
+    h.assert_client_error(
+        excinfo, "InvalidArgumentException", _percent_refused("add tags to", name)
+    )
+    with pytest.raises(ClientError) as excinfo:
+        kinesis.remove_tags_from_stream(StreamName=name, TagKeys=["abc%def"])
+    h.assert_client_error(
+        excinfo, "InvalidArgumentException", _percent_refused("remove tags from", name)
+    )
+    with pytest.raises(ClientError) as excinfo:
+        kinesis.untag_resource(ResourceARN=h.stream_arn(name), TagKeys=["a;b"])
+    h.assert_client_error(excinfo, "InvalidArgumentException", INVALID_TAG_CHARACTERS)
+    kinesis.remove_tags_from_stream(StreamName=name, TagKeys=["ü0 _.", "/=+-@"])
+    assert _tags(kinesis, name) == {"keep": "me"}
 
 
 # --- tags by ARN -----------------------------------------------------------------------------------------
@@ -174,4 +222,6 @@ def test_tag_resource_by_arn(kinesis, new_stream):
     ):
         with pytest.raises(ClientError) as excinfo:
             call()
-        h.assert_client_error(excinfo, "ResourceNotFoundException")
+        h.assert_client_error(
+            excinfo, "ResourceNotFoundException", h.not_found_message(missing.split("/")[-1])
+        )

@@ -77,7 +77,12 @@ pub async fn create_stream(
             ))
         }
     };
-    check_tags(&tags)?;
+    check_tags(
+        tags.iter().flat_map(|(key, value)| [key, value]),
+        true,
+        name,
+        &caller.account,
+    )?;
     let _control = node.control().await;
     if node.stream(&caller.account, name).is_some() {
         return Err(Error::stream_exists(name, &caller.account));
@@ -159,14 +164,22 @@ pub async fn change_retention(
         .await
 }
 
-/// Tag keys and values may hold Unicode letters, digits, white space and `_ . / = + - @`.
-fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
-    let allowed = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_./=+-@".contains(c);
-    let valid = tags
-        .iter()
-        .all(|(key, value)| key.chars().all(allowed) && value.chars().all(allowed));
-    if !valid {
+/// Tag keys and values may hold Unicode letters and digits, spaces and `_ . / = + - @`. Other
+/// white space (tab, newline) is refused like any other character; `%` passes the first check
+/// and fails a second one with its own text, as production does (recorded by kinesalite).
+/// `adding` and the stream name pick the wording of that second text.
+fn check_tags<'a>(
+    texts: impl Iterator<Item = &'a String> + Clone,
+    adding: bool,
+    stream: &str,
+    account: &str,
+) -> Result<(), Error> {
+    let allowed = |c: char| c.is_alphanumeric() || " _./=+-@%".contains(c);
+    if !texts.clone().all(|text| text.chars().all(allowed)) {
         return Err(Error::tags_invalid_characters());
+    }
+    if texts.into_iter().any(|text| text.contains('%')) {
+        return Err(Error::tags_illegal_characters(adding, stream, account));
     }
     Ok(())
 }
@@ -176,7 +189,12 @@ pub async fn add_tags(
     stream: &Arc<Stream>,
     tags: BTreeMap<String, String>,
 ) -> Result<(), Error> {
-    check_tags(&tags)?;
+    check_tags(
+        tags.iter().flat_map(|(key, value)| [key, value]),
+        true,
+        &stream.name,
+        &stream.account,
+    )?;
     let _control = node.control().await;
     let state = stream.state();
     let added = tags
@@ -195,6 +213,7 @@ pub async fn add_tags(
 }
 
 pub async fn remove_tags(node: &Node, stream: &Arc<Stream>, keys: &[String]) -> Result<(), Error> {
+    check_tags(keys.iter(), false, &stream.name, &stream.account)?;
     let _control = node.control().await;
     node.update_stream(stream, |state| {
         for key in keys {

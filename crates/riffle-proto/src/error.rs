@@ -539,6 +539,22 @@ impl KinesisError {
         )
     }
 
+    /// Tags holding `%`: the character check lets it through (its text even lists `%`), then
+    /// production refuses it with this second text. `adding` picks AddTagsToStream's wording
+    /// over RemoveTagsFromStream's.
+    pub fn tags_illegal_characters(adding: bool, stream: &str, account: &str) -> KinesisError {
+        let (verb, preposition) = if adding {
+            ("add", "to")
+        } else {
+            ("remove", "from")
+        };
+        KinesisError::invalid_argument(format!(
+            "Failed to {verb} tags {preposition} stream {stream} under account {account} because \
+             some tags contained illegal characters. The allowed characters are Unicode letters, \
+             white-spaces, '_',',','/','=','+','-','@'."
+        ))
+    }
+
     /// ListShards with neither a token nor a stream.
     pub fn list_shards_stream_missing() -> KinesisError {
         KinesisError::invalid_argument("Either NextToken or StreamName should be provided.")
@@ -1023,6 +1039,28 @@ mod tests {
                 .unwrap(),
             "Failed to add tags to stream s1 under account 123456789012 because a given stream \
              cannot have more than 50 tags associated with it."
+        );
+        assert_eq!(
+            KinesisError::tags_illegal_characters(true, "s1", "123456789012")
+                .message
+                .unwrap(),
+            "Failed to add tags to stream s1 under account 123456789012 because some tags \
+             contained illegal characters. The allowed characters are Unicode letters, \
+             white-spaces, '_',',','/','=','+','-','@'."
+        );
+        assert_eq!(
+            KinesisError::tags_illegal_characters(false, "s1", "123456789012")
+                .message
+                .unwrap(),
+            "Failed to remove tags from stream s1 under account 123456789012 because some tags \
+             contained illegal characters. The allowed characters are Unicode letters, \
+             white-spaces, '_',',','/','=','+','-','@'."
+        );
+        assert_eq!(
+            KinesisError::next_token_conflict("ShardFilter")
+                .message
+                .unwrap(),
+            "NextToken and ShardFilter cannot be provided together."
         );
         assert_eq!(
             KinesisError::list_shards_stream_missing().message.unwrap(),

@@ -185,14 +185,16 @@ async fn tags_by_resource_arn_share_the_stream_tag_set() {
     );
     assert_eq!(all_tags(&client, "arn-tags").await, owned(&[("b", "2")]));
 
-    let missing = format!("arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/nope");
+    let missing = stream_arn("nope");
+    let not_found = stream_not_found("nope");
     let result = client
         .list_tags_for_resource()
         .resource_arn(&missing)
         .send()
         .await;
     assert!(
-        expect_error(result, "ResourceNotFoundException", None).is_resource_not_found_exception()
+        expect_error(result, "ResourceNotFoundException", Some(&not_found))
+            .is_resource_not_found_exception()
     );
     let result = client
         .tag_resource()
@@ -201,7 +203,8 @@ async fn tags_by_resource_arn_share_the_stream_tag_set() {
         .send()
         .await;
     assert!(
-        expect_error(result, "ResourceNotFoundException", None).is_resource_not_found_exception()
+        expect_error(result, "ResourceNotFoundException", Some(&not_found))
+            .is_resource_not_found_exception()
     );
     let result = client
         .untag_resource()
@@ -210,7 +213,8 @@ async fn tags_by_resource_arn_share_the_stream_tag_set() {
         .send()
         .await;
     assert!(
-        expect_error(result, "ResourceNotFoundException", None).is_resource_not_found_exception()
+        expect_error(result, "ResourceNotFoundException", Some(&not_found))
+            .is_resource_not_found_exception()
     );
 }
 
@@ -258,13 +262,24 @@ async fn tag_errors() {
         .tags("one-too-many", "v")
         .send()
         .await;
-    let (error, status) = service_error(result);
-    assert_eq!(status, 400);
+    // Production's text (recorded by kinesalite when the limit was 10 tags).
+    let message = format!(
+        "Failed to add tags to stream strict under account {ACCOUNT} because a given stream \
+         cannot have more than 50 tags associated with it."
+    );
     assert!(
-        error.is_limit_exceeded_exception() || error.is_invalid_argument_exception(),
-        "{error:?}"
+        expect_error(result, "InvalidArgumentException", Some(&message))
+            .is_invalid_argument_exception()
     );
     assert_eq!(all_tags(&client, "strict").await.len(), 50);
+    // Overwriting a key that exists adds no tag, so it still works at the limit.
+    client
+        .add_tags_to_stream()
+        .stream_name("strict")
+        .tags("key-00", "changed")
+        .send()
+        .await
+        .unwrap();
 
     let result = client
         .list_tags_for_stream()
@@ -301,4 +316,184 @@ async fn tag_errors() {
         Some(&stream_not_found("nope"))
     )
     .is_resource_not_found_exception());
+}
+
+const INVALID_CHARACTERS: &str = "Some tags contain invalid characters. Valid characters: \
+     Unicode letters, digits, white space, _ . / = + - % @.";
+
+/// The second text production answers for `%`, which the first check lists as valid.
+fn percent_refused(verb_and_preposition: &str, stream: &str) -> String {
+    format!(
+        "Failed to {verb_and_preposition} stream {stream} under account {ACCOUNT} because some \
+         tags contained illegal characters. The allowed characters are Unicode letters, \
+         white-spaces, '_',',','/','=','+','-','@'."
+    )
+}
+
+#[tokio::test]
+async fn tag_characters_are_checked_as_production_checks_them() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "chars", 1).await;
+    client
+        .add_tags_to_stream()
+        .stream_name("chars")
+        .tags("keep", "me")
+        .send()
+        .await
+        .unwrap();
+    // "White space" is the space character: tab and newline are refused like `;` and `,`
+    // (kinesalite's production-recorded cases), in keys and in values alike.
+    for bad in ["abc;def", "abc,def", "abc\tdef", "abc\ndef", "abc#def"] {
+        for (key, value) in [(bad, "v"), ("k", bad)] {
+            let result = client
+                .add_tags_to_stream()
+                .stream_name("chars")
+                .tags(key, value)
+                .send()
+                .await;
+            assert!(
+                expect_error(result, "InvalidArgumentException", Some(INVALID_CHARACTERS))
+                    .is_invalid_argument_exception(),
+                "tag {key:?}={value:?}"
+            );
+        }
+        let result = client
+            .remove_tags_from_stream()
+            .stream_name("chars")
+            .tag_keys(bad)
+            .send()
+            .await;
+        assert!(
+            expect_error(result, "InvalidArgumentException", Some(INVALID_CHARACTERS))
+                .is_invalid_argument_exception(),
+            "tag key {bad:?}"
+        );
+    }
+    for (key, value) in [("abc%def", "v"), ("k", "abc%def")] {
+        let result = client
+            .add_tags_to_stream()
+            .stream_name("chars")
+            .tags(key, value)
+            .send()
+            .await;
+        let message = percent_refused("add tags to", "chars");
+        assert!(
+            expect_error(result, "InvalidArgumentException", Some(&message))
+                .is_invalid_argument_exception(),
+            "tag {key:?}={value:?}"
+        );
+    }
+    let result = client
+        .remove_tags_from_stream()
+        .stream_name("chars")
+        .tag_keys("abc%def")
+        .send()
+        .await;
+    let message = percent_refused("remove tags from", "chars");
+    assert!(
+        expect_error(result, "InvalidArgumentException", Some(&message))
+            .is_invalid_argument_exception()
+    );
+
+    // The same checks guard the ARN-based calls.
+    let result = client
+        .tag_resource()
+        .resource_arn(stream_arn("chars"))
+        .tags("a\tb", "v")
+        .send()
+        .await;
+    expect_error(result, "InvalidArgumentException", Some(INVALID_CHARACTERS));
+    let result = client
+        .untag_resource()
+        .resource_arn(stream_arn("chars"))
+        .tag_keys("a;b")
+        .send()
+        .await;
+    expect_error(result, "InvalidArgumentException", Some(INVALID_CHARACTERS));
+    let result = client
+        .tag_resource()
+        .resource_arn(stream_arn("chars"))
+        .tags("a%b", "v")
+        .send()
+        .await;
+    let error = expect_error(result, "InvalidArgumentException", None);
+    assert!(
+        error
+            .meta()
+            .message()
+            .unwrap_or_default()
+            .contains("illegal characters"),
+        "{error:?}"
+    );
+
+    // Valid characters pass both calls; nothing refused was stored.
+    client
+        .remove_tags_from_stream()
+        .stream_name("chars")
+        .tag_keys("ü0 _.")
+        .tag_keys("/=+-@")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(all_tags(&client, "chars").await, owned(&[("keep", "me")]));
+
+    // A missing stream is reported before the characters are looked at.
+    let result = client
+        .remove_tags_from_stream()
+        .stream_name("nope")
+        .tag_keys(";")
+        .send()
+        .await;
+    expect_error(
+        result,
+        "ResourceNotFoundException",
+        Some(&stream_not_found("nope")),
+    );
+}
+
+#[tokio::test]
+async fn tag_request_validation() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "valid", 1).await;
+    let result = client
+        .list_tags_for_stream()
+        .stream_name("valid")
+        .limit(51)
+        .send()
+        .await;
+    let message = "1 validation error detected: Value '51' at 'limit' failed to satisfy \
+                   constraint: Member must have value less than or equal to 50";
+    expect_error(result, "ValidationException", Some(message));
+
+    let long_key = "k".repeat(129);
+    let result = client
+        .remove_tags_from_stream()
+        .stream_name("valid")
+        .tag_keys("a")
+        .tag_keys(&long_key)
+        .send()
+        .await;
+    let message = format!(
+        "1 validation error detected: Value '[a, {long_key}]' at 'tagKeys' failed to satisfy \
+         constraint: Member must satisfy constraint: [Member must have length less than or \
+         equal to 128, Member must have length greater than or equal to 1]"
+    );
+    expect_error(result, "ValidationException", Some(&message));
+
+    let long_value = "v".repeat(257);
+    let result = client
+        .add_tags_to_stream()
+        .stream_name("valid")
+        .tags("c", &long_value)
+        .send()
+        .await;
+    let message = format!(
+        "1 validation error detected: Value '{{c={long_value}}}' at 'tags' failed to satisfy \
+         constraint: Map value must satisfy constraint: [Member must have length less than or \
+         equal to 256, Member must have length greater than or equal to 0]"
+    );
+    expect_error(result, "ValidationException", Some(&message));
+    assert!(all_tags(&client, "valid").await.is_empty());
 }
