@@ -387,6 +387,29 @@ def test_list_shards_argument_errors(kinesis, new_stream):
     h.assert_client_error(
         excinfo, "InvalidArgumentException", "Either NextToken or StreamName should be provided."
     )
+    # The token implies the stream, the position and the filter; AWS refuses each beside it.
+    for member, value in (
+        ("StreamARN", h.stream_arn(name)),
+        ("ExclusiveStartShardId", h.shard_id(0)),
+        ("StreamCreationTimestamp", _now()),
+        ("ShardFilter", {"Type": "AT_LATEST"}),
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            kinesis.list_shards(NextToken=token, **{member: value})
+        h.assert_client_error(
+            excinfo,
+            "InvalidArgumentException",
+            f"NextToken and {member} cannot be provided together.",
+        )
+    for garbage in ("not-a-token", token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")):
+        with pytest.raises(ClientError) as excinfo:
+            kinesis.list_shards(NextToken=garbage)
+        h.assert_client_error(excinfo, "InvalidArgumentException")
+    # The token alone continues the listing.
+    assert [s["ShardId"] for s in kinesis.list_shards(NextToken=token)["Shards"]] == [
+        h.shard_id(1),
+        h.shard_id(2),
+    ]
 
 
 def test_list_shards_filters_on_fresh_stream(kinesis, new_stream):

@@ -240,6 +240,35 @@ pub enum ShardSelection {
     AfterShard(u32),
 }
 
+impl ShardSelection {
+    /// The selection as text, carried inside ListShards `NextToken`s so that later pages keep
+    /// the filter of the first (AWS refuses a `ShardFilter` next to a `NextToken`).
+    pub fn to_token_text(&self) -> String {
+        match self {
+            ShardSelection::FromTrimHorizon => "FROM_TRIM_HORIZON".to_owned(),
+            ShardSelection::AtTrimHorizon => "AT_TRIM_HORIZON".to_owned(),
+            ShardSelection::AtLatest => "AT_LATEST".to_owned(),
+            ShardSelection::AtTimestamp(at_ms) => format!("AT_TIMESTAMP {at_ms}"),
+            ShardSelection::FromTimestamp(at_ms) => format!("FROM_TIMESTAMP {at_ms}"),
+            ShardSelection::AfterShard(ordinal) => format!("AFTER_SHARD_ID {ordinal}"),
+        }
+    }
+
+    /// Reads [`ShardSelection::to_token_text`]; `None` for anything else.
+    pub fn from_token_text(text: &str) -> Option<ShardSelection> {
+        let (kind, argument) = text.split_once(' ').unwrap_or((text, ""));
+        Some(match (kind, argument) {
+            ("FROM_TRIM_HORIZON", "") => ShardSelection::FromTrimHorizon,
+            ("AT_TRIM_HORIZON", "") => ShardSelection::AtTrimHorizon,
+            ("AT_LATEST", "") => ShardSelection::AtLatest,
+            ("AT_TIMESTAMP", at_ms) => ShardSelection::AtTimestamp(at_ms.parse().ok()?),
+            ("FROM_TIMESTAMP", at_ms) => ShardSelection::FromTimestamp(at_ms.parse().ok()?),
+            ("AFTER_SHARD_ID", ordinal) => ShardSelection::AfterShard(ordinal.parse().ok()?),
+            _ => return None,
+        })
+    }
+}
+
 /// The shards of `state` a filter selects, in ordinal order.
 pub fn filter_shards(state: &StreamState, filter: &ShardSelection) -> Vec<Arc<Shard>> {
     let retention_ms = u64::from(state.retention_hours) * 3_600_000;
@@ -291,4 +320,36 @@ pub fn check_record_size(state: &StreamState, size_bytes: usize) -> Result<(), E
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_selections_survive_a_next_token() {
+        let selections = [
+            ShardSelection::FromTrimHorizon,
+            ShardSelection::AtTrimHorizon,
+            ShardSelection::AtLatest,
+            ShardSelection::AtTimestamp(1_700_000_000_123),
+            ShardSelection::FromTimestamp(0),
+            ShardSelection::AfterShard(u32::MAX),
+        ];
+        for selection in selections {
+            let text = selection.to_token_text();
+            let back = ShardSelection::from_token_text(&text)
+                .unwrap_or_else(|| panic!("{text:?} does not parse back"));
+            assert_eq!(back.to_token_text(), text);
+        }
+        for bad in [
+            "",
+            "AT_LATEST 5",
+            "AT_TIMESTAMP",
+            "AT_TIMESTAMP x",
+            "LATEST",
+        ] {
+            assert!(ShardSelection::from_token_text(bad).is_none(), "{bad:?}");
+        }
+    }
 }

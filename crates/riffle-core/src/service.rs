@@ -353,7 +353,13 @@ fn list_streams(
         .unwrap_or(limits::LIST_STREAMS_LIMIT_DEFAULT)
         .min(limits::LIST_STREAMS_LIMIT_DEFAULT);
     let start_after = match &input.next_token {
-        Some(token) => Some(decode_list_token(node, token)?.0),
+        // A ListShards token ("stream\nshard\nfilter") is no position in the stream listing.
+        Some(token) => match decode_list_token(node, token)? {
+            (name, _) if name.contains('\n') => {
+                return Err(riffle_proto::token::invalid_next_token())
+            }
+            (name, _) => Some(name),
+        },
         None => input.exclusive_start_stream_name.clone(),
     };
     let streams: Vec<Arc<Stream>> = node
@@ -414,28 +420,47 @@ fn list_shards(
         .max_results
         .map(|max| max.max(1) as usize)
         .unwrap_or(limits::LIST_SHARDS_MAX_RESULTS_DEFAULT);
-    let (stream, after) = match &input.next_token {
+    let (stream, after, filter) = match &input.next_token {
         Some(token) => {
-            if input.stream_name.is_some() {
-                return Err(Error::list_shards_token_and_stream());
-            }
-            if input.stream_arn.is_some()
-                || input.exclusive_start_shard_id.is_some()
-                || input.stream_creation_timestamp.is_some()
-            {
-                return Err(Error::invalid_argument(
-                    "NextToken cannot be provided together with StreamARN, ExclusiveStartShardId or StreamCreationTimestamp.".to_owned(),
-                ));
+            // The token names the stream, the position and the filter; AWS refuses each of
+            // these members next to it, naming the first one given.
+            let conflict = [
+                ("StreamName", input.stream_name.is_some()),
+                ("StreamARN", input.stream_arn.is_some()),
+                (
+                    "ExclusiveStartShardId",
+                    input.exclusive_start_shard_id.is_some(),
+                ),
+                (
+                    "StreamCreationTimestamp",
+                    input.stream_creation_timestamp.is_some(),
+                ),
+                ("ShardFilter", input.shard_filter.is_some()),
+            ]
+            .into_iter()
+            .find(|(_, given)| *given);
+            if let Some((member, _)) = conflict {
+                return Err(Error::next_token_conflict(member));
             }
             let (position, created_ms) = decode_list_token(node, token)?;
-            let (name, after) = position
-                .split_once('\n')
-                .ok_or_else(|| Error::invalid_argument("Invalid NextToken.".to_owned()))?;
+            let mut parts = position.split('\n');
+            let (Some(name), Some(after), filter) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(riffle_proto::token::invalid_next_token());
+            };
+            let after = after
+                .parse::<u32>()
+                .map_err(|_| riffle_proto::token::invalid_next_token())?;
+            let filter = match filter {
+                Some(text) => ShardSelection::from_token_text(text)
+                    .ok_or_else(riffle_proto::token::invalid_next_token)?,
+                None => ShardSelection::FromTrimHorizon,
+            };
             let stream = node
                 .stream(&caller.account, name)
                 .filter(|stream| stream.created_ms == created_ms)
                 .ok_or_else(|| Error::stream_not_found(name, &caller.account))?;
-            (stream, after.parse::<u32>().ok())
+            (stream, Some(after), filter)
         }
         None => {
             if input.stream_name.is_none() && input.stream_arn.is_none() {
@@ -451,12 +476,12 @@ fn list_shards(
                 .exclusive_start_shard_id
                 .as_deref()
                 .and_then(riffle_proto::shard_id::parse_shard_id);
-            (stream, after)
+            let filter = match &input.shard_filter {
+                None => ShardSelection::FromTrimHorizon,
+                Some(filter) => shard_filter(filter)?,
+            };
+            (stream, after, filter)
         }
-    };
-    let filter = match &input.shard_filter {
-        None => ShardSelection::FromTrimHorizon,
-        Some(filter) => shard_filter(filter)?,
     };
     let state = stream.state();
     let selected: Vec<Arc<Shard>> = control::filter_shards(&state, &filter)
@@ -467,7 +492,12 @@ fn list_shards(
     let page: Vec<&Arc<Shard>> = selected.iter().take(max_results).collect();
     let next_token = match (more, page.last()) {
         (true, Some(last)) => Some(riffle_proto::token::encode_page_token(
-            &format!("{}\n{}", stream.name, last.meta.ordinal),
+            &format!(
+                "{}\n{}\n{}",
+                stream.name,
+                last.meta.ordinal,
+                filter.to_token_text()
+            ),
             stream.created_ms,
             now_ms(),
             &node.token_key,

@@ -500,6 +500,27 @@ pub fn assert_iterator_stream_not_found<E: Debug + ProvideErrorMetadata>(error: 
     );
 }
 
+/// The key a durable server keeps in `DATA/meta.json` to authenticate shard iterators and
+/// NextTokens. Tests that need an iterator or token no client could get yet (one issued more
+/// than five minutes ago) re-seal a genuine one under it instead of waiting.
+pub fn token_key(data_dir: &Path) -> [u8; 32] {
+    let path = data_dir.join("meta.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    let document: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("{} is not JSON: {error}", path.display()));
+    let hex = document["token_key_hex"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token_key_hex in {}", path.display()));
+    assert_eq!(hex.len(), 64, "token_key_hex is 32 bytes of hex");
+    let mut key = [0u8; 32];
+    for (index, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * index..2 * index + 2], 16)
+            .unwrap_or_else(|_| panic!("token_key_hex {hex:?} is not hex"));
+    }
+    key
+}
+
 /// MD5 (RFC 1321) of `input` as the big-endian 128-bit integer Kinesis routes by.
 pub fn md5_hash_key(input: &[u8]) -> u128 {
     u128::from_be_bytes(md5(input))

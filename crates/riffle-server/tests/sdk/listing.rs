@@ -316,3 +316,217 @@ async fn list_shards_honours_every_shard_filter() {
         assert_eq!(listed.next_token(), None, "filter {filter:?}");
     }
 }
+
+#[tokio::test]
+async fn list_shards_next_token_stands_alone() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "alone", 3).await;
+    let token = client
+        .list_shards()
+        .stream_name("alone")
+        .max_results(1)
+        .send()
+        .await
+        .unwrap()
+        .next_token
+        .expect("more shards follow");
+    // The token already names the stream, the position and the filter: AWS refuses each of
+    // those members next to it (texts quoted from AWS in KCL and aws-kinesis-scaling-utils
+    // issues).
+    let with_arn = client
+        .list_shards()
+        .next_token(&token)
+        .stream_arn(stream_arn("alone"))
+        .send()
+        .await;
+    let with_start = client
+        .list_shards()
+        .next_token(&token)
+        .exclusive_start_shard_id(shard_id(0))
+        .send()
+        .await;
+    let with_created = client
+        .list_shards()
+        .next_token(&token)
+        .stream_creation_timestamp(DateTime::from_millis(now_millis()))
+        .send()
+        .await;
+    let with_filter = client
+        .list_shards()
+        .next_token(&token)
+        .shard_filter(
+            ShardFilter::builder()
+                .r#type(ShardFilterType::AtLatest)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await;
+    for (result, member) in [
+        (with_arn, "StreamARN"),
+        (with_start, "ExclusiveStartShardId"),
+        (with_created, "StreamCreationTimestamp"),
+        (with_filter, "ShardFilter"),
+    ] {
+        let message = format!("NextToken and {member} cannot be provided together.");
+        assert!(
+            expect_error(result, "InvalidArgumentException", Some(&message))
+                .is_invalid_argument_exception()
+        );
+    }
+
+    // A filtered first page continues, filtered, on the token alone.
+    let first = client
+        .list_shards()
+        .stream_name("alone")
+        .shard_filter(
+            ShardFilter::builder()
+                .r#type(ShardFilterType::AfterShardId)
+                .shard_id(shard_id(0))
+                .build()
+                .unwrap(),
+        )
+        .max_results(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shard_ids(first.shards()), [shard_id(1)]);
+    let rest = client
+        .list_shards()
+        .next_token(first.next_token().expect("one more shard follows"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shard_ids(rest.shards()), [shard_id(2)]);
+    assert_eq!(rest.next_token(), None);
+}
+
+#[tokio::test]
+async fn shard_filters_that_need_an_argument() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "args", 2).await;
+    for filter_type in [
+        ShardFilterType::AfterShardId,
+        ShardFilterType::AtTimestamp,
+        ShardFilterType::FromTimestamp,
+    ] {
+        let result = client
+            .list_shards()
+            .stream_name("args")
+            .shard_filter(
+                ShardFilter::builder()
+                    .r#type(filter_type.clone())
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await;
+        // AWS's text for these is not recorded; the type is the contract.
+        let error = expect_error(result, "InvalidArgumentException", None);
+        assert!(error.is_invalid_argument_exception(), "{filter_type:?}");
+    }
+    let result = client
+        .list_shards()
+        .stream_name("args")
+        .shard_filter(
+            ShardFilter::builder()
+                .r#type(ShardFilterType::from("NEWEST"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await;
+    let message = "1 validation error detected: Value 'NEWEST' at 'shardFilter.type' failed to \
+                   satisfy constraint: Member must satisfy enum value set: [AFTER_SHARD_ID, \
+                   AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP]";
+    expect_error(result, "ValidationException", Some(message));
+}
+
+/// Re-seals a genuine NextToken as if it had been issued `age_ms` earlier than it was.
+fn aged_token(key: &[u8; 32], token: &str, age_ms: u64) -> String {
+    let (position, created_ms, issued_ms) = riffle_proto::token::decode_page_token(token, key)
+        .unwrap_or_else(|error| panic!("a genuine token decodes under the node key: {error}"));
+    riffle_proto::token::encode_page_token(&position, created_ms, issued_ms - age_ms, key)
+}
+
+#[tokio::test]
+async fn next_tokens_expire_and_cannot_be_forged() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = Server::on_data_dir(data_dir.path());
+    let client = server.client();
+    for name in ["a", "b", "c"] {
+        create_stream(&client, name, 3).await;
+    }
+    let key = token_key(data_dir.path());
+    let streams_token = client
+        .list_streams()
+        .limit(1)
+        .send()
+        .await
+        .unwrap()
+        .next_token
+        .expect("more streams follow");
+    let shards_token = client
+        .list_shards()
+        .stream_name("a")
+        .max_results(1)
+        .send()
+        .await
+        .unwrap()
+        .next_token
+        .expect("more shards follow");
+
+    // Tokens live 300 s: one issued 290 s ago still pages, one issued 301 s ago has expired.
+    let young = client
+        .list_streams()
+        .next_token(aged_token(&key, &streams_token, 290_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(young.stream_names(), ["b", "c"]);
+    let young = client
+        .list_shards()
+        .next_token(aged_token(&key, &shards_token, 290_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shard_ids(young.shards()), [shard_id(1), shard_id(2)]);
+    let result = client
+        .list_streams()
+        .next_token(aged_token(&key, &streams_token, 301_000))
+        .send()
+        .await;
+    let error = expect_error(result, "ExpiredNextTokenException", None);
+    assert!(error.is_expired_next_token_exception(), "{error:?}");
+    let result = client
+        .list_shards()
+        .next_token(aged_token(&key, &shards_token, 301_000))
+        .send()
+        .await;
+    let error = expect_error(result, "ExpiredNextTokenException", None);
+    assert!(error.is_expired_next_token_exception(), "{error:?}");
+
+    // Garbage, a tampered token, and one operation's token handed to the other.
+    let mut tampered: Vec<char> = shards_token.chars().collect();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
+    for token in ["garbage", tampered.as_str(), streams_token.as_str()] {
+        let result = client.list_shards().next_token(token).send().await;
+        let error = expect_error(result, "InvalidArgumentException", None);
+        assert!(
+            error.is_invalid_argument_exception(),
+            "ListShards {token:?}"
+        );
+    }
+    for token in ["garbage", shards_token.as_str()] {
+        let result = client.list_streams().next_token(token).send().await;
+        let error = expect_error(result, "InvalidArgumentException", None);
+        assert!(
+            error.is_invalid_argument_exception(),
+            "ListStreams {token:?}"
+        );
+    }
+}
