@@ -579,6 +579,43 @@ def test_unknown_shard(kinesis, new_stream):
     )
 
 
+def test_shard_id_arguments_read_like_aws(kinesis, new_stream):
+    """AWS reads the number after the last '-' (cases kinesalite recorded against production)."""
+    name = new_stream(shard_count=2)
+    kinesis.put_record(
+        StreamName=name, Data=b"one", PartitionKey="k", ExplicitHashKey=str(h.HASH_KEY_MAX)
+    )
+    for argument in ("shardId-1", "shard-1", "1", "any-name-0001"):
+        records = h.read_shard(kinesis, name, argument)
+        assert [r["Data"] for r in records] == [b"one"], argument
+    missing = h.unique_stream_name("absent")
+    for stream, argument, canonical in (
+        (name, "shardId-5", h.shard_id(5)),
+        (missing, "shard-3", h.shard_id(3)),
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            kinesis.get_shard_iterator(
+                StreamName=stream, ShardId=argument, ShardIteratorType="LATEST"
+            )
+        h.assert_client_error(
+            excinfo,
+            "ResourceNotFoundException",
+            f"Shard {canonical} in stream {stream} under account {h.DEFAULT_ACCOUNT_ID} does not "
+            "exist",
+        )
+    for stream, argument in ((name, "ABKLFD8"), (name, "2147483648"), (missing, "2.14E4")):
+        with pytest.raises(ClientError) as excinfo:
+            kinesis.get_shard_iterator(
+                StreamName=stream, ShardId=argument, ShardIteratorType="LATEST"
+            )
+        h.assert_client_error(
+            excinfo,
+            "ResourceNotFoundException",
+            f"Could not find shard {argument} in stream {stream} under account "
+            f"{h.DEFAULT_ACCOUNT_ID}.",
+        )
+
+
 def test_foreign_and_malformed_sequence_numbers(kinesis, new_stream):
     name = new_stream(shard_count=2)
     shards = h.list_all_shards(kinesis, name)

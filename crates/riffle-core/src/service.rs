@@ -677,22 +677,59 @@ async fn put_records(
     })
 }
 
+/// The stream name and account a request addresses, for texts about a stream that does not
+/// exist: the name as given, else the ARN's name and account.
+fn addressed_stream(
+    caller: &Caller,
+    stream_name: Option<&str>,
+    stream_arn: Option<&str>,
+) -> (String, String) {
+    match (
+        stream_name,
+        stream_arn.and_then(riffle_proto::arn::parse_stream_arn),
+    ) {
+        (Some(name), _) => (name.to_owned(), caller.account.clone()),
+        (None, Some(arn)) => (arn.name, arn.account),
+        (None, None) => (String::new(), caller.account.clone()),
+    }
+}
+
 fn get_shard_iterator(
     node: &Node,
     caller: &Caller,
     input: GetShardIteratorInput,
 ) -> Result<GetShardIteratorOutput, Error> {
-    let stream = resolve_stream(
+    // AWS reads the shard argument first (`shard-7`, `7` and `shardId-000000000007` name the same
+    // shard) and names the shard, not the stream, when either is missing.
+    let shard_arg = input.shard_id.as_deref().unwrap_or_default();
+    let ordinal = riffle_proto::shard_id::parse_shard_id(shard_arg);
+    let missing_shard = |name: &str, account: &str| match ordinal {
+        Some(ordinal) => {
+            Error::shard_not_found(&riffle_proto::shard_id::shard_id(ordinal), name, account)
+        }
+        None => Error::shard_unparseable(shard_arg, name, account),
+    };
+    let stream = match resolve_stream(
         node,
         caller,
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
-    )?;
+    ) {
+        Ok(stream) => stream,
+        Err(error) if error.kind == riffle_proto::ErrorKind::ResourceNotFoundException => {
+            let (name, account) = addressed_stream(
+                caller,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            );
+            return Err(missing_shard(&name, &account));
+        }
+        Err(error) => return Err(error),
+    };
     let state = stream.state();
-    let shard_id = input.shard_id.as_deref().unwrap_or_default();
-    let shard = riffle_proto::shard_id::parse_shard_id(shard_id)
+    let shard = ordinal
         .and_then(|ordinal| state.shard(ordinal))
-        .ok_or_else(|| Error::shard_not_found(shard_id, &stream.name, &stream.account))?;
+        .ok_or_else(|| missing_shard(&stream.name, &stream.account))?;
     let iterator_type = input.shard_iterator_type.as_deref().unwrap_or_default();
     let sequence = input.starting_sequence_number.as_deref();
     let needs_sequence = matches!(

@@ -460,6 +460,149 @@ async fn unknown_shards_and_streams_are_not_found() {
 }
 
 #[tokio::test]
+async fn shard_id_arguments_are_read_as_aws_reads_them() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "ids", 2).await;
+    client
+        .put_record()
+        .stream_name("ids")
+        .partition_key("k")
+        .explicit_hash_key(u128::MAX.to_string())
+        .data(Blob::new("on shard 1"))
+        .send()
+        .await
+        .unwrap();
+    // AWS reads the number after the last `-` (kinesalite recorded these against production).
+    for argument in [
+        "shardId-000000000001",
+        "shardId-1",
+        "shard-1",
+        "1",
+        "any-name-0001",
+    ] {
+        let iterator = client
+            .get_shard_iterator()
+            .stream_name("ids")
+            .shard_id(argument)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("ShardId {argument:?}: {error:?}"))
+            .shard_iterator
+            .unwrap();
+        assert_eq!(
+            data_of(&read_until_caught_up(&client, iterator).await),
+            ["on shard 1"],
+            "ShardId {argument:?} names shard 1"
+        );
+    }
+
+    let iterator_of = |stream: &'static str, argument: &'static str| {
+        client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(argument)
+            .shard_iterator_type(ShardIteratorType::Latest)
+            .send()
+    };
+    // A readable number names the shard in its canonical form, even when the stream is missing.
+    for (stream, argument, canonical) in [
+        ("ids", "shardId-5", shard_id(5)),
+        ("ids", "2147483647", "shardId-002147483647".to_string()),
+        ("absent", "shard-3", shard_id(3)),
+    ] {
+        let result = iterator_of(stream, argument).await;
+        let message = shard_not_found(stream, &canonical);
+        assert!(
+            expect_error(result, "ResourceNotFoundException", Some(&message))
+                .is_resource_not_found_exception(),
+            "ShardId {argument:?}"
+        );
+    }
+    // Anything else, including numbers above Java's Integer.MAX_VALUE, cannot be found at all.
+    for (stream, argument) in [
+        ("ids", "ABKLFD8"),
+        ("ids", "2.14E4"),
+        ("ids", "2147483648"),
+        ("ids", "shardId-002147483648"),
+        ("absent", "ABKLFD8"),
+    ] {
+        let result = iterator_of(stream, argument).await;
+        let message =
+            format!("Could not find shard {argument} in stream {stream} under account {ACCOUNT}.");
+        assert!(
+            expect_error(result, "ResourceNotFoundException", Some(&message))
+                .is_resource_not_found_exception(),
+            "ShardId {argument:?}"
+        );
+    }
+}
+
+/// Re-seals a genuine iterator as if it had been issued `age_ms` earlier than it was.
+fn aged_iterator(key: &[u8; 32], iterator: &str, age_ms: u64) -> (String, u64) {
+    let mut token = riffle_proto::iterator::IteratorToken::decode(iterator, key)
+        .unwrap_or_else(|error| panic!("a genuine iterator decodes under the node key: {error}"));
+    token.issued_ms -= age_ms;
+    (token.encode(key), token.issued_ms)
+}
+
+#[tokio::test]
+async fn iterators_expire_after_five_minutes() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = Server::on_data_dir(data_dir.path());
+    let client = server.client();
+    create_stream(&client, "expiry", 1).await;
+    put(&client, "expiry", "r0").await;
+    let key = token_key(data_dir.path());
+    let genuine = shard_iterator(
+        &client,
+        "expiry",
+        &shard_id(0),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+
+    // Just inside the lifetime: still good.
+    let (young, _) = aged_iterator(&key, &genuine, 290_000);
+    let page = client
+        .get_records()
+        .shard_iterator(&young)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(data_of(page.records()), ["r0"]);
+
+    // Past it, for GetShardIterator's iterator and for a NextShardIterator alike.
+    let next = page.next_shard_iterator().unwrap().to_string();
+    for iterator in [genuine, next] {
+        let (old, issued_ms) = aged_iterator(&key, &iterator, 301_000);
+        let before_ms = now_millis();
+        let result = client.get_records().shard_iterator(&old).send().await;
+        let after_ms = now_millis();
+        let error = expect_error(result, "ExpiredIteratorException", None);
+        assert!(error.is_expired_iterator_exception(), "{error:?}");
+        let message = error.meta().message().unwrap_or_default();
+        // Java's Date.toString() in UTC, as production prints it (kinesis-api.md §5).
+        let java = |ms: i64| riffle_proto::time::java_date(ms);
+        let prefix = format!(
+            "Iterator expired. The iterator was created at time {} while right now it is ",
+            java(issued_ms as i64)
+        );
+        let suffix = " which is further in the future than the tolerated delay of 300000 \
+                      milliseconds.";
+        let now_text = message
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .unwrap_or_else(|| panic!("{message:?}"));
+        assert!(
+            (before_ms / 1000..=after_ms / 1000).any(|s| java(s * 1000) == now_text),
+            "{now_text:?} is not the time of the call: {message:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn garbage_and_forged_iterators_are_invalid() {
     let server = Server::in_memory();
     let client = server.client();
