@@ -156,6 +156,32 @@ def test_partition_key_length_limits(kinesis, kinesis_unvalidated, new_stream):
     assert len(h.read_shard(kinesis, name, h.shard_id(0))) == 2
 
 
+def test_partition_key_is_required(kinesis, new_stream):
+    """Only AUTO distribution makes PartitionKey optional; a provisioned stream routes by it."""
+    name = new_stream(shard_count=2)
+    with pytest.raises(ClientError) as excinfo:
+        kinesis.put_record(StreamName=name, Data=b"x")
+    h.assert_client_error(
+        excinfo,
+        "ValidationException",
+        "1 validation error detected: Value null at 'partitionKey' failed to satisfy constraint: "
+        "Member must not be null",
+    )
+    with pytest.raises(ClientError) as excinfo:
+        kinesis.put_records(
+            StreamName=name,
+            Records=[{"Data": b"keyed", "PartitionKey": "k"}, {"Data": b"keyless"}],
+        )
+    h.assert_client_error(
+        excinfo,
+        "ValidationException",
+        "1 validation error detected: Value null at 'records.2.member.partitionKey' failed to "
+        "satisfy constraint: Member must not be null",
+    )
+    for shard in (h.shard_id(0), h.shard_id(1)):
+        assert h.read_shard(kinesis, name, shard) == []
+
+
 def test_explicit_hash_key_routing(kinesis, new_stream):
     name = new_stream(shard_count=4)
     shards = h.list_all_shards(kinesis, name)
@@ -455,6 +481,32 @@ def test_sequence_number_for_ordering(kinesis, new_stream):
     assert [r["Data"] for r in h.read_shard(kinesis, name, h.shard_id(0))] == [
         str(i).encode() for i in range(10)
     ]
+
+
+def _sequence_number_arriving_at(arrival_s: int) -> str:
+    """A number in the production layout (kinesis-api.md §3.2): shard 0 created at epoch 0,
+    counter 0, arriving at `arrival_s` - the shape kinesalite's recorded tests use."""
+    return str(int(f"2{0:09x}0{0:016x}00{arrival_s:09x}{0:08x}2", 16))
+
+
+def test_sequence_number_for_ordering_from_the_future(kinesis, new_stream):
+    name = new_stream()
+    now_s = int(time.time())
+    past = _sequence_number_arriving_at(now_s - 2)
+    assert len(past) == h.SEQUENCE_NUMBER_DIGITS
+    kinesis.put_record(StreamName=name, Data=b"ok", PartitionKey="k", SequenceNumberForOrdering=past)
+    future = _sequence_number_arriving_at(now_s + 3600)
+    with pytest.raises(ClientError) as excinfo:
+        kinesis.put_record(
+            StreamName=name, Data=b"no", PartitionKey="k", SequenceNumberForOrdering=future
+        )
+    h.assert_client_error(
+        excinfo,
+        "InvalidArgumentException",
+        f"ExclusiveMinimumSequenceNumber {future} used in PutRecord on stream {name} under "
+        f"account {h.DEFAULT_ACCOUNT_ID} is invalid.",
+    )
+    assert [r["Data"] for r in h.read_shard(kinesis, name, h.shard_id(0))] == [b"ok"]
 
 
 # --- iterators ---------------------------------------------------------------------------------

@@ -569,6 +569,33 @@ fn prepare_record(
     ))
 }
 
+/// Whether PutRecord may take `minimum` as its SequenceNumberForOrdering: `0`, or a number
+/// Kinesis could have issued, and not dated in the future (production rejects both other kinds
+/// with "ExclusiveMinimumSequenceNumber … is invalid.").
+fn ordering_sequence_number_valid(minimum: &str) -> bool {
+    minimum == "0"
+        || riffle_proto::seqno::SeqNo::decode(minimum)
+            .is_some_and(|decoded| decoded.arrival_s.saturating_mul(1000) <= now_ms())
+}
+
+/// The ValidationException for records without a partition key (`None` is PutRecord's own,
+/// `Some(i)` the i-th PutRecords entry, 0-based). Every stream riffle has routes by key, so the
+/// key is required even though the model made it optional for AUTO distribution.
+fn partition_keys_missing(records: impl IntoIterator<Item = Option<usize>>) -> Error {
+    let mut validator = riffle_proto::validate::Validator::new();
+    for record in records {
+        let path = match record {
+            Some(index) => riffle_proto::validate::Path::Member("records", index, "partitionKey"),
+            None => riffle_proto::validate::Path::Field("partitionKey"),
+        };
+        validator.required::<()>(path, None);
+    }
+    validator
+        .finish()
+        .err()
+        .unwrap_or_else(|| Error::partition_key_missing(None))
+}
+
 async fn put_record(
     node: &Node,
     caller: &Caller,
@@ -580,8 +607,11 @@ async fn put_record(
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
+    let Some(partition_key) = input.partition_key else {
+        return Err(partition_keys_missing([None]));
+    };
     if let Some(minimum) = &input.sequence_number_for_ordering {
-        if riffle_proto::seqno::SeqNo::decode(minimum).is_none() && minimum != "0" {
+        if !ordering_sequence_number_valid(minimum) {
             return Err(Error::sequence_number_for_ordering_invalid(
                 minimum,
                 &stream.name,
@@ -592,7 +622,7 @@ async fn put_record(
     let state = stream.state();
     let record = prepare_record(
         &state,
-        input.partition_key.unwrap_or_default(),
+        partition_key,
         input.explicit_hash_key.as_deref(),
         input.data.unwrap_or_default(),
     )?;
@@ -623,6 +653,15 @@ async fn put_records(
     )?;
     let state = stream.state();
     let entries = input.records.unwrap_or_default();
+    let keyless: Vec<Option<usize>> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, entry)| entry.partition_key.is_none())
+        .map(|(index, _)| Some(index))
+        .collect();
+    if !keyless.is_empty() {
+        return Err(partition_keys_missing(keyless));
+    }
     let request_bytes: usize = entries
         .iter()
         .map(|entry| {

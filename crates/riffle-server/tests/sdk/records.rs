@@ -202,6 +202,129 @@ async fn sequence_number_for_ordering() {
     assert_eq!(read_shard(&client, "ordering", &shard_id(0)).await.len(), 2);
 }
 
+/// A 47-hex-digit number in decimal (sequence numbers exceed u128).
+fn hex_to_decimal(hex: &str) -> String {
+    // Little-endian base-10 digits.
+    let mut digits: Vec<u8> = vec![0];
+    for nibble in hex.chars() {
+        let mut carry = nibble.to_digit(16).expect("hex digit");
+        for digit in digits.iter_mut() {
+            let value = u32::from(*digit) * 16 + carry;
+            *digit = (value % 10) as u8;
+            carry = value / 10;
+        }
+        while carry > 0 {
+            digits.push((carry % 10) as u8);
+            carry /= 10;
+        }
+    }
+    while digits.len() > 1 && digits.last() == Some(&0) {
+        digits.pop();
+    }
+    digits.iter().rev().map(|d| char::from(b'0' + d)).collect()
+}
+
+#[test]
+fn hex_to_decimal_converts_past_u128() {
+    assert_eq!(hex_to_decimal("0"), "0");
+    assert_eq!(hex_to_decimal("ff"), "255");
+    assert_eq!(
+        hex_to_decimal(&format!("1{}", "0".repeat(32))),
+        HASH_KEY_LIMIT
+    );
+}
+
+/// A sequence number in the production layout (kinesis-api.md §3.2) of shard 0, shard creation
+/// time 0, counter 0, arriving at `arrival_s`: the shape kinesalite's tests sent to production.
+fn sequence_number_arriving_at(arrival_s: i64) -> String {
+    hex_to_decimal(&format!("2{:09x}0{:016x}00{arrival_s:09x}{:08x}2", 0, 0, 0))
+}
+
+#[tokio::test]
+async fn sequence_number_for_ordering_from_the_future_is_invalid() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "ordering-time", 1).await;
+    let now_s = now_millis() / 1000;
+    // Production accepts a well-formed number from the past, whatever stream it names...
+    let past = sequence_number_arriving_at(now_s - 2);
+    assert_eq!(past.len(), SEQUENCE_NUMBER_DIGITS, "{past}");
+    client
+        .put_record()
+        .stream_name("ordering-time")
+        .partition_key("k")
+        .sequence_number_for_ordering(&past)
+        .data(Blob::new("after a past number"))
+        .send()
+        .await
+        .unwrap();
+    // ...and refuses one dated in the future.
+    let future = sequence_number_arriving_at(now_s + 3600);
+    let result = client
+        .put_record()
+        .stream_name("ordering-time")
+        .partition_key("k")
+        .sequence_number_for_ordering(&future)
+        .data(Blob::new("after a future number"))
+        .send()
+        .await;
+    let message = format!(
+        "ExclusiveMinimumSequenceNumber {future} used in PutRecord on stream ordering-time under \
+         account {ACCOUNT} is invalid."
+    );
+    assert!(
+        expect_error(result, "InvalidArgumentException", Some(&message))
+            .is_invalid_argument_exception()
+    );
+    let records = read_shard(&client, "ordering-time", &shard_id(0)).await;
+    assert_eq!(records.len(), 1, "the refused record was not stored");
+}
+
+#[tokio::test]
+async fn records_without_a_partition_key_are_validation_errors() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "keyless", 2).await;
+    // A provisioned stream routes by key, so the key is required (only AUTO distribution on an
+    // on-demand stream makes it optional); Coral reports it like any missing member.
+    let result = client
+        .put_record()
+        .stream_name("keyless")
+        .data(Blob::new("x"))
+        .send()
+        .await;
+    let message = "1 validation error detected: Value null at 'partitionKey' failed to satisfy \
+                   constraint: Member must not be null";
+    expect_error(result, "ValidationException", Some(message));
+
+    let keyless = || {
+        PutRecordsRequestEntry::builder()
+            .data(Blob::new("no key"))
+            .build()
+            .unwrap()
+    };
+    let result = client
+        .put_records()
+        .stream_name("keyless")
+        .records(entry("k", "keyed"))
+        .records(keyless())
+        .records(entry("k", "keyed"))
+        .records(keyless())
+        .send()
+        .await;
+    let message = "2 validation errors detected: Value null at 'records.2.member.partitionKey' \
+                   failed to satisfy constraint: Member must not be null; Value null at \
+                   'records.4.member.partitionKey' failed to satisfy constraint: Member must not \
+                   be null";
+    expect_error(result, "ValidationException", Some(message));
+    for shard in [shard_id(0), shard_id(1)] {
+        assert!(
+            read_shard(&client, "keyless", &shard).await.is_empty(),
+            "a rejected request stores nothing"
+        );
+    }
+}
+
 #[tokio::test]
 async fn record_size_limit_counts_data_and_partition_key() {
     let server = Server::in_memory();
