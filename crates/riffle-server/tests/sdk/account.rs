@@ -1,6 +1,8 @@
 //! DescribeLimits, DescribeAccountSettings, and accounts chosen by a 12-digit access key id.
 
-use aws_sdk_kinesis::types::{StreamMode, StreamModeDetails};
+use aws_sdk_kinesis::types::{
+    MinimumThroughputBillingCommitmentOutputStatus, StreamMode, StreamModeDetails,
+};
 
 use crate::common::*;
 
@@ -53,8 +55,21 @@ async fn describe_limits_counts_open_shards_and_on_demand_streams() {
 #[tokio::test]
 async fn describe_account_settings_answers() {
     let server = Server::in_memory();
-    let output = server.client().describe_account_settings().send().await;
-    assert!(output.is_ok(), "{output:?}");
+    let output = server
+        .client()
+        .describe_account_settings()
+        .send()
+        .await
+        .unwrap();
+    // No account has made the On-demand Advantage commitment on a fresh server.
+    let commitment = output
+        .minimum_throughput_billing_commitment()
+        .expect("MinimumThroughputBillingCommitment");
+    assert_eq!(
+        commitment.status(),
+        &MinimumThroughputBillingCommitmentOutputStatus::Disabled
+    );
+    assert_eq!(commitment.started_at(), None);
 }
 
 #[tokio::test]

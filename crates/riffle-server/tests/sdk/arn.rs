@@ -167,3 +167,36 @@ async fn unknown_stream_arn_is_not_found() {
     assert!(error.is_resource_not_found_exception());
     assert_iterator_stream_not_found(&error, "ghost");
 }
+
+#[tokio::test]
+async fn stream_name_and_arn_together_must_agree() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "one", 1).await;
+    create_stream(&client, "two", 1).await;
+    let both = client
+        .describe_stream_summary()
+        .stream_name("one")
+        .stream_arn(stream_arn("one"))
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary
+        .unwrap();
+    assert_eq!(both.stream_name(), "one");
+    // Naming two different streams is refused rather than guessed at (AWS's text is not
+    // recorded).
+    let result = client
+        .put_record()
+        .stream_name("one")
+        .stream_arn(stream_arn("two"))
+        .partition_key("k")
+        .data(Blob::new("x"))
+        .send()
+        .await;
+    let error = expect_error(result, "InvalidArgumentException", None);
+    assert!(error.is_invalid_argument_exception(), "{error:?}");
+    for stream in ["one", "two"] {
+        assert!(read_shard(&client, stream, &shard_id(0)).await.is_empty());
+    }
+}

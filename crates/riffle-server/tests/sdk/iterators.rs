@@ -681,11 +681,29 @@ async fn get_records_limit_below_one_is_a_validation_error() {
     .await;
     let result = client
         .get_records()
-        .shard_iterator(iterator)
+        .shard_iterator(&iterator)
         .limit(0)
         .send()
         .await;
     let message = "1 validation error detected: Value '0' at 'limit' failed to satisfy \
                    constraint: Member must have value greater than or equal to 1";
     expect_error(result, "ValidationException", Some(message));
+    let result = client
+        .get_records()
+        .shard_iterator(&iterator)
+        .limit(10_001)
+        .send()
+        .await;
+    let message = "1 validation error detected: Value '10001' at 'limit' failed to satisfy \
+                   constraint: Member must have value less than or equal to 10000";
+    expect_error(result, "ValidationException", Some(message));
+    // The largest Limit is fine.
+    let page = client
+        .get_records()
+        .shard_iterator(&iterator)
+        .limit(10_000)
+        .send()
+        .await
+        .unwrap();
+    assert!(page.records().is_empty());
 }

@@ -107,6 +107,31 @@ async fn list_streams_pages_in_name_order() {
 }
 
 #[tokio::test]
+async fn list_streams_returns_at_most_100_names() {
+    let server = Server::in_memory();
+    let client = server.client();
+    let names: Vec<String> = (0..101).map(|i| format!("s{i:03}")).collect();
+    for name in &names {
+        create_stream(&client, name, 1).await;
+    }
+    for limit in [None, Some(101), Some(10_000)] {
+        let page = client.list_streams().set_limit(limit).send().await.unwrap();
+        assert_eq!(page.stream_names(), &names[..100], "Limit {limit:?}");
+        assert_eq!(page.stream_summaries().len(), 100);
+        assert!(page.has_more_streams(), "Limit {limit:?}");
+        let rest = client
+            .list_streams()
+            .next_token(page.next_token().expect("more streams follow"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rest.stream_names(), &names[100..]);
+        assert!(!rest.has_more_streams());
+        assert_eq!(rest.next_token(), None);
+    }
+}
+
+#[tokio::test]
 async fn list_streams_limit_out_of_range_is_a_validation_error() {
     let server = Server::in_memory();
     let result = server.client().list_streams().limit(0).send().await;

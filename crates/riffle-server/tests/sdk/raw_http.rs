@@ -249,6 +249,114 @@ fn unparseable_bodies_are_serialization_exceptions() {
 }
 
 #[test]
+fn wrongly_typed_members_get_corals_serialization_texts() {
+    let server = Server::in_memory();
+    assert_eq!(
+        call(
+            server.addr,
+            "CreateStream",
+            br#"{"StreamName":"s","ShardCount":1}"#
+        )
+        .status,
+        200
+    );
+    // The texts production sends (kinesis-api.md §5), under `Message` rather than `message`.
+    let cases: [(&str, &[u8], &str); 6] = [
+        (
+            "ListStreams",
+            br#"{"Limit": "ten"}"#,
+            "class java.lang.String can not be converted to an Integer",
+        ),
+        (
+            "PutRecord",
+            br#"{"StreamName":"s","PartitionKey":"k","Data":{}}"#,
+            "Start of structure or map found where not expected.",
+        ),
+        (
+            "PutRecords",
+            br#"{"StreamName":"s","Records":{"Data":"eA=="}}"#,
+            "Start of structure or map found where not expected.",
+        ),
+        (
+            "DescribeStream",
+            br#"{"StreamName":["s"]}"#,
+            "Start of list found where not expected",
+        ),
+        (
+            "PutRecord",
+            br#"{"StreamName":"s","PartitionKey":"k","Data":"!!!!"}"#,
+            "'!!!!' can not be converted to a Blob: Invalid Base64 character: '!'",
+        ),
+        (
+            "GetShardIterator",
+            concat!(
+                r#"{"StreamName":"s","ShardId":"shardId-000000000000","#,
+                r#""ShardIteratorType":"AT_TIMESTAMP","Timestamp":"yesterday"}"#
+            )
+            .as_bytes(),
+            "class java.lang.String can not be converted to milliseconds since epoch",
+        ),
+    ];
+    for (operation, body, message) in cases {
+        let response = call(server.addr, operation, body);
+        assert_error(&response, "SerializationException");
+        assert_eq!(
+            response.json()["Message"].as_str(),
+            Some(message),
+            "{operation} {:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let response = call(
+        server.addr,
+        "PutRecord",
+        br#"{"StreamName":"s","PartitionKey":"k","Data":"eHl6e"}"#,
+    );
+    assert_error(&response, "SerializationException");
+    assert_eq!(
+        response.json()["Message"].as_str(),
+        Some(
+            "'eHl6e' can not be converted to a Blob: Base64 encoded length is expected a \
+             multiple of 4 bytes but found: 5"
+        )
+    );
+    // The control: well-formed base64 goes through, and it is all that was stored.
+    let stored = call(
+        server.addr,
+        "PutRecord",
+        br#"{"StreamName":"s","PartitionKey":"k","Data":"eHl6"}"#,
+    );
+    assert_eq!(
+        stored.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&stored.body)
+    );
+    let iterator = call(
+        server.addr,
+        "GetShardIterator",
+        br#"{"StreamName":"s","ShardId":"shardId-000000000000","ShardIteratorType":"TRIM_HORIZON"}"#,
+    )
+    .json()["ShardIterator"]
+        .as_str()
+        .expect("an iterator")
+        .to_string();
+    let records = call(
+        server.addr,
+        "GetRecords",
+        format!(r#"{{"ShardIterator":"{iterator}"}}"#).as_bytes(),
+    )
+    .json();
+    let data: Vec<&str> = records["Records"]
+        .as_array()
+        .expect("Records")
+        .iter()
+        .map(|record| record["Data"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(data, ["eHl6"]);
+}
+
+#[test]
 fn unknown_targets_are_unknown_operations() {
     let server = Server::in_memory();
     for target in [
@@ -260,6 +368,12 @@ fn unknown_targets_are_unknown_operations() {
         let response = exchange(server.addr, &request_bytes(target, b"{}"))
             .unwrap_or_else(|| panic!("no response for target {target:?}"));
         assert_error(&response, "UnknownOperationException");
+        // AWS sends the bare type, with no message member at all.
+        assert_eq!(
+            response.json(),
+            serde_json::json!({"__type": "UnknownOperationException"}),
+            "target {target:?}"
+        );
     }
 }
 

@@ -127,13 +127,23 @@ async fn retention_errors() {
         .retention_period_hours(8761)
         .send()
         .await;
-    let (error, status) = service_error(result);
-    assert_eq!(status, 400);
-    // Above one year: rejected; AWS's exact type here is not recorded.
+    // Above one year, with the text production gave when the maximum was 168 hours.
+    let message = "Maximum allowed retention period is 8760 hours. Requested retention period \
+                   (8761 hours) is too long.";
     assert!(
-        error.is_invalid_argument_exception() || error.meta().code() == Some("ValidationException"),
-        "{error:?}"
+        expect_error(result, "InvalidArgumentException", Some(message))
+            .is_invalid_argument_exception()
     );
+    // The model's own minimum (1) is checked before the service's (24).
+    let result = client
+        .decrease_stream_retention_period()
+        .stream_arn(stream_arn("keep"))
+        .retention_period_hours(0)
+        .send()
+        .await;
+    let message = "1 validation error detected: Value '0' at 'retentionPeriodHours' failed to \
+                   satisfy constraint: Member must have value greater than or equal to 1";
+    expect_error(result, "ValidationException", Some(message));
 
     assert_eq!(
         retention_hours(&client, "keep").await,

@@ -132,6 +132,77 @@ async fn on_demand_with_shard_count_is_rejected() {
 }
 
 #[tokio::test]
+async fn stream_mode_arguments() {
+    let server = Server::in_memory();
+    let client = server.client();
+    let result = client
+        .create_stream()
+        .stream_name("bogus-mode")
+        .shard_count(1)
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::from("SERVERLESS"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await;
+    let message = "1 validation error detected: Value 'SERVERLESS' at \
+                   'streamModeDetails.streamMode' failed to satisfy constraint: Member must \
+                   satisfy enum value set: [PROVISIONED, ON_DEMAND]";
+    expect_error(result, "ValidationException", Some(message));
+
+    // A provisioned stream needs its shard count (AWS's text is not recorded).
+    let result = client
+        .create_stream()
+        .stream_name("no-count")
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::Provisioned)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await;
+    let (error, status) = service_error(result);
+    assert_eq!(status, 400);
+    assert!(
+        error.is_validation_exception() || error.is_invalid_argument_exception(),
+        "{error:?}"
+    );
+
+    // An explicit PROVISIONED with a count is what the default is.
+    client
+        .create_stream()
+        .stream_name("explicit")
+        .shard_count(2)
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::Provisioned)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let summary = client
+        .describe_stream_summary()
+        .stream_arn(stream_arn("explicit"))
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary
+        .unwrap();
+    assert_eq!(summary.open_shard_count(), 2);
+    assert_eq!(
+        summary.stream_mode_details().map(|mode| mode.stream_mode()),
+        Some(&StreamMode::Provisioned)
+    );
+    let names = client.list_streams().send().await.unwrap().stream_names;
+    assert_eq!(names, ["explicit"], "refused streams were not created");
+}
+
+#[tokio::test]
 async fn duplicate_stream_name_is_resource_in_use() {
     let server = Server::in_memory();
     let client = server.client();
@@ -354,6 +425,53 @@ async fn describe_stream_pages_shards() {
         .unwrap();
     assert_fresh_shards(all.shards(), 5);
     assert!(!all.has_more_shards());
+}
+
+#[tokio::test]
+async fn describe_stream_returns_at_most_100_shards() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "wide", 101).await;
+    let describe = |limit: Option<i32>, after: Option<String>| {
+        client
+            .describe_stream()
+            .stream_name("wide")
+            .set_limit(limit)
+            .set_exclusive_start_shard_id(after)
+            .send()
+    };
+    // The default and the most one call returns are both 100, whatever Limit asks for.
+    for limit in [None, Some(101), Some(10_000)] {
+        let description = describe(limit, None)
+            .await
+            .unwrap()
+            .stream_description
+            .unwrap();
+        assert_eq!(description.shards().len(), 100, "Limit {limit:?}");
+        assert_eq!(description.shards()[99].shard_id(), shard_id(99));
+        assert!(description.has_more_shards(), "Limit {limit:?}");
+    }
+    let rest = describe(Some(10_000), Some(shard_id(99)))
+        .await
+        .unwrap()
+        .stream_description
+        .unwrap();
+    assert_eq!(rest.shards().len(), 1);
+    assert_eq!(rest.shards()[0].shard_id(), shard_id(100));
+    assert!(!rest.has_more_shards());
+    let result = describe(Some(10_001), None).await;
+    let message = "1 validation error detected: Value '10001' at 'limit' failed to satisfy \
+                   constraint: Member must have value less than or equal to 10000";
+    expect_error(result, "ValidationException", Some(message));
+    // ListShards pages by 1000 by default, so one call lists them all.
+    let listed = client
+        .list_shards()
+        .stream_name("wide")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.shards().len(), 101);
+    assert_eq!(listed.next_token(), None);
 }
 
 #[tokio::test]
