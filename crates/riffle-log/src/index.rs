@@ -105,7 +105,9 @@ pub(crate) fn decode_index_file(
     bytes: &[u8],
     segment_bytes: u64,
 ) -> Result<Vec<IndexEntry>, String> {
-    if bytes.len() < INDEX_CRC_BYTES || (bytes.len() - INDEX_CRC_BYTES) % INDEX_ENTRY_BYTES != 0 {
+    if bytes.len() < INDEX_CRC_BYTES
+        || !(bytes.len() - INDEX_CRC_BYTES).is_multiple_of(INDEX_ENTRY_BYTES)
+    {
         return Err(format!(
             "index file has an impossible size of {} bytes",
             bytes.len()

@@ -250,7 +250,7 @@ pub mod blob {
     /// Decodes standard padded base64 the way Coral does, with its texts for each failure.
     pub fn decode_base64(text: &str) -> Result<Bytes, String> {
         let length = crate::validate::java_length(text);
-        if length % 4 > 0 {
+        if !length.is_multiple_of(4) {
             return Err(format!(
                 "'{text}' can not be converted to a Blob: Base64 encoded length is expected a \
                  multiple of 4 bytes but found: {length}"

@@ -113,9 +113,19 @@ async fn serve(args: ServeArgs) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    // Held for the life of the process: it marks the throwaway directory as in use.
+    let mut _in_memory_lock = None;
     let (data_dir, ephemeral) = if args.in_memory {
-        let dir = std::env::temp_dir().join(format!("riffle-{}", uuid::Uuid::new_v4()));
-        (dir, true)
+        match throwaway_data_dir() {
+            Ok((dir, lock)) => {
+                _in_memory_lock = Some(lock);
+                (dir, true)
+            }
+            Err(error) => {
+                tracing::error!("cannot create the --in-memory directory: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
     } else {
         (args.data_dir.clone(), false)
     };
@@ -185,6 +195,37 @@ async fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prefix of `--in-memory` directories in the system temporary directory.
+const THROWAWAY_PREFIX: &str = "riffle-mem-";
+
+/// Creates a fresh `--in-memory` directory and locks it. A clean exit deletes it; a server
+/// killed with SIGKILL cannot, so each start first deletes the throwaway directories whose
+/// lock no live process holds (the kernel drops a dead process's locks).
+fn throwaway_data_dir() -> std::io::Result<(PathBuf, std::fs::File)> {
+    let temp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&temp) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !name.to_string_lossy().starts_with(THROWAWAY_PREFIX) {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(lock) = std::fs::File::open(path.join(".lock")) else {
+                continue;
+            };
+            if lock.try_lock().is_ok() {
+                tracing::debug!(dir = %path.display(), "removing an abandoned --in-memory store");
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+    }
+    let dir = temp.join(format!("{THROWAWAY_PREFIX}{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&dir)?;
+    let lock = std::fs::File::create(dir.join(".lock"))?;
+    lock.try_lock().map_err(std::io::Error::other)?;
+    Ok((dir, lock))
 }
 
 async fn wait_for_signal() {
