@@ -161,7 +161,7 @@ def test_missing_stream_errors(kinesis):
             StreamName=name, ShardId=h.shard_id(0), ShardIteratorType="TRIM_HORIZON"
         )
     code, got = h.error_of(excinfo)
-    if code != "ResourceNotFoundException" or got not in (shard_message, message):
+    if (code, got) != ("ResourceNotFoundException", shard_message):
         problems.append(f"GetShardIterator: {code} {got!r}")
     assert not problems, f"expected ResourceNotFoundException {message!r}:\n" + "\n".join(problems)
 
