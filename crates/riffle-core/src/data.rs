@@ -110,19 +110,14 @@ pub async fn put_records(
     }
     let total = groups.iter().map(|(_, places, _)| places.len()).sum();
     let mut results: Vec<Option<Result<PutOutcome, Error>>> = vec![None; total];
-    // Every frame is written and its wait registered before the first wait is awaited, so a
-    // request dropped midway still leaves every written frame on its way to durability.
     let mut pending = Vec::with_capacity(groups.len());
     for (shard, places, batch) in groups {
-        let waiting = shard
-            .log
-            .append_nowait(&batch, now)
-            .map(|appended| shard.log.wait_acknowledged(appended));
-        pending.push((shard, places, waiting));
+        let written = shard.log.append_nowait(&batch, now);
+        pending.push((shard, places, written));
     }
-    for (shard, places, waiting) in pending {
-        let outcome = match waiting {
-            Ok(waiting) => waiting.await,
+    for (shard, places, written) in pending {
+        let outcome = match written {
+            Ok(appended) => shard.log.wait_acknowledged(appended).await,
             Err(error) => Err(error),
         };
         for (slot, place) in places.into_iter().enumerate() {

@@ -6,21 +6,11 @@
 //! reader never sees a record that a crash could take back, and a producer is acknowledged exactly
 //! when its entry becomes visible.
 //!
-//! **Group commit (leader/follower).** An append writes its frame with write(2) under the mutex
-//! (microseconds) and then waits until its index is durable. The first waiter that finds no
-//! fsync in progress on the shard becomes the *leader*: it takes a sync handle (the file and the
-//! last index written), fdatasyncs *without* the mutex, inside `tokio::task::block_in_place` so
-//! the runtime moves its other tasks to another thread, and then publishes the new tail. Waiters
-//! that arrive meanwhile (the *followers*) sleep on the watch channel; when the leader publishes,
-//! those it covered are acknowledged and the first one it did not cover leads the next round. So
-//! under load one fsync acknowledges many requests across connections, and a lone request pays
-//! one fdatasync and no thread hand-off (the profile showed two cross-thread wake-ups per request
-//! costing more than the fdatasync itself).
-//!
-//! The node's [`Flusher`] thread does the same work where a leader cannot: for
-//! `Durability::Async` (on a timer), on a current-thread runtime (no `block_in_place`), and for
-//! an append whose waiter was dropped (a client that hung up), so every written record still
-//! becomes durable and visible promptly.
+//! **Group commit.** An append writes its frame with write(2) under the mutex (microseconds), asks
+//! the node's [`Flusher`] to sync the shard, and waits on the watch channel. The flusher thread
+//! takes a sync handle (the file and the last index written), fdatasyncs *without* the mutex, and
+//! then publishes the new tail. Appends that arrive during an fsync are covered by the next one, so
+//! under load one fsync acknowledges many requests, across connections and (in parallel) shards.
 //!
 //! **Arrival timestamps** are `max(clock, last timestamp)`, so they never go backwards within a
 //! shard even if the wall clock does; `AT_TIMESTAMP` lookups rely on this.
@@ -100,9 +90,6 @@ pub struct ShardLog {
     flusher: Flusher,
     /// Set while this shard waits in the flusher's queue, so a burst of appends queues it once.
     flush_queued: AtomicBool,
-    /// Set while a leader fsyncs this shard, so concurrent waiters follow instead of fsyncing
-    /// the same bytes again. The flusher thread ignores it (a duplicate fsync is only waste).
-    leader_busy: AtomicBool,
 }
 
 impl ShardLog {
@@ -143,7 +130,6 @@ impl ShardLog {
             durability,
             flusher,
             flush_queued: AtomicBool::new(false),
-            leader_busy: AtomicBool::new(false),
         }))
     }
 
@@ -167,60 +153,21 @@ impl ShardLog {
     }
 
     /// Waits until `appended` may be acknowledged: at once unless durability is `Sync`, else
-    /// once it is fdatasync'ed, leading the fsync itself when no other waiter is (see the module
-    /// docs). The wait is registered when this is called, not when the future is first polled:
-    /// if the future is dropped unfinished (the client hung up), the flusher thread still makes
-    /// the append durable and visible.
-    pub fn wait_acknowledged(
-        self: &Arc<Self>,
-        appended: Appended,
-    ) -> impl std::future::Future<Output = Result<Appended, AppendError>> + Send + 'static {
-        let pending = (self.durability == Durability::Sync).then(|| PendingAck {
-            log: Arc::clone(self),
-            index: appended.index,
-        });
-        async move {
-            let Some(pending) = pending else {
-                return Ok(appended);
-            };
-            let log = Arc::clone(&pending.log);
-            let can_lead = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
-                handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-            });
-            if !can_lead {
-                log.queue_flush();
-            }
-            let mut tail = log.tail.subscribe();
-            loop {
-                // `borrow_and_update` marks this value seen, so a publish after it wakes
-                // `changed`.
-                let state = *tail.borrow_and_update();
-                if state.visible_index >= appended.index {
-                    return Ok(appended);
-                }
-                if state.poisoned {
-                    return Err(AppendError::Poisoned);
-                }
-                if can_lead && !log.leader_busy.swap(true, Ordering::AcqRel) {
-                    let mut leader = Leader {
-                        log: &log,
-                        synced: None,
-                    };
-                    leader.synced = Some(tokio::task::block_in_place(|| log.sync_written()));
-                    drop(leader);
-                    continue;
-                }
-                if tail.changed().await.is_err() {
-                    return Err(AppendError::Poisoned);
-                }
-            }
+    /// once the flusher has fdatasync'ed it.
+    pub async fn wait_acknowledged(&self, appended: Appended) -> Result<Appended, AppendError> {
+        if self.durability != Durability::Sync {
+            return Ok(appended);
         }
-    }
-
-    fn queue_flush(self: &Arc<Self>) {
-        if !self.flush_queued.swap(true, Ordering::AcqRel) {
-            self.flusher.queue(Arc::clone(self));
+        let index = appended.index;
+        let mut tail = self.tail.subscribe();
+        let state = *tail
+            .wait_for(|state| state.visible_index >= index || state.poisoned)
+            .await
+            .map_err(|_| AppendError::Poisoned)?;
+        if state.visible_index < index {
+            return Err(AppendError::Poisoned);
         }
+        Ok(appended)
     }
 
     /// Writes the frame and queues the flush without waiting for it.
@@ -265,58 +212,42 @@ impl ShardLog {
             }
             Appended { index, arrival_ms }
         };
-        if matches!(self.durability, Durability::Async { .. }) {
-            self.queue_flush();
+        if self.durability != Durability::None && !self.flush_queued.swap(true, Ordering::AcqRel) {
+            self.flusher.queue(Arc::clone(self));
         }
         Ok(appended)
     }
 
-    /// Fdatasyncs what has been written so far, without holding the writer's mutex during the
-    /// fsync, and marks it durable. Returns the index and newest arrival time now durable, or
-    /// `None` if everything written already was; `Err` means the fsync failed and the shard is
-    /// poisoned (it is never retried: the kernel may have dropped the dirty pages, so a later
-    /// success would prove nothing).
-    fn sync_written(&self) -> Synced {
+    /// Fsyncs what has been written and publishes it. Called by the flusher thread only.
+    fn flush(&self) {
+        self.flush_queued.store(false, Ordering::Release);
         let (handle, ts_last_ms) = {
             let writer = self.lock();
             if writer.log.durable_index() >= writer.log.last_index() {
-                return Ok(None);
+                return;
             }
             (writer.log.sync_handle(), writer.ts_last_ms)
         };
         let upto = handle.upto();
         match handle.sync() {
             Ok(()) => {
-                self.lock().log.mark_durable(upto);
-                Ok(Some((upto, ts_last_ms)))
-            }
-            Err(error) => {
-                tracing::error!(%error, "fsync failed; the shard log is poisoned");
-                Err(())
-            }
-        }
-    }
-
-    /// Makes the outcome of [`ShardLog::sync_written`] visible to readers and waiters.
-    fn publish(&self, synced: &Synced) {
-        self.tail.send_modify(|state| match synced {
-            Ok(Some((upto, ts_last_ms))) => {
-                if self.durability == Durability::Sync && *upto > state.visible_index {
-                    state.visible_index = *upto;
-                    state.ts_last_ms = *ts_last_ms;
+                let mut writer = self.lock();
+                writer.log.mark_durable(upto);
+                if self.durability == Durability::Sync {
+                    self.tail.send_modify(|state| {
+                        if upto > state.visible_index {
+                            state.visible_index = upto;
+                            state.ts_last_ms = ts_last_ms;
+                        }
+                    });
                 }
             }
-            Ok(None) => {}
-            Err(()) => state.poisoned = true,
-        });
-    }
-
-    /// The flusher thread's round for this shard.
-    fn flush(&self) {
-        self.flush_queued.store(false, Ordering::Release);
-        let synced = self.sync_written();
-        if !matches!(synced, Ok(None)) {
-            self.publish(&synced);
+            Err(error) => {
+                // Never retry a failed fsync: the kernel may have dropped the dirty pages, so a
+                // later success would prove nothing. Refuse writes until a restart recovers.
+                tracing::error!(%error, "fsync failed; the shard log is poisoned");
+                self.tail.send_modify(|state| state.poisoned = true);
+            }
         }
     }
 
@@ -405,40 +336,6 @@ impl ShardLog {
     }
 }
 
-/// What a sync round made durable: `(index, newest arrival ms)`, nothing new, or a failed fsync.
-type Synced = Result<Option<(u64, u64)>, ()>;
-
-/// The leader of a group-commit round. Dropping it (also by unwinding) first frees the shard for
-/// the next leader and then publishes, so a follower woken by the publish can always take over.
-struct Leader<'a> {
-    log: &'a ShardLog,
-    synced: Option<Synced>,
-}
-
-impl Drop for Leader<'_> {
-    fn drop(&mut self) {
-        self.log.leader_busy.store(false, Ordering::Release);
-        // Publish even when nothing changed: followers re-check and one of them leads next.
-        self.log.publish(self.synced.as_ref().unwrap_or(&Ok(None)));
-    }
-}
-
-/// A waiter for one appended index. If it is dropped unacknowledged (the client went away
-/// mid-request), the flusher thread makes the append durable and visible anyway.
-struct PendingAck {
-    log: Arc<ShardLog>,
-    index: u64,
-}
-
-impl Drop for PendingAck {
-    fn drop(&mut self) {
-        let tail = self.log.tail();
-        if tail.visible_index < self.index && !tail.poisoned {
-            self.log.queue_flush();
-        }
-    }
-}
-
 /// The node-wide group-commit thread. Cloning is cheap; the thread ends when every clone is
 /// dropped.
 #[derive(Clone)]
@@ -490,8 +387,8 @@ impl Flusher {
 #[cfg(test)]
 mod tests {
     //! Group commit under the two runtimes the server and tests use: every append is
-    //! acknowledged exactly when it is visible, leaders and followers never lose a wake-up, and
-    //! an append whose waiter is dropped still becomes durable and visible.
+    //! acknowledged exactly when it is visible, concurrent waiters never lose a wake-up, and an
+    //! append whose waiter is dropped still becomes durable and visible.
 
     use super::*;
     use bytes::Bytes;
@@ -534,13 +431,13 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn leaders_and_followers_acknowledge_every_append() {
+    async fn concurrent_waiters_on_a_multi_thread_runtime_are_all_acknowledged() {
         let dir = tempfile::tempdir().unwrap();
         concurrent_appends_are_all_acknowledged(open(dir.path())).await;
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn the_flusher_acknowledges_where_no_leader_can_block() {
+    async fn concurrent_waiters_on_a_current_thread_runtime_are_all_acknowledged() {
         let dir = tempfile::tempdir().unwrap();
         concurrent_appends_are_all_acknowledged(open(dir.path())).await;
     }
