@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the same `riffle bench` workloads against riffle and kinesalite, one after the other on
-# this machine, and prints a Markdown table: both servers side by side with their ratio, peak
-# memory of each server, and a description of the machine.
+# Runs the same `riffle bench` workloads against riffle (default durability: fdatasync before
+# every ack), riffle with --durability async, and kinesalite, one after the other on this
+# machine, and prints a Markdown table: the servers side by side with riffle's ratio to
+# kinesalite, peak memory of each server, and a description of the machine.
 #
 #   scripts/bench-compare.sh                 # 10 s per workload
 #   BENCH_DURATION=30s scripts/bench-compare.sh
@@ -45,6 +46,7 @@ work_parent=${BENCH_WORK_PARENT:-$root/target}
 mkdir -p "$work_parent"
 work=$(mktemp -d "$work_parent/bench-compare.XXXXXX")
 riffle_pid=""
+riffle_async_pid=""
 kinesalite_pid=""
 child_pid=""
 
@@ -76,6 +78,7 @@ run_child() {
 cleanup() {
     stop_server "$child_pid"
     stop_server "$riffle_pid"
+    stop_server "$riffle_async_pid"
     stop_server "$kinesalite_pid"
     rm -rf "$work"
 }
@@ -123,6 +126,14 @@ if ! line=$(wait_for_line "$riffle_pid" "$work/riffle.out" '^riffle listening on
 fi
 riffle_endpoint="http://${line#riffle listening on }"
 
+"$riffle_bin" serve --listen 127.0.0.1:0 --data-dir "$work/riffle-async-data" --durability async \
+    >"$work/riffle-async.out" 2>"$work/riffle-async.log" &
+riffle_async_pid=$!
+if ! line=$(wait_for_line "$riffle_async_pid" "$work/riffle-async.out" '^riffle listening on '); then
+    say "riffle (async) did not start:"; tail -n 20 "$work/riffle-async.log" >&2; exit 1
+fi
+riffle_async_endpoint="http://${line#riffle listening on }"
+
 # Started through node directly so it listens on loopback only (its CLI binds every address).
 node -e '
 const [dir, port] = process.argv.slice(1);
@@ -154,7 +165,7 @@ index=0
 for entry in "${workloads[@]}"; do
     name=${entry%%|*}
     read -r -a bench_args <<<"${entry#*|}"
-    for server in riffle kinesalite; do
+    for server in riffle riffle_async kinesalite; do
         endpoint_var="${server}_endpoint"
         stream="bench-$index-$server-$$"
         say "$server: $name"
@@ -174,6 +185,7 @@ done
 # Peak resident memory over the whole run, before the servers are stopped.
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 riffle_hwm=$(hwm_kib "$riffle_pid")
+riffle_async_hwm=$(hwm_kib "$riffle_async_pid")
 kinesalite_hwm=$(hwm_kib "$kinesalite_pid")
 
 # --- report --------------------------------------------------------------------------------
@@ -182,9 +194,9 @@ mem_total=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo
 revision=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 data_fs=$(stat -f -c %T "$work" 2>/dev/null || echo unknown)
 
-report=$(node - "$work/results" "$index" "$riffle_hwm" "$kinesalite_hwm" <<'NODE'
+report=$(node - "$work/results" "$index" "$riffle_hwm" "$riffle_async_hwm" "$kinesalite_hwm" <<'NODE'
 const fs = require("fs");
-const [dir, count, riffleHwm, kinesaliteHwm] = process.argv.slice(2);
+const [dir, count, riffleHwm, asyncHwm, kinesaliteHwm] = process.argv.slice(2);
 const load = (file) => {
   try { return JSON.parse(fs.readFileSync(file, "utf8").trim().split("\n").pop()); }
   catch (_) { return null; }
@@ -193,29 +205,32 @@ const fmt = (v) => v == null ? "failed" :
   v >= 100 ? Math.round(v).toLocaleString("en-US") : v >= 10 ? v.toFixed(1) : v.toFixed(2);
 const ratio = (a, b) => a == null || b == null || b === 0 ? "–" : (a / b).toFixed(2) + "×";
 const rows = [];
-const row = (workload, metric, a, b) => rows.push(`| ${workload} | ${metric} | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} |`);
+const row = (workload, metric, a, s, b) => rows.push(`| ${workload} | ${metric} | ${fmt(a)} | ${fmt(s)} | ${fmt(b)} | ${ratio(a, b)} |`);
 const errors = (r) => r == null ? "failed" :
   [...Object.entries(r.errors), ...Object.entries(r.throttles)].map(([k, v]) => `${k} ${v}`).join(", ") || "0";
 for (let i = 0; i < Number(count); i++) {
   const name = fs.readFileSync(`${dir}/${i}.name`, "utf8").trim();
-  const r = load(`${dir}/${i}-riffle.json`), k = load(`${dir}/${i}-kinesalite.json`);
+  const r = load(`${dir}/${i}-riffle.json`), s = load(`${dir}/${i}-riffle_async.json`);
+  const k = load(`${dir}/${i}-kinesalite.json`);
   const get = (rep, f) => rep == null ? null : f(rep);
+  const all = (f) => [get(r, f), get(s, f), get(k, f)];
   const ms = (us) => us / 1000;
-  row(name, "records/s", get(r, (x) => x.records_per_s), get(k, (x) => x.records_per_s));
-  row(name, "MiB/s payload", get(r, (x) => x.mib_per_s), get(k, (x) => x.mib_per_s));
+  row(name, "records/s", ...all((x) => x.records_per_s));
+  row(name, "MiB/s payload", ...all((x) => x.mib_per_s));
   if (r && r.visibility || k && k.visibility) {
-    row(name, "put→visible p50 ms", get(r, (x) => ms(x.visibility.visible_latency_us.p50)), get(k, (x) => ms(x.visibility.visible_latency_us.p50)));
-    row(name, "put→visible p99 ms", get(r, (x) => ms(x.visibility.visible_latency_us.p99)), get(k, (x) => ms(x.visibility.visible_latency_us.p99)));
+    row(name, "put→visible p50 ms", ...all((x) => ms(x.visibility.visible_latency_us.p50)));
+    row(name, "put→visible p99 ms", ...all((x) => ms(x.visibility.visible_latency_us.p99)));
   } else {
-    row(name, "request p50 ms", get(r, (x) => ms(x.latency_us.p50)), get(k, (x) => ms(x.latency_us.p50)));
-    row(name, "request p99 ms", get(r, (x) => ms(x.latency_us.p99)), get(k, (x) => ms(x.latency_us.p99)));
+    row(name, "request p50 ms", ...all((x) => ms(x.latency_us.p50)));
+    row(name, "request p99 ms", ...all((x) => ms(x.latency_us.p99)));
   }
-  const er = errors(r), ek = errors(k);
-  if (er !== "0" || ek !== "0") rows.push(`| ${name} | errors | ${er} | ${ek} | |`);
+  const er = errors(r), es = errors(s), ek = errors(k);
+  if (er !== "0" || es !== "0" || ek !== "0") rows.push(`| ${name} | errors | ${er} | ${es} | ${ek} | |`);
 }
-row("whole run", "peak RSS MiB (VmHWM)", Number(riffleHwm) / 1024 || null, Number(kinesaliteHwm) / 1024 || null);
-console.log("| Workload | Metric | riffle | kinesalite | riffle ÷ kinesalite |");
-console.log("|---|---|---:|---:|---:|");
+const mib = (kib) => Number(kib) / 1024 || null;
+row("whole run", "peak RSS MiB (VmHWM)", mib(riffleHwm), mib(asyncHwm), mib(kinesaliteHwm));
+console.log("| Workload | Metric | riffle | riffle async | kinesalite | riffle ÷ kinesalite |");
+console.log("|---|---|---:|---:|---:|---:|");
 console.log(rows.join("\n"));
 NODE
 )
@@ -224,8 +239,8 @@ NODE
     echo "## riffle vs kinesalite"
     echo
     echo "- Machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, $mem_total RAM, $(uname -srm)"
-    echo "- riffle $revision (release build, default durability: fdatasync before every ack," \
-        "data on $data_fs);" \
+    echo "- riffle $revision (release build; \"riffle\": default durability, fdatasync before" \
+        "every ack; \"riffle async\": \`--durability async\`, ack after write(2); data on $data_fs);" \
         "kinesalite $kinesalite_version in memory on node $(node --version)"
     echo "- $duration per put and latency workload; streams of $shards shards with random" \
         "partition keys, created fresh per run; load from \`riffle bench\` on the same machine"
