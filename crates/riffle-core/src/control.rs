@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::meta::StreamMode;
 use crate::node::{now_ms, Node, Shard, Stream, StreamState};
+use crate::reshard::{self, Step};
 use crate::Error;
 use riffle_proto::limits;
 
@@ -87,28 +88,9 @@ pub async fn create_stream(
     if node.stream(&caller.account, name).is_some() {
         return Err(Error::stream_exists(name, &caller.account));
     }
-    let open = node.open_shard_count(&caller.account);
-    if open.saturating_add(shard_count) > node.config.shard_limit {
-        return Err(Error::shard_limit_exceeded(
-            &caller.account,
-            &caller.region,
-            open,
-            node.config.shard_limit,
-            shard_count,
-        ));
-    }
+    check_shard_quota(node, caller, shard_count)?;
     if mode == StreamMode::OnDemand {
-        let on_demand = node
-            .streams_of(&caller.account)
-            .iter()
-            .filter(|stream| stream.state().mode == StreamMode::OnDemand)
-            .count() as u32;
-        if on_demand >= node.config.on_demand_stream_limit {
-            return Err(Error::limit_exceeded(format!(
-                "This request would exceed the on-demand stream limit for the account {} in {}. Limit: {}.",
-                caller.account, caller.region, node.config.on_demand_stream_limit
-            )));
-        }
+        check_on_demand_quota(node, caller)?;
     }
     node.create_stream(
         &caller.account,
@@ -221,6 +203,257 @@ pub async fn remove_tags(node: &Node, stream: &Arc<Stream>, keys: &[String]) -> 
         }
     })
     .await
+}
+
+// ----- Resharding and capacity modes -----
+
+/// The shard a SplitShard / MergeShards argument names, with AWS's errors: an argument that
+/// is no shard id at all, or the id of a shard the stream does not have.
+fn named_shard(stream: &Stream, state: &StreamState, argument: &str) -> Result<Arc<Shard>, Error> {
+    let ordinal = riffle_proto::shard_id::parse_shard_id(argument)
+        .ok_or_else(|| Error::shard_unparseable(argument, &stream.name, &stream.account))?;
+    state.shard(ordinal).cloned().ok_or_else(|| {
+        Error::shard_not_found(
+            &riffle_proto::shard_id::shard_id(ordinal),
+            &stream.name,
+            &stream.account,
+        )
+    })
+}
+
+/// Resharding needs the stream ACTIVE (not UPDATING), still existing once the control lock is
+/// held, and in PROVISIONED mode.
+fn check_reshardable(node: &Node, stream: &Arc<Stream>, operation: &str) -> Result<(), Error> {
+    let current = node.stream(&stream.account, &stream.name);
+    if !current.is_some_and(|current| Arc::ptr_eq(&current, stream)) {
+        return Err(Error::stream_not_found(&stream.name, &stream.account));
+    }
+    let status = stream.status();
+    if status != "ACTIVE" {
+        return Err(Error::stream_not_active(
+            &stream.name,
+            &stream.account,
+            status,
+        ));
+    }
+    if stream.state().mode == StreamMode::OnDemand {
+        return Err(Error::validation_message(format!(
+            "{operation} is not supported for stream {} under account {} because it is in \
+             ON_DEMAND capacity mode.",
+            stream.name, stream.account
+        )));
+    }
+    Ok(())
+}
+
+fn already_closed(stream: &Stream, shard: &Shard) -> Error {
+    Error::invalid_argument(format!(
+        "Shard {} in stream {} under account {} has already been merged or split, and thus is \
+         not eligible for merging or splitting.",
+        shard.id(),
+        stream.name,
+        stream.account
+    ))
+}
+
+/// The account's shard quota must hold `additional` more open shards.
+fn check_shard_quota(node: &Node, caller: &Caller, additional: u32) -> Result<(), Error> {
+    let open = node.open_shard_count(&caller.account);
+    if open.saturating_add(additional) > node.config.shard_limit {
+        return Err(Error::shard_limit_exceeded(
+            &caller.account,
+            &caller.region,
+            open,
+            node.config.shard_limit,
+            additional,
+        ));
+    }
+    Ok(())
+}
+
+/// SplitShard: `[S, E]` becomes `[S, K - 1]` and `[K, E]`, with `S + 1 < K < E` as AWS demands.
+pub async fn split_shard(
+    node: &Node,
+    caller: &Caller,
+    stream: &Arc<Stream>,
+    shard_to_split: &str,
+    new_starting_hash_key: &str,
+) -> Result<(), Error> {
+    let _control = node.control().await;
+    check_reshardable(node, stream, "SplitShard")?;
+    let state = stream.state();
+    let shard = named_shard(stream, &state, shard_to_split)?;
+    if !shard.is_open() {
+        return Err(already_closed(stream, &shard));
+    }
+    let (start, end) = (shard.meta.starting_hash_key, shard.meta.ending_hash_key);
+    let key = new_starting_hash_key
+        .parse::<u128>()
+        .ok()
+        .filter(|key| *key > start.saturating_add(1) && *key < end)
+        .ok_or_else(|| {
+            Error::split_hash_key_invalid(
+                new_starting_hash_key,
+                &shard.id(),
+                &stream.name,
+                &stream.account,
+                start,
+                end,
+            )
+        })?;
+    check_shard_quota(node, caller, 1)?;
+    node.reshard(
+        stream,
+        &[Step::Split {
+            parent: shard.meta.ordinal,
+            key,
+        }],
+    )
+    .await?;
+    stream.mark_updating(node.config.update_window);
+    Ok(())
+}
+
+/// MergeShards: `shard_to_merge` must be the lower of two adjacent open shards.
+pub async fn merge_shards(
+    node: &Node,
+    stream: &Arc<Stream>,
+    shard_to_merge: &str,
+    adjacent_shard_to_merge: &str,
+) -> Result<(), Error> {
+    let _control = node.control().await;
+    check_reshardable(node, stream, "MergeShards")?;
+    let state = stream.state();
+    let lower = named_shard(stream, &state, shard_to_merge)?;
+    let upper = named_shard(stream, &state, adjacent_shard_to_merge)?;
+    for shard in [&lower, &upper] {
+        if !shard.is_open() {
+            return Err(already_closed(stream, shard));
+        }
+    }
+    if lower.meta.ending_hash_key.checked_add(1) != Some(upper.meta.starting_hash_key) {
+        return Err(Error::shards_not_adjacent(
+            &lower.id(),
+            &upper.id(),
+            &stream.name,
+            &stream.account,
+        ));
+    }
+    node.reshard(
+        stream,
+        &[Step::Merge {
+            lower: lower.meta.ordinal,
+            upper: upper.meta.ordinal,
+        }],
+    )
+    .await?;
+    stream.mark_updating(node.config.update_window);
+    Ok(())
+}
+
+/// UpdateShardCount with UNIFORM_SCALING: returns the open shard count before the change.
+pub async fn update_shard_count(
+    node: &Node,
+    caller: &Caller,
+    stream: &Arc<Stream>,
+    target: u32,
+) -> Result<u32, Error> {
+    let _control = node.control().await;
+    check_reshardable(node, stream, "UpdateShardCount")?;
+    let state = stream.state();
+    let open: Vec<reshard::OpenShard> = state
+        .open_shards()
+        .map(|shard| reshard::OpenShard {
+            ordinal: shard.meta.ordinal,
+            starting_hash_key: shard.meta.starting_hash_key,
+            ending_hash_key: shard.meta.ending_hash_key,
+        })
+        .collect();
+    let current = open.len() as u32;
+    let counts = format!("Current open shard count: {current}, Target shard count: {target}");
+    if target > limits::SHARDS_PER_STREAM_MAX {
+        return Err(Error::limit_exceeded(format!(
+            "Target shard count or number of open shards cannot be greater than {}. {counts}",
+            limits::SHARDS_PER_STREAM_MAX
+        )));
+    }
+    if target > current.saturating_mul(2) {
+        return Err(Error::limit_exceeded(format!(
+            "UpdateShardCount cannot scale up over double your current open shard count. {counts}"
+        )));
+    }
+    if target.saturating_mul(2) < current {
+        return Err(Error::limit_exceeded(format!(
+            "UpdateShardCount cannot scale down below half your current open shard count. {counts}"
+        )));
+    }
+    if target > current {
+        check_shard_quota(node, caller, target - current)?;
+    }
+    let recent = stream.record_scaling(now_ms());
+    if recent > limits::UPDATE_SHARD_COUNT_PER_DAY_MAX {
+        stream.forget_last_scaling();
+        return Err(Error::limit_exceeded(format!(
+            "Exceeded the limit of {} UpdateShardCount calls per rolling 24 hours for stream {} \
+             under account {}.",
+            limits::UPDATE_SHARD_COUNT_PER_DAY_MAX,
+            stream.name,
+            stream.account
+        )));
+    }
+    let steps = reshard::uniform(&open, state.next_shard_ordinal, target);
+    if let Err(error) = node.reshard(stream, &steps).await {
+        stream.forget_last_scaling();
+        return Err(error);
+    }
+    stream.mark_updating(node.config.update_window);
+    Ok(current)
+}
+
+/// UpdateStreamMode: PROVISIONED ⇄ ON_DEMAND. The shards stay as they are; in ON_DEMAND mode
+/// the node's scaler sizes them from then on.
+pub async fn update_stream_mode(
+    node: &Node,
+    caller: &Caller,
+    stream: &Arc<Stream>,
+    mode: StreamMode,
+) -> Result<(), Error> {
+    let _control = node.control().await;
+    let status = stream.status();
+    if status != "ACTIVE" {
+        return Err(Error::stream_not_active(
+            &stream.name,
+            &stream.account,
+            status,
+        ));
+    }
+    let current = stream.state().mode;
+    if current == mode {
+        return Ok(());
+    }
+    if mode == StreamMode::OnDemand {
+        check_on_demand_quota(node, caller)?;
+    }
+    node.update_stream(stream, |state| state.mode = mode)
+        .await?;
+    stream.mark_updating(node.config.update_window);
+    Ok(())
+}
+
+/// The account may have one more ON_DEMAND stream.
+fn check_on_demand_quota(node: &Node, caller: &Caller) -> Result<(), Error> {
+    let on_demand = node
+        .streams_of(&caller.account)
+        .iter()
+        .filter(|stream| stream.state().mode == StreamMode::OnDemand)
+        .count() as u32;
+    if on_demand >= node.config.on_demand_stream_limit {
+        return Err(Error::limit_exceeded(format!(
+            "This request would exceed the on-demand stream limit for the account {} in {}. Limit: {}.",
+            caller.account, caller.region, node.config.on_demand_stream_limit
+        )));
+    }
+    Ok(())
 }
 
 /// Which shards a ListShards `ShardSelection` selects.

@@ -85,57 +85,95 @@ pub struct PutOutcome {
     pub sequence_number: String,
 }
 
+/// The records of one put bound for one shard: the shard, each record's (place in the request,
+/// hash key), and the records in that order.
+type ShardGroup = (Arc<Shard>, Vec<(usize, u128)>, Vec<NewRecord>);
+
+/// How many times a put follows a reshard to the children of a sealed shard. Every reshard
+/// publishes its routes before the next may start, so a second attempt normally succeeds; the
+/// bound only guards against a stream resharded over and over.
+const ROUTE_ATTEMPTS_MAX: usize = 8;
+
+/// How long a put that met a sealed shard waits for the reshard to be published.
+const ROUTE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Appends `records` (already validated, with their hash keys) and returns one result per record
 /// in request order. Records are grouped per shard into one frame each; all frames are written
 /// before any fsync is awaited, so a PutRecords spanning shards pays one group-commit round.
+///
+/// A group whose shard was sealed by a concurrent reshard is refused whole by the log (nothing
+/// of it is stored), waits until the reshard's routes are published, and is routed again: the
+/// records land in the children, after everything the parent acknowledged.
 pub async fn put_records(
     stream: &Arc<Stream>,
     records: Vec<(NewRecord, u128)>,
 ) -> Vec<Result<PutOutcome, Error>> {
     let now = now_ms();
-    // Group by shard, remembering each record's place in the request.
-    let mut groups: Vec<(Arc<Shard>, Vec<usize>, Vec<NewRecord>)> = Vec::new();
-    for (place, (new_record, hash_key)) in records.into_iter().enumerate() {
-        let shard = stream.route(hash_key);
-        match groups
-            .iter_mut()
-            .find(|(grouped, _, _)| Arc::ptr_eq(grouped, &shard))
-        {
-            Some((_, places, batch)) => {
-                places.push(place);
-                batch.push(new_record);
-            }
-            None => groups.push((shard, vec![place], vec![new_record])),
-        }
-    }
-    let total = groups.iter().map(|(_, places, _)| places.len()).sum();
+    let total = records.len();
     let mut results: Vec<Option<Result<PutOutcome, Error>>> = vec![None; total];
-    let mut pending = Vec::with_capacity(groups.len());
-    for (shard, places, batch) in groups {
-        let written = shard.log.append_nowait(&batch, now);
-        pending.push((shard, places, written));
-    }
-    for (shard, places, written) in pending {
-        let outcome = match written {
-            Ok(appended) => shard.log.wait_acknowledged(appended).await,
-            Err(error) => Err(error),
-        };
-        for (slot, place) in places.into_iter().enumerate() {
-            results[place] = Some(match &outcome {
-                Ok(appended) => Ok(PutOutcome {
-                    shard_id: shard.id(),
-                    sequence_number: sequence_number(
-                        &shard,
-                        Position {
-                            index: appended.index,
-                            slot: slot as u16,
-                        },
-                        appended.arrival_ms,
-                    ),
-                }),
-                Err(error) => Err(append_error(error)),
-            });
+    let mut todo: Vec<(usize, NewRecord, u128)> = records
+        .into_iter()
+        .enumerate()
+        .map(|(place, (record, hash_key))| (place, record, hash_key))
+        .collect();
+    for _ in 0..ROUTE_ATTEMPTS_MAX {
+        // Subscribed before routing, so a reshard published after this point wakes the wait.
+        let mut routes_changed = stream.watch_routes();
+        let mut groups: Vec<ShardGroup> = Vec::new();
+        for (place, record, hash_key) in todo.drain(..) {
+            let shard = stream.route(hash_key);
+            match groups
+                .iter_mut()
+                .find(|(grouped, _, _)| Arc::ptr_eq(grouped, &shard))
+            {
+                Some((_, places, batch)) => {
+                    places.push((place, hash_key));
+                    batch.push(record);
+                }
+                None => groups.push((shard, vec![(place, hash_key)], vec![record])),
+            }
         }
+        let mut pending = Vec::with_capacity(groups.len());
+        for (shard, places, batch) in groups {
+            match shard.log.append_nowait(&batch, now) {
+                Err(AppendError::Sealed) => todo.extend(
+                    places
+                        .into_iter()
+                        .zip(batch)
+                        .map(|((place, hash_key), record)| (place, record, hash_key)),
+                ),
+                written => pending.push((shard, places, written)),
+            }
+        }
+        for (shard, places, written) in pending {
+            let outcome = match written {
+                Ok(appended) => shard.log.wait_acknowledged(appended).await,
+                Err(error) => Err(error),
+            };
+            for (slot, (place, _)) in places.into_iter().enumerate() {
+                results[place] = Some(match &outcome {
+                    Ok(appended) => Ok(PutOutcome {
+                        shard_id: shard.id(),
+                        sequence_number: sequence_number(
+                            &shard,
+                            Position {
+                                index: appended.index,
+                                slot: slot as u16,
+                            },
+                            appended.arrival_ms,
+                        ),
+                    }),
+                    Err(error) => Err(append_error(error)),
+                });
+            }
+        }
+        if todo.is_empty() {
+            break;
+        }
+        let _ = tokio::time::timeout(ROUTE_WAIT_MAX, routes_changed.changed()).await;
+    }
+    for (place, _, _) in todo {
+        results[place] = Some(Err(append_error(&AppendError::Sealed)));
     }
     results
         .into_iter()
@@ -311,6 +349,14 @@ pub fn get_records(
                     index: entry.index,
                     slot: 0,
                 };
+            }
+            if entry.meta.kind != riffle_log::FrameKind::Data {
+                // A seal (or, later, a Raft) frame: no records, nothing to return.
+                position = Position {
+                    index: entry.index + 1,
+                    slot: 0,
+                };
+                continue;
             }
             let decoded = record::decode_all(
                 &entry.payload,

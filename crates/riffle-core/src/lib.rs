@@ -12,6 +12,7 @@
 //! - [`data`]: routing puts, sequence numbers, iterators, reads.
 //! - [`shard_log`]: appends, the flusher (group commit), the tail watch channel.
 //! - [`record`]: how records are laid out inside a log frame.
+//! - [`reshard`]: pure plans for splits, merges and uniform scaling, with their lineage.
 //! - [`meta`]: the persisted catalogue (`meta.json`).
 
 pub mod control;
@@ -19,6 +20,7 @@ pub mod data;
 pub mod meta;
 pub mod node;
 pub mod record;
+pub mod reshard;
 pub mod service;
 pub mod shard_log;
 

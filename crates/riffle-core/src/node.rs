@@ -13,14 +13,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use riffle_log::LogOptions;
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{watch, Mutex as AsyncMutex};
 
-use crate::meta::{self, MetaDocument, ShardMeta, StreamMeta, StreamMode};
-use crate::shard_log::{Durability, Flusher, ShardLog};
+use crate::meta::{self, ClosedShard, MetaDocument, ShardMeta, StreamMeta, StreamMode};
+use crate::reshard::{self, OpenShard, Step};
+use crate::shard_log::{AppendError, Durability, Flusher, ShardLog};
 
 /// Everything `riffle serve` can configure about the domain.
 #[derive(Debug, Clone)]
@@ -37,6 +39,10 @@ pub struct NodeConfig {
     pub on_demand_stream_limit: u32,
     /// How often retention runs.
     pub retention_interval: Duration,
+    /// How long a stream shows `UPDATING` after a reshard or mode change (AWS takes seconds
+    /// to minutes; 0 keeps streams `ACTIVE`, which is what local tests want). While a stream
+    /// is `UPDATING`, further resharding gets ResourceInUseException as on AWS.
+    pub update_window: Duration,
 }
 
 impl NodeConfig {
@@ -51,6 +57,7 @@ impl NodeConfig {
             shard_limit: SHARD_LIMIT_DEFAULT,
             on_demand_stream_limit: ON_DEMAND_STREAM_LIMIT_DEFAULT,
             retention_interval: Duration::from_secs(60),
+            update_window: Duration::ZERO,
         }
     }
 }
@@ -145,6 +152,15 @@ pub struct Stream {
     state: RwLock<Arc<StreamState>>,
     /// Open shards sorted by starting hash key, for routing.
     routes: RwLock<Arc<Vec<Arc<Shard>>>>,
+    /// Bumped whenever `routes` changes, so a put that met a sealed shard can wait for the
+    /// reshard to be published and route again (no polling).
+    routes_epoch: watch::Sender<u64>,
+    /// The stream reports `UPDATING` until this time (epoch ms).
+    updating_until_ms: AtomicU64,
+    /// When UpdateShardCount was called (epoch ms) within the last 24 hours, for AWS's limit of
+    /// ten per rolling day. Kept in memory only: a restart forgets it, which errs on the side
+    /// of allowing a scaling.
+    scalings_ms: std::sync::Mutex<Vec<u64>>,
 }
 
 impl Stream {
@@ -158,6 +174,12 @@ impl Stream {
         routes.sort_by_key(|shard| shard.meta.starting_hash_key);
         *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(routes);
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
+        self.routes_epoch.send_modify(|epoch| *epoch += 1);
+    }
+
+    /// A receiver that sees the next change of the routes (see `routes_epoch`).
+    pub fn watch_routes(&self) -> watch::Receiver<u64> {
+        self.routes_epoch.subscribe()
     }
 
     /// The open shard whose inclusive hash range holds `hash_key`. Open shards always partition
@@ -175,11 +197,41 @@ impl Stream {
     }
 
     pub fn status(&self) -> &'static str {
-        "ACTIVE"
+        if now_ms() < self.updating_until_ms.load(Ordering::Acquire) {
+            "UPDATING"
+        } else {
+            "ACTIVE"
+        }
+    }
+
+    /// Records an UpdateShardCount at `now_ms` and returns how many fall within the last 24
+    /// hours, this one included.
+    pub fn record_scaling(&self, now_ms: u64) -> u32 {
+        let mut scalings = self.scalings_ms.lock().unwrap_or_else(|p| p.into_inner());
+        scalings.retain(|at| now_ms.saturating_sub(*at) < 24 * 3_600_000);
+        scalings.push(now_ms);
+        scalings.len() as u32
+    }
+
+    /// Takes back the scaling [`Stream::record_scaling`] just recorded (it was refused).
+    pub fn forget_last_scaling(&self) {
+        self.scalings_ms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+    }
+
+    /// Shows the stream as `UPDATING` for `window` from now.
+    pub fn mark_updating(&self, window: Duration) {
+        let until = now_ms().saturating_add(window.as_millis() as u64);
+        self.updating_until_ms.store(until, Ordering::Release);
     }
 
     fn to_meta(&self) -> StreamMeta {
-        let state = self.state();
+        self.to_meta_with(&self.state())
+    }
+
+    fn to_meta_with(&self, state: &StreamState) -> StreamMeta {
         StreamMeta {
             account: self.account.clone(),
             name: self.name.clone(),
@@ -317,8 +369,14 @@ impl Node {
         let mut shards = Vec::with_capacity(stream_meta.shards.len());
         for shard_meta in &stream_meta.shards {
             let dir = shard_dir(&config.data_dir, &stream_meta.dir_id, shard_meta.ordinal);
-            let log = ShardLog::open(&dir, config.log_options, config.durability, flusher.clone())
-                .map_err(|error| OpenError::Log { dir, error })?;
+            let log = ShardLog::open(
+                &dir,
+                config.log_options,
+                config.durability,
+                flusher.clone(),
+                shard_meta.closed.is_some(),
+            )
+            .map_err(|error| OpenError::Log { dir, error })?;
             shards.push(Arc::new(Shard {
                 meta: shard_meta.clone(),
                 log,
@@ -345,6 +403,9 @@ impl Node {
                 shards: Vec::new(),
             })),
             routes: RwLock::new(Arc::new(Vec::new())),
+            routes_epoch: watch::channel(0).0,
+            updating_until_ms: AtomicU64::new(0),
+            scalings_ms: std::sync::Mutex::new(Vec::new()),
         };
         stream.set_state(StreamState {
             mode: stream_meta.mode,
@@ -358,23 +419,54 @@ impl Node {
         Ok(stream)
     }
 
+    /// Removes stream and shard directories the catalogue does not name: leftovers of a crash
+    /// during CreateStream, DeleteStream or a reshard.
     fn remove_orphans(data_dir: &Path, document: &MetaDocument) -> Result<(), OpenError> {
         let dir = streams_dir(data_dir);
         let entries = std::fs::read_dir(&dir).map_err(io_error(&dir))?;
         for entry in entries {
             let entry = entry.map_err(io_error(&dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !document.streams.iter().any(|stream| stream.dir_id == name) {
+            let Some(stream) = document.streams.iter().find(|stream| stream.dir_id == name) else {
                 tracing::info!(dir = %name, "removing a stream directory the catalogue does not name");
                 std::fs::remove_dir_all(entry.path()).map_err(io_error(&entry.path()))?;
+                continue;
+            };
+            let stream_dir = entry.path();
+            let shards = std::fs::read_dir(&stream_dir).map_err(io_error(&stream_dir))?;
+            for shard in shards {
+                let shard = shard.map_err(io_error(&stream_dir))?;
+                let named = shard
+                    .file_name()
+                    .to_str()
+                    .and_then(|text| text.parse::<u32>().ok())
+                    .is_some_and(|ordinal| stream.shards.iter().any(|s| s.ordinal == ordinal));
+                if !named {
+                    tracing::info!(stream = %stream.name, dir = ?shard.file_name(), "removing a shard directory the catalogue does not name");
+                    std::fs::remove_dir_all(shard.path()).map_err(io_error(&shard.path()))?;
+                }
             }
         }
         Ok(())
     }
 
     fn catalogue(&self) -> MetaDocument {
+        self.catalogue_with(None)
+    }
+
+    /// The catalogue, with `replace`'s stream in the given state instead of its current one:
+    /// what to persist *before* publishing a change that writes may depend on.
+    fn catalogue_with(&self, replace: Option<(&Stream, &StreamState)>) -> MetaDocument {
         let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
-        let mut metas: Vec<StreamMeta> = streams.values().map(|stream| stream.to_meta()).collect();
+        let mut metas: Vec<StreamMeta> = streams
+            .values()
+            .map(|stream| match replace {
+                Some((replaced, state)) if std::ptr::eq(replaced, stream.as_ref()) => {
+                    stream.to_meta_with(state)
+                }
+                _ => stream.to_meta(),
+            })
+            .collect();
         metas.sort_by(|a, b| (&a.account, &a.name).cmp(&(&b.account, &b.name)));
         MetaDocument {
             format_version: meta::META_FORMAT_VERSION,
@@ -393,7 +485,10 @@ impl Node {
 
     /// Persists the current catalogue off the async workers.
     async fn persist(&self) -> Result<(), crate::Error> {
-        let document = self.catalogue();
+        self.persist_document(self.catalogue()).await
+    }
+
+    async fn persist_document(&self, document: MetaDocument) -> Result<(), crate::Error> {
         let dir = self.config.data_dir.clone();
         let durable = self.durable_meta();
         tokio::task::spawn_blocking(move || meta::store(&dir, &document, durable))
@@ -518,21 +613,203 @@ impl Node {
         Ok(())
     }
 
-    /// Replaces a stream's mutable state and persists it. The caller holds `control()`.
+    /// Replaces a stream's mutable state: persisted first, then published, so clients never
+    /// see a state a crash could take back. The caller holds `control()`.
     pub async fn update_stream(
         &self,
         stream: &Arc<Stream>,
         change: impl FnOnce(&mut StreamState),
     ) -> Result<(), crate::Error> {
-        let previous = stream.state();
-        let mut next = (*previous).clone();
+        let mut next = (*stream.state()).clone();
         change(&mut next);
+        self.persist_document(self.catalogue_with(Some((stream, &next))))
+            .await?;
         stream.set_state(next);
-        if let Err(error) = self.persist().await {
-            stream.set_state((*previous).clone());
+        Ok(())
+    }
+
+    /// Applies resharding `steps` (already validated) to `stream`. The caller holds
+    /// `control()`.
+    ///
+    /// Order, so that no acknowledged record is lost or reordered and a crash at any point
+    /// leaves a consistent catalogue:
+    /// 1. open the children's (empty) logs — a crash now leaves only orphan directories;
+    /// 2. seal every closed shard's log: a seal frame after every record it accepted, after
+    ///    which its appends fail with `Sealed`; wait until the seal frames are durable;
+    /// 3. persist the catalogue with the parents closed (`last_index` = the seal frame) and
+    ///    the children open — on failure, unseal the parents and drop the children;
+    /// 4. publish the new state and routes; puts that met a sealed parent were waiting for
+    ///    exactly this and now route to the children.
+    ///
+    /// Per partition key, every record the parent acknowledged precedes the seal, and every
+    /// record sent after that acknowledgement goes to a child, so a reader that finishes the
+    /// parents before the children reads each key in order.
+    pub async fn reshard(&self, stream: &Arc<Stream>, steps: &[Step]) -> Result<(), crate::Error> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let state = stream.state();
+        let open: Vec<OpenShard> = state
+            .open_shards()
+            .map(|shard| OpenShard {
+                ordinal: shard.meta.ordinal,
+                starting_hash_key: shard.meta.starting_hash_key,
+                ending_hash_key: shard.meta.ending_hash_key,
+            })
+            .collect();
+        let outcome = reshard::apply(&open, state.next_shard_ordinal, steps);
+        assert!(
+            reshard::partitions_key_space(&outcome.open),
+            "a reshard must leave the key space partitioned"
+        );
+        let created_ms = now_ms();
+
+        // 1. Children's logs.
+        let metas: Vec<ShardMeta> = outcome
+            .created
+            .iter()
+            .map(|child| ShardMeta {
+                ordinal: child.ordinal,
+                starting_hash_key: child.starting_hash_key,
+                ending_hash_key: child.ending_hash_key,
+                parent: Some(child.parent),
+                adjacent_parent: child.adjacent_parent,
+                created_ms,
+                closed: None,
+            })
+            .collect();
+        let config = self.config.clone();
+        let flusher = self.flusher.clone();
+        let dir_id = stream.dir_id.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            metas
+                .into_iter()
+                .map(|meta| {
+                    let dir = shard_dir(&config.data_dir, &dir_id, meta.ordinal);
+                    let log = ShardLog::open(
+                        &dir,
+                        config.log_options,
+                        config.durability,
+                        flusher.clone(),
+                        false,
+                    )
+                    .map_err(|error| {
+                        crate::Error::internal(format!(
+                            "cannot create the log of shard {}: {error}",
+                            meta.ordinal
+                        ))
+                    })?;
+                    Ok(Shard { meta, log })
+                })
+                .collect::<Result<Vec<Shard>, crate::Error>>()
+        })
+        .await
+        .map_err(|error| crate::Error::internal(format!("reshard failed: {error}")))?;
+        let children = match opened {
+            Ok(children) => children,
+            Err(error) => {
+                self.remove_shard_dirs(stream, &outcome.created);
+                return Err(error);
+            }
+        };
+
+        // 2. Seal the parents, and the intermediate children a later step closes again.
+        let mut to_seal: Vec<(u32, Arc<ShardLog>)> = Vec::new();
+        for ordinal in outcome.closed.iter().chain(&outcome.closed_new) {
+            let log = match state.shard(*ordinal) {
+                Some(shard) => Arc::clone(&shard.log),
+                None => children
+                    .iter()
+                    .find(|child| child.meta.ordinal == *ordinal)
+                    .map(|child| Arc::clone(&child.log))
+                    .expect("a closed shard is either listed or created by the plan"),
+            };
+            to_seal.push((*ordinal, log));
+        }
+        let mut seals: Vec<(u32, Arc<ShardLog>, u64)> = Vec::with_capacity(to_seal.len());
+        let mut failure = None;
+        for (ordinal, log) in &to_seal {
+            let sealed = match log.seal(created_ms) {
+                Ok(appended) => log.wait_acknowledged(appended).await,
+                Err(error) => Err(error),
+            };
+            match sealed {
+                Ok(appended) => seals.push((*ordinal, Arc::clone(log), appended.index)),
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        let undo = |seals: &[(u32, Arc<ShardLog>, u64)]| {
+            for (_, log, _) in seals {
+                log.unseal();
+            }
+            self.remove_shard_dirs(stream, &outcome.created);
+        };
+        if let Some(error) = failure {
+            undo(&seals);
+            return Err(append_failure(error));
+        }
+
+        // 3. Persist the next state.
+        let closed_at = |ordinal: u32| {
+            seals
+                .iter()
+                .find(|(sealed, _, _)| *sealed == ordinal)
+                .map(|(_, _, index)| ClosedShard {
+                    last_index: *index,
+                    closed_ms: created_ms,
+                })
+        };
+        let mut shards: Vec<Arc<Shard>> = state
+            .shards
+            .iter()
+            .map(|shard| match closed_at(shard.meta.ordinal) {
+                Some(closed) => Arc::new(Shard {
+                    meta: ShardMeta {
+                        closed: Some(closed),
+                        ..shard.meta.clone()
+                    },
+                    log: Arc::clone(&shard.log),
+                }),
+                None => Arc::clone(shard),
+            })
+            .collect();
+        shards.extend(children.into_iter().map(|mut child| {
+            child.meta.closed = closed_at(child.meta.ordinal);
+            Arc::new(child)
+        }));
+        shards.sort_by_key(|shard| shard.meta.ordinal);
+        let next = StreamState {
+            shards,
+            next_shard_ordinal: outcome.next_ordinal,
+            ..(*state).clone()
+        };
+        if let Err(error) = self
+            .persist_document(self.catalogue_with(Some((stream, &next))))
+            .await
+        {
+            undo(&seals);
             return Err(error);
         }
+
+        // 4. Publish.
+        stream.set_state(next);
         Ok(())
+    }
+
+    /// Deletes the directories of shards a failed reshard created (best effort: the next start
+    /// removes any shard directory the catalogue does not name).
+    fn remove_shard_dirs(&self, stream: &Stream, created: &[reshard::NewShard]) {
+        for shard in created {
+            let dir = shard_dir(&self.config.data_dir, &stream.dir_id, shard.ordinal);
+            if let Err(error) = std::fs::remove_dir_all(&dir) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %dir.display(), %error, "could not remove the log of an abandoned shard");
+                }
+            }
+        }
     }
 
     /// Retention: deletes sealed segments past every stream's retention and rolls segments so
@@ -596,6 +873,11 @@ impl Node {
             }
         }
     }
+}
+
+fn append_failure(error: AppendError) -> crate::Error {
+    tracing::error!(%error, "sealing a shard failed");
+    crate::Error::internal(riffle_proto::error::INTERNAL_SERVICE_FAILURE)
 }
 
 impl Drop for Node {

@@ -145,6 +145,65 @@ pub async fn call(
                 earliest_allowed_end_at: None,
             }),
         }),
+        Request::SplitShard(input) => {
+            let stream = resolve_stream(
+                node,
+                caller,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
+            control::split_shard(
+                node,
+                caller,
+                &stream,
+                input.shard_to_split.as_deref().unwrap_or_default(),
+                input.new_starting_hash_key.as_deref().unwrap_or_default(),
+            )
+            .await?;
+            Vec::new()
+        }
+        Request::MergeShards(input) => {
+            let stream = resolve_stream(
+                node,
+                caller,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
+            control::merge_shards(
+                node,
+                &stream,
+                input.shard_to_merge.as_deref().unwrap_or_default(),
+                input.adjacent_shard_to_merge.as_deref().unwrap_or_default(),
+            )
+            .await?;
+            Vec::new()
+        }
+        Request::UpdateShardCount(input) => {
+            let stream = resolve_stream(
+                node,
+                caller,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
+            // The model validated TargetShardCount ≥ 1 and ScalingType = UNIFORM_SCALING.
+            let target = u32::try_from(input.target_shard_count.unwrap_or(1)).unwrap_or(1);
+            let current = control::update_shard_count(node, caller, &stream, target).await?;
+            encode(UpdateShardCountOutput {
+                stream_name: Some(stream.name.clone()),
+                current_shard_count: Some(current),
+                target_shard_count: Some(target),
+                stream_arn: Some(stream.arn.clone()),
+            })
+        }
+        Request::UpdateStreamMode(input) => {
+            let stream = resolve_stream(node, caller, None, input.stream_arn.as_deref())?;
+            let mode = match input.stream_mode() {
+                Some(riffle_proto::ops::StreamMode::OnDemand) => StreamMode::OnDemand,
+                _ => StreamMode::Provisioned,
+            };
+            control::update_stream_mode(node, caller, &stream, mode).await?;
+            Vec::new()
+        }
         _ => {
             return Err(Error::unknown_operation());
         }

@@ -57,6 +57,8 @@ pub enum AppendError {
     Log(LogError),
     /// An earlier fsync failed; the shard refuses writes until the process restarts and recovers.
     Poisoned,
+    /// The shard was sealed by a reshard: its records now go to its children.
+    Sealed,
 }
 
 impl std::fmt::Display for AppendError {
@@ -64,6 +66,7 @@ impl std::fmt::Display for AppendError {
         match self {
             AppendError::Log(error) => write!(f, "log append failed: {error}"),
             AppendError::Poisoned => write!(f, "log is poisoned by an earlier fsync failure"),
+            AppendError::Sealed => write!(f, "the shard is sealed by a reshard"),
         }
     }
 }
@@ -80,6 +83,8 @@ pub struct Appended {
 struct Writer {
     log: Log,
     ts_last_ms: u64,
+    /// Set by [`ShardLog::seal`]: no data is appended after the seal frame.
+    sealed: bool,
 }
 
 pub struct ShardLog {
@@ -93,11 +98,13 @@ pub struct ShardLog {
 }
 
 impl ShardLog {
+    /// Opens (recovers) the log in `dir`. A `sealed` log (a closed shard's) refuses appends.
     pub fn open(
         dir: &Path,
         options: LogOptions,
         durability: Durability,
         flusher: Flusher,
+        sealed: bool,
     ) -> Result<Arc<ShardLog>, LogError> {
         let (log, report) = Log::open(dir, options)?;
         if report.torn_tail_bytes_truncated > 0 {
@@ -124,7 +131,11 @@ impl ShardLog {
             poisoned: false,
         });
         Ok(Arc::new(ShardLog {
-            writer: Mutex::new(Writer { log, ts_last_ms }),
+            writer: Mutex::new(Writer {
+                log,
+                ts_last_ms,
+                sealed,
+            }),
             reader,
             tail,
             durability,
@@ -184,24 +195,53 @@ impl ShardLog {
         for new_record in records {
             record::encode(&mut payload, new_record, 0);
         }
+        self.append_frame(FrameKind::Data, records.len() as u16, &payload, now_ms)
+    }
+
+    /// Seals the shard: appends a seal frame after every record written so far and refuses
+    /// appends from then on (they fail with [`AppendError::Sealed`] and are routed to the
+    /// children). Wait for the returned append with [`ShardLog::wait_acknowledged`]; its index
+    /// is the shard's last.
+    pub fn seal(self: &Arc<Self>, now_ms: u64) -> Result<Appended, AppendError> {
+        self.append_frame(FrameKind::Seal, 0, &[], now_ms)
+    }
+
+    /// Takes back a seal whose reshard could not be persisted. The seal frame stays in the log
+    /// (a reader may already have passed it, so its index is never reused); readers skip it.
+    pub fn unseal(&self) {
+        self.lock().sealed = false;
+    }
+
+    fn append_frame(
+        self: &Arc<Self>,
+        kind: FrameKind,
+        record_count: u16,
+        payload: &[u8],
+        now_ms: u64,
+    ) -> Result<Appended, AppendError> {
         let appended = {
             let mut writer = self.lock();
             if self.tail.borrow().poisoned {
                 return Err(AppendError::Poisoned);
             }
+            if writer.sealed {
+                return Err(AppendError::Sealed);
+            }
             let arrival_ms = now_ms.max(writer.ts_last_ms);
             let meta = EntryMeta {
-                kind: FrameKind::Data,
+                kind,
                 term: 1,
                 leader: 1,
-                record_count: records.len() as u16,
+                record_count,
                 ts_first_ms: arrival_ms,
                 ts_max_ms: arrival_ms,
             };
             let index = writer
                 .log
-                .append(&meta, &payload)
+                .append(&meta, payload)
                 .map_err(AppendError::Log)?;
+            // Under the same lock as the append: nothing can slip in behind the seal frame.
+            writer.sealed = kind == FrameKind::Seal;
             writer.ts_last_ms = arrival_ms;
             if self.durability != Durability::Sync {
                 // Visible at once: publish under the lock so the tail never moves backwards.
@@ -403,7 +443,7 @@ mod tests {
 
     fn open(dir: &Path) -> Arc<ShardLog> {
         let flusher = Flusher::start(Duration::ZERO).unwrap();
-        ShardLog::open(dir, LogOptions::default(), Durability::Sync, flusher).unwrap()
+        ShardLog::open(dir, LogOptions::default(), Durability::Sync, flusher, false).unwrap()
     }
 
     /// Many tasks append concurrently; each must see its own index acknowledged, and once all

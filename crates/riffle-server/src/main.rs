@@ -75,6 +75,11 @@ struct ServeArgs {
     /// Seconds between retention passes.
     #[arg(long, default_value_t = 60)]
     retention_interval_s: u64,
+    /// Milliseconds a stream shows UPDATING after a reshard or capacity-mode change, during
+    /// which further resharding gets ResourceInUseException (AWS takes seconds or more; 0, the
+    /// default, keeps streams ACTIVE so waiters never sleep).
+    #[arg(long, default_value_t = 0)]
+    update_window_ms: u64,
     /// MiB of request bodies held in memory at once across all connections; requests beyond
     /// it wait (up to 10 s, then get a retriable 500). At least one maximal request (16 MiB).
     #[arg(long, default_value_t = 256)]
@@ -143,6 +148,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.shard_limit = args.shard_limit;
     config.log_options.segment_bytes_max = args.segment_bytes_max;
     config.retention_interval = Duration::from_secs(args.retention_interval_s.max(1));
+    config.update_window = Duration::from_millis(args.update_window_ms);
 
     let started = std::time::Instant::now();
     let node = match tokio::task::spawn_blocking(move || Node::open(config)).await {
