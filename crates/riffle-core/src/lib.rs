@@ -13,6 +13,7 @@
 //! - [`shard_log`]: appends, the flusher (group commit), the tail watch channel.
 //! - [`record`]: how records are laid out inside a log frame.
 //! - [`reshard`]: pure plans for splits, merges and uniform scaling, with their lineage.
+//! - [`scaler`]: ON_DEMAND streams split hot shards and merge cold ones by themselves.
 //! - [`meta`]: the persisted catalogue (`meta.json`).
 
 pub mod control;
@@ -21,6 +22,7 @@ pub mod meta;
 pub mod node;
 pub mod record;
 pub mod reshard;
+pub mod scaler;
 pub mod service;
 pub mod shard_log;
 

@@ -43,6 +43,8 @@ pub struct NodeConfig {
     /// to minutes; 0 keeps streams `ACTIVE`, which is what local tests want). While a stream
     /// is `UPDATING`, further resharding gets ResourceInUseException as on AWS.
     pub update_window: Duration,
+    /// How ON_DEMAND streams are sized (see [`crate::scaler`]).
+    pub on_demand: crate::scaler::OnDemandConfig,
 }
 
 impl NodeConfig {
@@ -58,6 +60,7 @@ impl NodeConfig {
             on_demand_stream_limit: ON_DEMAND_STREAM_LIMIT_DEFAULT,
             retention_interval: Duration::from_secs(60),
             update_window: Duration::ZERO,
+            on_demand: crate::scaler::OnDemandConfig::default(),
         }
     }
 }
@@ -507,6 +510,17 @@ impl Node {
     pub fn stream(&self, account: &str, name: &str) -> Option<Arc<Stream>> {
         let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
         streams.get(&(account.to_owned(), name.to_owned())).cloned()
+    }
+
+    /// Every stream of every account.
+    pub fn all_streams(&self) -> Vec<Arc<Stream>> {
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        streams.values().cloned().collect()
+    }
+
+    /// Starts the ON_DEMAND scaler; it runs until the node is dropped.
+    pub fn start_scaler(self: &Arc<Self>) {
+        crate::scaler::start(self);
     }
 
     /// The account's streams sorted by name.

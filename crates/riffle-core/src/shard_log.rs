@@ -16,7 +16,7 @@
 //! shard even if the wall clock does; `AT_TIMESTAMP` lookups rely on this.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -95,6 +95,10 @@ pub struct ShardLog {
     flusher: Flusher,
     /// Set while this shard waits in the flusher's queue, so a burst of appends queues it once.
     flush_queued: AtomicBool,
+    /// Payload bytes and records of every data frame written since the log was opened; the
+    /// ON_DEMAND scaler samples them to measure the write rate.
+    written_bytes: AtomicU64,
+    written_records: AtomicU64,
 }
 
 impl ShardLog {
@@ -141,6 +145,8 @@ impl ShardLog {
             durability,
             flusher,
             flush_queued: AtomicBool::new(false),
+            written_bytes: AtomicU64::new(0),
+            written_records: AtomicU64::new(0),
         }))
     }
 
@@ -195,7 +201,21 @@ impl ShardLog {
         for new_record in records {
             record::encode(&mut payload, new_record, 0);
         }
-        self.append_frame(FrameKind::Data, records.len() as u16, &payload, now_ms)
+        let appended =
+            self.append_frame(FrameKind::Data, records.len() as u16, &payload, now_ms)?;
+        self.written_bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        self.written_records
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        Ok(appended)
+    }
+
+    /// `(bytes, records)` of data written since the log was opened (see `written_bytes`).
+    pub fn written(&self) -> (u64, u64) {
+        (
+            self.written_bytes.load(Ordering::Relaxed),
+            self.written_records.load(Ordering::Relaxed),
+        )
     }
 
     /// Seals the shard: appends a seal frame after every record written so far and refuses

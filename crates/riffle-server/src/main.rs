@@ -80,6 +80,18 @@ struct ServeArgs {
     /// default, keeps streams ACTIVE so waiters never sleep).
     #[arg(long, default_value_t = 0)]
     update_window_ms: u64,
+    /// ON_DEMAND scaling: how often shard write rates are measured.
+    #[arg(long, default_value_t = 1000)]
+    on_demand_interval_ms: u64,
+    /// ON_DEMAND scaling: a shard writing above this fraction of its capacity is split.
+    #[arg(long, default_value_t = 0.5)]
+    on_demand_split_utilization: f64,
+    /// ON_DEMAND scaling: adjacent shards below this fraction of capacity are merged...
+    #[arg(long, default_value_t = 0.2)]
+    on_demand_merge_utilization: f64,
+    /// ...once both have stayed below it this many seconds.
+    #[arg(long, default_value_t = 86_400)]
+    on_demand_merge_after_s: u64,
     /// MiB of request bodies held in memory at once across all connections; requests beyond
     /// it wait (up to 10 s, then get a retriable 500). At least one maximal request (16 MiB).
     #[arg(long, default_value_t = 256)]
@@ -149,6 +161,27 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.log_options.segment_bytes_max = args.segment_bytes_max;
     config.retention_interval = Duration::from_secs(args.retention_interval_s.max(1));
     config.update_window = Duration::from_millis(args.update_window_ms);
+    config.on_demand = riffle_core::scaler::OnDemandConfig {
+        interval: Duration::from_millis(args.on_demand_interval_ms.max(10)),
+        split_utilization: args.on_demand_split_utilization,
+        merge_utilization: args.on_demand_merge_utilization,
+        merge_after: Duration::from_secs(args.on_demand_merge_after_s),
+        ..riffle_core::scaler::OnDemandConfig::default()
+    };
+
+    let on_demand = config.on_demand;
+    let thresholds_sane = on_demand.split_utilization > 0.0
+        && on_demand.merge_utilization >= 0.0
+        && 2.0 * on_demand.merge_utilization <= on_demand.split_utilization;
+    if !thresholds_sane {
+        tracing::error!(
+            split = on_demand.split_utilization,
+            merge = on_demand.merge_utilization,
+            "refusing to start: ON_DEMAND thresholds need split > 0 and 2 × merge ≤ split, or \
+             merged shards would split again at once"
+        );
+        return ExitCode::FAILURE;
+    }
 
     let started = std::time::Instant::now();
     let node = match tokio::task::spawn_blocking(move || Node::open(config)).await {
@@ -171,6 +204,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let local = listener.local_addr().unwrap_or(args.listen);
     node.start_retention();
+    node.start_scaler();
     // Tests and scripts read the port from this line; keep its shape.
     println!("riffle listening on {local}");
     tracing::info!(
