@@ -837,10 +837,12 @@ impl Node {
             loop {
                 ticker.tick().await;
                 let Some(node) = weak.upgrade() else { return };
-                let result = tokio::task::spawn_blocking(move || node.trim_all()).await;
+                let trimming = Arc::clone(&node);
+                let result = tokio::task::spawn_blocking(move || trimming.trim_all()).await;
                 if let Err(error) = result {
                     tracing::error!(%error, "retention pass panicked");
                 }
+                node.expire_closed_shards().await;
             }
         });
     }
@@ -865,6 +867,62 @@ impl Node {
             for shard in &state.shards {
                 if let Err(error) = shard.log.trim(cutoff_ms, roll_before_ms) {
                     tracing::error!(stream = %stream.name, shard = %shard.id(), %error, "retention failed");
+                }
+            }
+        }
+    }
+
+    /// Drops closed shards whose every record is past the stream's retention: they closed
+    /// before the trim horizon, so nothing in them can be read any more. Until then they stay
+    /// listed, as on AWS, so that consumers can finish them before reading their children.
+    pub async fn expire_closed_shards(&self) {
+        self.expire_closed_shards_at(now_ms()).await;
+    }
+
+    async fn expire_closed_shards_at(&self, now_ms: u64) {
+        for stream in self.all_streams() {
+            let state = stream.state();
+            let cutoff_ms = now_ms.saturating_sub(u64::from(state.retention_hours) * 3_600_000);
+            let expired = |shard: &Shard| {
+                shard
+                    .meta
+                    .closed
+                    .is_some_and(|closed| closed.closed_ms < cutoff_ms)
+            };
+            if !state.shards.iter().any(|shard| expired(shard)) {
+                continue;
+            }
+            let _control = self.control().await;
+            let current = self.stream(&stream.account, &stream.name);
+            if !current.is_some_and(|current| Arc::ptr_eq(&current, &stream)) {
+                continue;
+            }
+            let mut gone = Vec::new();
+            let result = self
+                .update_stream(&stream, |state| {
+                    state.shards.retain(|shard| {
+                        if expired(shard) {
+                            gone.push(shard.meta.ordinal);
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                })
+                .await;
+            match result {
+                Ok(()) => {
+                    for ordinal in gone {
+                        let dir = shard_dir(&self.config.data_dir, &stream.dir_id, ordinal);
+                        tracing::info!(stream = %stream.name, shard = ordinal, "closed shard expired");
+                        if let Err(error) = std::fs::remove_dir_all(&dir) {
+                            // The catalogue no longer names it: the next start removes it.
+                            tracing::warn!(dir = %dir.display(), %error, "could not remove an expired shard's log");
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(stream = %stream.name, %error, "could not expire closed shards")
                 }
             }
         }
@@ -899,5 +957,73 @@ impl Drop for Node {
         if self.config.ephemeral {
             let _ = std::fs::remove_dir_all(&self.config.data_dir);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(dir: &Path) -> Arc<Node> {
+        let mut config = NodeConfig::new(dir.to_path_buf());
+        config.durability = Durability::None;
+        Node::open(config).unwrap()
+    }
+
+    /// A split parent stays listed while its records may still be read, and leaves the
+    /// catalogue and the disk once it closed before the trim horizon; a restart agrees.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closed_shards_leave_once_past_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        let stream = node
+            .create_stream(
+                "000000000000",
+                "s",
+                StreamMode::Provisioned,
+                1,
+                1024,
+                BTreeMap::new(),
+            )
+            .await
+            .unwrap();
+        node.reshard(
+            &stream,
+            &[Step::Split {
+                parent: 0,
+                key: 1 << 127,
+            }],
+        )
+        .await
+        .unwrap();
+        let parent_dir = shard_dir(dir.path(), &stream.dir_id, 0);
+        assert!(parent_dir.exists());
+
+        node.expire_closed_shards_at(now_ms() + 23 * 3_600_000)
+            .await;
+        let ordinals = |stream: &Stream| {
+            stream
+                .state()
+                .shards
+                .iter()
+                .map(|shard| shard.meta.ordinal)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ordinals(&stream),
+            vec![0, 1, 2],
+            "within retention: still listed"
+        );
+
+        node.expire_closed_shards_at(now_ms() + 25 * 3_600_000)
+            .await;
+        assert_eq!(ordinals(&stream), vec![1, 2]);
+        assert!(!parent_dir.exists());
+        drop(stream);
+        drop(node);
+        let reopened = self::node(dir.path());
+        let stream = reopened.stream("000000000000", "s").unwrap();
+        assert_eq!(ordinals(&stream), vec![1, 2]);
+        assert_eq!(stream.state().shards[0].meta.parent, Some(0));
     }
 }
