@@ -208,12 +208,15 @@ pub async fn remove_tags(node: &Node, stream: &Arc<Stream>, keys: &[String]) -> 
 // ----- Resharding and capacity modes -----
 
 /// The shard a SplitShard / MergeShards argument names, with AWS's errors: an argument that
-/// is no shard id at all, or the id of a shard the stream does not have.
+/// is no shard id at all, or the id of a shard the stream does not have. Unlike
+/// GetShardIterator ("Shard sid in stream S under account A does not exist"), production
+/// answers both with "Could not find shard X in stream S under account A.", naming a missing
+/// shard by its full id (recorded by kinesalite: `shardId-5` → `shardId-000000000005`).
 fn named_shard(stream: &Stream, state: &StreamState, argument: &str) -> Result<Arc<Shard>, Error> {
     let ordinal = riffle_proto::shard_id::parse_shard_id(argument)
         .ok_or_else(|| Error::shard_unparseable(argument, &stream.name, &stream.account))?;
     state.shard(ordinal).cloned().ok_or_else(|| {
-        Error::shard_not_found(
+        Error::shard_unparseable(
             &riffle_proto::shard_id::shard_id(ordinal),
             &stream.name,
             &stream.account,

@@ -296,6 +296,16 @@ fn shard_shape(shard: &Shard) -> riffle_proto::ops::Shard {
     }
 }
 
+/// ACTIVE, or UPDATING for `--update-window-ms` after a reshard or a mode change: what
+/// DescribeStream, DescribeStreamSummary and ListStreams report, and what the resharding
+/// calls check (`control::check_reshardable`), so clients see the state they are refused for.
+fn stream_status(stream: &Stream) -> StreamStatus {
+    match stream.status() {
+        "UPDATING" => StreamStatus::Updating,
+        _ => StreamStatus::Active,
+    }
+}
+
 fn mode_details(mode: StreamMode) -> StreamModeDetails {
     StreamModeDetails {
         stream_mode: match mode {
@@ -349,7 +359,7 @@ fn describe_stream(
         stream_description: StreamDescription {
             stream_name: stream.name.clone(),
             stream_arn: stream.arn.clone(),
-            stream_status: StreamStatus::Active,
+            stream_status: stream_status(&stream),
             stream_mode_details: Some(mode_details(state.mode)),
             shards: shards
                 .into_iter()
@@ -382,7 +392,7 @@ fn describe_stream_summary(
         stream_description_summary: StreamDescriptionSummary {
             stream_name: stream.name.clone(),
             stream_arn: stream.arn.clone(),
-            stream_status: StreamStatus::Active,
+            stream_status: stream_status(&stream),
             stream_mode_details: Some(mode_details(state.mode)),
             retention_period_hours: state.retention_hours,
             stream_creation_timestamp: timestamp(stream.created_ms),
@@ -445,7 +455,7 @@ fn list_streams(
             .map(|stream| StreamSummary {
                 stream_name: stream.name.clone(),
                 stream_arn: stream.arn.clone(),
-                stream_status: StreamStatus::Active,
+                stream_status: stream_status(stream),
                 stream_mode_details: Some(mode_details(stream.state().mode)),
                 stream_creation_timestamp: Some(timestamp(stream.created_ms)),
             })

@@ -22,6 +22,8 @@ mod listing;
 mod raw_http;
 #[path = "sdk/records.rs"]
 mod records;
+#[path = "sdk/reshard.rs"]
+mod reshard;
 #[path = "sdk/retention.rs"]
 mod retention;
 #[path = "sdk/streams.rs"]

@@ -62,8 +62,23 @@ impl Server {
 
     /// A durable server (default `sync` durability) on `data_dir`.
     pub fn on_data_dir(data_dir: &Path) -> Server {
+        Server::on_data_dir_with(data_dir, &[])
+    }
+
+    /// An `--in-memory` server with more `serve` flags (e.g. `--update-window-ms 3000`).
+    pub fn in_memory_with(extra_args: &[&str]) -> Server {
+        let mut args = vec!["--in-memory"];
+        args.extend_from_slice(extra_args);
+        Server::spawn(&args)
+    }
+
+    /// A durable server on `data_dir` with more `serve` flags. Start it again on the same
+    /// directory (after [`Server::kill`]) to test what survives a restart.
+    pub fn on_data_dir_with(data_dir: &Path, extra_args: &[&str]) -> Server {
         let dir = data_dir.to_str().expect("temp dir path is UTF-8");
-        Server::spawn(&["--data-dir", dir])
+        let mut args = vec!["--data-dir", dir];
+        args.extend_from_slice(extra_args);
+        Server::spawn(&args)
     }
 
     fn spawn(extra_args: &[&str]) -> Server {
