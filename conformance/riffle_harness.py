@@ -122,8 +122,13 @@ def _drain(stream, sink: list[str]) -> None:
         sink.append(line)
 
 
-def start_server(work_dir: Path, extra_args: Iterable[str] = ()) -> RiffleServer:
-    """Start riffle on a free loopback port and wait for its `riffle listening on` line."""
+def start_server(
+    work_dir: Path, extra_args: Iterable[str] = (), data_dir: Path | None = None
+) -> RiffleServer:
+    """Start riffle on a free loopback port and wait for its `riffle listening on` line.
+
+    With `data_dir` the server is durable on that directory instead of `--in-memory`; start it
+    again on the same directory to test what survives a restart."""
     binary = riffle_binary()
     if not binary.exists():
         pytest.fail(
@@ -135,7 +140,14 @@ def start_server(work_dir: Path, extra_args: Iterable[str] = ()) -> RiffleServer
     stderr_file = open(stderr_path, "wb")
     try:
         process = subprocess.Popen(
-            [str(binary), "serve", "--in-memory", "--listen", "127.0.0.1:0", *extra_args],
+            [
+                str(binary),
+                "serve",
+                *(["--data-dir", str(data_dir)] if data_dir is not None else ["--in-memory"]),
+                "--listen",
+                "127.0.0.1:0",
+                *extra_args,
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr_file,
