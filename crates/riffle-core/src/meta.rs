@@ -61,8 +61,25 @@ pub struct ShardMeta {
     pub parent: Option<u32>,
     pub adjacent_parent: Option<u32>,
     pub created_ms: u64,
+    /// The "shard creation time" (epoch seconds) its sequence numbers carry in their top
+    /// digits. Normally `created_ms / 1000`; a child made within its parent's second gets a
+    /// later one, so that every child number sorts above every parent number, as on AWS where
+    /// resharding takes seconds. 0 (older catalogues) means `created_ms / 1000`.
+    #[serde(default)]
+    pub sequence_epoch_s: u64,
     /// Set once the shard is sealed by a reshard: the last log index it holds and when.
     pub closed: Option<ClosedShard>,
+}
+
+impl ShardMeta {
+    /// See [`ShardMeta::sequence_epoch_s`].
+    pub fn sequence_epoch_s(&self) -> u64 {
+        if self.sequence_epoch_s == 0 {
+            self.created_ms / 1000
+        } else {
+            self.sequence_epoch_s
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +228,7 @@ mod tests {
                     parent: None,
                     adjacent_parent: None,
                     created_ms: 1,
+                    sequence_epoch_s: 0,
                     closed: Some(ClosedShard {
                         last_index: 9,
                         closed_ms: 2,

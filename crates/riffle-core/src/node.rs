@@ -111,8 +111,9 @@ impl Shard {
         riffle_proto::shard_id::shard_id(self.meta.ordinal)
     }
 
+    /// The creation time its sequence numbers carry (see `ShardMeta::sequence_epoch_s`).
     pub fn created_s(&self) -> u64 {
-        self.meta.created_ms / 1000
+        self.meta.sequence_epoch_s()
     }
 
     pub fn is_open(&self) -> bool {
@@ -567,6 +568,7 @@ impl Node {
                 parent: None,
                 adjacent_parent: None,
                 created_ms,
+                sequence_epoch_s: created_ms / 1000,
                 closed: None,
             })
             .collect();
@@ -678,20 +680,34 @@ impl Node {
         );
         let created_ms = now_ms();
 
-        // 1. Children's logs.
-        let metas: Vec<ShardMeta> = outcome
-            .created
+        // 1. Children's logs. Each child's sequence epoch is past its parents', so its numbers
+        // sort above theirs (children come in creation order, parents first).
+        let mut epochs: HashMap<u32, u64> = state
+            .shards
             .iter()
-            .map(|child| ShardMeta {
+            .map(|shard| (shard.meta.ordinal, shard.meta.sequence_epoch_s()))
+            .collect();
+        let mut metas: Vec<ShardMeta> = Vec::with_capacity(outcome.created.len());
+        for child in &outcome.created {
+            let parents_epoch = [Some(child.parent), child.adjacent_parent]
+                .into_iter()
+                .flatten()
+                .filter_map(|parent| epochs.get(&parent).copied())
+                .max()
+                .unwrap_or(0);
+            let sequence_epoch_s = (created_ms / 1000).max(parents_epoch + 1);
+            epochs.insert(child.ordinal, sequence_epoch_s);
+            metas.push(ShardMeta {
                 ordinal: child.ordinal,
                 starting_hash_key: child.starting_hash_key,
                 ending_hash_key: child.ending_hash_key,
                 parent: Some(child.parent),
                 adjacent_parent: child.adjacent_parent,
                 created_ms,
+                sequence_epoch_s,
                 closed: None,
-            })
-            .collect();
+            });
+        }
         let config = self.config.clone();
         let flusher = self.flusher.clone();
         let dir_id = stream.dir_id.clone();
@@ -1025,5 +1041,57 @@ mod tests {
         let stream = reopened.stream("000000000000", "s").unwrap();
         assert_eq!(ordinals(&stream), vec![1, 2]);
         assert_eq!(stream.state().shards[0].meta.parent, Some(0));
+    }
+
+    /// A child made in the same second as its parent still numbers its records above the
+    /// parent's EndingSequenceNumber (the shard ordinal's low nibble alone would wrap: shard 15
+    /// to 16 is F to 0), and so does a merge child of intermediate shards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn children_number_above_their_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        let stream = node
+            .create_stream(
+                "000000000000",
+                "s",
+                StreamMode::Provisioned,
+                16,
+                1024,
+                BTreeMap::new(),
+            )
+            .await
+            .unwrap();
+        let state = stream.state();
+        let last = &state.shards[15];
+        let key = last.meta.starting_hash_key + 1000;
+        node.reshard(&stream, &[Step::Split { parent: 15, key }])
+            .await
+            .unwrap();
+        node.reshard(
+            &stream,
+            &[Step::Merge {
+                lower: 16,
+                upper: 17,
+            }],
+        )
+        .await
+        .unwrap();
+        let state = stream.state();
+        for shard in &state.shards {
+            for parent in [shard.meta.parent, shard.meta.adjacent_parent]
+                .into_iter()
+                .flatten()
+            {
+                let parent = state.shard(parent).unwrap();
+                let ending = crate::data::ending_sequence_number(parent).unwrap();
+                let starting = crate::data::starting_sequence_number(shard);
+                assert!(
+                    starting > ending,
+                    "shard {} starts at {starting}, below parent {} ending at {ending}",
+                    shard.meta.ordinal,
+                    parent.meta.ordinal
+                );
+            }
+        }
     }
 }
