@@ -21,6 +21,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use crate::meta::{self, MetaDocument, ShardMeta, StreamMeta, StreamMode};
 use crate::shard_log::{Durability, Flusher, ShardLog};
+use crate::throttle::{ControlThrottle, Limits, ShardThrottle};
 
 /// Everything `riffle serve` can configure about the domain.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct NodeConfig {
     pub on_demand_stream_limit: u32,
     /// How often retention runs.
     pub retention_interval: Duration,
+    /// Throughput and call-rate limits: AWS's, or none (`--limits off`).
+    pub limits: Limits,
 }
 
 impl NodeConfig {
@@ -51,6 +54,7 @@ impl NodeConfig {
             shard_limit: SHARD_LIMIT_DEFAULT,
             on_demand_stream_limit: ON_DEMAND_STREAM_LIMIT_DEFAULT,
             retention_interval: Duration::from_secs(60),
+            limits: Limits::Aws,
         }
     }
 }
@@ -90,13 +94,24 @@ impl std::fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
-/// A shard: its immutable identity and hash range, and its log.
+/// A shard: its immutable identity and hash range, its log, and its throughput limiter.
 pub struct Shard {
     pub meta: ShardMeta,
     pub log: Arc<ShardLog>,
+    /// `None` when limits are off: then nothing on the data path consults a limiter.
+    pub throttle: Option<ShardThrottle>,
 }
 
 impl Shard {
+    /// A shard over an opened log, with full throughput buckets under `limits`.
+    pub fn new(meta: ShardMeta, log: Arc<ShardLog>, limits: Limits) -> Shard {
+        Shard {
+            meta,
+            log,
+            throttle: ShardThrottle::for_limits(limits),
+        }
+    }
+
     pub fn id(&self) -> String {
         riffle_proto::shard_id::shard_id(self.meta.ordinal)
     }
@@ -209,6 +224,8 @@ pub struct Node {
     streams: RwLock<HashMap<StreamKey, Arc<Stream>>>,
     control: AsyncMutex<()>,
     flusher: Flusher,
+    /// Control-plane call rates; `None` when limits are off.
+    pub control_throttle: Option<ControlThrottle>,
 }
 
 pub fn now_ms() -> u64 {
@@ -296,6 +313,7 @@ impl Node {
         }
         Self::remove_orphans(&config.data_dir, &document)?;
         let node = Arc::new(Node {
+            control_throttle: ControlThrottle::for_limits(config.limits),
             config,
             token_key,
             streams: RwLock::new(streams),
@@ -319,10 +337,7 @@ impl Node {
             let dir = shard_dir(&config.data_dir, &stream_meta.dir_id, shard_meta.ordinal);
             let log = ShardLog::open(&dir, config.log_options, config.durability, flusher.clone())
                 .map_err(|error| OpenError::Log { dir, error })?;
-            shards.push(Arc::new(Shard {
-                meta: shard_meta.clone(),
-                log,
-            }));
+            shards.push(Arc::new(Shard::new(shard_meta.clone(), log, config.limits)));
         }
         shards.sort_by_key(|shard| shard.meta.ordinal);
         let stream = Stream {
