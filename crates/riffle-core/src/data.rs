@@ -15,6 +15,7 @@ use riffle_proto::seqno::SeqNo;
 use crate::node::{now_ms, Node, Shard, Stream};
 use crate::record::{self, NewRecord, StoredRecord};
 use crate::shard_log::AppendError;
+use crate::throttle;
 use crate::Error;
 
 /// Bits of a sequence number's counter that hold the slot within a frame.
@@ -88,6 +89,8 @@ pub struct PutOutcome {
 /// Appends `records` (already validated, with their hash keys) and returns one result per record
 /// in request order. Records are grouped per shard into one frame each; all frames are written
 /// before any fsync is awaited, so a PutRecords spanning shards pays one group-commit round.
+/// Records over their shard's write throughput are refused (ProvisionedThroughputExceeded)
+/// before the frame is built, so they are never stored.
 pub async fn put_records(
     stream: &Arc<Stream>,
     records: Vec<(NewRecord, u128)>,
@@ -111,7 +114,17 @@ pub async fn put_records(
     let total = groups.iter().map(|(_, places, _)| places.len()).sum();
     let mut results: Vec<Option<Result<PutOutcome, Error>>> = vec![None; total];
     let mut pending = Vec::with_capacity(groups.len());
-    for (shard, places, batch) in groups {
+    for (shard, mut places, mut batch) in groups {
+        let refused = throttle::admit_writes(&shard, &mut places, &mut batch);
+        if !refused.is_empty() {
+            let error = Error::write_throttled(&shard.id(), &stream.name, &stream.account);
+            for place in refused {
+                results[place] = Some(Err(error.clone()));
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
         let written = shard.log.append_nowait(&batch, now);
         pending.push((shard, places, written));
     }
@@ -278,6 +291,7 @@ pub fn get_records(
             account,
         )
     })?;
+    throttle::admit_read(shard, &stream)?;
     let retention_ms = u64::from(state.retention_hours) * 3_600_000;
     let cutoff_ms = now.saturating_sub(retention_ms);
     let tail = shard.log.tail();
@@ -345,6 +359,7 @@ pub fn get_records(
             };
         }
     }
+    throttle::charge_read(shard, bytes);
 
     let caught_up = position.index > tail.visible_index;
     let millis_behind_latest = match records.last() {

@@ -855,4 +855,102 @@ mod tests {
         assert_eq!(throttle.len(), 1);
     }
 
+    /// Through the put path: a 1,500-record put on a fresh shard is cut at what the buckets
+    /// allow, the refused records carry AWS's error, and the shard holds exactly the accepted
+    /// ones. With limits off everything passes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_records_are_never_stored() {
+        use crate::data::{self, StartAt};
+        use crate::meta::StreamMode;
+        use crate::node::{Node, NodeConfig};
+        use crate::Durability;
+        use bytes::Bytes;
+        use std::collections::BTreeMap;
+
+        for limits in [Limits::Aws, Limits::Off] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = NodeConfig::new(dir.path().to_path_buf());
+            config.durability = Durability::None;
+            config.limits = limits;
+            let node = Node::open(config).unwrap();
+            let account = node.config.default_account.clone();
+            let stream = {
+                let _control = node.control().await;
+                node.create_stream(
+                    &account,
+                    "s",
+                    StreamMode::Provisioned,
+                    1,
+                    1024,
+                    BTreeMap::new(),
+                )
+                .await
+                .unwrap()
+            };
+            let records: Vec<(NewRecord, u128)> = (0..1500)
+                .map(|index| {
+                    let record = NewRecord {
+                        partition_key: "k".to_owned(),
+                        explicit_hash_key: None,
+                        data: Bytes::from(format!("{index}")),
+                    };
+                    (record, 0)
+                })
+                .collect();
+            let started = Instant::now();
+            let outcomes = data::put_records(&stream, records).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            assert_eq!(outcomes.len(), 1500);
+            let mut accepted = BTreeMap::new();
+            let mut refused = 0;
+            for (index, outcome) in outcomes.into_iter().enumerate() {
+                match outcome {
+                    Ok(put) => {
+                        accepted.insert(put.sequence_number, index.to_string());
+                    }
+                    Err(error) => {
+                        assert_eq!(
+                            error.kind,
+                            riffle_proto::ErrorKind::ProvisionedThroughputExceededException
+                        );
+                        assert_eq!(
+                            error.message.as_deref(),
+                            Some(
+                                "Rate exceeded for shard shardId-000000000000 in stream s \
+                                 under account 000000000000."
+                            )
+                        );
+                        refused += 1;
+                    }
+                }
+            }
+            match limits {
+                Limits::Off => assert_eq!(refused, 0),
+                Limits::Aws => {
+                    let bound = (1000.0 + 1000.0 * elapsed) as usize + 1;
+                    assert!(accepted.len() <= bound, "{} in {elapsed} s", accepted.len());
+                    assert!(accepted.len() >= 1000, "a full bucket takes 1,000 at once");
+                    if 1500 > bound {
+                        assert!(refused > 0);
+                    }
+                }
+            }
+
+            let state = stream.state();
+            let shard = state.shard(0).unwrap();
+            let iterator =
+                data::shard_iterator(&node, &stream, shard, StartAt::TrimHorizon).unwrap();
+            let batch =
+                data::get_records(&node, &account, &iterator, 10_000, 10 * 1024 * 1024).unwrap();
+            let stored: BTreeMap<String, String> = batch
+                .records
+                .into_iter()
+                .map(|(sequence_number, record)| {
+                    let data = String::from_utf8(record.data.to_vec()).unwrap();
+                    (sequence_number, data)
+                })
+                .collect();
+            assert_eq!(stored, accepted, "limits {limits:?}");
+        }
+    }
 }
