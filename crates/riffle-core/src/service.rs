@@ -138,6 +138,12 @@ pub async fn call(
                 .collect();
             encode(ListTagsForResourceOutput { tags })
         }
+        Request::UpdateMaxRecordSize(input) => {
+            let stream = resolve_stream(node, caller, None, input.stream_arn.as_deref())?;
+            let kib = u32::try_from(input.max_record_size_kib.unwrap_or(0)).unwrap_or(0);
+            control::update_max_record_size(node, &stream, kib).await?;
+            Vec::new()
+        }
         Request::DescribeLimits(_) => encode(describe_limits(node, caller)),
         Request::DescribeAccountSettings(_) => encode(DescribeAccountSettingsOutput {
             minimum_throughput_billing_commitment: Some(MinimumThroughputBillingCommitmentOutput {
