@@ -59,8 +59,14 @@ impl NodeConfig {
     }
 }
 
+/// Open shards per account unless `--shard-limit` says otherwise (DescribeLimits' ShardLimit).
+/// AWS grants 20,000 in its three largest regions ([`riffle_proto::limits::SHARD_LIMIT_DEFAULT`])
+/// and 1,000 or 6,000 elsewhere; riffle takes 1,000 because every shard keeps its segment files
+/// open on this one node.
 pub const SHARD_LIMIT_DEFAULT: u32 = 1_000;
-pub const ON_DEMAND_STREAM_LIMIT_DEFAULT: u32 = 50;
+/// On-demand streams per account (DescribeLimits' OnDemandStreamCountLimit), AWS's default.
+pub const ON_DEMAND_STREAM_LIMIT_DEFAULT: u32 =
+    riffle_proto::limits::ON_DEMAND_STREAM_LIMIT_DEFAULT;
 
 /// Why the node could not start.
 #[derive(Debug)]
