@@ -25,7 +25,8 @@
 //! KPL flush, a KCL worker's five first GetRecords) is not refused. A bucket holding exactly one
 //! second of rate admits that and no more: over any window of `t` seconds a shard accepts at
 //! most `rate × (1 + t)`, the same bound as AWS's per-second accounting, and a client that
-//! stays at or under the rate is never refused, however its calls bunch up within a second. A
+//! stays at or under the rate is never refused as long as it bunches no more than a second's
+//! quota together. A
 //! larger burst would let a producer that overshoots for several seconds go unthrottled
 //! (AWS would refuse it); a smaller one would refuse clients that are within the limit.
 //!
