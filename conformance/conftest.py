@@ -9,12 +9,16 @@ from botocore.exceptions import ClientError
 import riffle_harness as h
 
 WAIT_FAST = {"Delay": 1, "MaxAttempts": 20}
+# The shared servers run without throughput and call-rate limits: every test's control-plane
+# calls land on one account, far above CreateStream's 5 a second over a session, and the limits
+# are not what these tests check. test_limits.py starts servers of its own with `--limits aws`.
+NO_LIMITS = ["--limits", "off"]
 
 
 @pytest.fixture(scope="session")
 def riffle(tmp_path_factory):
     """The session's server. Tests that need an empty server start their own (`fresh_riffle`)."""
-    server = h.start_server(tmp_path_factory.mktemp("riffle-session"))
+    server = h.start_server(tmp_path_factory.mktemp("riffle-session"), NO_LIMITS)
     yield server
     code = server.stop()
     assert code == 0, (
@@ -37,7 +41,7 @@ def _server_survives(request):
 @pytest.fixture
 def fresh_riffle(tmp_path):
     """A server of the test's own, for checks that need to know every stream on it."""
-    server = h.start_server(tmp_path / "riffle")
+    server = h.start_server(tmp_path / "riffle", NO_LIMITS)
     yield server
     server.stop()
 

@@ -25,6 +25,9 @@
 # only requires leveldown when started with --path). That also means kinesalite keeps
 # everything in RAM and never fsyncs, while riffle runs with its default durability (every
 # acknowledged write fdatasync'ed): the comparison flatters kinesalite on writes.
+#
+# Both riffle servers run with --limits off: kinesalite enforces no throughput limits, and these
+# workloads write and read far more than a shard's AWS quota (1 MiB/s, 1,000 records/s).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -118,7 +121,7 @@ wait_for_line() {
     return 1
 }
 
-"$riffle_bin" serve --listen 127.0.0.1:0 --data-dir "$work/riffle-data" \
+"$riffle_bin" serve --listen 127.0.0.1:0 --data-dir "$work/riffle-data" --limits off \
     >"$work/riffle.out" 2>"$work/riffle.log" &
 riffle_pid=$!
 if ! line=$(wait_for_line "$riffle_pid" "$work/riffle.out" '^riffle listening on '); then
@@ -126,7 +129,7 @@ if ! line=$(wait_for_line "$riffle_pid" "$work/riffle.out" '^riffle listening on
 fi
 riffle_endpoint="http://${line#riffle listening on }"
 
-"$riffle_bin" serve --listen 127.0.0.1:0 --data-dir "$work/riffle-async-data" --durability async \
+"$riffle_bin" serve --listen 127.0.0.1:0 --data-dir "$work/riffle-async-data" --durability async --limits off \
     >"$work/riffle-async.out" 2>"$work/riffle-async.log" &
 riffle_async_pid=$!
 if ! line=$(wait_for_line "$riffle_async_pid" "$work/riffle-async.out" '^riffle listening on '); then

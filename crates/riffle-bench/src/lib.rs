@@ -15,6 +15,10 @@
 //! Failures are counted by error type, throttles apart; a PutRecords entry with an
 //! `ErrorCode` is a failed record even though its request got a 200. The report prints as a
 //! table, or with `--json` as one JSON line on stdout (the table then goes to stderr).
+//!
+//! riffle enforces AWS's per-shard limits by default (1 MiB/s and 1,000 records/s of writes,
+//! 5 GetRecords/s and 2 MiB/s of reads): to measure the server rather than the limits, run it
+//! with `riffle serve --limits off`.
 
 mod body;
 mod client;
@@ -98,7 +102,8 @@ pub enum Keys {
 }
 
 /// `riffle bench`: drive a running Kinesis-compatible server and report throughput and
-/// latency.
+/// latency. A riffle server throttles at AWS's per-shard limits unless started with
+/// `--limits off`; throttles are counted apart from other failures.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// put: write throughput; get: fill then drain; e2e (or latency): put→visible latency.

@@ -146,6 +146,40 @@ pub async fn change_retention(
         .await
 }
 
+/// UpdateMaxRecordSize: the largest record (data plus partition key) the stream takes from
+/// now on. The model bounds `kib` to 1024–10240 (checked when the request is decoded); the
+/// stream must be ACTIVE.
+pub async fn update_max_record_size(
+    node: &Node,
+    stream: &Arc<Stream>,
+    kib: u32,
+) -> Result<(), Error> {
+    if !(limits::RECORD_SIZE_KIB_MIN..=limits::RECORD_SIZE_KIB_MAX).contains(&kib) {
+        return Err(Error::invalid_argument(format!(
+            "MaxRecordSizeInKiB must be between {} and {}.",
+            limits::RECORD_SIZE_KIB_MIN,
+            limits::RECORD_SIZE_KIB_MAX
+        )));
+    }
+    let _control = node.control().await;
+    // A DeleteStream (and perhaps a CreateStream of the same name) may have won the race
+    // for the lock.
+    let current = node.stream(&stream.account, &stream.name);
+    if !current.is_some_and(|current| Arc::ptr_eq(&current, stream)) {
+        return Err(Error::stream_not_found(&stream.name, &stream.account));
+    }
+    let status = stream.status();
+    if status != "ACTIVE" {
+        return Err(Error::stream_not_active(
+            &stream.name,
+            &stream.account,
+            status,
+        ));
+    }
+    node.update_stream(stream, |state| state.max_record_size_kib = kib)
+        .await
+}
+
 /// Tag keys and values may hold Unicode letters and digits, spaces and `_ . / = + - @`. Other
 /// white space (tab, newline) is refused like any other character; `%` passes the first check
 /// and fails a second one with its own text, as production does (recorded by kinesalite).

@@ -15,6 +15,7 @@ use riffle_proto::seqno::SeqNo;
 use crate::node::{now_ms, Node, Shard, Stream};
 use crate::record::{self, NewRecord, StoredRecord};
 use crate::shard_log::AppendError;
+use crate::throttle;
 use crate::Error;
 
 /// Bits of a sequence number's counter that hold the slot within a frame.
@@ -104,6 +105,9 @@ const ROUTE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 /// A group whose shard was sealed by a concurrent reshard is refused whole by the log (nothing
 /// of it is stored), waits until the reshard's routes are published, and is routed again: the
 /// records land in the children, after everything the parent acknowledged.
+///
+/// Records over their shard's write throughput are refused (ProvisionedThroughputExceeded)
+/// before the frame is built, so they are never stored.
 pub async fn put_records(
     stream: &Arc<Stream>,
     records: Vec<(NewRecord, u128)>,
@@ -134,7 +138,17 @@ pub async fn put_records(
             }
         }
         let mut pending = Vec::with_capacity(groups.len());
-        for (shard, places, batch) in groups {
+        for (shard, mut places, mut batch) in groups {
+            let refused = throttle::admit_writes(&shard, &mut places, &mut batch);
+            if !refused.is_empty() {
+                let error = Error::write_throttled(&shard.id(), &stream.name, &stream.account);
+                for (place, _) in refused {
+                    results[place] = Some(Err(error.clone()));
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
             match shard.log.append_nowait(&batch, now) {
                 Err(AppendError::Sealed) => todo.extend(
                     places
@@ -316,6 +330,7 @@ pub fn get_records(
             account,
         )
     })?;
+    throttle::admit_read(shard, &stream)?;
     let retention_ms = u64::from(state.retention_hours) * 3_600_000;
     let cutoff_ms = now.saturating_sub(retention_ms);
     let tail = shard.log.tail();
@@ -391,6 +406,7 @@ pub fn get_records(
             };
         }
     }
+    throttle::charge_read(shard, bytes);
 
     let caught_up = position.index > tail.visible_index;
     let millis_behind_latest = match records.last() {

@@ -10,6 +10,7 @@
 //! - [`service`]: one function per operation: validation beyond the wire format, AWS errors.
 //! - [`node`]: the catalogue of streams and shards, control-plane changes, retention.
 //! - [`data`]: routing puts, sequence numbers, iterators, reads.
+//! - [`throttle`]: per-shard throughput and control-plane call-rate limits (token buckets).
 //! - [`shard_log`]: appends, the flusher (group commit), the tail watch channel.
 //! - [`record`]: how records are laid out inside a log frame.
 //! - [`reshard`]: pure plans for splits, merges and uniform scaling, with their lineage.
@@ -25,7 +26,9 @@ pub mod reshard;
 pub mod scaler;
 pub mod service;
 pub mod shard_log;
+pub mod throttle;
 
 pub use node::{Node, NodeConfig};
 pub use riffle_proto::KinesisError as Error;
 pub use shard_log::Durability;
+pub use throttle::Limits;

@@ -23,6 +23,7 @@ use tokio::sync::{watch, Mutex as AsyncMutex};
 use crate::meta::{self, ClosedShard, MetaDocument, ShardMeta, StreamMeta, StreamMode};
 use crate::reshard::{self, OpenShard, Step};
 use crate::shard_log::{AppendError, Durability, Flusher, ShardLog};
+use crate::throttle::{ControlThrottle, Limits, ShardThrottle};
 
 /// Everything `riffle serve` can configure about the domain.
 #[derive(Debug, Clone)]
@@ -45,6 +46,8 @@ pub struct NodeConfig {
     pub update_window: Duration,
     /// How ON_DEMAND streams are sized (see [`crate::scaler`]).
     pub on_demand: crate::scaler::OnDemandConfig,
+    /// Throughput and call-rate limits: AWS's, or none (`--limits off`).
+    pub limits: Limits,
 }
 
 impl NodeConfig {
@@ -61,12 +64,19 @@ impl NodeConfig {
             retention_interval: Duration::from_secs(60),
             update_window: Duration::ZERO,
             on_demand: crate::scaler::OnDemandConfig::default(),
+            limits: Limits::Aws,
         }
     }
 }
 
+/// Open shards per account unless `--shard-limit` says otherwise (DescribeLimits' ShardLimit).
+/// AWS grants 20,000 in its three largest regions ([`riffle_proto::limits::SHARD_LIMIT_DEFAULT`])
+/// and 1,000 or 6,000 elsewhere; riffle takes 1,000 because every shard keeps its segment files
+/// open on this one node.
 pub const SHARD_LIMIT_DEFAULT: u32 = 1_000;
-pub const ON_DEMAND_STREAM_LIMIT_DEFAULT: u32 = 50;
+/// On-demand streams per account (DescribeLimits' OnDemandStreamCountLimit), AWS's default.
+pub const ON_DEMAND_STREAM_LIMIT_DEFAULT: u32 =
+    riffle_proto::limits::ON_DEMAND_STREAM_LIMIT_DEFAULT;
 
 /// Why the node could not start.
 #[derive(Debug)]
@@ -100,13 +110,25 @@ impl std::fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
-/// A shard: its immutable identity and hash range, and its log.
+/// A shard: its immutable identity and hash range, its log, and its throughput limiter.
 pub struct Shard {
     pub meta: ShardMeta,
     pub log: Arc<ShardLog>,
+    /// `None` when limits are off: then nothing on the data path consults a limiter. Shared
+    /// (`Arc`) with the closed copy a reshard makes of a parent, whose reads stay limited.
+    pub throttle: Option<Arc<ShardThrottle>>,
 }
 
 impl Shard {
+    /// A shard over an opened log, with full throughput buckets under `limits`.
+    pub fn new(meta: ShardMeta, log: Arc<ShardLog>, limits: Limits) -> Shard {
+        Shard {
+            meta,
+            log,
+            throttle: ShardThrottle::for_limits(limits).map(Arc::new),
+        }
+    }
+
     pub fn id(&self) -> String {
         riffle_proto::shard_id::shard_id(self.meta.ordinal)
     }
@@ -265,6 +287,8 @@ pub struct Node {
     streams: RwLock<HashMap<StreamKey, Arc<Stream>>>,
     control: AsyncMutex<()>,
     flusher: Flusher,
+    /// Control-plane call rates; `None` when limits are off.
+    pub control_throttle: Option<ControlThrottle>,
 }
 
 pub fn now_ms() -> u64 {
@@ -352,6 +376,7 @@ impl Node {
         }
         Self::remove_orphans(&config.data_dir, &document)?;
         let node = Arc::new(Node {
+            control_throttle: ControlThrottle::for_limits(config.limits),
             config,
             token_key,
             streams: RwLock::new(streams),
@@ -381,10 +406,7 @@ impl Node {
                 shard_meta.closed.is_some(),
             )
             .map_err(|error| OpenError::Log { dir, error })?;
-            shards.push(Arc::new(Shard {
-                meta: shard_meta.clone(),
-                log,
-            }));
+            shards.push(Arc::new(Shard::new(shard_meta.clone(), log, config.limits)));
         }
         shards.sort_by_key(|shard| shard.meta.ordinal);
         let stream = Stream {
@@ -729,7 +751,7 @@ impl Node {
                             meta.ordinal
                         ))
                     })?;
-                    Ok(Shard { meta, log })
+                    Ok(Shard::new(meta, log, config.limits))
                 })
                 .collect::<Result<Vec<Shard>, crate::Error>>()
         })
@@ -802,6 +824,7 @@ impl Node {
                         ..shard.meta.clone()
                     },
                     log: Arc::clone(&shard.log),
+                    throttle: shard.throttle.clone(),
                 }),
                 None => Arc::clone(shard),
             })

@@ -18,6 +18,7 @@ use crate::data::{self, StartAt};
 use crate::meta::StreamMode;
 use crate::node::{now_ms, Node, Shard, Stream};
 use crate::record::NewRecord;
+use crate::throttle;
 use crate::Error;
 
 /// Runs one operation. `operation` is the part of `X-Amz-Target` after `Kinesis_20131202.`.
@@ -28,6 +29,7 @@ pub async fn call(
     body: &[u8],
 ) -> Result<Vec<u8>, Error> {
     let request = riffle_proto::decode_request(operation, body)?;
+    throttle::admit_control(node, caller, &request)?;
     Ok(match request {
         // Void operations answer an empty body (kinesis-api.md §1.1), not `null`.
         Request::CreateStream(input) => {
@@ -136,6 +138,12 @@ pub async fn call(
                 .collect();
             encode(ListTagsForResourceOutput { tags })
         }
+        Request::UpdateMaxRecordSize(input) => {
+            let stream = resolve_stream(node, caller, None, input.stream_arn.as_deref())?;
+            let kib = u32::try_from(input.max_record_size_kib.unwrap_or(0)).unwrap_or(0);
+            control::update_max_record_size(node, &stream, kib).await?;
+            Vec::new()
+        }
         Request::DescribeLimits(_) => encode(describe_limits(node, caller)),
         Request::DescribeAccountSettings(_) => encode(DescribeAccountSettingsOutput {
             minimum_throughput_billing_commitment: Some(MinimumThroughputBillingCommitmentOutput {
@@ -203,9 +211,6 @@ pub async fn call(
             };
             control::update_stream_mode(node, caller, &stream, mode).await?;
             Vec::new()
-        }
-        _ => {
-            return Err(Error::unknown_operation());
         }
     })
 }
@@ -876,6 +881,7 @@ fn get_shard_iterator(
             )))
         }
     };
+    throttle::admit_iterator(shard, &stream)?;
     let shard_iterator = data::shard_iterator(node, &stream, shard, start)?;
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());

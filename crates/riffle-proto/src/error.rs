@@ -305,6 +305,13 @@ impl KinesisError {
         ))
     }
 
+    /// A control-plane call rate exceeded by a call that names no stream (CreateStream,
+    /// ListStreams, DescribeLimits, account settings): `Rate exceeded for account A.` AWS
+    /// publishes no text for these; this is the stream text without the stream.
+    pub fn account_rate_exceeded(account: &str) -> KinesisError {
+        KinesisError::limit_exceeded(format!("Rate exceeded for account {account}."))
+    }
+
     /// A tag change would leave the stream with more than `limit` tags.
     pub fn too_many_tags(stream: &str, account: &str, limit: usize) -> KinesisError {
         KinesisError::invalid_argument(format!(
@@ -827,6 +834,12 @@ mod tests {
         assert_eq!(
             error.message.unwrap(),
             "Rate exceeded for stream s1 under account 123456789012."
+        );
+        let error = KinesisError::account_rate_exceeded(account);
+        assert_eq!(error.kind, ErrorKind::LimitExceededException);
+        assert_eq!(
+            error.message.unwrap(),
+            "Rate exceeded for account 123456789012."
         );
     }
 

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use riffle_core::{Durability, Node, NodeConfig};
+use riffle_core::{Durability, Limits, Node, NodeConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -43,6 +43,17 @@ enum DurabilityArg {
     Async,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum LimitsArg {
+    /// AWS's limits: per shard 1 MiB/s and 1,000 records/s of writes, 2 MiB/s and 5
+    /// GetRecords/s of reads, 5 GetShardIterator/s; control-plane calls at their published
+    /// rates (default).
+    Aws,
+    /// No throughput or call-rate limits (local testing, benchmarks). Record and request
+    /// sizes and the account's shard quota are still checked.
+    Off,
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
@@ -66,6 +77,9 @@ struct ServeArgs {
     /// Account for requests whose access key id is not a 12-digit account id.
     #[arg(long, default_value = "000000000000")]
     account_id: String,
+    /// Throughput and call-rate limits.
+    #[arg(long, value_enum, default_value = "aws")]
+    limits: LimitsArg,
     /// Open shards allowed per account (DescribeLimits' ShardLimit).
     #[arg(long, default_value_t = riffle_core::node::SHARD_LIMIT_DEFAULT)]
     shard_limit: u32,
@@ -158,6 +172,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.region = args.region;
     config.default_account = args.account_id;
     config.shard_limit = args.shard_limit;
+    config.limits = match args.limits {
+        LimitsArg::Aws => Limits::Aws,
+        LimitsArg::Off => Limits::Off,
+    };
     config.log_options.segment_bytes_max = args.segment_bytes_max;
     config.retention_interval = Duration::from_secs(args.retention_interval_s.max(1));
     config.update_window = Duration::from_millis(args.update_window_ms);
@@ -211,6 +229,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         %local,
         data_dir = %node.config.data_dir.display(),
         durability = ?node.config.durability,
+        limits = ?node.config.limits,
         startup_ms = started.elapsed().as_millis() as u64,
         "riffle is serving"
     );

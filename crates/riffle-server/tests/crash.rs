@@ -7,6 +7,9 @@
 //! server (default `sync` durability: ack after fdatasync) gets SIGKILL mid-stream, is restarted,
 //! and every acknowledged record is looked up in a full read of its shard. Three such cycles run
 //! in one test, each checking all acknowledgements so far.
+//!
+//! The server runs with `--limits off`: the producers write faster than a shard's quota and the
+//! checks read each shard in quick succession, and throttling is not what this test is about.
 
 #[path = "sdk/common.rs"]
 mod common;
@@ -293,7 +296,7 @@ async fn verify(client: &Client, acks: &[Ack], cycle: usize) -> HashMap<String, 
 async fn acknowledged_records_survive_kill_9() {
     let started = Instant::now();
     let data_dir = tempfile::tempdir().unwrap();
-    let mut server = Server::on_data_dir(data_dir.path());
+    let mut server = Server::on_data_dir_limits(data_dir.path(), Limits::Off);
     create_stream(&server.client(), STREAM, SHARD_COUNT).await;
     let mut all_acks: Vec<Ack> = Vec::new();
     // Per-key counters persist across cycles so every (key, counter) is written once.
@@ -341,7 +344,7 @@ async fn acknowledged_records_survive_kill_9() {
         );
         all_acks.extend(acks);
 
-        server = Server::on_data_dir(data_dir.path());
+        server = Server::on_data_dir_limits(data_dir.path(), Limits::Off);
         let client = server.client();
         let highest = verify(&client, &all_acks, cycle).await;
 

@@ -16,6 +16,8 @@ mod arn;
 mod errors;
 #[path = "sdk/iterators.rs"]
 mod iterators;
+#[path = "sdk/limits.rs"]
+mod limits;
 #[path = "sdk/listing.rs"]
 mod listing;
 #[path = "sdk/raw_http.rs"]

@@ -46,6 +46,24 @@ const EMPTY_PAGES_MAX: u32 = 5;
 /// The exact prefix of the one line the server prints to stdout once it listens.
 const LISTENING_PREFIX: &str = "riffle listening on ";
 
+/// `riffle serve --limits`: AWS's throughput and call-rate limits (the server's default), or
+/// none. Tests that need more than a shard's quota per second, or many control-plane calls in
+/// a row, and do not test the limits themselves, run with `Off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    Aws,
+    Off,
+}
+
+impl Limits {
+    fn arg(self) -> &'static str {
+        match self {
+            Limits::Aws => "aws",
+            Limits::Off => "off",
+        }
+    }
+}
+
 /// A running `riffle serve` child process, killed (SIGKILL) when dropped.
 pub struct Server {
     child: Child,
@@ -55,12 +73,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server whose data lives in a throwaway directory (`--in-memory`).
+    /// A server whose data lives in a throwaway directory (`--in-memory`), with the default
+    /// (AWS) limits.
     pub fn in_memory() -> Server {
         Server::spawn(&["--in-memory"])
     }
 
-    /// A durable server (default `sync` durability) on `data_dir`.
+    /// An `--in-memory` server with `--limits` as given.
+    pub fn in_memory_limits(limits: Limits) -> Server {
+        Server::spawn(&["--in-memory", "--limits", limits.arg()])
+    }
+
+    /// A durable server (default `sync` durability) on `data_dir`, with the default limits.
     pub fn on_data_dir(data_dir: &Path) -> Server {
         Server::on_data_dir_with(data_dir, &[])
     }
@@ -79,6 +103,17 @@ impl Server {
         let mut args = vec!["--data-dir", dir];
         args.extend_from_slice(extra_args);
         Server::spawn(&args)
+    }
+
+    /// A durable server on `data_dir` with `--limits` as given.
+    pub fn on_data_dir_limits(data_dir: &Path, limits: Limits) -> Server {
+        let dir = data_dir.to_str().expect("temp dir path is UTF-8");
+        Server::spawn(&["--data-dir", dir, "--limits", limits.arg()])
+    }
+
+    /// A server with any further `serve` arguments (`--in-memory` is not implied).
+    pub fn with_args(args: &[&str]) -> Server {
+        Server::spawn(args)
     }
 
     fn spawn(extra_args: &[&str]) -> Server {

@@ -71,7 +71,8 @@ fn data_of(records: &[aws_sdk_kinesis::types::Record]) -> Vec<String> {
 
 #[tokio::test]
 async fn every_iterator_type_starts_where_aws_says() {
-    let server = Server::in_memory();
+    // Limits off: many GetShardIterator/GetRecords calls on one shard, faster than its read limits.
+    let server = Server::in_memory_limits(Limits::Off);
     let client = server.client();
     create_stream(&client, "types", 1).await;
 
@@ -201,7 +202,8 @@ async fn shard_iterators_can_be_reused() {
 
 #[tokio::test]
 async fn get_records_limit_and_chaining() {
-    let server = Server::in_memory();
+    // Limits off: more than five GetRecords calls a second on one shard.
+    let server = Server::in_memory_limits(Limits::Off);
     let client = server.client();
     create_stream(&client, "chain", 1).await;
     for i in 0..10 {
@@ -461,7 +463,8 @@ async fn unknown_shards_and_streams_are_not_found() {
 
 #[tokio::test]
 async fn shard_id_arguments_are_read_as_aws_reads_them() {
-    let server = Server::in_memory();
+    // Limits off: many GetShardIterator calls on one shard, faster than 5 a second.
+    let server = Server::in_memory_limits(Limits::Off);
     let client = server.client();
     create_stream(&client, "ids", 2).await;
     client

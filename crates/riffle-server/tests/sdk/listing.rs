@@ -23,7 +23,8 @@ async fn list_streams_on_an_empty_server() {
 
 #[tokio::test]
 async fn list_streams_pages_in_name_order() {
-    let server = Server::in_memory();
+    // Limits off: creates and lists streams faster than the control-plane rates.
+    let server = Server::in_memory_limits(Limits::Off);
     let client = server.client();
     // Created out of order: listing is by name, which ExclusiveStartStreamName relies on.
     for name in ["delta", "alpha", "echo", "charlie", "bravo"] {
@@ -108,7 +109,8 @@ async fn list_streams_pages_in_name_order() {
 
 #[tokio::test]
 async fn list_streams_returns_at_most_100_names() {
-    let server = Server::in_memory();
+    // Limits off: creates 101 streams, far above CreateStream's 5 a second.
+    let server = Server::in_memory_limits(Limits::Off);
     let client = server.client();
     let names: Vec<String> = (0..101).map(|i| format!("s{i:03}")).collect();
     for name in &names {

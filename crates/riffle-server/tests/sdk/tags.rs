@@ -220,7 +220,8 @@ async fn tags_by_resource_arn_share_the_stream_tag_set() {
 
 #[tokio::test]
 async fn tag_errors() {
-    let server = Server::in_memory();
+    // Limits off: many tag calls in a row, above their 5 a second.
+    let server = Server::in_memory_limits(Limits::Off);
     let client = server.client();
     create_stream(&client, "strict", 1).await;
 
@@ -332,7 +333,8 @@ fn percent_refused(verb_and_preposition: &str, stream: &str) -> String {
 
 #[tokio::test]
 async fn tag_characters_are_checked_as_production_checks_them() {
-    let server = Server::in_memory();
+    // Limits off: many tag calls in a row, above their 5 a second.
+    let server = Server::in_memory_limits(Limits::Off);
     let client = server.client();
     create_stream(&client, "chars", 1).await;
     client
