@@ -223,3 +223,56 @@ def test_update_max_record_size_round_trip(server_with):
     page = client.get_records(ShardIterator=iterator)
     assert [r["SequenceNumber"] for r in page["Records"]] == [ack["SequenceNumber"]]
     assert page["Records"][0]["Data"] == record
+
+
+def test_on_demand_stream_under_rising_load_adds_shards_and_stops_throttling(tmp_path):
+    """An ON_DEMAND stream (4 shards) written at 6,000 records/s, one and a half times what four
+    shards take, must grow until two seconds pass without a throttled record (issue 3, item 4).
+    The server looks at shard loads every 200 ms; nothing is asserted about when throttling
+    happens, only that the stream grew and that throttling stopped."""
+    server = h.start_server(
+        tmp_path / "riffle-on-demand", ["--limits", "aws", "--on-demand-interval-ms", "200"]
+    )
+    try:
+        client = h.make_client(server.endpoint)
+        name = h.unique_stream_name("rising")
+        client.create_stream(StreamName=name, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+        assert len(h.list_all_shards(client, name)) == 4
+        rate, batch = 6000.0, 500
+        started = time.monotonic()
+        sent = 0
+        window_start, window_throttled, quiet_windows = time.monotonic(), 0, 0
+        settled = False
+        while time.monotonic() - started < 30:
+            due = started + sent / rate
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+            records = [
+                {"Data": b"x" * 100, "PartitionKey": f"key-{sent + i}"} for i in range(batch)
+            ]
+            response = client.put_records(StreamName=name, Records=records)
+            sent += batch
+            codes = {r.get("ErrorCode") for r in response["Records"]} - {None}
+            assert codes <= {THROTTLED}, codes
+            window_throttled += response.get("FailedRecordCount", 0)
+            if time.monotonic() - window_start >= 0.5:
+                quiet_windows = quiet_windows + 1 if window_throttled == 0 else 0
+                if quiet_windows >= 4:
+                    settled = True
+                    break
+                window_start, window_throttled = time.monotonic(), 0
+        shards = h.list_all_shards(client, name)
+        open_ranges = sorted(
+            (int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"]))
+            for s in shards
+            if "EndingSequenceNumber" not in s["SequenceNumberRange"]
+        )
+        assert settled, f"throttling never stopped; {len(open_ranges)} open shards"
+        assert len(open_ranges) >= 6, open_ranges
+        assert open_ranges[0][0] == 0 and open_ranges[-1][1] == 2**128 - 1
+        assert all(a[1] + 1 == b[0] for a, b in zip(open_ranges, open_ranges[1:]))
+        summary = client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        assert summary["StreamStatus"] == "ACTIVE"
+        assert summary["OpenShardCount"] == len(open_ranges)
+    finally:
+        server.stop()

@@ -109,12 +109,36 @@ pub fn plan(loads: &[ShardLoad], config: &OnDemandConfig) -> Vec<Step> {
     merges
 }
 
-/// What the scaler remembers of one shard between rounds.
+/// Shard capacity is defined per second, so loads are averaged over (at least) the last
+/// second, however often the scaler looks: a 500-record PutRecords every 400 ms is 1,250
+/// records/s for the 50 ms it takes, but its shards are far from full.
+const LOAD_WINDOW: Duration = Duration::from_secs(1);
+
+/// What the scaler remembers of one shard between rounds: counter readings covering the last
+/// `LOAD_WINDOW` (oldest first), and since when it has been cold.
 struct Sample {
-    bytes: u64,
-    records: u64,
-    at: Instant,
+    readings: std::collections::VecDeque<(Instant, u64, u64)>,
     cold_since: Option<Instant>,
+}
+
+impl Sample {
+    /// Records a reading and returns the utilization over the window it now spans (0 until the
+    /// shard has been watched for one full window).
+    fn utilization(&mut self, now: Instant, bytes: u64, records: u64) -> f64 {
+        self.readings.push_back((now, bytes, records));
+        while self.readings.len() > 2 && now.duration_since(self.readings[1].0) >= LOAD_WINDOW {
+            self.readings.pop_front();
+        }
+        let (at, first_bytes, first_records) = self.readings[0];
+        let seconds = now.duration_since(at).as_secs_f64();
+        if seconds < LOAD_WINDOW.as_secs_f64() * 0.999 {
+            return 0.0;
+        }
+        let bytes_rate = bytes.saturating_sub(first_bytes) as f64 / seconds;
+        let records_rate = records.saturating_sub(first_records) as f64 / seconds;
+        (bytes_rate / limits::SHARD_WRITE_BYTES_PER_SECOND as f64)
+            .max(records_rate / limits::SHARD_WRITE_RECORDS_PER_SECOND as f64)
+    }
 }
 
 /// Runs the scaler until the node is dropped.
@@ -150,20 +174,13 @@ async fn round(
         for shard in state.open_shards() {
             let key = (stream.dir_id.clone(), shard.meta.ordinal);
             let (bytes, records) = shard.log.written();
-            let previous = samples.get(&key);
-            let utilization = previous.map_or(0.0, |previous| {
-                let seconds = now.duration_since(previous.at).as_secs_f64().max(1e-3);
-                let bytes_rate = bytes.saturating_sub(previous.bytes) as f64 / seconds;
-                let records_rate = records.saturating_sub(previous.records) as f64 / seconds;
-                (bytes_rate / limits::SHARD_WRITE_BYTES_PER_SECOND as f64)
-                    .max(records_rate / limits::SHARD_WRITE_RECORDS_PER_SECOND as f64)
+            let sample = samples.entry(key.clone()).or_insert_with(|| Sample {
+                readings: std::collections::VecDeque::new(),
+                cold_since: None,
             });
-            let cold_since = if utilization < config.merge_utilization {
-                Some(
-                    previous
-                        .and_then(|previous| previous.cold_since)
-                        .unwrap_or(now),
-                )
+            let utilization = sample.utilization(now, bytes, records);
+            sample.cold_since = if utilization < config.merge_utilization {
+                Some(sample.cold_since.unwrap_or(now))
             } else {
                 None
             };
@@ -174,17 +191,10 @@ async fn round(
                     ending_hash_key: shard.meta.ending_hash_key,
                 },
                 utilization,
-                cold_for: cold_since.map_or(Duration::ZERO, |since| now.duration_since(since)),
+                cold_for: sample
+                    .cold_since
+                    .map_or(Duration::ZERO, |since| now.duration_since(since)),
             });
-            samples.insert(
-                key.clone(),
-                Sample {
-                    bytes,
-                    records,
-                    at: now,
-                    cold_since,
-                },
-            );
             seen.push(key);
         }
         let steps = plan(&loads, config);
@@ -322,6 +332,31 @@ mod tests {
         };
         let steps = plan(&quarters([0.0, 0.0, 0.0, 0.8], 100), &config);
         assert!(matches!(steps.as_slice(), [Step::Split { parent: 3, .. }]));
+    }
+
+    /// Bursts shorter than a second are averaged over the second: a 500-record call every
+    /// 400 ms on one shard is 2,500 records/s within a 200 ms look, but 1.0–1.5 shards' worth
+    /// over any second.
+    #[test]
+    fn load_is_averaged_over_a_second_however_often_the_scaler_looks() {
+        let start = Instant::now();
+        let mut sample = Sample {
+            readings: std::collections::VecDeque::new(),
+            cold_since: None,
+        };
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        // Looks every 200 ms; 500 records land at 0, 400, 800, 1200 ms.
+        assert_eq!(sample.utilization(at(0), 0, 500), 0.0, "no full window yet");
+        assert_eq!(sample.utilization(at(200), 0, 500), 0.0);
+        assert_eq!(sample.utilization(at(400), 0, 1000), 0.0);
+        assert_eq!(sample.utilization(at(600), 0, 1000), 0.0);
+        assert_eq!(sample.utilization(at(800), 0, 1500), 0.0);
+        // At 1000 ms the window 0..1000 holds 1,000 records: a full shard.
+        let full = sample.utilization(at(1000), 0, 1500);
+        assert!((full - 1.0).abs() < 1e-9, "{full}");
+        // At 1200 ms the window is 200..1200: the bursts at 400, 800 and 1200 ms.
+        let later = sample.utilization(at(1200), 0, 2000);
+        assert!((later - 1.5).abs() < 1e-9, "{later}");
     }
 
     #[test]

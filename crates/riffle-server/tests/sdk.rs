@@ -20,6 +20,8 @@ mod iterators;
 mod limits;
 #[path = "sdk/listing.rs"]
 mod listing;
+#[path = "sdk/on_demand.rs"]
+mod on_demand;
 #[path = "sdk/raw_http.rs"]
 mod raw_http;
 #[path = "sdk/records.rs"]
