@@ -162,20 +162,7 @@ pub async fn update_max_record_size(
         )));
     }
     let _control = node.control().await;
-    // A DeleteStream (and perhaps a CreateStream of the same name) may have won the race
-    // for the lock.
-    let current = node.stream(&stream.account, &stream.name);
-    if !current.is_some_and(|current| Arc::ptr_eq(&current, stream)) {
-        return Err(Error::stream_not_found(&stream.name, &stream.account));
-    }
-    let status = stream.status();
-    if status != "ACTIVE" {
-        return Err(Error::stream_not_active(
-            &stream.name,
-            &stream.account,
-            status,
-        ));
-    }
+    check_active(node, stream)?;
     node.update_stream(stream, |state| state.max_record_size_kib = kib)
         .await
 }
@@ -258,9 +245,10 @@ fn named_shard(stream: &Stream, state: &StreamState, argument: &str) -> Result<A
     })
 }
 
-/// Resharding needs the stream ACTIVE (not UPDATING), still existing once the control lock is
-/// held, and in PROVISIONED mode.
-fn check_reshardable(node: &Node, stream: &Arc<Stream>, operation: &str) -> Result<(), Error> {
+/// A change needs the stream still to exist once the control lock is held (a DeleteStream,
+/// and perhaps a CreateStream of the same name, may have won the race for the lock) and to be
+/// ACTIVE, not UPDATING.
+fn check_active(node: &Node, stream: &Arc<Stream>) -> Result<(), Error> {
     let current = node.stream(&stream.account, &stream.name);
     if !current.is_some_and(|current| Arc::ptr_eq(&current, stream)) {
         return Err(Error::stream_not_found(&stream.name, &stream.account));
@@ -273,6 +261,12 @@ fn check_reshardable(node: &Node, stream: &Arc<Stream>, operation: &str) -> Resu
             status,
         ));
     }
+    Ok(())
+}
+
+/// Resharding needs the stream ACTIVE and in PROVISIONED mode.
+fn check_reshardable(node: &Node, stream: &Arc<Stream>, operation: &str) -> Result<(), Error> {
+    check_active(node, stream)?;
     if stream.state().mode == StreamMode::OnDemand {
         return Err(Error::validation_message(format!(
             "{operation} is not supported for stream {} under account {} because it is in \
@@ -456,14 +450,7 @@ pub async fn update_stream_mode(
     mode: StreamMode,
 ) -> Result<(), Error> {
     let _control = node.control().await;
-    let status = stream.status();
-    if status != "ACTIVE" {
-        return Err(Error::stream_not_active(
-            &stream.name,
-            &stream.account,
-            status,
-        ));
-    }
+    check_active(node, stream)?;
     let current = stream.state().mode;
     if current == mode {
         return Ok(());
