@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -41,6 +42,16 @@ const BUDGET_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 const BUDGET_UNIT_BYTES: u64 = 1024;
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// A response body: a whole answer, or (SubscribeToShard) a stream of event frames.
+pub type ResponseBody = BoxBody<Bytes, std::io::Error>;
+
+/// A response body holding `bytes`.
+fn full_body(bytes: Vec<u8>) -> ResponseBody {
+    Full::new(Bytes::from(bytes))
+        .map_err(|never| match never {})
+        .boxed()
+}
 
 /// The bytes of request bodies that may be held in memory at once, across all connections.
 pub struct RequestBudget {
@@ -142,7 +153,7 @@ async fn handle(
     budget: &RequestBudget,
     peer: SocketAddr,
     request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<ResponseBody> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let outcome = match target_operation(&parts.headers) {
@@ -176,7 +187,7 @@ async fn handle(
             (status, error.to_json())
         }
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(full_body(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
