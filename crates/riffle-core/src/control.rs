@@ -104,13 +104,33 @@ pub async fn create_stream(
     Ok(())
 }
 
-pub async fn delete_stream(node: &Node, stream: &Arc<Stream>) -> Result<(), Error> {
+/// DeleteStream. A stream with registered consumers is refused unless
+/// `enforce_consumer_deletion`; then the consumers go too and their subscriptions end.
+pub async fn delete_stream(
+    node: &Node,
+    stream: &Arc<Stream>,
+    enforce_consumer_deletion: bool,
+) -> Result<(), Error> {
     let _control = node.control().await;
     // Another DeleteStream may have won the race for the lock.
-    if node.stream(&stream.account, &stream.name).is_none() {
+    let current = node.stream(&stream.account, &stream.name);
+    if !current.is_some_and(|current| Arc::ptr_eq(&current, stream)) {
         return Err(Error::stream_not_found(&stream.name, &stream.account));
     }
-    node.delete_stream(stream).await
+    let consumers = stream.state().consumers.clone();
+    if !consumers.is_empty() && !enforce_consumer_deletion {
+        return Err(Error::resource_in_use(format!(
+            "Stream {} under account {} has registered consumers. Deregister them first, or \
+             set EnforceConsumerDeletion.",
+            stream.name, stream.account
+        )));
+    }
+    node.delete_stream(stream).await?;
+    for consumer in &consumers {
+        node.subscriptions
+            .end_consumer(&crate::consumers::consumer_arn(stream, consumer));
+    }
+    Ok(())
 }
 
 /// Increase/DecreaseStreamRetentionPeriod.
@@ -171,7 +191,7 @@ pub async fn update_max_record_size(
 /// white space (tab, newline) is refused like any other character; `%` passes the first check
 /// and fails a second one with its own text, as production does (recorded by kinesalite).
 /// `adding` and the stream name pick the wording of that second text.
-fn check_tags<'a>(
+pub(crate) fn check_tags<'a>(
     texts: impl Iterator<Item = &'a String> + Clone,
     adding: bool,
     stream: &str,
@@ -248,7 +268,7 @@ fn named_shard(stream: &Stream, state: &StreamState, argument: &str) -> Result<A
 /// A change needs the stream still to exist once the control lock is held (a DeleteStream,
 /// and perhaps a CreateStream of the same name, may have won the race for the lock) and to be
 /// ACTIVE, not UPDATING.
-fn check_active(node: &Node, stream: &Arc<Stream>) -> Result<(), Error> {
+pub(crate) fn check_active(node: &Node, stream: &Arc<Stream>) -> Result<(), Error> {
     let current = node.stream(&stream.account, &stream.name);
     if !current.is_some_and(|current| Arc::ptr_eq(&current, stream)) {
         return Err(Error::stream_not_found(&stream.name, &stream.account));

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use riffle_proto::iterator::IteratorToken;
 use riffle_proto::seqno::SeqNo;
 
-use crate::node::{now_ms, Node, Shard, Stream};
+use crate::node::{now_ms, Node, Shard, Stream, StreamState};
 use crate::record::{self, NewRecord, StoredRecord};
 use crate::shard_log::AppendError;
 use crate::throttle;
@@ -252,8 +252,14 @@ pub fn shard_iterator(
     shard: &Shard,
     start: StartAt,
 ) -> Result<String, Error> {
+    let position = start_position(shard, start)?;
+    Ok(encode_iterator(node, stream, shard, position, now_ms()))
+}
+
+/// The position a reader starting at `start` reads first (GetShardIterator, SubscribeToShard).
+pub fn start_position(shard: &Shard, start: StartAt) -> Result<Position, Error> {
     let tail = shard.log.tail();
-    let position = match start {
+    Ok(match start {
         StartAt::TrimHorizon => Position {
             index: shard.log.first_index(),
             slot: 0,
@@ -272,8 +278,26 @@ pub fn shard_iterator(
                 .unwrap_or(tail.visible_index + 1);
             Position { index, slot: 0 }
         }
+    })
+}
+
+/// The sequence number to resume *after* so that the next record read is the one at
+/// `position`: SubscribeToShard's `ContinuationSequenceNumber`, also when nothing was read yet
+/// (so an idle subscriber's checkpoint still advances).
+pub fn continuation_sequence_number(shard: &Shard, position: Position) -> String {
+    let before = if position.slot > 0 {
+        Position {
+            index: position.index,
+            slot: position.slot - 1,
+        }
+    } else {
+        // `after()` of slot 0xFFFF of the previous entry is slot 0 of this one.
+        Position {
+            index: position.index.saturating_sub(1),
+            slot: u16::MAX,
+        }
     };
-    Ok(encode_iterator(node, stream, shard, position, now_ms()))
+    sequence_number(shard, before, shard.log.tail().ts_last_ms)
 }
 
 fn encode_iterator(
@@ -331,17 +355,79 @@ pub fn get_records(
         )
     })?;
     throttle::admit_read(shard, &stream)?;
+    let position = Position {
+        index: token.log_index,
+        slot: token.sub,
+    };
+    let read = read_from(&state, shard, position, limit, bytes_max, now)?;
+    let bytes: usize = read
+        .records
+        .iter()
+        .map(|(_, stored)| stored.data.len() + stored.partition_key.len())
+        .sum();
+    throttle::charge_read(shard, bytes);
+    let (next_iterator, child_shards) = if read.ended {
+        (None, children(&state, shard))
+    } else {
+        (
+            Some(encode_iterator(node, &stream, shard, read.next, now)),
+            Vec::new(),
+        )
+    };
+    Ok(ReadBatch {
+        records: read.records,
+        next_iterator,
+        millis_behind_latest: read.millis_behind_latest,
+        child_shards,
+    })
+}
+
+/// What one read from a position found.
+pub struct Read {
+    /// Records with their sequence numbers, in order.
+    pub records: Vec<(String, StoredRecord)>,
+    /// Where the next read starts.
+    pub next: Position,
+    pub millis_behind_latest: u64,
+    /// The shard is closed and `next` is past its last entry: nothing will ever follow.
+    pub ended: bool,
+}
+
+/// The children of `shard` (the shards naming it as parent or adjacent parent).
+pub fn children(state: &StreamState, shard: &Shard) -> Vec<Arc<Shard>> {
+    state
+        .shards
+        .iter()
+        .filter(|child| {
+            child.meta.parent == Some(shard.meta.ordinal)
+                || child.meta.adjacent_parent == Some(shard.meta.ordinal)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Reads from `position`: at most `limit` records and `bytes_max` bytes of data (at least one
+/// record if any is there), never a record older than the stream's retention, never past the
+/// visible tail. Shared by GetRecords and SubscribeToShard.
+pub fn read_from(
+    state: &StreamState,
+    shard: &Shard,
+    position: Position,
+    limit: usize,
+    bytes_max: usize,
+    now: u64,
+) -> Result<Read, Error> {
     let retention_ms = u64::from(state.retention_hours) * 3_600_000;
     let cutoff_ms = now.saturating_sub(retention_ms);
     let tail = shard.log.tail();
-
-    let mut position = Position {
-        index: token.log_index.max(shard.log.first_index()),
-        slot: if token.log_index < shard.log.first_index() {
-            0
-        } else {
-            token.sub
-        },
+    let first_index = shard.log.first_index();
+    let mut position = if position.index < first_index {
+        Position {
+            index: first_index,
+            slot: 0,
+        }
+    } else {
+        position
     };
     let mut records = Vec::new();
     let mut bytes = 0usize;
@@ -406,38 +492,20 @@ pub fn get_records(
             };
         }
     }
-    throttle::charge_read(shard, bytes);
 
     let caught_up = position.index > tail.visible_index;
     let millis_behind_latest = match records.last() {
         Some((_, last)) if !caught_up => tail.ts_last_ms.saturating_sub(last.arrival_ms),
         _ => 0,
     };
-    let shard_ended = shard
+    let ended = shard
         .meta
         .closed
         .is_some_and(|closed| position.index > closed.last_index);
-    let (next_iterator, child_shards) = if shard_ended {
-        let children = state
-            .shards
-            .iter()
-            .filter(|child| {
-                child.meta.parent == Some(shard.meta.ordinal)
-                    || child.meta.adjacent_parent == Some(shard.meta.ordinal)
-            })
-            .cloned()
-            .collect();
-        (None, children)
-    } else {
-        (
-            Some(encode_iterator(node, &stream, shard, position, now)),
-            Vec::new(),
-        )
-    };
-    Ok(ReadBatch {
+    Ok(Read {
         records,
-        next_iterator,
+        next: position,
         millis_behind_latest,
-        child_shards,
+        ended,
     })
 }

@@ -12,11 +12,14 @@
 //! - [`data`]: routing puts, sequence numbers, iterators, reads.
 //! - [`throttle`]: per-shard throughput and control-plane call-rate limits (token buckets).
 //! - [`shard_log`]: appends, the flusher (group commit), the tail watch channel.
+//! - [`consumers`]: enhanced fan-out consumers (register, describe, list, deregister).
+//! - [`subscribe`]: SubscribeToShard's event streams, fed from the shards' tail watch.
 //! - [`record`]: how records are laid out inside a log frame.
 //! - [`reshard`]: pure plans for splits, merges and uniform scaling, with their lineage.
 //! - [`scaler`]: ON_DEMAND streams split hot shards and merge cold ones by themselves.
 //! - [`meta`]: the persisted catalogue (`meta.json`).
 
+pub mod consumers;
 pub mod control;
 pub mod data;
 pub mod meta;
@@ -26,6 +29,7 @@ pub mod reshard;
 pub mod scaler;
 pub mod service;
 pub mod shard_log;
+pub mod subscribe;
 pub mod throttle;
 
 pub use node::{Node, NodeConfig};

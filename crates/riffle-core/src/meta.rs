@@ -102,6 +102,22 @@ pub struct StreamMeta {
     pub shard_level_metrics: Vec<String>,
     pub next_shard_ordinal: u32,
     pub shards: Vec<ShardMeta>,
+    /// Enhanced fan-out consumers registered on the stream.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerMeta>,
+}
+
+/// An enhanced fan-out consumer. Its ARN is the stream's ARN, `/consumer/`, its name, `:` and
+/// its registration time in epoch seconds, so a re-registered consumer has a new ARN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerMeta {
+    pub name: String,
+    pub created_ms: u64,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Set by DeregisterStreamConsumer while the consumer shows `DELETING`.
+    #[serde(default)]
+    pub deleting_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,6 +250,7 @@ mod tests {
                         closed_ms: 2,
                     }),
                 }],
+                consumers: vec![],
             }],
         }
     }

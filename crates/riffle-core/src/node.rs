@@ -20,7 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use riffle_log::LogOptions;
 use tokio::sync::{watch, Mutex as AsyncMutex};
 
-use crate::meta::{self, ClosedShard, MetaDocument, ShardMeta, StreamMeta, StreamMode};
+use crate::meta::{
+    self, ClosedShard, ConsumerMeta, MetaDocument, ShardMeta, StreamMeta, StreamMode,
+};
 use crate::reshard::{self, OpenShard, Step};
 use crate::shard_log::{AppendError, Durability, Flusher, ShardLog};
 use crate::throttle::{ControlThrottle, Limits, ShardThrottle};
@@ -46,6 +48,8 @@ pub struct NodeConfig {
     pub update_window: Duration,
     /// How ON_DEMAND streams are sized (see [`crate::scaler`]).
     pub on_demand: crate::scaler::OnDemandConfig,
+    /// SubscribeToShard lifetime and keep-alive (see [`crate::subscribe`]).
+    pub subscriptions: crate::subscribe::SubscriptionConfig,
     /// Throughput and call-rate limits: AWS's, or none (`--limits off`).
     pub limits: Limits,
 }
@@ -64,6 +68,7 @@ impl NodeConfig {
             retention_interval: Duration::from_secs(60),
             update_window: Duration::ZERO,
             on_demand: crate::scaler::OnDemandConfig::default(),
+            subscriptions: crate::subscribe::SubscriptionConfig::default(),
             limits: Limits::Aws,
         }
     }
@@ -154,6 +159,8 @@ pub struct StreamState {
     pub next_shard_ordinal: u32,
     /// Every shard still listed (open, or closed but within retention), by ordinal.
     pub shards: Vec<Arc<Shard>>,
+    /// Enhanced fan-out consumers, in registration order.
+    pub consumers: Vec<ConsumerMeta>,
 }
 
 impl StreamState {
@@ -274,6 +281,7 @@ impl Stream {
                 .iter()
                 .map(|shard| shard.meta.clone())
                 .collect(),
+            consumers: state.consumers.clone(),
         }
     }
 }
@@ -289,6 +297,8 @@ pub struct Node {
     flusher: Flusher,
     /// Control-plane call rates; `None` when limits are off.
     pub control_throttle: Option<ControlThrottle>,
+    /// Live SubscribeToShard streams, by consumer and shard.
+    pub subscriptions: crate::subscribe::Subscriptions,
 }
 
 pub fn now_ms() -> u64 {
@@ -382,6 +392,7 @@ impl Node {
             streams: RwLock::new(streams),
             control: AsyncMutex::new(()),
             flusher,
+            subscriptions: crate::subscribe::Subscriptions::default(),
         });
         if fresh {
             node.persist_blocking(&node.catalogue())
@@ -427,6 +438,7 @@ impl Node {
                 shard_level_metrics: Vec::new(),
                 next_shard_ordinal: 0,
                 shards: Vec::new(),
+                consumers: Vec::new(),
             })),
             routes: RwLock::new(Arc::new(Vec::new())),
             routes_epoch: watch::channel(0).0,
@@ -441,6 +453,13 @@ impl Node {
             shard_level_metrics: stream_meta.shard_level_metrics.clone(),
             next_shard_ordinal: stream_meta.next_shard_ordinal,
             shards,
+            // A consumer caught DELETING by a restart finishes leaving now.
+            consumers: stream_meta
+                .consumers
+                .iter()
+                .filter(|consumer| consumer.deleting_ms.is_none())
+                .cloned()
+                .collect(),
         });
         Ok(stream)
     }
@@ -606,6 +625,7 @@ impl Node {
             shard_level_metrics: Vec::new(),
             next_shard_ordinal: shard_count,
             shards: shard_metas,
+            consumers: Vec::new(),
         };
         let config = self.config.clone();
         let flusher = self.flusher.clone();

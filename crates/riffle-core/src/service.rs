@@ -12,24 +12,54 @@ use bytes::Bytes;
 use riffle_proto::ops::*;
 use riffle_proto::{limits, Request, Timestamp};
 
+use crate::consumers;
 pub use crate::control::Caller;
 use crate::control::{self, resolve_stream, ShardSelection};
 use crate::data::{self, StartAt};
 use crate::meta::StreamMode;
 use crate::node::{now_ms, Node, Shard, Stream};
-use crate::record::NewRecord;
+use crate::record::{NewRecord, StoredRecord};
 use crate::throttle;
 use crate::Error;
 
+/// What an operation answers: a whole body, or (SubscribeToShard) a stream of event-stream
+/// frames that ends when the subscription does.
+pub enum Answer {
+    Body(Vec<u8>),
+    Events(tokio::sync::mpsc::Receiver<Bytes>),
+}
+
 /// Runs one operation. `operation` is the part of `X-Amz-Target` after `Kinesis_20131202.`.
 pub async fn call(
-    node: &Node,
+    node: &Arc<Node>,
     caller: &Caller,
     operation: &str,
     body: &[u8],
-) -> Result<Vec<u8>, Error> {
+) -> Result<Answer, Error> {
     let request = riffle_proto::decode_request(operation, body)?;
     throttle::admit_control(node, caller, &request)?;
+    match request {
+        Request::SubscribeToShard(input) => {
+            subscribe_to_shard(node, caller, input).map(Answer::Events)
+        }
+        Request::DeregisterStreamConsumer(input) => {
+            let found = consumers::find(
+                node,
+                caller,
+                input.stream_arn.as_deref(),
+                input.consumer_name.as_deref(),
+                input.consumer_arn.as_deref(),
+            )?;
+            consumers::deregister(node, found).await?;
+            Ok(Answer::Body(Vec::new()))
+        }
+        request => call_operation(node, caller, request)
+            .await
+            .map(Answer::Body),
+    }
+}
+
+async fn call_operation(node: &Node, caller: &Caller, request: Request) -> Result<Vec<u8>, Error> {
     Ok(match request {
         // Void operations answer an empty body (kinesis-api.md §1.1), not `null`.
         Request::CreateStream(input) => {
@@ -212,6 +242,47 @@ pub async fn call(
             control::update_stream_mode(node, caller, &stream, mode).await?;
             Vec::new()
         }
+        Request::RegisterStreamConsumer(input) => {
+            let found = consumers::register(
+                node,
+                caller,
+                input.stream_arn.as_deref().unwrap_or_default(),
+                input.consumer_name.as_deref().unwrap_or_default(),
+                input.tags.unwrap_or_default(),
+            )
+            .await?;
+            // AWS always answers CREATING; DescribeStreamConsumer shows when it is ACTIVE.
+            encode(RegisterStreamConsumerOutput {
+                consumer: Consumer {
+                    consumer_name: found.consumer.name.clone(),
+                    consumer_arn: found.arn(),
+                    consumer_status: ConsumerStatus::Creating,
+                    consumer_creation_timestamp: timestamp(found.consumer.created_ms),
+                },
+            })
+        }
+        Request::DescribeStreamConsumer(input) => {
+            let found = consumers::find(
+                node,
+                caller,
+                input.stream_arn.as_deref(),
+                input.consumer_name.as_deref(),
+                input.consumer_arn.as_deref(),
+            )?;
+            encode(DescribeStreamConsumerOutput {
+                consumer_description: ConsumerDescription {
+                    consumer_name: found.consumer.name.clone(),
+                    consumer_arn: found.arn(),
+                    consumer_status: consumers::status(node, &found.consumer),
+                    consumer_creation_timestamp: timestamp(found.consumer.created_ms),
+                    stream_arn: found.stream.arn.clone(),
+                },
+            })
+        }
+        Request::ListStreamConsumers(input) => encode(list_stream_consumers(node, caller, input)?),
+        Request::SubscribeToShard(_) | Request::DeregisterStreamConsumer(_) => {
+            unreachable!("answered by `call`")
+        }
     })
 }
 
@@ -279,7 +350,7 @@ async fn delete_stream(
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
-    control::delete_stream(node, &stream).await
+    control::delete_stream(node, &stream, input.enforce_consumer_deletion == Some(true)).await
 }
 
 fn shard_shape(shard: &Shard) -> riffle_proto::ops::Shard {
@@ -405,7 +476,7 @@ fn describe_stream_summary(
             encryption_type: Some(EncryptionType::None),
             key_id: None,
             open_shard_count: state.open_shards().count() as u32,
-            consumer_count: Some(0),
+            consumer_count: Some(state.consumers.len() as u32),
             max_record_size_kib: Some(state.max_record_size_kib),
             stream_id: None,
             warm_throughput: None,
@@ -843,8 +914,32 @@ fn get_shard_iterator(
     let shard = ordinal
         .and_then(|ordinal| state.shard(ordinal))
         .ok_or_else(|| missing_shard(&stream.name, &stream.account))?;
-    let iterator_type = input.shard_iterator_type.as_deref().unwrap_or_default();
-    let sequence = input.starting_sequence_number.as_deref();
+    let start = start_at(
+        &stream,
+        shard,
+        input.shard_iterator_type.as_deref().unwrap_or_default(),
+        input.starting_sequence_number.as_deref(),
+        input.timestamp,
+    )?;
+    throttle::admit_iterator(shard, &stream)?;
+    let shard_iterator = data::shard_iterator(node, &stream, shard, start)?;
+    if input.dry_run == Some(true) {
+        return Err(Error::dry_run());
+    }
+    Ok(GetShardIteratorOutput {
+        shard_iterator: Some(shard_iterator),
+    })
+}
+
+/// Where a reader asked to start, for GetShardIterator's `ShardIteratorType` and
+/// SubscribeToShard's `StartingPosition.Type` (the same five values), with AWS's texts.
+fn start_at(
+    stream: &Stream,
+    shard: &Shard,
+    iterator_type: &str,
+    sequence: Option<&str>,
+    timestamp: Option<Timestamp>,
+) -> Result<StartAt, Error> {
     let needs_sequence = matches!(
         iterator_type,
         "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER"
@@ -855,18 +950,17 @@ fn get_shard_iterator(
             sequence.is_some(),
         ));
     }
-    let start = match (iterator_type, sequence) {
+    Ok(match (iterator_type, sequence) {
         ("AT_SEQUENCE_NUMBER", Some(sequence)) => {
-            StartAt::AtSequence(data::position_of(&stream, shard, sequence)?)
+            StartAt::AtSequence(data::position_of(stream, shard, sequence)?)
         }
         ("AFTER_SEQUENCE_NUMBER", Some(sequence)) => {
-            StartAt::AfterSequence(data::position_of(&stream, shard, sequence)?)
+            StartAt::AfterSequence(data::position_of(stream, shard, sequence)?)
         }
         ("TRIM_HORIZON", _) => StartAt::TrimHorizon,
         ("LATEST", _) => StartAt::Latest,
         ("AT_TIMESTAMP", _) => {
-            let at_ms = input
-                .timestamp
+            let at_ms = timestamp
                 .ok_or_else(Error::timestamp_missing)?
                 .epoch_ms_u64();
             let now = now_ms();
@@ -880,14 +974,6 @@ fn get_shard_iterator(
                 "Unknown ShardIteratorType {other}."
             )))
         }
-    };
-    throttle::admit_iterator(shard, &stream)?;
-    let shard_iterator = data::shard_iterator(node, &stream, shard, start)?;
-    if input.dry_run == Some(true) {
-        return Err(Error::dry_run());
-    }
-    Ok(GetShardIteratorOutput {
-        shard_iterator: Some(shard_iterator),
     })
 }
 
@@ -913,42 +999,155 @@ fn get_records(
     let records = batch
         .records
         .into_iter()
-        .map(|(sequence_number, stored)| Record {
-            sequence_number,
-            approximate_arrival_timestamp: Some(timestamp(stored.arrival_ms)),
-            data: stored.data,
-            partition_key: Some(String::from_utf8_lossy(&stored.partition_key).into_owned()),
-            encryption_type: None,
-        })
+        .map(|(sequence_number, stored)| record_shape(sequence_number, stored))
         .collect();
-    let child_shards = if batch.next_iterator.is_none() {
-        Some(
-            batch
-                .child_shards
-                .iter()
-                .map(|child| ChildShard {
-                    shard_id: child.id(),
-                    parent_shards: [child.meta.parent, child.meta.adjacent_parent]
-                        .into_iter()
-                        .flatten()
-                        .map(riffle_proto::shard_id::shard_id)
-                        .collect(),
-                    hash_key_range: HashKeyRange {
-                        starting_hash_key: child.meta.starting_hash_key.to_string(),
-                        ending_hash_key: child.meta.ending_hash_key.to_string(),
-                    },
-                })
-                .collect(),
-        )
-    } else {
-        None
-    };
+    let child_shards = batch.next_iterator.is_none().then(|| {
+        batch
+            .child_shards
+            .iter()
+            .map(|child| child_shape(child))
+            .collect()
+    });
     Ok(GetRecordsOutput {
         records,
         next_shard_iterator: batch.next_iterator,
         millis_behind_latest: Some(batch.millis_behind_latest),
         child_shards,
     })
+}
+
+fn list_stream_consumers(
+    node: &Node,
+    caller: &Caller,
+    input: ListStreamConsumersInput,
+) -> Result<ListStreamConsumersOutput, Error> {
+    let stream = resolve_stream(node, caller, None, input.stream_arn.as_deref())?;
+    if let Some(created) = input.stream_creation_timestamp {
+        // A timestamp of another incarnation of the stream names a stream that is gone.
+        if created.epoch_ms_u64() / 1000 != stream.created_ms / 1000 {
+            return Err(Error::stream_not_found(&stream.name, &stream.account));
+        }
+    }
+    let limit = input
+        .max_results
+        .map(|limit| limit.max(1) as usize)
+        .unwrap_or(limits::LIST_STREAM_CONSUMERS_MAX_RESULTS_DEFAULT);
+    let after = match &input.next_token {
+        Some(token) => {
+            let (after, created_ms) = decode_list_token(node, token)?;
+            if created_ms != stream.created_ms {
+                return Err(riffle_proto::token::invalid_next_token());
+            }
+            Some(after)
+        }
+        None => None,
+    };
+    let state = stream.state();
+    let (page, more) = consumers::page(&stream, &state, after.as_deref(), limit);
+    let next_token = match (more, page.last()) {
+        (true, Some(last)) => Some(riffle_proto::token::encode_page_token(
+            &consumers::consumer_arn(&stream, last),
+            stream.created_ms,
+            now_ms(),
+            &node.token_key,
+        )),
+        _ => None,
+    };
+    Ok(ListStreamConsumersOutput {
+        consumers: page
+            .iter()
+            .map(|consumer| Consumer {
+                consumer_name: consumer.name.clone(),
+                consumer_arn: consumers::consumer_arn(&stream, consumer),
+                consumer_status: consumers::status(node, consumer),
+                consumer_creation_timestamp: timestamp(consumer.created_ms),
+            })
+            .collect(),
+        next_token,
+    })
+}
+
+/// SubscribeToShard: everything that can be refused is refused here, as a normal error
+/// response; then the subscription streams (see `subscribe.rs`).
+fn subscribe_to_shard(
+    node: &Arc<Node>,
+    caller: &Caller,
+    input: SubscribeToShardInput,
+) -> Result<tokio::sync::mpsc::Receiver<Bytes>, Error> {
+    let found = consumers::find_by_arn(
+        node,
+        caller,
+        input.consumer_arn.as_deref().unwrap_or_default(),
+    )?;
+    if consumers::status(node, &found.consumer) != ConsumerStatus::Active {
+        return Err(Error::resource_in_use(format!(
+            "Consumer {} is not ACTIVE, instead in state {}.",
+            found.arn(),
+            consumers::status(node, &found.consumer)
+        )));
+    }
+    let shard_arg = input.shard_id.as_deref().unwrap_or_default();
+    let state = found.stream.state();
+    let shard = riffle_proto::shard_id::parse_shard_id(shard_arg)
+        .and_then(|ordinal| state.shard(ordinal).cloned())
+        .ok_or_else(|| {
+            Error::shard_not_found(
+                &riffle_proto::shard_id::shard_id(
+                    riffle_proto::shard_id::parse_shard_id(shard_arg).unwrap_or(0),
+                ),
+                &found.stream.name,
+                &found.stream.account,
+            )
+        })?;
+    let starting = input.starting_position.unwrap_or_default();
+    let start = start_at(
+        &found.stream,
+        &shard,
+        starting.position_type.as_deref().unwrap_or_default(),
+        starting.sequence_number.as_deref(),
+        starting.timestamp,
+    )?;
+    let position = data::start_position(&shard, start)?;
+    if input.dry_run == Some(true) {
+        return Err(Error::dry_run());
+    }
+    let ticket = node
+        .subscriptions
+        .begin(&found.arn(), shard.meta.ordinal, node.config.limits)?;
+    Ok(crate::subscribe::start(
+        Arc::clone(node),
+        found,
+        shard.meta.ordinal,
+        position,
+        ticket,
+    ))
+}
+
+/// A stored record as GetRecords and SubscribeToShard show it.
+pub(crate) fn record_shape(sequence_number: String, stored: StoredRecord) -> Record {
+    Record {
+        sequence_number,
+        approximate_arrival_timestamp: Some(timestamp(stored.arrival_ms)),
+        data: stored.data,
+        partition_key: Some(String::from_utf8_lossy(&stored.partition_key).into_owned()),
+        encryption_type: None,
+    }
+}
+
+/// A child shard as GetRecords' and SubscribeToShard's `ChildShards` show it.
+pub(crate) fn child_shape(child: &Shard) -> ChildShard {
+    ChildShard {
+        shard_id: child.id(),
+        parent_shards: [child.meta.parent, child.meta.adjacent_parent]
+            .into_iter()
+            .flatten()
+            .map(riffle_proto::shard_id::shard_id)
+            .collect(),
+        hash_key_range: HashKeyRange {
+            starting_hash_key: child.meta.starting_hash_key.to_string(),
+            ending_hash_key: child.meta.ending_hash_key.to_string(),
+        },
+    }
 }
 
 fn list_tags_for_stream(

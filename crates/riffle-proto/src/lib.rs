@@ -31,6 +31,7 @@
 //! - [`json`]: Coral's parsing rules, blobs, timestamps, [`encode_json`].
 //! - [`validate`]: ValidationException texts and the model's patterns.
 //! - [`error`]: [`ErrorKind`], [`KinesisError`] and the AWS texts.
+//! - [`eventstream`]: the binary framing of SubscribeToShard's answer.
 //! - [`limits`]: every limit as a named constant.
 //! - [`seqno`], [`iterator`], [`token`], [`hashkey`], [`shard_id`], [`arn`]: the encodings
 //!   (sequence numbers, shard iterators, `NextToken`s, hash keys, shard IDs, ARNs).
@@ -38,6 +39,7 @@
 
 pub mod arn;
 pub mod error;
+pub mod eventstream;
 pub mod hashkey;
 pub mod iterator;
 pub mod json;

@@ -94,6 +94,15 @@ pub const LIST_SHARDS_MAX_RESULTS_DEFAULT: usize = 1000;
 /// Largest ListShards `MaxResults` (model max).
 pub const LIST_SHARDS_MAX_RESULTS_MAX: usize = 10_000;
 
+/// ListStreamConsumers page size without `MaxResults`.
+pub const LIST_STREAM_CONSUMERS_MAX_RESULTS_DEFAULT: usize = 100;
+
+/// Largest ListStreamConsumers `MaxResults` (model max).
+pub const LIST_STREAM_CONSUMERS_MAX_RESULTS_MAX: usize = 10_000;
+
+/// Consumers of one account that may be CREATING at once.
+pub const CONSUMERS_CREATING_MAX: u32 = 5;
+
 /// DescribeStream shard page size without a `Limit`.
 pub const DESCRIBE_STREAM_LIMIT_DEFAULT: usize = 100;
 

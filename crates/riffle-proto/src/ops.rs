@@ -143,6 +143,26 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// `ConsumerStatus` of an enhanced fan-out consumer.
+    ConsumerStatus {
+        Creating = "CREATING",
+        Deleting = "DELETING",
+        Active = "ACTIVE",
+    }
+);
+
+wire_enum!(
+    /// SubscribeToShard's `StartingPosition.Type`.
+    StartingPositionType {
+        AtSequenceNumber = "AT_SEQUENCE_NUMBER",
+        AfterSequenceNumber = "AFTER_SEQUENCE_NUMBER",
+        TrimHorizon = "TRIM_HORIZON",
+        Latest = "LATEST",
+        AtTimestamp = "AT_TIMESTAMP",
+    }
+);
+
+wire_enum!(
     /// UpdateShardCount's `ScalingType`.
     ScalingType {
         UniformScaling = "UNIFORM_SCALING",
@@ -464,6 +484,56 @@ input_shape!(
     }
 );
 
+input_shape!(
+    RegisterStreamConsumerInput {
+        stream_arn: String = "StreamARN" via "crate::json::field::string";
+        consumer_name: String = "ConsumerName" via "crate::json::field::string";
+        tags: BTreeMap<String, String> = "Tags" via "crate::json::field::string_map";
+    }
+);
+
+input_shape!(
+    /// DescribeStreamConsumer and DeregisterStreamConsumer: a consumer by ARN, or by stream ARN
+    /// and name.
+    ConsumerRefInput {
+        stream_arn: String = "StreamARN" via "crate::json::field::string";
+        consumer_name: String = "ConsumerName" via "crate::json::field::string";
+        consumer_arn: String = "ConsumerARN" via "crate::json::field::string";
+    }
+);
+
+/// DescribeStreamConsumer's input.
+pub type DescribeStreamConsumerInput = ConsumerRefInput;
+/// DeregisterStreamConsumer's input.
+pub type DeregisterStreamConsumerInput = ConsumerRefInput;
+
+input_shape!(
+    ListStreamConsumersInput {
+        stream_arn: String = "StreamARN" via "crate::json::field::string";
+        next_token: String = "NextToken" via "crate::json::field::string";
+        max_results: i32 = "MaxResults" via "crate::json::field::integer";
+        stream_creation_timestamp: Timestamp = "StreamCreationTimestamp" via "crate::json::field::timestamp";
+    }
+);
+
+input_shape!(
+    /// SubscribeToShard's `StartingPosition`.
+    StartingPosition {
+        position_type: String = "Type" via "crate::json::field::string";
+        sequence_number: String = "SequenceNumber" via "crate::json::field::string";
+        timestamp: Timestamp = "Timestamp" via "crate::json::field::timestamp";
+    }
+);
+
+input_shape!(
+    SubscribeToShardInput {
+        consumer_arn: String = "ConsumerARN" via "crate::json::field::string";
+        shard_id: String = "ShardId" via "crate::json::field::string";
+        starting_position: StartingPosition = "StartingPosition" via "crate::json::field::structure";
+        dry_run: bool = "DryRun" via "crate::json::field::boolean";
+    }
+);
+
 // ----- Typed views of validated enum members -----
 
 impl StreamModeDetailsInput {
@@ -502,6 +572,12 @@ impl UpdateStreamModeInput {
 impl GetShardIteratorInput {
     pub fn iterator_type(&self) -> Option<ShardIteratorType> {
         known(self.shard_iterator_type.as_deref())
+    }
+}
+
+impl StartingPosition {
+    pub fn kind(&self) -> Option<StartingPositionType> {
+        known(self.position_type.as_deref())
     }
 }
 
@@ -1154,6 +1230,107 @@ impl Validate for UpdateStreamModeInput {
     }
 }
 
+impl Validate for RegisterStreamConsumerInput {
+    fn validate(&self, v: &mut Validator) {
+        v.string(
+            Path::Field("streamARN"),
+            self.stream_arn.as_deref(),
+            true,
+            &validate::STREAM_ARN,
+        );
+        v.string(
+            Path::Field("consumerName"),
+            self.consumer_name.as_deref(),
+            true,
+            &validate::CONSUMER_NAME,
+        );
+        if self.tags.is_some() {
+            validate_tags(v, self.tags.as_ref());
+        }
+    }
+}
+
+impl Validate for ConsumerRefInput {
+    fn validate(&self, v: &mut Validator) {
+        v.string(
+            Path::Field("streamARN"),
+            self.stream_arn.as_deref(),
+            false,
+            &validate::STREAM_ARN,
+        );
+        v.string(
+            Path::Field("consumerName"),
+            self.consumer_name.as_deref(),
+            false,
+            &validate::CONSUMER_NAME,
+        );
+        v.string(
+            Path::Field("consumerARN"),
+            self.consumer_arn.as_deref(),
+            false,
+            &validate::CONSUMER_ARN,
+        );
+    }
+}
+
+impl Validate for ListStreamConsumersInput {
+    fn validate(&self, v: &mut Validator) {
+        v.string(
+            Path::Field("streamARN"),
+            self.stream_arn.as_deref(),
+            true,
+            &validate::STREAM_ARN,
+        );
+        v.string(
+            Path::Field("nextToken"),
+            self.next_token.as_deref(),
+            false,
+            &validate::NEXT_TOKEN,
+        );
+        limit_range(
+            v,
+            "maxResults",
+            self.max_results,
+            limits::LIST_STREAM_CONSUMERS_MAX_RESULTS_MAX,
+        );
+    }
+}
+
+impl Validate for SubscribeToShardInput {
+    fn validate(&self, v: &mut Validator) {
+        v.string(
+            Path::Field("consumerARN"),
+            self.consumer_arn.as_deref(),
+            true,
+            &validate::CONSUMER_ARN,
+        );
+        v.string(
+            Path::Field("shardId"),
+            self.shard_id.as_deref(),
+            true,
+            &validate::SHARD_ID,
+        );
+        v.required(
+            Path::Field("startingPosition"),
+            self.starting_position.as_ref(),
+        );
+        if let Some(position) = &self.starting_position {
+            v.string(
+                Path::Nested("startingPosition", "type"),
+                position.position_type.as_deref(),
+                true,
+                &enum_rule::<StartingPositionType>(),
+            );
+            v.string(
+                Path::Nested("startingPosition", "sequenceNumber"),
+                position.sequence_number.as_deref(),
+                false,
+                &validate::SEQUENCE_NUMBER,
+            );
+        }
+    }
+}
+
 impl Validate for UpdateMaxRecordSizeInput {
     fn validate(&self, v: &mut Validator) {
         v.string(
@@ -1204,7 +1381,65 @@ void_outputs!(
     MergeShardsOutput;
     UpdateStreamModeOutput;
     UpdateMaxRecordSizeOutput;
+    DeregisterStreamConsumerOutput;
 );
+
+/// A consumer as RegisterStreamConsumer and ListStreamConsumers show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Consumer {
+    pub consumer_name: String,
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: String,
+    pub consumer_status: ConsumerStatus,
+    pub consumer_creation_timestamp: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RegisterStreamConsumerOutput {
+    pub consumer: Consumer,
+}
+
+/// A consumer as DescribeStreamConsumer shows it: with its stream's ARN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConsumerDescription {
+    pub consumer_name: String,
+    #[serde(rename = "ConsumerARN")]
+    pub consumer_arn: String,
+    pub consumer_status: ConsumerStatus,
+    pub consumer_creation_timestamp: Timestamp,
+    #[serde(rename = "StreamARN")]
+    pub stream_arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeStreamConsumerOutput {
+    pub consumer_description: ConsumerDescription,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListStreamConsumersOutput {
+    pub consumers: Vec<Consumer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// The payload of one `SubscribeToShardEvent` message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SubscribeToShardEvent {
+    pub records: Vec<Record>,
+    /// Absent only in the last event of a closed shard, which carries `child_shards`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuation_sequence_number: Option<String>,
+    pub millis_behind_latest: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_shards: Option<Vec<ChildShard>>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamModeDetails {
@@ -1582,6 +1817,11 @@ requests!(
     UpdateShardCount(UpdateShardCountInput),
     UpdateStreamMode(UpdateStreamModeInput),
     UpdateMaxRecordSize(UpdateMaxRecordSizeInput),
+    RegisterStreamConsumer(RegisterStreamConsumerInput),
+    DescribeStreamConsumer(DescribeStreamConsumerInput),
+    ListStreamConsumers(ListStreamConsumersInput),
+    DeregisterStreamConsumer(DeregisterStreamConsumerInput),
+    SubscribeToShard(SubscribeToShardInput),
 );
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ pub enum Pattern {
     ResourceArn,
     /// `[a-z0-9]{20}-[a-z0-9]{3}`: the reserved `StreamId`.
     StreamId,
+    /// `^(arn):aws.*:kinesis:.*:\d{12}:.*stream\/[a-zA-Z0-9_.-]+\/consumer\/[a-zA-Z0-9_.-]+:[0-9]+`.
+    ConsumerArn,
 }
 
 impl Pattern {
@@ -69,6 +71,9 @@ impl Pattern {
             Pattern::StreamArn => r"arn:aws.*:kinesis:.*:\d{12}:stream/\S+",
             Pattern::ResourceArn => r"arn:aws.*:kinesis:.*:\d{12}:.*(stream|channel|queue)/\S+",
             Pattern::StreamId => "[a-z0-9]{20}-[a-z0-9]{3}",
+            Pattern::ConsumerArn => {
+                r"^(arn):aws.*:kinesis:.*:\d{12}:.*stream\/[a-zA-Z0-9_.-]+\/consumer\/[a-zA-Z0-9_.-]+:[0-9]+"
+            }
         }
     }
 
@@ -81,6 +86,7 @@ impl Pattern {
             Pattern::StreamArn => is_stream_arn(value),
             Pattern::ResourceArn => is_resource_arn(value),
             Pattern::StreamId => is_stream_id(value),
+            Pattern::ConsumerArn => is_consumer_arn(value),
         }
     }
 }
@@ -121,6 +127,9 @@ pub const SHARD_ID: StringRule = StringRule::new(Some(Pattern::Name), Some(1), S
 pub const STREAM_ARN: StringRule = StringRule::new(Some(Pattern::StreamArn), Some(1), Some(2048));
 pub const RESOURCE_ARN: StringRule =
     StringRule::new(Some(Pattern::ResourceArn), Some(1), Some(2048));
+pub const CONSUMER_NAME: StringRule = StringRule::new(Some(Pattern::Name), Some(1), Some(128));
+pub const CONSUMER_ARN: StringRule =
+    StringRule::new(Some(Pattern::ConsumerArn), Some(1), Some(2048));
 pub const STREAM_ID: StringRule = StringRule::new(Some(Pattern::StreamId), Some(1), Some(24));
 pub const PARTITION_KEY: StringRule = StringRule::new(None, Some(1), Some(256));
 pub const HASH_KEY: StringRule = StringRule::new(Some(Pattern::HashKey), None, None);
@@ -574,6 +583,34 @@ fn is_stream_arn(value: &str) -> bool {
                 && account <= scan.first_line_terminator
         }
     })
+}
+
+/// The consumer ARN pattern. The model's expression is anchored at the start only (`^`) and
+/// Java's `matches` demands the whole string, so the name part `[0-9]+` must end the value:
+/// `…:<12 digits>:…stream/<name>/consumer/<name>:<digits>`.
+fn is_consumer_arn(value: &str) -> bool {
+    let Some(scan) = ArnScan::new(value) else {
+        return false;
+    };
+    let Some((before, epoch)) = value.rsplit_once(':') else {
+        return false;
+    };
+    if epoch.is_empty() || !epoch.bytes().all(|byte| byte.is_ascii_digit()) {
+        return false;
+    }
+    let Some((stream_part, consumer)) = before.rsplit_once("/consumer/") else {
+        return false;
+    };
+    if consumer.is_empty() || !is_name(consumer) {
+        return false;
+    }
+    let Some((account_part, stream)) = stream_part.rsplit_once("stream/") else {
+        return false;
+    };
+    if stream.is_empty() || !is_name(stream) {
+        return false;
+    }
+    (scan.kinesis_end..account_part.len()).any(|at| scan.account_at(at))
 }
 
 /// `arn:aws.*:kinesis:.*:\d{12}:.*(stream|channel|queue)/\S+`.

@@ -42,6 +42,7 @@ const BUDGET_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 const BUDGET_UNIT_BYTES: u64 = 1024;
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 
 /// A response body: a whole answer, or (SubscribeToShard) a stream of event frames.
 pub type ResponseBody = BoxBody<Bytes, std::io::Error>;
@@ -51,6 +52,27 @@ fn full_body(bytes: Vec<u8>) -> ResponseBody {
     Full::new(Bytes::from(bytes))
         .map_err(|never| match never {})
         .boxed()
+}
+
+/// SubscribeToShard's answer: the frames its subscription task produces, in order, until the
+/// task ends the channel. The task makes the next frame only once this body has taken the
+/// previous one (the channel holds one), so a slow reader holds one event in memory.
+struct EventStreamBody {
+    frames: tokio::sync::mpsc::Receiver<Bytes>,
+}
+
+impl http_body::Body for EventStreamBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.frames
+            .poll_recv(cx)
+            .map(|frame| frame.map(|bytes| Ok(http_body::Frame::data(bytes))))
+    }
 }
 
 /// The bytes of request bodies that may be held in memory at once, across all connections.
@@ -174,8 +196,13 @@ async fn handle(
             None,
         )),
     };
-    let (status, body) = match outcome {
-        Ok(body) => (StatusCode::OK, body),
+    let (status, body, content_type) = match outcome {
+        Ok(service::Answer::Body(body)) => (StatusCode::OK, full_body(body), JSON_CONTENT_TYPE),
+        Ok(service::Answer::Events(frames)) => (
+            StatusCode::OK,
+            EventStreamBody { frames }.boxed(),
+            EVENT_STREAM_CONTENT_TYPE,
+        ),
         Err(error) => {
             if error.http_status() >= 500 {
                 tracing::error!(%peer, %request_id, error = %error.type_name(), message = ?error.message, "internal failure");
@@ -184,15 +211,15 @@ async fn handle(
             }
             let status =
                 StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-            (status, error.to_json())
+            (status, full_body(error.to_json()), JSON_CONTENT_TYPE)
         }
     };
-    let mut response = Response::new(full_body(body));
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static(JSON_CONTENT_TYPE),
+        HeaderValue::from_static(content_type),
     );
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert("x-amzn-requestid", value);

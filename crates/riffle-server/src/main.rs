@@ -106,6 +106,12 @@ struct ServeArgs {
     /// ...once both have stayed below it this many seconds.
     #[arg(long, default_value_t = 86_400)]
     on_demand_merge_after_s: u64,
+    /// How long a SubscribeToShard stream lasts before the server ends it (AWS: 5 minutes).
+    #[arg(long, default_value_t = 300)]
+    subscription_lifetime_s: u64,
+    /// How often an idle SubscribeToShard stream gets an empty event.
+    #[arg(long, default_value_t = 5000)]
+    subscription_keep_alive_ms: u64,
     /// MiB of request bodies held in memory at once across all connections; requests beyond
     /// it wait (up to 10 s, then get a retriable 500). At least one maximal request (16 MiB).
     #[arg(long, default_value_t = 256)]
@@ -179,6 +185,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.log_options.segment_bytes_max = args.segment_bytes_max;
     config.retention_interval = Duration::from_secs(args.retention_interval_s.max(1));
     config.update_window = Duration::from_millis(args.update_window_ms);
+    config.subscriptions = riffle_core::subscribe::SubscriptionConfig {
+        lifetime: Duration::from_secs(args.subscription_lifetime_s.max(1)),
+        keep_alive: Duration::from_millis(args.subscription_keep_alive_ms.max(10)),
+    };
     config.on_demand = riffle_core::scaler::OnDemandConfig {
         interval: Duration::from_millis(args.on_demand_interval_ms.max(10)),
         split_utilization: args.on_demand_split_utilization,

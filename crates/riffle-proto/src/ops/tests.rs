@@ -87,15 +87,62 @@ fn every_listed_operation_decodes_its_minimal_body() {
             "UpdateMaxRecordSize" => {
                 r#"{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1","MaxRecordSizeInKiB":2048}"#
             }
+            "RegisterStreamConsumer" => {
+                r#"{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1","ConsumerName":"c"}"#
+            }
+            "ListStreamConsumers" => {
+                r#"{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1"}"#
+            }
+            "DescribeStreamConsumer" | "DeregisterStreamConsumer" => {
+                r#"{"ConsumerARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1/consumer/c:1700000000"}"#
+            }
+            "SubscribeToShard" => {
+                r#"{"ConsumerARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1/consumer/c:1700000000","ShardId":"shardId-0","StartingPosition":{"Type":"LATEST"}}"#
+            }
             _ => r#"{"StreamName":"s1"}"#,
         }
     };
-    assert_eq!(OPERATIONS.len(), 25);
+    assert_eq!(OPERATIONS.len(), 30);
     for operation in OPERATIONS {
         let request = decode(operation, minimal(operation))
             .unwrap_or_else(|error| panic!("{operation}: {error}"));
         assert_eq!(request.operation(), *operation);
     }
+}
+
+/// The consumer ARN pattern as the model writes it: stream ARN, `/consumer/`, name, `:` and the
+/// registration epoch seconds.
+#[test]
+fn consumer_arns_follow_the_model_pattern() {
+    use crate::validate::Pattern;
+    for good in [
+        "arn:aws:kinesis:us-east-1:123456789012:stream/s1/consumer/c:1700000000",
+        "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/a.b-c_d/consumer/x.y:0",
+    ] {
+        assert!(Pattern::ConsumerArn.matches(good), "{good}");
+    }
+    for bad in [
+        "arn:aws:kinesis:us-east-1:123456789012:stream/s1",
+        "arn:aws:kinesis:us-east-1:123456789012:stream/s1/consumer/c",
+        "arn:aws:kinesis:us-east-1:123456789012:stream/s1/consumer/c:12x",
+        "arn:aws:kinesis:us-east-1:12345:stream/s1/consumer/c:1",
+        "arn:aws:kinesis:us-east-1:123456789012:stream/s 1/consumer/c:1",
+        "arn:aws:kinesis:us-east-1:123456789012:stream//consumer/c:1",
+    ] {
+        assert!(!Pattern::ConsumerArn.matches(bad), "{bad}");
+    }
+    let error = decode(
+        "SubscribeToShard",
+        r#"{"ConsumerARN":"nope","ShardId":"shardId-0","StartingPosition":{"Type":"SIDEWAYS"}}"#,
+    )
+    .unwrap_err();
+    let message = error.message.unwrap_or_default();
+    assert!(
+        message.starts_with("2 validation errors detected: "),
+        "{message}"
+    );
+    assert!(message.contains("at 'consumerARN' failed to satisfy constraint: Member must satisfy regular expression pattern"), "{message}");
+    assert!(message.contains("at 'startingPosition.type' failed to satisfy constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"), "{message}");
 }
 
 #[test]

@@ -1,0 +1,249 @@
+//! Enhanced fan-out consumers: RegisterStreamConsumer, DescribeStreamConsumer,
+//! ListStreamConsumers, DeregisterStreamConsumer, with AWS's rules and texts.
+//!
+//! A consumer belongs to one stream and is persisted in the catalogue with its stream. Its ARN
+//! is `{stream ARN}/consumer/{name}:{registration epoch seconds}`, so a consumer registered again
+//! under the same name is a different consumer with a different ARN, and an ARN of a
+//! deregistered consumer never names its successor.
+//!
+//! **Status.** A consumer is `CREATING` for the node's update window after it registers, then
+//! `ACTIVE`; only an `ACTIVE` consumer may subscribe. Deregistering makes it `DELETING` for the
+//! update window (then it is gone); with the default window of 0 a consumer is usable at once and
+//! gone at once, except that RegisterStreamConsumer always answers `CREATING`, as AWS does.
+//! Deregistering ends the consumer's subscriptions.
+
+use std::sync::Arc;
+
+use riffle_proto::limits;
+use riffle_proto::ops::ConsumerStatus;
+
+use crate::control::Caller;
+use crate::meta::ConsumerMeta;
+use crate::node::{now_ms, Node, Stream, StreamState};
+use crate::Error;
+
+/// A consumer found by ARN or by stream and name.
+#[derive(Clone)]
+pub struct FoundConsumer {
+    pub stream: Arc<Stream>,
+    pub consumer: ConsumerMeta,
+}
+
+impl FoundConsumer {
+    pub fn arn(&self) -> String {
+        consumer_arn(&self.stream, &self.consumer)
+    }
+}
+
+/// The ARN of `consumer` on `stream`.
+pub fn consumer_arn(stream: &Stream, consumer: &ConsumerMeta) -> String {
+    riffle_proto::arn::consumer_arn(&stream.arn, &consumer.name, consumer.created_ms / 1000)
+}
+
+/// The consumer's status now, given the node's update window.
+pub fn status(node: &Node, consumer: &ConsumerMeta) -> ConsumerStatus {
+    let window_ms = node.config.update_window.as_millis() as u64;
+    if consumer.deleting_ms.is_some() {
+        ConsumerStatus::Deleting
+    } else if now_ms() < consumer.created_ms.saturating_add(window_ms) {
+        ConsumerStatus::Creating
+    } else {
+        ConsumerStatus::Active
+    }
+}
+
+fn consumer_not_found(arn_or_name: &str) -> Error {
+    Error::resource_not_found(format!("Consumer {arn_or_name} not found."))
+}
+
+/// The stream a consumer call's StreamARN names, in the caller's account.
+fn stream_of_arn(node: &Node, caller: &Caller, stream_arn: &str) -> Result<Arc<Stream>, Error> {
+    crate::control::resolve_stream(node, caller, None, Some(stream_arn))
+}
+
+/// Finds a consumer by `ConsumerARN`, or by `StreamARN` and `ConsumerName`; AWS wants one way or
+/// the other, not both.
+pub fn find(
+    node: &Node,
+    caller: &Caller,
+    stream_arn: Option<&str>,
+    consumer_name: Option<&str>,
+    consumer_arn: Option<&str>,
+) -> Result<FoundConsumer, Error> {
+    match (consumer_arn, stream_arn, consumer_name) {
+        (Some(arn), None, None) => find_by_arn(node, caller, arn),
+        (None, Some(stream_arn), Some(name)) => {
+            let stream = stream_of_arn(node, caller, stream_arn)?;
+            let state = stream.state();
+            let consumer = state
+                .consumers
+                .iter()
+                .find(|consumer| consumer.name == name)
+                .cloned()
+                .ok_or_else(|| consumer_not_found(name))?;
+            Ok(FoundConsumer { stream, consumer })
+        }
+        _ => Err(Error::invalid_argument(
+            "Either ConsumerARN or both StreamARN and ConsumerName must be provided, not both."
+                .to_owned(),
+        )),
+    }
+}
+
+/// Finds a consumer by ARN (also for SubscribeToShard and tagging).
+pub fn find_by_arn(node: &Node, caller: &Caller, arn: &str) -> Result<FoundConsumer, Error> {
+    let parsed = riffle_proto::arn::parse_consumer_arn(arn)
+        .ok_or_else(|| Error::invalid_argument(format!("Invalid ConsumerARN {arn}.")))?;
+    if parsed.stream.account != caller.account || parsed.stream.region != caller.region {
+        return Err(consumer_not_found(arn));
+    }
+    let stream = node
+        .stream(&caller.account, &parsed.stream.name)
+        .ok_or_else(|| consumer_not_found(arn))?;
+    let state = stream.state();
+    let consumer = state
+        .consumers
+        .iter()
+        .find(|consumer| {
+            consumer.name == parsed.consumer_name
+                && consumer.created_ms / 1000 == parsed.creation_epoch_s
+        })
+        .cloned()
+        .ok_or_else(|| consumer_not_found(arn))?;
+    Ok(FoundConsumer { stream, consumer })
+}
+
+/// RegisterStreamConsumer.
+pub async fn register(
+    node: &Node,
+    caller: &Caller,
+    stream_arn: &str,
+    name: &str,
+    tags: std::collections::BTreeMap<String, String>,
+) -> Result<FoundConsumer, Error> {
+    let stream = stream_of_arn(node, caller, stream_arn)?;
+    crate::control::check_tags(
+        tags.iter().flat_map(|(key, value)| [key, value]),
+        true,
+        &stream.name,
+        &stream.account,
+    )?;
+    let _control = node.control().await;
+    crate::control::check_active(node, &stream)?;
+    let state = stream.state();
+    if state.consumers.iter().any(|consumer| consumer.name == name) {
+        return Err(Error::resource_in_use(format!(
+            "Consumer {name} under stream {} already exists for account {}.",
+            stream.name, stream.account
+        )));
+    }
+    if state.consumers.len() as u32 >= limits::CONSUMERS_PER_STREAM_MAX {
+        return Err(Error::limit_exceeded(format!(
+            "Stream {} under account {} has reached its limit of {} registered consumers.",
+            stream.name,
+            stream.account,
+            limits::CONSUMERS_PER_STREAM_MAX
+        )));
+    }
+    let creating = node
+        .streams_of(&caller.account)
+        .iter()
+        .flat_map(|stream| stream.state().consumers.clone())
+        .filter(|consumer| status(node, consumer) == ConsumerStatus::Creating)
+        .count() as u32;
+    if creating >= limits::CONSUMERS_CREATING_MAX {
+        return Err(Error::limit_exceeded(format!(
+            "Account {} has {creating} consumers in CREATING status; the limit is {}.",
+            caller.account,
+            limits::CONSUMERS_CREATING_MAX
+        )));
+    }
+    // ARNs carry whole seconds: a consumer registered again within the second of its
+    // predecessor's registration waits for the next second, so the two ARNs differ.
+    let mut created_ms = now_ms();
+    let taken_second = |ms: u64| {
+        state
+            .consumers
+            .iter()
+            .any(|consumer| consumer.name == name && consumer.created_ms / 1000 == ms / 1000)
+    };
+    while taken_second(created_ms) {
+        created_ms = (created_ms / 1000 + 1) * 1000;
+    }
+    let consumer = ConsumerMeta {
+        name: name.to_owned(),
+        created_ms,
+        tags,
+        deleting_ms: None,
+    };
+    let added = consumer.clone();
+    node.update_stream(&stream, |state| state.consumers.push(added))
+        .await?;
+    Ok(FoundConsumer { stream, consumer })
+}
+
+/// DeregisterStreamConsumer: the consumer's subscriptions end at once.
+pub async fn deregister(node: &Arc<Node>, found: FoundConsumer) -> Result<(), Error> {
+    let _control = node.control().await;
+    let window = node.config.update_window;
+    let arn = found.arn();
+    let matches = |consumer: &ConsumerMeta| {
+        consumer.name == found.consumer.name && consumer.created_ms == found.consumer.created_ms
+    };
+    if !found.stream.state().consumers.iter().any(&matches) {
+        return Err(consumer_not_found(&arn));
+    }
+    if window.is_zero() {
+        node.update_stream(&found.stream, |state| {
+            state.consumers.retain(|consumer| !matches(consumer))
+        })
+        .await?;
+    } else {
+        let now = now_ms();
+        node.update_stream(&found.stream, |state| {
+            for consumer in state.consumers.iter_mut().filter(|c| matches(c)) {
+                consumer.deleting_ms = Some(now);
+            }
+        })
+        .await?;
+        let node = Arc::clone(node);
+        let stream = Arc::clone(&found.stream);
+        let consumer = found.consumer.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(window).await;
+            let _control = node.control().await;
+            let result = node
+                .update_stream(&stream, |state| {
+                    state.consumers.retain(|c| {
+                        !(c.name == consumer.name && c.created_ms == consumer.created_ms)
+                    })
+                })
+                .await;
+            if let Err(error) = result {
+                tracing::warn!(consumer = %consumer.name, %error, "could not finish deregistering");
+            }
+        });
+    }
+    node.subscriptions.end_consumer(&arn);
+    Ok(())
+}
+
+/// The consumers a ListStreamConsumers page shows after `after_arn` (exclusive), at most `limit`,
+/// and whether more follow.
+pub fn page(
+    stream: &Stream,
+    state: &StreamState,
+    after_arn: Option<&str>,
+    limit: usize,
+) -> (Vec<ConsumerMeta>, bool) {
+    let mut all: Vec<&ConsumerMeta> = state.consumers.iter().collect();
+    all.sort_by_key(|consumer| consumer_arn(stream, consumer));
+    let start = after_arn.map_or(0, |after| {
+        all.iter()
+            .position(|consumer| consumer_arn(stream, consumer).as_str() > after)
+            .unwrap_or(all.len())
+    });
+    let rest = &all[start..];
+    let page = rest.iter().take(limit).map(|c| (*c).clone()).collect();
+    (page, rest.len() > limit)
+}
