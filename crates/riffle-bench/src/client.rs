@@ -43,6 +43,10 @@ pub enum Operation {
     PutRecords,
     GetShardIterator,
     GetRecords,
+    RegisterStreamConsumer,
+    DescribeStreamConsumer,
+    DeregisterStreamConsumer,
+    SubscribeToShard,
 }
 
 impl Operation {
@@ -57,6 +61,10 @@ impl Operation {
             Self::PutRecords => "Kinesis_20131202.PutRecords",
             Self::GetShardIterator => "Kinesis_20131202.GetShardIterator",
             Self::GetRecords => "Kinesis_20131202.GetRecords",
+            Self::RegisterStreamConsumer => "Kinesis_20131202.RegisterStreamConsumer",
+            Self::DescribeStreamConsumer => "Kinesis_20131202.DescribeStreamConsumer",
+            Self::DeregisterStreamConsumer => "Kinesis_20131202.DeregisterStreamConsumer",
+            Self::SubscribeToShard => "Kinesis_20131202.SubscribeToShard",
         }
     }
 }
@@ -258,9 +266,47 @@ impl Client {
         }
     }
 
-    async fn exchange(&mut self, operation: Operation, body: Bytes) -> Result<Bytes, CallError> {
+    /// Sends one request and returns the still-streaming body of a 200 answer (SubscribeToShard);
+    /// only the headers are bounded by the request timeout. The connection is the stream's.
+    pub async fn open_stream(
+        &mut self,
+        operation: Operation,
+        body: Bytes,
+    ) -> Result<hyper::body::Incoming, CallError> {
+        let request = self.request(operation, body)?;
+        let timeout = self.timeout;
+        let sender = self.connected().await?;
+        sender.ready().await.map_err(transport)?;
+        let response = tokio::time::timeout(timeout, sender.send_request(request))
+            .await
+            .map_err(|_| CallError::Timeout)?
+            .map_err(transport)?;
+        let status = response.status();
+        if status == StatusCode::OK {
+            self.sender = None;
+            return Ok(response.into_body());
+        }
+        let error_type_header = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
+        Err(api_error(status, error_type_header.as_deref(), &body))
+    }
+
+    fn request(
+        &mut self,
+        operation: Operation,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, CallError> {
         self.auth.refresh();
-        let request = Request::builder()
+        Request::builder()
             .method(Method::POST)
             .uri("/")
             .header(HOST, self.endpoint.host_header.clone())
@@ -269,7 +315,11 @@ impl Client {
             .header("x-amz-date", self.auth.amz_date.clone())
             .header(AUTHORIZATION, self.auth.authorization.clone())
             .body(Full::new(body))
-            .map_err(|error| CallError::Transport(format!("cannot build request: {error}")))?;
+            .map_err(|error| CallError::Transport(format!("cannot build request: {error}")))
+    }
+
+    async fn exchange(&mut self, operation: Operation, body: Bytes) -> Result<Bytes, CallError> {
+        let request = self.request(operation, body)?;
         let sender = self.connected().await?;
         sender.ready().await.map_err(transport)?;
         let response = sender.send_request(request).await.map_err(transport)?;

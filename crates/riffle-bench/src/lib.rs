@@ -22,6 +22,7 @@
 
 mod body;
 mod client;
+mod fanout;
 mod put;
 mod read;
 mod stats;
@@ -80,6 +81,9 @@ pub enum Workload {
     /// Put at a fixed --rate while polling every shard: put→visible latency.
     #[value(alias = "latency")]
     E2e,
+    /// Put at a fixed --rate while --subscribers consumers receive every shard through
+    /// SubscribeToShard: put→push latency.
+    Fanout,
 }
 
 impl Workload {
@@ -88,6 +92,7 @@ impl Workload {
             Self::Put => "put",
             Self::Get => "get",
             Self::E2e => "e2e",
+            Self::Fanout => "fanout",
         }
     }
 }
@@ -151,9 +156,12 @@ pub struct BenchArgs {
     /// get, e2e: the Limit of each GetRecords.
     #[arg(long, default_value_t = 10_000)]
     pub get_limit: u32,
-    /// e2e: records per second to put, over all connections.
+    /// e2e, fanout: records per second to put, over all connections.
     #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
+    /// fanout: enhanced fan-out consumers, each subscribed to every shard.
+    #[arg(long, default_value_t = 5)]
+    pub subscribers: usize,
     /// e2e: pause after a polling round that found nothing (0 = poll as fast as answers come).
     #[arg(long, default_value = "0ms", value_parser = units::parse_duration)]
     pub poll_interval: Duration,
@@ -186,6 +194,7 @@ struct Config {
     fill_bytes: Option<u64>,
     get_limit: u32,
     rate: f64,
+    subscribers: usize,
     poll_interval: Duration,
     timeout: Duration,
     seed: u64,
@@ -257,7 +266,7 @@ impl Config {
                 ))
             }
         };
-        if args.workload == Workload::E2e {
+        if matches!(args.workload, Workload::E2e | Workload::Fanout) {
             if !(args.rate > 0.0 && args.rate <= RATE_MAX) {
                 return Err(format!("--rate must be above 0 and at most {RATE_MAX}"));
             }
@@ -301,6 +310,7 @@ impl Config {
             fill_bytes,
             get_limit: args.get_limit,
             rate: args.rate,
+            subscribers: args.subscribers,
             poll_interval: args.poll_interval,
             timeout: args.timeout,
             seed,
@@ -371,6 +381,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 Workload::Put => Ok(run_put(&config, &endpoint, &shards).await),
                 Workload::Get => Ok(run_get(&config, &endpoint, &shards).await),
                 Workload::E2e => run_e2e(&config, &endpoint, &mut admin, &shards).await,
+                Workload::Fanout => run_fanout(&config, &endpoint, &mut admin, &shards).await,
             }
         }
         Err(error) => Err(error),
@@ -507,6 +518,42 @@ async fn run_e2e(
         records_missing: outcome.stats.records_ok.saturating_sub(records_seen),
         sends_late: outcome.sends_late,
         poll_requests: poll_stats.requests_ok + poll_stats.requests_failed,
+    });
+    Ok(report)
+}
+
+async fn run_fanout(
+    config: &Config,
+    endpoint: &Arc<Endpoint>,
+    admin: &mut Client,
+    shards: &[String],
+) -> Result<Report, String> {
+    if config.subscribers == 0 {
+        return Err("--subscribers must be at least 1".into());
+    }
+    let plan = config.put_plan();
+    let (outcome, consumers) = fanout::run(
+        endpoint,
+        admin,
+        &plan,
+        config.rate,
+        config.subscribers,
+        shards,
+    )
+    .await?;
+    fanout::deregister_consumers(admin, &consumers).await;
+    let mut report = Report::new(
+        config.shape(shards.len()),
+        &outcome.put_stats,
+        outcome.put_elapsed,
+    );
+    report.visibility = Some(VisibilitySummary {
+        target_rate: config.rate,
+        visible_latency_us: outcome.latency(),
+        records_seen: outcome.pushes_seen,
+        records_missing: outcome.pushes_expected.saturating_sub(outcome.pushes_seen),
+        sends_late: outcome.sends_late,
+        poll_requests: outcome.subscriptions,
     });
     Ok(report)
 }

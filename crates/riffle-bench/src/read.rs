@@ -66,7 +66,7 @@ enum Mode {
 
 /// Put→visible latency as seen by one poller.
 pub struct Visibility {
-    clock_base: Instant,
+    pub(crate) clock_base: Instant,
     pub latency_us: Histogram<u64>,
     /// Stamped records seen by all pollers together, so the writer side knows when all are in.
     seen: Arc<AtomicU64>,
@@ -81,7 +81,7 @@ impl Visibility {
         }
     }
 
-    fn observe(&mut self, data_base64: &str, now_ns: u64) {
+    pub(crate) fn observe(&mut self, data_base64: &str, now_ns: u64) {
         if let Some(stamp_ns) = decode_stamp(data_base64) {
             let latency = Duration::from_nanos(now_ns.saturating_sub(stamp_ns));
             record_duration(&mut self.latency_us, latency);

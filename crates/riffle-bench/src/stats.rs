@@ -336,11 +336,17 @@ impl Report {
         row("MiB/s (payload)", format!("{:.2}", self.mib_per_s));
         row("request latency", self.latency_us.table_cell());
         if let Some(visibility) = &self.visibility {
-            row("put→visible", visibility.visible_latency_us.table_cell());
+            // e2e polls with GetRecords; fanout is pushed records by SubscribeToShard streams.
+            let (latency, polls) = if self.workload == "fanout" {
+                ("put→push", "subscriptions")
+            } else {
+                ("put→visible", "polls")
+            };
+            row(latency, visibility.visible_latency_us.table_cell());
             row(
                 "visibility",
                 format!(
-                    "{} seen, {} missing, target {} records/s, {} late sends, {} polls",
+                    "{} seen, {} missing, target {} records/s, {} late sends, {} {polls}",
                     visibility.records_seen,
                     visibility.records_missing,
                     visibility.target_rate,
