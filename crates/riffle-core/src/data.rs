@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use riffle_proto::iterator::IteratorToken;
-use riffle_proto::seqno::SeqNo;
+use riffle_proto::seqno::{SeqNo, SequenceRun};
 
 use crate::node::{now_ms, Node, Shard, Stream, StreamState};
 use crate::record::{self, NewRecord, StoredRecord};
@@ -52,6 +52,17 @@ pub fn sequence_number(shard: &Shard, position: Position, arrival_ms: u64) -> St
         arrival_s: arrival_ms / 1000,
     }
     .encode()
+}
+
+/// The sequence numbers of `shard`'s entry `index` from `slot` on, for records that arrived at
+/// `arrival_ms` (see `SequenceRun`).
+fn sequence_run(shard: &Shard, index: u64, slot: u16, arrival_ms: u64) -> SequenceRun {
+    SequenceRun::new(&SeqNo {
+        shard_created_s: shard.created_s(),
+        shard_ordinal: shard.meta.ordinal,
+        counter: (index << SLOT_BITS) | u64::from(slot),
+        arrival_s: arrival_ms / 1000,
+    })
 }
 
 /// The number no record of the shard is below (counter 0).
@@ -164,21 +175,28 @@ pub async fn put_records(
                 Ok(appended) => shard.log.wait_acknowledged(appended).await,
                 Err(error) => Err(error),
             };
-            for (slot, (place, _)) in places.into_iter().enumerate() {
-                results[place] = Some(match &outcome {
-                    Ok(appended) => Ok(PutOutcome {
-                        shard_id: shard.id(),
-                        sequence_number: sequence_number(
-                            &shard,
-                            Position {
-                                index: appended.index,
-                                slot: slot as u16,
-                            },
-                            appended.arrival_ms,
-                        ),
-                    }),
-                    Err(error) => Err(append_error(error)),
-                });
+            match &outcome {
+                Ok(appended) => {
+                    // One shard id and one full sequence-number encoding per frame; the
+                    // numbers of the following slots are derived from the first.
+                    let shard_id = shard.id();
+                    let mut numbers = sequence_run(&shard, appended.index, 0, appended.arrival_ms);
+                    for (slot, (place, _)) in places.into_iter().enumerate() {
+                        if slot > 0 {
+                            numbers.advance();
+                        }
+                        results[place] = Some(Ok(PutOutcome {
+                            shard_id: shard_id.clone(),
+                            sequence_number: numbers.current().to_owned(),
+                        }));
+                    }
+                }
+                Err(error) => {
+                    let error = append_error(error);
+                    for (place, _) in places {
+                        results[place] = Some(Err(error.clone()));
+                    }
+                }
             }
         }
         if todo.is_empty() {
@@ -431,6 +449,7 @@ pub fn read_from(
     };
     let mut records = Vec::new();
     let mut bytes = 0usize;
+    let mut run: Option<(u64, u64, SequenceRun)> = None;
     'read: while position.index <= tail.visible_index && records.len() < limit {
         let entries = shard
             .log
@@ -483,7 +502,25 @@ pub fn read_from(
                     break 'read;
                 }
                 bytes += size;
-                records.push((sequence_number(shard, here, stored.arrival_ms), stored));
+                // Records of one put share an arrival second, so their numbers form a run.
+                let arrival_s = stored.arrival_ms / 1000;
+                let number = match &mut run {
+                    Some((run_index, run_arrival_s, numbers))
+                        if *run_index == entry.index
+                            && *run_arrival_s == arrival_s
+                            && numbers.slot() + 1 == u32::from(slot) =>
+                    {
+                        numbers.advance();
+                        numbers.current().to_owned()
+                    }
+                    _ => {
+                        let numbers = sequence_run(shard, entry.index, slot, stored.arrival_ms);
+                        let number = numbers.current().to_owned();
+                        run = Some((entry.index, arrival_s, numbers));
+                        number
+                    }
+                };
+                records.push((number, stored));
                 position = here.after();
             }
             position = Position {
