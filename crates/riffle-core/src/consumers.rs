@@ -182,10 +182,23 @@ pub async fn register(
     Ok(FoundConsumer { stream, consumer })
 }
 
+/// How long a deregistered consumer must still be kept so that it is removed no earlier than
+/// the second after its registration second. ARNs carry that second, so a consumer registered
+/// again under the same name after the removal gets a different ARN, and the old ARN never
+/// names the new consumer. (While it is kept, registering the name again is refused.)
+fn until_next_second(consumer: &ConsumerMeta) -> std::time::Duration {
+    let next_second_ms = (consumer.created_ms / 1000 + 1) * 1000;
+    std::time::Duration::from_millis(next_second_ms.saturating_sub(now_ms()))
+}
+
 /// DeregisterStreamConsumer: the consumer's subscriptions end at once.
 pub async fn deregister(node: &Arc<Node>, found: FoundConsumer) -> Result<(), Error> {
-    let _control = node.control().await;
     let window = node.config.update_window;
+    if window.is_zero() {
+        // Removed at once, but not within its registration second (see `until_next_second`).
+        tokio::time::sleep(until_next_second(&found.consumer)).await;
+    }
+    let _control = node.control().await;
     let arn = found.arn();
     let matches = |consumer: &ConsumerMeta| {
         consumer.name == found.consumer.name && consumer.created_ms == found.consumer.created_ms
@@ -211,6 +224,7 @@ pub async fn deregister(node: &Arc<Node>, found: FoundConsumer) -> Result<(), Er
         let consumer = found.consumer.clone();
         tokio::spawn(async move {
             tokio::time::sleep(window).await;
+            tokio::time::sleep(until_next_second(&consumer)).await;
             let _control = node.control().await;
             let result = node
                 .update_stream(&stream, |state| {

@@ -279,6 +279,9 @@ async fn feed(
                 .iter()
                 .map(|(_, stored)| (stored.data.len() + stored.partition_key.len()) as u64)
                 .sum();
+            // AWS's continuation number is the last delivered record's sequence number; only an
+            // event without records carries the position itself (so idle checkpoints advance).
+            let last_sequence_number = read.records.last().map(|(seq, _)| seq.clone());
             let event = SubscribeToShardEvent {
                 records: read
                     .records
@@ -287,8 +290,10 @@ async fn feed(
                         crate::service::record_shape(sequence_number, stored)
                     })
                     .collect(),
-                continuation_sequence_number: (!read.ended)
-                    .then(|| data::continuation_sequence_number(&shard, position)),
+                continuation_sequence_number: (!read.ended).then(|| {
+                    last_sequence_number
+                        .unwrap_or_else(|| data::continuation_sequence_number(&shard, position))
+                }),
                 millis_behind_latest: read.millis_behind_latest,
                 child_shards: read.ended.then(|| {
                     data::children(&state, &shard)
