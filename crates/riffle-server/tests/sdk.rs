@@ -14,6 +14,8 @@ mod account;
 mod arn;
 #[path = "sdk/errors.rs"]
 mod errors;
+#[path = "sdk/fanout.rs"]
+mod fanout;
 #[path = "sdk/iterators.rs"]
 mod iterators;
 #[path = "sdk/limits.rs"]
