@@ -420,6 +420,7 @@ impl Flusher {
     }
 
     fn run(receiver: mpsc::Receiver<Arc<ShardLog>>, linger: Duration) {
+        let pool = SyncPool::default();
         while let Ok(first) = receiver.recv() {
             if !linger.is_zero() {
                 std::thread::sleep(linger);
@@ -433,12 +434,88 @@ impl Flusher {
             if batch.len() == 1 {
                 batch[0].flush();
             } else {
-                // fdatasync of different files proceeds in parallel on the device.
-                std::thread::scope(|scope| {
-                    for shard in &batch {
-                        scope.spawn(|| shard.flush());
-                    }
-                });
+                pool.flush_all(batch);
+            }
+        }
+    }
+}
+
+/// Threads that fdatasync dirty shards in parallel (the device overlaps fsyncs of different
+/// files). They are started on demand, up to [`SYNC_THREADS_MAX`], and kept: a round over
+/// hundreds of shards used to spawn a thread per shard, which cost more than many of the
+/// fsyncs themselves.
+#[derive(Default)]
+struct SyncPool {
+    shared: Arc<SyncPoolShared>,
+    threads: std::sync::atomic::AtomicUsize,
+}
+
+/// Parallel fsyncs at most; more dirty shards queue for a free thread.
+const SYNC_THREADS_MAX: usize = 16;
+
+#[derive(Default)]
+struct SyncPoolShared {
+    state: Mutex<SyncPoolState>,
+    work: std::sync::Condvar,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct SyncPoolState {
+    queue: std::collections::VecDeque<Arc<ShardLog>>,
+    /// Shards of the current round not flushed yet (queued or being flushed).
+    pending: usize,
+}
+
+impl SyncPool {
+    /// Flushes every shard of `batch`, in parallel, and returns when all are done.
+    fn flush_all(&self, batch: Vec<Arc<ShardLog>>) {
+        let wanted = batch.len().min(SYNC_THREADS_MAX);
+        while self.threads.load(Ordering::Relaxed) < wanted {
+            let shared = Arc::clone(&self.shared);
+            let spawned = std::thread::Builder::new()
+                .name("riffle-fsync".into())
+                .spawn(move || SyncPool::work(&shared));
+            if spawned.is_err() {
+                break; // fewer threads only means less parallelism
+            }
+            self.threads.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.threads.load(Ordering::Relaxed) == 0 {
+            for shard in &batch {
+                shard.flush();
+            }
+            return;
+        }
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.pending += batch.len();
+        state.queue.extend(batch);
+        self.shared.work.notify_all();
+        while state.pending > 0 {
+            state = self
+                .shared
+                .done
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn work(shared: &SyncPoolShared) {
+        let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let Some(shard) = state.queue.pop_front() else {
+                state = shared.work.wait(state).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
+            drop(state);
+            // A panicking flush must still count as done, or the round would never end and
+            // every waiting write with it; the shard's own waiters then see no progress and
+            // the next round tries again.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.flush()));
+            state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.pending -= 1;
+            if state.pending == 0 {
+                shared.done.notify_all();
             }
         }
     }
@@ -500,6 +577,40 @@ mod tests {
     async fn concurrent_waiters_on_a_current_thread_runtime_are_all_acknowledged() {
         let dir = tempfile::tempdir().unwrap();
         concurrent_appends_are_all_acknowledged(open(dir.path())).await;
+    }
+
+    /// Appends to many shards at once make the flusher sync several shards per round, through
+    /// its thread pool: every append is still acknowledged and durable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rounds_over_many_shards_acknowledge_every_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let flusher = Flusher::start(Duration::ZERO).unwrap();
+        let logs: Vec<Arc<ShardLog>> = (0..24)
+            .map(|i| {
+                let shard_dir = dir.path().join(i.to_string());
+                ShardLog::open(
+                    &shard_dir,
+                    LogOptions::default(),
+                    Durability::Sync,
+                    flusher.clone(),
+                    false,
+                )
+                .unwrap()
+            })
+            .collect();
+        let tasks: Vec<_> = (0..240)
+            .map(|i| {
+                let log = Arc::clone(&logs[i % logs.len()]);
+                tokio::spawn(async move { log.append(&[record(i)], 1_000).await.unwrap().index })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        for log in &logs {
+            assert_eq!(log.tail().visible_index, 10);
+            assert_eq!(log.lock().log.durable_index(), 10);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
