@@ -4,6 +4,7 @@
 //! See README.md for a tour and ARCHITECTURE.md for how the pieces fit.
 
 mod http;
+mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -110,6 +111,13 @@ struct ServeArgs {
     /// it wait (up to 10 s, then get a retriable 500). At least one maximal request (16 MiB).
     #[arg(long, default_value_t = 256)]
     request_memory_mib: u64,
+    /// Serve TLS only (HTTP/1.1 and h2 by ALPN) with this PEM certificate chain, server
+    /// certificate first.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -187,6 +195,17 @@ async fn serve(args: ServeArgs) -> ExitCode {
         ..riffle_core::scaler::OnDemandConfig::default()
     };
 
+    let transport = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match transport::TlsFiles::load(cert, key) {
+            Ok(files) => transport::Transport::tls(files),
+            Err(error) => {
+                tracing::error!("refusing to start: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => transport::Transport::plain(),
+    };
+
     let on_demand = config.on_demand;
     let thresholds_sane = on_demand.split_utilization > 0.0
         && on_demand.merge_utilization >= 0.0
@@ -230,6 +249,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         data_dir = %node.config.data_dir.display(),
         durability = ?node.config.durability,
         limits = ?node.config.limits,
+        tls = transport.is_tls(),
         startup_ms = started.elapsed().as_millis() as u64,
         "riffle is serving"
     );
@@ -243,7 +263,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let budget = std::sync::Arc::new(http::RequestBudget::new(
         args.request_memory_mib.saturating_mul(1024 * 1024),
     ));
-    let result = http::serve(listener, std::sync::Arc::clone(&node), budget, shutdown_rx).await;
+    let transport = std::sync::Arc::new(transport);
+    let result = http::serve(
+        listener,
+        transport,
+        std::sync::Arc::clone(&node),
+        budget,
+        shutdown_rx,
+    )
+    .await;
     let final_node = std::sync::Arc::clone(&node);
     let _ = tokio::task::spawn_blocking(move || final_node.sync_all()).await;
     drop(node);
