@@ -13,36 +13,80 @@
 //! **Failures stay local.** A handshake that fails (plain HTTP on the TLS port, garbage, a
 //! client that does not trust the certificate) or does not finish within
 //! [`TLS_HANDSHAKE_TIMEOUT`] closes that connection only and is logged at debug; the listener
-//! keeps serving.
+//! keeps serving. A connection must also deliver its first [`SNIFF_BYTES`] bytes (enough to
+//! know its protocol) within [`REQUEST_HEAD_TIMEOUT`], and an HTTP/1.1 connection each request
+//! head within the same time, so silent or trickling clients cannot hold tasks and sockets.
 //!
 //! **Loading.** [`TlsFiles::load`] reads the PEM certificate chain and key once at start; any
 //! problem refuses the start with a message naming the file.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::Service;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 
 use crate::http::ResponseBody;
 
 /// How long a client may take to complete the TLS handshake after connecting.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the first bytes of a connection, and each HTTP/1.1 request head (including the
+/// idle time before it on a kept-alive connection), may take to arrive.
+pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// The bytes the `auto` builder needs to tell HTTP/2 from HTTP/1.1: the length of the h2
+/// connection preface.
+pub const SNIFF_BYTES: usize = 24;
 /// ALPN protocols offered over TLS, in order of preference.
 const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+// HTTP/2 settings. The workload that shapes them is enhanced fan-out: KCL keeps one
+// SubscribeToShard stream open per leased shard, many on one connection, each pushing up to
+// 2 MiB/s for 5 minutes, while producers send PutRecords bodies of up to ~13.4 MiB.
+
+/// Streams a client may open at once on one connection. One subscription per leased shard:
+/// a worker holding a thousand leases fits on a single connection (the Java SDK's HTTP/2 pool
+/// opens another connection when one reaches the server's limit). hyper's default, 200, is
+/// low for a KCL worker.
+const H2_MAX_CONCURRENT_STREAMS: u32 = 1000;
+/// Receive window per stream (request bodies). hyper's 64 KiB default makes a 13 MiB
+/// PutRecords wait for ~200 WINDOW_UPDATE round trips; 1 MiB lets a body flow at line rate.
+const H2_STREAM_WINDOW_BYTES: u32 = 1024 * 1024;
+/// Receive window for the whole connection: the most request data one connection can have
+/// buffered in the server before the handler reads it (bodies wait for the request-memory
+/// budget before they are read), so it bounds memory per connection whatever the stream count.
+const H2_CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// Largest frame the server accepts. 16 KiB is the protocol default; 1 MiB cuts per-frame
+/// overhead on large bodies and is still one bounded buffer per connection. (What the server
+/// sends is bounded by the client's own setting.)
+const H2_MAX_FRAME_BYTES: u32 = 1024 * 1024;
+/// Data queued per stream for sending before the server stops polling the body for more: a
+/// subscription's next events wait for the client's flow-control window instead of piling up
+/// (about 200 ms of a 2 MiB/s subscription).
+const H2_SEND_BUFFER_BYTES: usize = 400 * 1024;
+/// A ping after this long without frames from the client, and the connection is closed if the
+/// answer takes longer than [`H2_KEEP_ALIVE_TIMEOUT`]: a consumer that vanished (killed, a
+/// laptop lid closed) releases its subscriptions in under a minute instead of holding them for
+/// their full 5 minutes. Clients answer pings without any help from the application.
+const H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How connections on the listener are set up: plain, or TLS with the loaded certificate.
 pub struct Transport {
@@ -117,7 +161,7 @@ impl Transport {
             + 'static,
         S::Future: Send + 'static,
     {
-        let io = TokioIo::new(io);
+        let io = TokioIo::new(SniffDeadline::new(io, REQUEST_HEAD_TIMEOUT));
         let connection = self.builder.serve_connection(io, service);
         tokio::pin!(connection);
         tokio::select! {
@@ -134,9 +178,26 @@ impl Transport {
     }
 }
 
-/// The connection builder shared by plain and TLS connections.
+/// The connection builder shared by plain and TLS connections (see the constants above for
+/// why each setting is what it is).
 fn connection_builder() -> auto::Builder<TokioExecutor> {
-    auto::Builder::new(TokioExecutor::new())
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(REQUEST_HEAD_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .initial_stream_window_size(H2_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW_BYTES)
+        .max_frame_size(H2_MAX_FRAME_BYTES)
+        .max_send_buf_size(H2_SEND_BUFFER_BYTES)
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT);
+    builder
 }
 
 /// A certificate chain and key loaded from PEM files, as a rustls server configuration.
@@ -195,4 +256,129 @@ impl TlsFiles {
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path)
         .map_err(|error| format!("cannot read the TLS {what} {}: {error}", path.display()))
+}
+
+/// Wraps a connection so that reads fail with `TimedOut` if its first `SNIFF_BYTES` bytes
+/// have not arrived within the deadline. The `auto` builder reads those bytes before handing
+/// the connection to HTTP/1.1 (which has its own header timeout) or HTTP/2 (which pings), and
+/// waits for them without a limit; after them the wrapper only passes data through.
+struct SniffDeadline<I> {
+    io: I,
+    bytes_left: usize,
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl<I> SniffDeadline<I> {
+    fn new(io: I, within: Duration) -> SniffDeadline<I> {
+        SniffDeadline {
+            io,
+            bytes_left: SNIFF_BYTES,
+            deadline: Some(Box::pin(tokio::time::sleep(within))),
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for SniffDeadline<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        let Some(deadline) = this.deadline.as_mut() else {
+            return polled;
+        };
+        match polled {
+            Poll::Ready(Ok(())) => {
+                let read = buf.filled().len().saturating_sub(before);
+                this.bytes_left = this.bytes_left.saturating_sub(read);
+                if this.bytes_left == 0 {
+                    this.deadline = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client sent no request in time",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for SniffDeadline<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A client that connects and says nothing is cut off at the deadline; one that sends its
+    /// first bytes in time is never cut off afterwards, however long it then pauses.
+    #[tokio::test(start_paused = true)]
+    async fn the_sniff_deadline_covers_only_the_first_bytes() {
+        let (client, server) = tokio::io::duplex(64);
+        let mut silent = SniffDeadline::new(server, Duration::from_secs(30));
+        let mut buf = [0u8; 8];
+        let error = silent.read(&mut buf).await.expect_err("nothing arrived");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        drop(client);
+
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut talking = SniffDeadline::new(server, Duration::from_secs(30));
+        client.write_all(&[b'x'; 10]).await.unwrap();
+        assert_eq!(talking.read(&mut buf).await.unwrap(), 8);
+        assert_eq!(talking.read(&mut buf).await.unwrap(), 2);
+        // 10 of 24 bytes: still within the sniffing window, so a stall still times out.
+        assert_eq!(
+            talking.read(&mut buf).await.expect_err("stalled").kind(),
+            io::ErrorKind::TimedOut
+        );
+
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut done = SniffDeadline::new(server, Duration::from_secs(30));
+        client.write_all(&[b'x'; SNIFF_BYTES]).await.unwrap();
+        let mut preface = [0u8; SNIFF_BYTES];
+        done.read_exact(&mut preface).await.unwrap();
+        let late = tokio::spawn(async move {
+            let mut buf = [0u8; 4];
+            done.read(&mut buf).await
+        });
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        client.write_all(b"late").await.unwrap();
+        assert_eq!(late.await.unwrap().unwrap(), 4);
+    }
 }
