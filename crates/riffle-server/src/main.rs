@@ -1,8 +1,10 @@
 //! `riffle`: a durable, Kinesis-compatible streaming server in one binary.
 //!
-//! `riffle serve` runs the server; `riffle bench` drives a running one with a load generator.
+//! `riffle serve` runs the server; `riffle bench` drives a running one with a load generator;
+//! `riffle dev-cert` makes a local CA and certificate for `serve --tls-cert`.
 //! See README.md for a tour and ARCHITECTURE.md for how the pieces fit.
 
+mod devcert;
 mod http;
 mod transport;
 
@@ -33,6 +35,9 @@ enum Command {
     Serve(ServeArgs),
     /// Drive a running server with a put/get load and report throughput and latency.
     Bench(riffle_bench::BenchArgs),
+    /// Write a local CA and a TLS certificate for localhost, 127.0.0.1 and ::1 (for
+    /// `serve --tls-cert`), reusing the CA already in the directory.
+    DevCert(devcert::DevCertArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,7 +117,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 256)]
     request_memory_mib: u64,
     /// Serve TLS only (HTTP/1.1 and h2 by ALPN) with this PEM certificate chain, server
-    /// certificate first.
+    /// certificate first (`riffle dev-cert` makes one).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted).
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::DevCert(args) => devcert::run(args),
     }
 }
 
