@@ -1,4 +1,5 @@
-//! The HTTP front end: one listener serving HTTP/1.1 and h2c (prior knowledge) on the same port.
+//! The HTTP front end: one listener serving HTTP/1.1 and h2c (prior knowledge) on the same port,
+//! or, with `--tls-cert`, HTTP/1.1 and h2 over TLS (connection setup: `transport.rs`).
 //!
 //! Every Kinesis call is `POST /` with `X-Amz-Target: Kinesis_20131202.<Operation>` and a JSON
 //! body. This module reads the body under a size cap, learns the caller's account from the SigV4
@@ -24,12 +25,13 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use riffle_core::service::{self, Caller};
 use riffle_core::Node;
 use riffle_proto::{ErrorKind, KinesisError};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore, SemaphorePermit};
+
+use crate::transport::Transport;
 
 /// Largest request body accepted. A 10 MiB PutRecords is about 13.4 MiB as base64 JSON.
 pub const REQUEST_BYTES_MAX: usize = 16 * 1024 * 1024;
@@ -111,6 +113,7 @@ impl RequestBudget {
 /// Serves until `shutdown` turns true, then stops accepting and lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
+    transport: Arc<Transport>,
     node: Arc<Node>,
     budget: Arc<RequestBudget>,
     mut shutdown: watch::Receiver<bool>,
@@ -132,7 +135,8 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let node = Arc::clone(&node);
         let budget = Arc::clone(&budget);
-        let mut connection_shutdown = shutdown.clone();
+        let transport = Arc::clone(&transport);
+        let connection_shutdown = shutdown.clone();
         let guard = connections.clone();
         tokio::spawn(async move {
             let _guard = guard;
@@ -141,20 +145,10 @@ pub async fn serve(
                 let budget = Arc::clone(&budget);
                 async move { Ok::<_, Infallible>(handle(node, &budget, peer, request).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                }
-                _ = connection_shutdown.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
+            // TLS handshake (with --tls-cert), HTTP/1.1-or-h2 detection, timeouts: transport.rs.
+            transport
+                .serve_connection(stream, peer, service, connection_shutdown)
+                .await;
         });
     }
     // Wait (bounded) for in-flight connections to finish their requests.

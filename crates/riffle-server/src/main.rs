@@ -1,9 +1,12 @@
 //! `riffle`: a durable, Kinesis-compatible streaming server in one binary.
 //!
-//! `riffle serve` runs the server; `riffle bench` drives a running one with a load generator.
+//! `riffle serve` runs the server; `riffle bench` drives a running one with a load generator;
+//! `riffle dev-cert` makes a local CA and certificate for `serve --tls-cert`.
 //! See README.md for a tour and ARCHITECTURE.md for how the pieces fit.
 
+mod devcert;
 mod http;
+mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +35,9 @@ enum Command {
     Serve(ServeArgs),
     /// Drive a running server with a put/get load and report throughput and latency.
     Bench(riffle_bench::BenchArgs),
+    /// Write a local CA and a TLS certificate for localhost, 127.0.0.1 and ::1 (for
+    /// `serve --tls-cert`), reusing the CA already in the directory.
+    DevCert(devcert::DevCertArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -116,6 +122,13 @@ struct ServeArgs {
     /// it wait (up to 10 s, then get a retriable 500). At least one maximal request (16 MiB).
     #[arg(long, default_value_t = 256)]
     request_memory_mib: u64,
+    /// Serve TLS only (HTTP/1.1 and h2 by ALPN) with this PEM certificate chain, server
+    /// certificate first (`riffle dev-cert` makes one).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -139,6 +152,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::DevCert(args) => devcert::run(args),
     }
 }
 
@@ -197,6 +211,17 @@ async fn serve(args: ServeArgs) -> ExitCode {
         ..riffle_core::scaler::OnDemandConfig::default()
     };
 
+    let transport = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match transport::TlsFiles::load(cert, key) {
+            Ok(files) => transport::Transport::tls(files),
+            Err(error) => {
+                tracing::error!("refusing to start: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => transport::Transport::plain(),
+    };
+
     let on_demand = config.on_demand;
     let thresholds_sane = on_demand.split_utilization > 0.0
         && on_demand.merge_utilization >= 0.0
@@ -240,6 +265,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         data_dir = %node.config.data_dir.display(),
         durability = ?node.config.durability,
         limits = ?node.config.limits,
+        tls = transport.is_tls(),
         startup_ms = started.elapsed().as_millis() as u64,
         "riffle is serving"
     );
@@ -253,7 +279,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let budget = std::sync::Arc::new(http::RequestBudget::new(
         args.request_memory_mib.saturating_mul(1024 * 1024),
     ));
-    let result = http::serve(listener, std::sync::Arc::clone(&node), budget, shutdown_rx).await;
+    let transport = std::sync::Arc::new(transport);
+    let result = http::serve(
+        listener,
+        transport,
+        std::sync::Arc::clone(&node),
+        budget,
+        shutdown_rx,
+    )
+    .await;
     let final_node = std::sync::Arc::clone(&node);
     let _ = tokio::task::spawn_blocking(move || final_node.sync_all()).await;
     drop(node);

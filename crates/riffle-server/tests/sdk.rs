@@ -36,3 +36,5 @@ mod retention;
 mod streams;
 #[path = "sdk/tags.rs"]
 mod tags;
+#[path = "sdk/tls.rs"]
+mod tls;
