@@ -1,16 +1,17 @@
 //! One handler per Kinesis operation: wire shapes in, wire shapes out.
 //!
 //! [`call`] decodes the body with `riffle-proto` (wire-format and model validation happen
-//! there), runs the operation against the [`Node`], and encodes the answer. Everything here is
-//! the semantic layer AWS applies after its model validation: stream look-up by name or ARN,
-//! limits, retention and tag rules, routing and reads.
+//! there), runs the operation against the [`Node`], and encodes the answer in the request's
+//! [`WireFormat`] (JSON or CBOR). Everything here is the semantic layer AWS applies after its
+//! model validation: stream look-up by name or ARN, limits, retention and tag rules, routing
+//! and reads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use riffle_proto::ops::*;
-use riffle_proto::{limits, Request, Timestamp};
+use riffle_proto::{limits, Request, Timestamp, WireFormat};
 
 pub use crate::control::Caller;
 use crate::control::{self, resolve_stream, ShardSelection};
@@ -21,14 +22,17 @@ use crate::record::NewRecord;
 use crate::throttle;
 use crate::Error;
 
-/// Runs one operation. `operation` is the part of `X-Amz-Target` after `Kinesis_20131202.`.
+/// Runs one operation. `operation` is the part of `X-Amz-Target` after `Kinesis_20131202.`;
+/// `format` is how `body` is encoded and how the answer will be (errors are encoded by the
+/// caller, in the same format).
 pub async fn call(
     node: &Node,
     caller: &Caller,
+    format: WireFormat,
     operation: &str,
     body: &[u8],
 ) -> Result<Vec<u8>, Error> {
-    let request = riffle_proto::decode_request(operation, body)?;
+    let request = riffle_proto::decode_request_in(format, operation, body)?;
     throttle::admit_control(node, caller, &request)?;
     Ok(match request {
         // Void operations answer an empty body (kinesis-api.md §1.1), not `null`.
@@ -40,16 +44,18 @@ pub async fn call(
             delete_stream(node, caller, input).await?;
             Vec::new()
         }
-        Request::DescribeStream(input) => encode(describe_stream(node, caller, input)?),
+        Request::DescribeStream(input) => encode(format, describe_stream(node, caller, input)?),
         Request::DescribeStreamSummary(input) => {
-            encode(describe_stream_summary(node, caller, input)?)
+            encode(format, describe_stream_summary(node, caller, input)?)
         }
-        Request::ListStreams(input) => encode(list_streams(node, caller, input)?),
-        Request::ListShards(input) => encode(list_shards(node, caller, input)?),
-        Request::PutRecord(input) => encode(put_record(node, caller, input).await?),
-        Request::PutRecords(input) => encode(put_records(node, caller, input).await?),
-        Request::GetShardIterator(input) => encode(get_shard_iterator(node, caller, input)?),
-        Request::GetRecords(input) => encode(get_records(node, caller, input)?),
+        Request::ListStreams(input) => encode(format, list_streams(node, caller, input)?),
+        Request::ListShards(input) => encode(format, list_shards(node, caller, input)?),
+        Request::PutRecord(input) => encode(format, put_record(node, caller, input).await?),
+        Request::PutRecords(input) => encode(format, put_records(node, caller, input).await?),
+        Request::GetShardIterator(input) => {
+            encode(format, get_shard_iterator(node, caller, input)?)
+        }
+        Request::GetRecords(input) => encode(format, get_records(node, caller, input)?),
         Request::IncreaseStreamRetentionPeriod(input) => {
             let stream = resolve_stream(
                 node,
@@ -102,7 +108,9 @@ pub async fn call(
             control::remove_tags(node, &stream, &input.tag_keys.unwrap_or_default()).await?;
             Vec::new()
         }
-        Request::ListTagsForStream(input) => encode(list_tags_for_stream(node, caller, input)?),
+        Request::ListTagsForStream(input) => {
+            encode(format, list_tags_for_stream(node, caller, input)?)
+        }
         Request::TagResource(input) => {
             let stream = resource_stream(
                 node,
@@ -136,7 +144,7 @@ pub async fn call(
                     value: Some(value.clone()),
                 })
                 .collect();
-            encode(ListTagsForResourceOutput { tags })
+            encode(format, ListTagsForResourceOutput { tags })
         }
         Request::UpdateMaxRecordSize(input) => {
             let stream = resolve_stream(node, caller, None, input.stream_arn.as_deref())?;
@@ -144,15 +152,20 @@ pub async fn call(
             control::update_max_record_size(node, &stream, kib).await?;
             Vec::new()
         }
-        Request::DescribeLimits(_) => encode(describe_limits(node, caller)),
-        Request::DescribeAccountSettings(_) => encode(DescribeAccountSettingsOutput {
-            minimum_throughput_billing_commitment: Some(MinimumThroughputBillingCommitmentOutput {
-                status: MinimumThroughputBillingCommitmentStatus::Disabled,
-                started_at: None,
-                ended_at: None,
-                earliest_allowed_end_at: None,
-            }),
-        }),
+        Request::DescribeLimits(_) => encode(format, describe_limits(node, caller)),
+        Request::DescribeAccountSettings(_) => encode(
+            format,
+            DescribeAccountSettingsOutput {
+                minimum_throughput_billing_commitment: Some(
+                    MinimumThroughputBillingCommitmentOutput {
+                        status: MinimumThroughputBillingCommitmentStatus::Disabled,
+                        started_at: None,
+                        ended_at: None,
+                        earliest_allowed_end_at: None,
+                    },
+                ),
+            },
+        ),
         Request::SplitShard(input) => {
             let stream = resolve_stream(
                 node,
@@ -196,12 +209,15 @@ pub async fn call(
             // The model validated TargetShardCount ≥ 1 and ScalingType = UNIFORM_SCALING.
             let target = u32::try_from(input.target_shard_count.unwrap_or(1)).unwrap_or(1);
             let current = control::update_shard_count(node, caller, &stream, target).await?;
-            encode(UpdateShardCountOutput {
-                stream_name: Some(stream.name.clone()),
-                current_shard_count: Some(current),
-                target_shard_count: Some(target),
-                stream_arn: Some(stream.arn.clone()),
-            })
+            encode(
+                format,
+                UpdateShardCountOutput {
+                    stream_name: Some(stream.name.clone()),
+                    current_shard_count: Some(current),
+                    target_shard_count: Some(target),
+                    stream_arn: Some(stream.arn.clone()),
+                },
+            )
         }
         Request::UpdateStreamMode(input) => {
             let stream = resolve_stream(node, caller, None, input.stream_arn.as_deref())?;
@@ -215,8 +231,8 @@ pub async fn call(
     })
 }
 
-fn encode<T: serde::Serialize>(output: T) -> Vec<u8> {
-    riffle_proto::encode_json(&output)
+fn encode<T: serde::Serialize>(format: WireFormat, output: T) -> Vec<u8> {
+    format.encode(&output)
 }
 
 fn hours(value: i32) -> u32 {
