@@ -1,16 +1,17 @@
 //! One handler per Kinesis operation: wire shapes in, wire shapes out.
 //!
 //! [`call`] decodes the body with `riffle-proto` (wire-format and model validation happen
-//! there), runs the operation against the [`Node`], and encodes the answer. Everything here is
-//! the semantic layer AWS applies after its model validation: stream look-up by name or ARN,
-//! limits, retention and tag rules, routing and reads.
+//! there), runs the operation against the [`Node`], and encodes the answer in the request's
+//! [`WireFormat`] (JSON or CBOR). Everything here is the semantic layer AWS applies after its
+//! model validation: stream look-up by name or ARN, limits, retention and tag rules, routing
+//! and reads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use riffle_proto::ops::*;
-use riffle_proto::{limits, Request, Timestamp};
+use riffle_proto::{limits, Request, Timestamp, WireFormat};
 
 use crate::consumers;
 pub use crate::control::Caller;
@@ -29,14 +30,17 @@ pub enum Answer {
     Events(tokio::sync::mpsc::Receiver<Bytes>),
 }
 
-/// Runs one operation. `operation` is the part of `X-Amz-Target` after `Kinesis_20131202.`.
+/// Runs one operation. `operation` is the part of `X-Amz-Target` after `Kinesis_20131202.`;
+/// `format` is how `body` is encoded and how the answer will be (errors are encoded by the
+/// caller, in the same format).
 pub async fn call(
     node: &Arc<Node>,
     caller: &Caller,
+    format: WireFormat,
     operation: &str,
     body: &[u8],
 ) -> Result<Answer, Error> {
-    let request = riffle_proto::decode_request(operation, body)?;
+    let request = riffle_proto::decode_request_in(format, operation, body)?;
     throttle::admit_control(node, caller, &request)?;
     match request {
         Request::SubscribeToShard(input) => {
@@ -53,13 +57,18 @@ pub async fn call(
             consumers::deregister(node, found).await?;
             Ok(Answer::Body(Vec::new()))
         }
-        request => call_operation(node, caller, request)
+        request => call_operation(node, caller, format, request)
             .await
             .map(Answer::Body),
     }
 }
 
-async fn call_operation(node: &Node, caller: &Caller, request: Request) -> Result<Vec<u8>, Error> {
+async fn call_operation(
+    node: &Node,
+    caller: &Caller,
+    format: WireFormat,
+    request: Request,
+) -> Result<Vec<u8>, Error> {
     Ok(match request {
         // Void operations answer an empty body (kinesis-api.md §1.1), not `null`.
         Request::CreateStream(input) => {
@@ -70,16 +79,18 @@ async fn call_operation(node: &Node, caller: &Caller, request: Request) -> Resul
             delete_stream(node, caller, input).await?;
             Vec::new()
         }
-        Request::DescribeStream(input) => encode(describe_stream(node, caller, input)?),
+        Request::DescribeStream(input) => encode(format, describe_stream(node, caller, input)?),
         Request::DescribeStreamSummary(input) => {
-            encode(describe_stream_summary(node, caller, input)?)
+            encode(format, describe_stream_summary(node, caller, input)?)
         }
-        Request::ListStreams(input) => encode(list_streams(node, caller, input)?),
-        Request::ListShards(input) => encode(list_shards(node, caller, input)?),
-        Request::PutRecord(input) => encode(put_record(node, caller, input).await?),
-        Request::PutRecords(input) => encode(put_records(node, caller, input).await?),
-        Request::GetShardIterator(input) => encode(get_shard_iterator(node, caller, input)?),
-        Request::GetRecords(input) => encode(get_records(node, caller, input)?),
+        Request::ListStreams(input) => encode(format, list_streams(node, caller, input)?),
+        Request::ListShards(input) => encode(format, list_shards(node, caller, input)?),
+        Request::PutRecord(input) => encode(format, put_record(node, caller, input).await?),
+        Request::PutRecords(input) => encode(format, put_records(node, caller, input).await?),
+        Request::GetShardIterator(input) => {
+            encode(format, get_shard_iterator(node, caller, input)?)
+        }
+        Request::GetRecords(input) => encode(format, get_records(node, caller, input)?),
         Request::IncreaseStreamRetentionPeriod(input) => {
             let stream = resolve_stream(
                 node,
@@ -132,7 +143,9 @@ async fn call_operation(node: &Node, caller: &Caller, request: Request) -> Resul
             control::remove_tags(node, &stream, &input.tag_keys.unwrap_or_default()).await?;
             Vec::new()
         }
-        Request::ListTagsForStream(input) => encode(list_tags_for_stream(node, caller, input)?),
+        Request::ListTagsForStream(input) => {
+            encode(format, list_tags_for_stream(node, caller, input)?)
+        }
         Request::TagResource(input) => {
             let stream = resource_stream(
                 node,
@@ -166,7 +179,7 @@ async fn call_operation(node: &Node, caller: &Caller, request: Request) -> Resul
                     value: Some(value.clone()),
                 })
                 .collect();
-            encode(ListTagsForResourceOutput { tags })
+            encode(format, ListTagsForResourceOutput { tags })
         }
         Request::UpdateMaxRecordSize(input) => {
             let stream = resolve_stream(node, caller, None, input.stream_arn.as_deref())?;
@@ -174,15 +187,20 @@ async fn call_operation(node: &Node, caller: &Caller, request: Request) -> Resul
             control::update_max_record_size(node, &stream, kib).await?;
             Vec::new()
         }
-        Request::DescribeLimits(_) => encode(describe_limits(node, caller)),
-        Request::DescribeAccountSettings(_) => encode(DescribeAccountSettingsOutput {
-            minimum_throughput_billing_commitment: Some(MinimumThroughputBillingCommitmentOutput {
-                status: MinimumThroughputBillingCommitmentStatus::Disabled,
-                started_at: None,
-                ended_at: None,
-                earliest_allowed_end_at: None,
-            }),
-        }),
+        Request::DescribeLimits(_) => encode(format, describe_limits(node, caller)),
+        Request::DescribeAccountSettings(_) => encode(
+            format,
+            DescribeAccountSettingsOutput {
+                minimum_throughput_billing_commitment: Some(
+                    MinimumThroughputBillingCommitmentOutput {
+                        status: MinimumThroughputBillingCommitmentStatus::Disabled,
+                        started_at: None,
+                        ended_at: None,
+                        earliest_allowed_end_at: None,
+                    },
+                ),
+            },
+        ),
         Request::SplitShard(input) => {
             let stream = resolve_stream(
                 node,
@@ -226,12 +244,15 @@ async fn call_operation(node: &Node, caller: &Caller, request: Request) -> Resul
             // The model validated TargetShardCount ≥ 1 and ScalingType = UNIFORM_SCALING.
             let target = u32::try_from(input.target_shard_count.unwrap_or(1)).unwrap_or(1);
             let current = control::update_shard_count(node, caller, &stream, target).await?;
-            encode(UpdateShardCountOutput {
-                stream_name: Some(stream.name.clone()),
-                current_shard_count: Some(current),
-                target_shard_count: Some(target),
-                stream_arn: Some(stream.arn.clone()),
-            })
+            encode(
+                format,
+                UpdateShardCountOutput {
+                    stream_name: Some(stream.name.clone()),
+                    current_shard_count: Some(current),
+                    target_shard_count: Some(target),
+                    stream_arn: Some(stream.arn.clone()),
+                },
+            )
         }
         Request::UpdateStreamMode(input) => {
             let stream = resolve_stream(node, caller, None, input.stream_arn.as_deref())?;
@@ -252,14 +273,17 @@ async fn call_operation(node: &Node, caller: &Caller, request: Request) -> Resul
             )
             .await?;
             // AWS always answers CREATING; DescribeStreamConsumer shows when it is ACTIVE.
-            encode(RegisterStreamConsumerOutput {
-                consumer: Consumer {
-                    consumer_name: found.consumer.name.clone(),
-                    consumer_arn: found.arn(),
-                    consumer_status: ConsumerStatus::Creating,
-                    consumer_creation_timestamp: timestamp(found.consumer.created_ms),
+            encode(
+                format,
+                RegisterStreamConsumerOutput {
+                    consumer: Consumer {
+                        consumer_name: found.consumer.name.clone(),
+                        consumer_arn: found.arn(),
+                        consumer_status: ConsumerStatus::Creating,
+                        consumer_creation_timestamp: timestamp(found.consumer.created_ms),
+                    },
                 },
-            })
+            )
         }
         Request::DescribeStreamConsumer(input) => {
             let found = consumers::find(
@@ -269,25 +293,30 @@ async fn call_operation(node: &Node, caller: &Caller, request: Request) -> Resul
                 input.consumer_name.as_deref(),
                 input.consumer_arn.as_deref(),
             )?;
-            encode(DescribeStreamConsumerOutput {
-                consumer_description: ConsumerDescription {
-                    consumer_name: found.consumer.name.clone(),
-                    consumer_arn: found.arn(),
-                    consumer_status: consumers::status(node, &found.consumer),
-                    consumer_creation_timestamp: timestamp(found.consumer.created_ms),
-                    stream_arn: found.stream.arn.clone(),
+            encode(
+                format,
+                DescribeStreamConsumerOutput {
+                    consumer_description: ConsumerDescription {
+                        consumer_name: found.consumer.name.clone(),
+                        consumer_arn: found.arn(),
+                        consumer_status: consumers::status(node, &found.consumer),
+                        consumer_creation_timestamp: timestamp(found.consumer.created_ms),
+                        stream_arn: found.stream.arn.clone(),
+                    },
                 },
-            })
+            )
         }
-        Request::ListStreamConsumers(input) => encode(list_stream_consumers(node, caller, input)?),
+        Request::ListStreamConsumers(input) => {
+            encode(format, list_stream_consumers(node, caller, input)?)
+        }
         Request::SubscribeToShard(_) | Request::DeregisterStreamConsumer(_) => {
             unreachable!("answered by `call`")
         }
     })
 }
 
-fn encode<T: serde::Serialize>(output: T) -> Vec<u8> {
-    riffle_proto::encode_json(&output)
+fn encode<T: serde::Serialize>(format: WireFormat, output: T) -> Vec<u8> {
+    format.encode(&output)
 }
 
 fn hours(value: i32) -> u32 {

@@ -184,6 +184,20 @@ impl KinesisError {
         body
     }
 
+    /// The CBOR error body: a map of `__type` and `message` (`Message` for
+    /// SerializationException), the members of [`KinesisError::to_json`].
+    pub fn to_cbor(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(48 + self.message.as_ref().map_or(0, String::len));
+        crate::cbor::write_map_head(&mut body, 1 + u64::from(self.message.is_some()));
+        crate::cbor::write_text(&mut body, "__type");
+        crate::cbor::write_text(&mut body, self.type_name());
+        if let Some(message) = &self.message {
+            crate::cbor::write_text(&mut body, self.kind.message_key());
+            crate::cbor::write_text(&mut body, message);
+        }
+        body
+    }
+
     // ----- One constructor per kind, for texts built elsewhere. -----
 
     pub fn access_denied(message: impl Into<String>) -> KinesisError {
@@ -773,6 +787,41 @@ mod tests {
             KinesisError::unknown_operation().to_json(),
             br#"{"__type":"UnknownOperationException"}"#
         );
+    }
+
+    #[test]
+    fn cbor_bodies_have_the_json_members() {
+        // {"__type": "ResourceNotFoundException", "message": "Stream s ..."}, definite
+        // lengths, written out by hand from RFC 8949.
+        let message = "Stream s under account 123456789012 not found.";
+        let mut expected = vec![0xa2, 0x66];
+        expected.extend_from_slice(b"__type");
+        expected.extend_from_slice(&[0x78, 25]);
+        expected.extend_from_slice(b"ResourceNotFoundException");
+        expected.push(0x67);
+        expected.extend_from_slice(b"message");
+        expected.extend_from_slice(&[0x78, message.len() as u8]);
+        expected.extend_from_slice(message.as_bytes());
+        assert_eq!(
+            KinesisError::stream_not_found("s", "123456789012").to_cbor(),
+            expected
+        );
+
+        let mut expected = vec![0xa2, 0x66];
+        expected.extend_from_slice(b"__type");
+        expected.extend_from_slice(&[0x76]);
+        expected.extend_from_slice(b"SerializationException");
+        expected.push(0x67);
+        expected.extend_from_slice(b"Message");
+        expected.push(0x63);
+        expected.extend_from_slice(b"bad");
+        assert_eq!(KinesisError::serialization("bad").to_cbor(), expected);
+
+        let mut expected = vec![0xa1, 0x66];
+        expected.extend_from_slice(b"__type");
+        expected.extend_from_slice(&[0x78, 25]);
+        expected.extend_from_slice(b"UnknownOperationException");
+        assert_eq!(KinesisError::unknown_operation().to_cbor(), expected);
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //! be converted to an Integer`, …), numbers for integer members are truncated like Coral's
 //! `TruncatingBigNumber`.
 //!
-//! The same structs are meant to serve CBOR later, so nothing here assumes JSON: blobs and
-//! timestamps look at [`serde::Serializer::is_human_readable`]. In a human-readable format a
-//! blob is a base64 string and a timestamp is epoch seconds (a number with a fraction); in a
-//! binary one a blob is a byte string and a timestamp is integer epoch milliseconds, as the
-//! Java SDKs send them. Both decoders accept either form.
+//! The same structs and helpers serve CBOR ([`crate::cbor`]), so nothing here assumes JSON:
+//! blobs and timestamps look at [`serde::Serializer::is_human_readable`]. In a human-readable
+//! format a blob is a base64 string and a timestamp is epoch seconds (a number with a
+//! fraction); in a binary one a blob is a byte string and a timestamp is integer epoch
+//! milliseconds (under CBOR tag 1), as the Java SDKs send them. Both decoders accept either
+//! form.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -120,7 +121,9 @@ impl Serialize for Timestamp {
         if serializer.is_human_readable() {
             serializer.serialize_f64(self.0 as f64 / 1000.0)
         } else {
-            serializer.serialize_i64(self.0)
+            // CBOR writes tag 1 in front (see `crate::cbor`); other binary formats, the bare
+            // integer.
+            serializer.serialize_newtype_struct(crate::cbor::EPOCH_TIME_TAG, &self.0)
         }
     }
 }

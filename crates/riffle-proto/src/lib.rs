@@ -1,6 +1,6 @@
-//! Riffle's Kinesis protocol layer: wire shapes, the JSON codec, errors and their AWS texts,
-//! validation in AWS's format, limits, and the encodings of sequence numbers, shard iterators,
-//! hash keys, shard IDs and ARNs.
+//! Riffle's Kinesis protocol layer: wire shapes, the JSON and CBOR codecs, errors and their AWS
+//! texts, validation in AWS's format, limits, and the encodings of sequence numbers, shard
+//! iterators, hash keys, shard IDs and ARNs.
 //!
 //! Sans-IO: no sockets, no runtime, no threads, no clock. Everything is a pure function of its
 //! arguments, so every rule here is unit-tested. A server uses it like this:
@@ -29,6 +29,8 @@
 //! Modules:
 //! - [`ops`]: request and response shapes, [`Request`], [`decode_request`].
 //! - [`json`]: Coral's parsing rules, blobs, timestamps, [`encode_json`].
+//! - [`cbor`]: the CBOR codec the Java SDKs speak (`application/x-amz-cbor-1.1`).
+//! - [`wire`]: [`WireFormat`], which codec a request and its answer use.
 //! - [`validate`]: ValidationException texts and the model's patterns.
 //! - [`error`]: [`ErrorKind`], [`KinesisError`] and the AWS texts.
 //! - [`eventstream`]: the binary framing of SubscribeToShard's answer.
@@ -38,6 +40,7 @@
 //! - [`time`]: calendar arithmetic for the dates inside texts.
 
 pub mod arn;
+pub mod cbor;
 pub mod error;
 pub mod eventstream;
 pub mod hashkey;
@@ -50,7 +53,9 @@ pub mod shard_id;
 pub mod time;
 pub mod token;
 pub mod validate;
+pub mod wire;
 
 pub use error::{ErrorKind, KinesisError};
 pub use json::{decode_json, encode_json, Timestamp};
-pub use ops::{decode_request, Request};
+pub use ops::{decode_request, decode_request_in, Request};
+pub use wire::WireFormat;

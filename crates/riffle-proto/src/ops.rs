@@ -16,9 +16,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::KinesisError;
-use crate::json::{decode_json, Timestamp};
+use crate::json::Timestamp;
 use crate::limits;
 use crate::validate::{self, Path, StringRule, Validate, Validator};
+use crate::wire::WireFormat;
 
 // ===== Enums =====
 
@@ -1772,16 +1773,28 @@ macro_rules! requests {
         /// Every operation [`decode_request`] accepts.
         pub const OPERATIONS: &[&str] = &[$(stringify!($operation),)+];
 
-        /// Decodes the body of `operation` (the part of `X-Amz-Target` after
-        /// `Kinesis_20131202.`) and validates it against the model.
+        /// Decodes the JSON body of `operation` (the part of `X-Amz-Target` after
+        /// `Kinesis_20131202.`) and validates it against the model; see
+        /// [`decode_request_in`].
+        pub fn decode_request(operation: &str, body: &[u8]) -> Result<Request, KinesisError> {
+            decode_request_in(WireFormat::Json, operation, body)
+        }
+
+        /// Decodes the body of `operation` in `format` and validates it against the model.
+        /// Every format yields the same typed request, checked by the same rules.
         ///
         /// Errors: UnknownOperationException for an operation riffle does not know,
-        /// SerializationException for a body that is not JSON or has a member of the wrong
-        /// type, ValidationException for members that break the model's constraints.
-        pub fn decode_request(operation: &str, body: &[u8]) -> Result<Request, KinesisError> {
+        /// SerializationException for a body that is not well-formed in `format` or has a
+        /// member of the wrong type, ValidationException for members that break the model's
+        /// constraints.
+        pub fn decode_request_in(
+            format: WireFormat,
+            operation: &str,
+            body: &[u8],
+        ) -> Result<Request, KinesisError> {
             match operation {
                 $(stringify!($operation) => {
-                    let input: $input = decode_json(body)?;
+                    let input: $input = format.decode(body)?;
                     validate::check(&input)?;
                     Ok(Request::$operation(input))
                 })+

@@ -2,9 +2,11 @@
 //! or, with `--tls-cert`, HTTP/1.1 and h2 over TLS (connection setup: `transport.rs`).
 //!
 //! Every Kinesis call is `POST /` with `X-Amz-Target: Kinesis_20131202.<Operation>` and a JSON
-//! body. This module reads the body under a size cap, learns the caller's account from the SigV4
-//! `Authorization` header (not verified yet), hands the call to [`riffle_core::service`], and
-//! writes the answer with the headers SDKs expect (`x-amzn-RequestId`, `Date`). It never panics
+//! or CBOR body. This module reads the body under a size cap, picks the wire format from the
+//! `Content-Type` (`application/x-amz-cbor-1.1` is CBOR, anything else JSON), learns the
+//! caller's account from the SigV4 `Authorization` header (not verified yet), hands the call to
+//! [`riffle_core::service`], and writes the answer — errors included — in the request's format,
+//! with the headers SDKs expect (`Content-Type`, `x-amzn-RequestId`, `Date`). It never panics
 //! on client input: anything malformed becomes an AWS-style error response and the connection
 //! keeps serving.
 //!
@@ -27,7 +29,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use riffle_core::service::{self, Caller};
 use riffle_core::Node;
-use riffle_proto::{ErrorKind, KinesisError};
+use riffle_proto::{ErrorKind, KinesisError, WireFormat};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore, SemaphorePermit};
 
@@ -43,7 +45,6 @@ const BUDGET_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 /// Unit of the budget's semaphore permits.
 const BUDGET_UNIT_BYTES: u64 = 1024;
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
-const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 
 /// A response body: a whole answer, or (SubscribeToShard) a stream of event frames.
@@ -172,6 +173,8 @@ async fn handle(
 ) -> Response<ResponseBody> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
+    // The answer, errors included, is in the request's format: CBOR clients cannot read JSON.
+    let format = wire_format(&parts.headers);
     let outcome = match target_operation(&parts.headers) {
         Some(operation) => {
             let operation = operation.to_owned();
@@ -180,7 +183,7 @@ async fn handle(
                 // the records it produces are about as large as the body.
                 Ok((body, _reservation)) => {
                     let caller = caller(&node, &parts.headers);
-                    service::call(&node, &caller, &operation, &body).await
+                    service::call(&node, &caller, format, &operation, &body).await
                 }
                 Err(error) => Err(error),
             }
@@ -191,7 +194,7 @@ async fn handle(
         )),
     };
     let (status, body, content_type) = match outcome {
-        Ok(service::Answer::Body(body)) => (StatusCode::OK, full_body(body), JSON_CONTENT_TYPE),
+        Ok(service::Answer::Body(body)) => (StatusCode::OK, full_body(body), format.content_type()),
         Ok(service::Answer::Events(frames)) => (
             StatusCode::OK,
             EventStreamBody { frames }.boxed(),
@@ -205,7 +208,11 @@ async fn handle(
             }
             let status =
                 StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-            (status, full_body(error.to_json()), JSON_CONTENT_TYPE)
+            (
+                status,
+                full_body(format.encode_error(&error)),
+                format.content_type(),
+            )
         }
     };
     let mut response = Response::new(body);
@@ -223,6 +230,15 @@ async fn handle(
         headers.insert(http::header::DATE, value);
     }
     response
+}
+
+/// The wire format the request's `Content-Type` names.
+fn wire_format(headers: &HeaderMap) -> WireFormat {
+    WireFormat::from_content_type(
+        headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok()),
+    )
 }
 
 /// The operation named by `X-Amz-Target`, or `None` for anything that is not a Kinesis target.
@@ -343,6 +359,28 @@ mod tests {
         drop((small, half));
         // A body larger than the budget still reserves at most the whole budget.
         assert!(budget.reserve(u64::MAX).await.is_ok());
+    }
+
+    #[test]
+    fn the_content_type_picks_the_wire_format() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(wire_format(&headers), WireFormat::Json);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-cbor-1.1"),
+        );
+        assert_eq!(wire_format(&headers), WireFormat::Cbor);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
+        assert_eq!(wire_format(&headers), WireFormat::Json);
+        // Not visible ASCII: JSON, as before CBOR existed.
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_bytes(b"application/x-amz-cbor-1.1\xff").unwrap(),
+        );
+        assert_eq!(wire_format(&headers), WireFormat::Json);
     }
 
     #[test]

@@ -12,6 +12,8 @@ mod common;
 mod account;
 #[path = "sdk/arn.rs"]
 mod arn;
+#[path = "sdk/cbor.rs"]
+mod cbor;
 #[path = "sdk/errors.rs"]
 mod errors;
 #[path = "sdk/fanout.rs"]

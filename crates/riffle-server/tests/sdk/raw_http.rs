@@ -13,14 +13,14 @@ use crate::common::*;
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
-struct RawResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct RawResponse {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
@@ -71,7 +71,7 @@ fn request_bytes(target: &str, body: &[u8]) -> Vec<u8> {
 
 /// Sends `bytes` and reads until the server closes (every request says `Connection: close`).
 /// `None` means the server closed or reset the connection without a response.
-fn exchange(addr: SocketAddr, bytes: &[u8]) -> Option<RawResponse> {
+pub(crate) fn exchange(addr: SocketAddr, bytes: &[u8]) -> Option<RawResponse> {
     exchange_with(addr, bytes, false)
 }
 
@@ -179,7 +179,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 }
 
 /// One Kinesis call with a JSON body; the server must answer.
-fn call(addr: SocketAddr, operation: &str, body: &[u8]) -> RawResponse {
+pub(crate) fn call(addr: SocketAddr, operation: &str, body: &[u8]) -> RawResponse {
     exchange(
         addr,
         &request_bytes(&format!("Kinesis_20131202.{operation}"), body),
