@@ -194,8 +194,11 @@ pub fn start(
         )
         .await;
         if let Err(exception) = outcome {
-            // Best effort: the client may be gone already.
-            let _ = frames.send(exception).await;
+            // Best effort: the client may be gone already, or have stopped reading; the last
+            // frame must not hold the task (and its connection) longer than a keep-alive.
+            let _ =
+                tokio::time::timeout(node.config.subscriptions.keep_alive, frames.send(exception))
+                    .await;
         }
         node.subscriptions.finish(&ticket);
     });
@@ -204,7 +207,12 @@ pub fn start(
 
 /// An exception message for an error that ends a subscription.
 fn exception_frame(error: &Error) -> Bytes {
-    let payload = serde_json::json!({ "message": error.message.clone().unwrap_or_default() });
+    // The type travels in the `:exception-type` header (botocore, the Java SDK); the Rust SDK
+    // reads the code from `__type` in the payload, as in an error response.
+    let payload = serde_json::json!({
+        "__type": error.type_name(),
+        "message": error.message.clone().unwrap_or_default(),
+    });
     Bytes::from(eventstream::exception(
         error.type_name(),
         JSON,
@@ -337,6 +345,8 @@ async fn feed(
             _ = tokio::time::sleep_until(last_event + config.keep_alive) => {}
             _ = tokio::time::sleep_until(deadline) => return Ok(()),
             _ = stop.changed() => {}
+            // The client hung up: free the subscription now, not at the next send.
+            _ = frames.closed() => return Ok(()),
         }
     }
 }
