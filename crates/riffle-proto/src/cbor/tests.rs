@@ -1181,6 +1181,51 @@ fn every_operation_decodes_the_same_from_cbor_and_json() {
             "UpdateMaxRecordSize",
             format!(r#"{{"StreamARN":"{ARN}","MaxRecordSizeInKiB":8}}"#),
         ),
+        (
+            "RegisterStreamConsumer",
+            format!(r#"{{"StreamARN":"{ARN}","ConsumerName":"c1","Tags":{{"k":"v"}}}}"#),
+        ),
+        (
+            "RegisterStreamConsumer",
+            format!(r#"{{"StreamARN":"{ARN}","ConsumerName":"bad name"}}"#),
+        ),
+        (
+            "DescribeStreamConsumer",
+            format!(r#"{{"ConsumerARN":"{ARN}/consumer/c1:1700000000"}}"#),
+        ),
+        (
+            "DescribeStreamConsumer",
+            format!(r#"{{"StreamARN":"{ARN}","ConsumerName":"c1"}}"#),
+        ),
+        (
+            "ListStreamConsumers",
+            format!(
+                r#"{{"StreamARN":"{ARN}","MaxResults":5,"StreamCreationTimestamp":1700000000}}"#
+            ),
+        ),
+        ("ListStreamConsumers", r#"{"MaxResults":0}"#.into()),
+        (
+            "DeregisterStreamConsumer",
+            format!(r#"{{"ConsumerARN":"{ARN}/consumer/c1:1700000000"}}"#),
+        ),
+        (
+            "DeregisterStreamConsumer",
+            r#"{"ConsumerARN":"not-an-arn"}"#.into(),
+        ),
+        (
+            "SubscribeToShard",
+            format!(
+                r#"{{"ConsumerARN":"{ARN}/consumer/c1:1700000000","ShardId":"shardId-000000000000",
+                    "StartingPosition":{{"Type":"AT_TIMESTAMP","Timestamp":1700000000.5}}}}"#
+            ),
+        ),
+        (
+            "SubscribeToShard",
+            format!(
+                r#"{{"ConsumerARN":"{ARN}/consumer/c1:1700000000","ShardId":"shardId-0",
+                    "StartingPosition":{{"Type":"SIDEWAYS"}}}}"#
+            ),
+        ),
     ];
     let mut covered: Vec<&str> = bodies.iter().map(|(operation, _)| *operation).collect();
     covered.sort_unstable();
