@@ -312,6 +312,17 @@ async fn call_operation(
         Request::SubscribeToShard(_) | Request::DeregisterStreamConsumer(_) => {
             unreachable!("answered by `call`")
         }
+        // Decoded and validated; their semantics land with the security issue's work on
+        // resource policies, encryption at rest and monitoring.
+        Request::PutResourcePolicy(_)
+        | Request::GetResourcePolicy(_)
+        | Request::DeleteResourcePolicy(_)
+        | Request::StartStreamEncryption(_)
+        | Request::StopStreamEncryption(_)
+        | Request::EnableEnhancedMonitoring(_)
+        | Request::DisableEnhancedMonitoring(_)
+        | Request::UpdateAccountSettings(_)
+        | Request::UpdateStreamWarmThroughput(_) => return Err(Error::unknown_operation()),
     })
 }
 

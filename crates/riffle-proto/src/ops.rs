@@ -535,6 +535,81 @@ input_shape!(
     }
 );
 
+input_shape!(
+    /// PutResourcePolicy: a JSON policy document for a stream or consumer ARN.
+    PutResourcePolicyInput {
+        resource_arn: String = "ResourceARN" via "crate::json::field::string";
+        stream_id: String = "StreamId" via "crate::json::field::string";
+        policy: String = "Policy" via "crate::json::field::string";
+    }
+);
+
+input_shape!(
+    /// GetResourcePolicy and DeleteResourcePolicy.
+    ResourcePolicyRefInput {
+        resource_arn: String = "ResourceARN" via "crate::json::field::string";
+        stream_id: String = "StreamId" via "crate::json::field::string";
+    }
+);
+
+/// GetResourcePolicy's input.
+pub type GetResourcePolicyInput = ResourcePolicyRefInput;
+/// DeleteResourcePolicy's input.
+pub type DeleteResourcePolicyInput = ResourcePolicyRefInput;
+
+input_shape!(
+    /// StartStreamEncryption and StopStreamEncryption.
+    StreamEncryptionInput {
+        stream_name: String = "StreamName" via "crate::json::field::string";
+        encryption_type: String = "EncryptionType" via "crate::json::field::string";
+        key_id: String = "KeyId" via "crate::json::field::string";
+        stream_arn: String = "StreamARN" via "crate::json::field::string";
+        stream_id: String = "StreamId" via "crate::json::field::string";
+    }
+);
+
+/// StartStreamEncryption's input.
+pub type StartStreamEncryptionInput = StreamEncryptionInput;
+/// StopStreamEncryption's input.
+pub type StopStreamEncryptionInput = StreamEncryptionInput;
+
+input_shape!(
+    /// EnableEnhancedMonitoring and DisableEnhancedMonitoring.
+    EnhancedMonitoringInput {
+        stream_name: String = "StreamName" via "crate::json::field::string";
+        shard_level_metrics: Vec<String> = "ShardLevelMetrics" via "crate::json::field::string_list";
+        stream_arn: String = "StreamARN" via "crate::json::field::string";
+        stream_id: String = "StreamId" via "crate::json::field::string";
+    }
+);
+
+/// EnableEnhancedMonitoring's input.
+pub type EnableEnhancedMonitoringInput = EnhancedMonitoringInput;
+/// DisableEnhancedMonitoring's input.
+pub type DisableEnhancedMonitoringInput = EnhancedMonitoringInput;
+
+input_shape!(
+    /// UpdateAccountSettings' `MinimumThroughputBillingCommitment`.
+    MinimumThroughputBillingCommitmentInput {
+        status: String = "Status" via "crate::json::field::string";
+    }
+);
+
+input_shape!(
+    UpdateAccountSettingsInput {
+        minimum_throughput_billing_commitment: MinimumThroughputBillingCommitmentInput = "MinimumThroughputBillingCommitment" via "crate::json::field::structure";
+    }
+);
+
+input_shape!(
+    UpdateStreamWarmThroughputInput {
+        stream_arn: String = "StreamARN" via "crate::json::field::string";
+        stream_name: String = "StreamName" via "crate::json::field::string";
+        stream_id: String = "StreamId" via "crate::json::field::string";
+        warm_throughput_mibps: i32 = "WarmThroughputMiBps" via "crate::json::field::integer";
+    }
+);
+
 // ----- Typed views of validated enum members -----
 
 impl StreamModeDetailsInput {
@@ -1332,6 +1407,120 @@ impl Validate for SubscribeToShardInput {
     }
 }
 
+impl Validate for PutResourcePolicyInput {
+    fn validate(&self, v: &mut Validator) {
+        v.string(
+            Path::Field("resourceARN"),
+            self.resource_arn.as_deref(),
+            true,
+            &validate::RESOURCE_ARN,
+        );
+        v.string(
+            Path::Field("streamId"),
+            self.stream_id.as_deref(),
+            false,
+            &validate::STREAM_ID,
+        );
+        v.string(
+            Path::Field("policy"),
+            self.policy.as_deref(),
+            true,
+            &validate::POLICY,
+        );
+    }
+}
+
+impl Validate for ResourcePolicyRefInput {
+    fn validate(&self, v: &mut Validator) {
+        v.string(
+            Path::Field("resourceARN"),
+            self.resource_arn.as_deref(),
+            true,
+            &validate::RESOURCE_ARN,
+        );
+        v.string(
+            Path::Field("streamId"),
+            self.stream_id.as_deref(),
+            false,
+            &validate::STREAM_ID,
+        );
+    }
+}
+
+impl Validate for StreamEncryptionInput {
+    fn validate(&self, v: &mut Validator) {
+        v.string(
+            Path::Field("encryptionType"),
+            self.encryption_type.as_deref(),
+            true,
+            &enum_rule::<EncryptionType>(),
+        );
+        v.string(
+            Path::Field("keyId"),
+            self.key_id.as_deref(),
+            true,
+            &validate::KMS_KEY_ID,
+        );
+        validate_stream_refs(
+            v,
+            self.stream_name.as_ref(),
+            self.stream_arn.as_ref(),
+            self.stream_id.as_ref(),
+        );
+    }
+}
+
+impl Validate for EnhancedMonitoringInput {
+    fn validate(&self, v: &mut Validator) {
+        v.enum_list(
+            Path::Field("shardLevelMetrics"),
+            self.shard_level_metrics.as_deref(),
+            true,
+            Some(1),
+            Some(7),
+            <MetricsName as WireEnum>::VALUES,
+        );
+        validate_stream_refs(
+            v,
+            self.stream_name.as_ref(),
+            self.stream_arn.as_ref(),
+            self.stream_id.as_ref(),
+        );
+    }
+}
+
+impl Validate for UpdateAccountSettingsInput {
+    fn validate(&self, v: &mut Validator) {
+        match &self.minimum_throughput_billing_commitment {
+            Some(commitment) => v.string(
+                Path::Nested("minimumThroughputBillingCommitment", "status"),
+                commitment.status.as_deref(),
+                true,
+                &StringRule::one_of(&["ENABLED", "DISABLED"]),
+            ),
+            None => v.required::<()>(Path::Field("minimumThroughputBillingCommitment"), None),
+        }
+    }
+}
+
+impl Validate for UpdateStreamWarmThroughputInput {
+    fn validate(&self, v: &mut Validator) {
+        validate_stream_refs(
+            v,
+            self.stream_name.as_ref(),
+            self.stream_arn.as_ref(),
+            self.stream_id.as_ref(),
+        );
+        v.integer(
+            Path::Field("warmThroughputMiBps"),
+            int(self.warm_throughput_mibps),
+            true,
+            Some(0),
+            None,
+        );
+    }
+}
+
 impl Validate for UpdateMaxRecordSizeInput {
     fn validate(&self, v: &mut Validator) {
         v.string(
@@ -1383,7 +1572,50 @@ void_outputs!(
     UpdateStreamModeOutput;
     UpdateMaxRecordSizeOutput;
     DeregisterStreamConsumerOutput;
+    PutResourcePolicyOutput;
+    DeleteResourcePolicyOutput;
+    StartStreamEncryptionOutput;
+    StopStreamEncryptionOutput;
 );
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetResourcePolicyOutput {
+    pub policy: String,
+}
+
+/// EnableEnhancedMonitoring's and DisableEnhancedMonitoring's answer: the metric sets before and
+/// after.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EnhancedMonitoringOutput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_shard_level_metrics: Option<Vec<MetricsName>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_shard_level_metrics: Option<Vec<MetricsName>>,
+    #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
+    pub stream_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateAccountSettingsOutput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_throughput_billing_commitment: Option<MinimumThroughputBillingCommitmentOutput>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateStreamWarmThroughputOutput {
+    #[serde(rename = "StreamARN", default, skip_serializing_if = "Option::is_none")]
+    pub stream_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_throughput: Option<WarmThroughputObject>,
+}
 
 /// A consumer as RegisterStreamConsumer and ListStreamConsumers show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1835,6 +2067,15 @@ requests!(
     ListStreamConsumers(ListStreamConsumersInput),
     DeregisterStreamConsumer(DeregisterStreamConsumerInput),
     SubscribeToShard(SubscribeToShardInput),
+    PutResourcePolicy(PutResourcePolicyInput),
+    GetResourcePolicy(GetResourcePolicyInput),
+    DeleteResourcePolicy(DeleteResourcePolicyInput),
+    StartStreamEncryption(StartStreamEncryptionInput),
+    StopStreamEncryption(StopStreamEncryptionInput),
+    EnableEnhancedMonitoring(EnableEnhancedMonitoringInput),
+    DisableEnhancedMonitoring(DisableEnhancedMonitoringInput),
+    UpdateAccountSettings(UpdateAccountSettingsInput),
+    UpdateStreamWarmThroughput(UpdateStreamWarmThroughputInput),
 );
 
 #[cfg(test)]

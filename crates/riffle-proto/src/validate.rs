@@ -138,6 +138,9 @@ pub const SHARD_ITERATOR: StringRule = StringRule::new(None, Some(1), Some(512))
 pub const NEXT_TOKEN: StringRule = StringRule::new(None, Some(1), Some(1_048_576));
 pub const TAG_KEY: StringRule = StringRule::new(None, Some(1), Some(128));
 pub const TAG_VALUE: StringRule = StringRule::new(None, Some(0), Some(256));
+pub const KMS_KEY_ID: StringRule = StringRule::new(None, Some(1), Some(2048));
+/// A resource policy: the model sets no bounds; AWS documents 20,480 characters at most.
+pub const POLICY: StringRule = StringRule::new(None, Some(1), Some(20_480));
 
 /// Something that checks itself against the model.
 pub trait Validate {
@@ -344,6 +347,38 @@ impl Validator {
                 &format_args!(
                     "Member must satisfy constraint: [{}]",
                     length_constraints(element)
+                ),
+            );
+        }
+    }
+
+    /// A list of enum values: its entry count, then every element against the value set, as
+    /// one combined check (`Member must satisfy constraint: [Member must satisfy enum value
+    /// set: [...]]`).
+    pub fn enum_list(
+        &mut self,
+        path: Path<'_>,
+        values: Option<&[String]>,
+        required: bool,
+        count_min: Option<usize>,
+        count_max: Option<usize>,
+        allowed: &[&str],
+    ) {
+        let Some(values) = values else {
+            if required {
+                self.fail_null(path);
+            }
+            return;
+        };
+        let render = || format!("[{}]", values.join(", "));
+        self.count(path, values.len(), count_min, count_max, render);
+        if !values.iter().all(|value| allowed.contains(&value.as_str())) {
+            self.fail(
+                &Quoted(render()),
+                path,
+                &format_args!(
+                    "Member must satisfy constraint: [Member must satisfy enum value set: [{}]]",
+                    allowed.join(", ")
                 ),
             );
         }

@@ -1226,6 +1226,53 @@ fn every_operation_decodes_the_same_from_cbor_and_json() {
                     "StartingPosition":{{"Type":"SIDEWAYS"}}}}"#
             ),
         ),
+        (
+            "PutResourcePolicy",
+            format!(r#"{{"ResourceARN":"{ARN}","Policy":"{{\"Version\":\"2012-10-17\"}}"}}"#),
+        ),
+        ("PutResourcePolicy", format!(r#"{{"ResourceARN":"{ARN}"}}"#)),
+        ("GetResourcePolicy", format!(r#"{{"ResourceARN":"{ARN}"}}"#)),
+        ("DeleteResourcePolicy", r#"{"ResourceARN":"nope"}"#.into()),
+        (
+            "StartStreamEncryption",
+            r#"{"StreamName":"s1","EncryptionType":"KMS","KeyId":"alias/aws/kinesis"}"#.into(),
+        ),
+        (
+            "StopStreamEncryption",
+            r#"{"StreamName":"s1","EncryptionType":"SOMETIMES","KeyId":""}"#.into(),
+        ),
+        (
+            "EnableEnhancedMonitoring",
+            r#"{"StreamName":"s1","ShardLevelMetrics":["ALL"]}"#.into(),
+        ),
+        (
+            "DisableEnhancedMonitoring",
+            r#"{"StreamName":"s1","ShardLevelMetrics":["Nope"]}"#.into(),
+        ),
+        (
+            "UpdateAccountSettings",
+            r#"{"MinimumThroughputBillingCommitment":{"Status":"DISABLED"}}"#.into(),
+        ),
+        (
+            "UpdateStreamWarmThroughput",
+            r#"{"StreamName":"s1","WarmThroughputMiBps":-1}"#.into(),
+        ),
+        (
+            "UpdateStreamWarmThroughput",
+            format!(r#"{{"StreamARN":"{ARN}","WarmThroughputMiBps":100}}"#),
+        ),
+        (
+            "DeleteResourcePolicy",
+            format!(r#"{{"ResourceARN":"{ARN}"}}"#),
+        ),
+        (
+            "StopStreamEncryption",
+            r#"{"StreamName":"s1","EncryptionType":"KMS","KeyId":"k"}"#.into(),
+        ),
+        (
+            "DisableEnhancedMonitoring",
+            r#"{"StreamName":"s1","ShardLevelMetrics":["IncomingBytes","OutgoingBytes"]}"#.into(),
+        ),
     ];
     let mut covered: Vec<&str> = bodies.iter().map(|(operation, _)| *operation).collect();
     covered.sort_unstable();

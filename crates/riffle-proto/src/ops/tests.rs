@@ -99,10 +99,26 @@ fn every_listed_operation_decodes_its_minimal_body() {
             "SubscribeToShard" => {
                 r#"{"ConsumerARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1/consumer/c:1700000000","ShardId":"shardId-0","StartingPosition":{"Type":"LATEST"}}"#
             }
+            "PutResourcePolicy" => {
+                r#"{"ResourceARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1","Policy":"{}"}"#
+            }
+            "GetResourcePolicy" | "DeleteResourcePolicy" => {
+                r#"{"ResourceARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1"}"#
+            }
+            "StartStreamEncryption" | "StopStreamEncryption" => {
+                r#"{"StreamName":"s1","EncryptionType":"KMS","KeyId":"alias/aws/kinesis"}"#
+            }
+            "EnableEnhancedMonitoring" | "DisableEnhancedMonitoring" => {
+                r#"{"StreamName":"s1","ShardLevelMetrics":["IncomingBytes"]}"#
+            }
+            "UpdateAccountSettings" => {
+                r#"{"MinimumThroughputBillingCommitment":{"Status":"ENABLED"}}"#
+            }
+            "UpdateStreamWarmThroughput" => r#"{"StreamName":"s1","WarmThroughputMiBps":10}"#,
             _ => r#"{"StreamName":"s1"}"#,
         }
     };
-    assert_eq!(OPERATIONS.len(), 30);
+    assert_eq!(OPERATIONS.len(), 39);
     for operation in OPERATIONS {
         let request = decode(operation, minimal(operation))
             .unwrap_or_else(|error| panic!("{operation}: {error}"));
@@ -143,6 +159,30 @@ fn consumer_arns_follow_the_model_pattern() {
     );
     assert!(message.contains("at 'consumerARN' failed to satisfy constraint: Member must satisfy regular expression pattern"), "{message}");
     assert!(message.contains("at 'startingPosition.type' failed to satisfy constraint: Member must satisfy enum value set: [AT_SEQUENCE_NUMBER, AFTER_SEQUENCE_NUMBER, TRIM_HORIZON, LATEST, AT_TIMESTAMP]"), "{message}");
+}
+
+/// ShardLevelMetrics is a list of 1 to 7 metric names; anything else gets Coral's texts.
+#[test]
+fn shard_level_metrics_are_checked_as_an_enum_list() {
+    let message = |body: &str| {
+        decode("EnableEnhancedMonitoring", body)
+            .unwrap_err()
+            .message
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        message(r#"{"StreamName":"s1","ShardLevelMetrics":["IncomingBytes","Sideways"]}"#),
+        "1 validation error detected: Value '[IncomingBytes, Sideways]' at 'shardLevelMetrics' \
+         failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum \
+         value set: [IncomingBytes, IncomingRecords, OutgoingBytes, OutgoingRecords, \
+         WriteProvisionedThroughputExceeded, ReadProvisionedThroughputExceeded, \
+         IteratorAgeMilliseconds, ALL]]"
+    );
+    assert!(message(r#"{"StreamName":"s1","ShardLevelMetrics":[]}"#)
+        .contains("Member must have length greater than or equal to 1"));
+    assert!(message(r#"{"StreamName":"s1"}"#).contains(
+        "Value null at 'shardLevelMetrics' failed to satisfy constraint: Member must not be null"
+    ));
 }
 
 #[test]

