@@ -94,11 +94,12 @@ pub fn find(
 pub fn find_by_arn(node: &Node, caller: &Caller, arn: &str) -> Result<FoundConsumer, Error> {
     let parsed = riffle_proto::arn::parse_consumer_arn(arn)
         .ok_or_else(|| Error::invalid_argument(format!("Invalid ConsumerARN {arn}.")))?;
-    if parsed.stream.account != caller.account || parsed.stream.region != caller.region {
+    if parsed.stream.region != caller.region {
         return Err(consumer_not_found(arn));
     }
+    // A consumer of another account is reachable by its ARN, as its resource policy allows.
     let stream = node
-        .stream(&caller.account, &parsed.stream.name)
+        .stream(&parsed.stream.account, &parsed.stream.name)
         .ok_or_else(|| consumer_not_found(arn))?;
     let state = stream.state();
     let consumer = state
@@ -110,7 +111,30 @@ pub fn find_by_arn(node: &Node, caller: &Caller, arn: &str) -> Result<FoundConsu
         })
         .cloned()
         .ok_or_else(|| consumer_not_found(arn))?;
+    authorize_consumer(caller, &stream, &consumer)?;
     Ok(FoundConsumer { stream, consumer })
+}
+
+/// Resource policy check for an operation on a consumer: the consumer's own policy decides.
+pub(crate) fn authorize_consumer(
+    caller: &Caller,
+    stream: &Stream,
+    consumer: &ConsumerMeta,
+) -> Result<(), Error> {
+    let policy = consumer
+        .policy
+        .as_deref()
+        .map(crate::policy::ResourcePolicy::parse)
+        .transpose()
+        .map_err(|reason| {
+            Error::internal(format!("a stored consumer policy does not parse: {reason}"))
+        })?;
+    crate::control::authorize(
+        caller,
+        &stream.account,
+        &consumer_arn(stream, consumer),
+        policy.as_ref(),
+    )
 }
 
 /// RegisterStreamConsumer.
@@ -175,6 +199,7 @@ pub async fn register(
         created_ms,
         tags,
         deleting_ms: None,
+        policy: None,
     };
     let added = consumer.clone();
     node.update_stream(&stream, |state| state.consumers.push(added))

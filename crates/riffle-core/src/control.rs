@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::meta::StreamMode;
 use crate::node::{now_ms, Node, Shard, Stream, StreamState};
+use crate::policy::{Decision, Principal, ResourcePolicy};
 use crate::reshard::{self, Step};
 use crate::Error;
 use riffle_proto::limits;
@@ -16,6 +17,64 @@ use riffle_proto::limits;
 pub struct Caller {
     pub account: String,
     pub region: String,
+    /// The operation being called (set by `service::call`), for resource policies.
+    pub operation: &'static str,
+}
+
+impl Caller {
+    /// The caller's principal as policies name it.
+    pub fn principal_arn(&self) -> String {
+        format!("arn:aws:iam::{}:root", self.account)
+    }
+
+    /// The IAM action of the current operation: `kinesis:PutRecord`.
+    fn action(&self) -> String {
+        format!("kinesis:{}", self.operation)
+    }
+}
+
+/// Whether `caller` may use a resource of `owner_account` with ARN `arn` under `policy`: a
+/// caller of another account needs an Allow, anyone is stopped by an explicit Deny (see
+/// `policy.rs`). AccessDeniedException otherwise, with IAM's texts.
+pub(crate) fn authorize(
+    caller: &Caller,
+    owner_account: &str,
+    arn: &str,
+    policy: Option<&ResourcePolicy>,
+) -> Result<(), Error> {
+    let cross_account = caller.account != owner_account;
+    if policy.is_none() && !cross_account {
+        return Ok(()); // the hot path: own resource, no policy
+    }
+    // The owner may always read, replace or remove the policy itself: a Deny it wrote by
+    // mistake must not lock it out of its own resource.
+    let managing_policy = matches!(
+        caller.operation,
+        "PutResourcePolicy" | "GetResourcePolicy" | "DeleteResourcePolicy"
+    );
+    if managing_policy && !cross_account {
+        return Ok(());
+    }
+    let principal_arn = caller.principal_arn();
+    let action = caller.action();
+    let principal = Principal {
+        account: &caller.account,
+        arn: &principal_arn,
+    };
+    let decision = policy.map_or(Decision::Silent, |policy| {
+        policy.decide(&principal, &action, arn)
+    });
+    match decision {
+        Decision::Deny => Err(Error::access_denied(format!(
+            "User: {principal_arn} is not authorized to perform: {action} on resource: {arn} \
+             with an explicit deny in a resource-based policy"
+        ))),
+        Decision::Silent if cross_account => Err(Error::access_denied(format!(
+            "User: {principal_arn} is not authorized to perform: {action} on resource: {arn} \
+             because no resource-based policy allows the {action} action"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Finds a stream by name or ARN, as every stream operation allows either.
@@ -25,17 +84,17 @@ pub fn resolve_stream(
     stream_name: Option<&str>,
     stream_arn: Option<&str>,
 ) -> Result<Arc<Stream>, Error> {
-    let name = match (stream_name, stream_arn) {
-        (Some(name), None) => name.to_owned(),
-        (None, Some(arn)) => arn_stream_name(caller, arn)?,
+    let (account, name) = match (stream_name, stream_arn) {
+        (Some(name), None) => (caller.account.clone(), name.to_owned()),
+        (None, Some(arn)) => arn_stream(caller, arn)?,
         (Some(name), Some(arn)) => {
-            let from_arn = arn_stream_name(caller, arn)?;
+            let (account, from_arn) = arn_stream(caller, arn)?;
             if from_arn != name {
                 return Err(Error::invalid_argument(format!(
                     "StreamARN {arn} and StreamName {name} do not name the same stream."
                 )));
             }
-            from_arn
+            (account, from_arn)
         }
         (None, None) => {
             return Err(Error::invalid_argument(
@@ -43,19 +102,33 @@ pub fn resolve_stream(
             ))
         }
     };
-    node.stream(&caller.account, &name)
-        .ok_or_else(|| Error::stream_not_found(&name, &caller.account))
+    let stream = node
+        .stream(&account, &name)
+        .ok_or_else(|| Error::stream_not_found(&name, &account))?;
+    authorize_stream(caller, &stream)?;
+    Ok(stream)
 }
 
-/// The stream name in a stream ARN of the caller's account and region.
-fn arn_stream_name(caller: &Caller, arn: &str) -> Result<String, Error> {
+/// Resource policy check for an operation on `stream` (see [`authorize`]).
+pub(crate) fn authorize_stream(caller: &Caller, stream: &Stream) -> Result<(), Error> {
+    let state = stream.state();
+    authorize(
+        caller,
+        &stream.account,
+        &stream.arn,
+        state.policy.as_deref(),
+    )
+}
+
+/// The account and stream name of a stream ARN in the node's region. Only an ARN reaches
+/// another account's stream, and then only as its resource policy allows.
+fn arn_stream(caller: &Caller, arn: &str) -> Result<(String, String), Error> {
     let parsed = riffle_proto::arn::parse_stream_arn(arn)
         .ok_or_else(|| Error::invalid_argument(format!("Invalid StreamARN {arn}.")))?;
-    if parsed.account != caller.account || parsed.region != caller.region {
-        // Another account's stream is not visible to this caller (resource policies come later).
+    if parsed.region != caller.region {
         return Err(Error::stream_not_found(&parsed.name, &parsed.account));
     }
-    Ok(parsed.name)
+    Ok((parsed.account, parsed.name))
 }
 
 /// CreateStream after wire validation.

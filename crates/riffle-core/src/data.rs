@@ -354,6 +354,7 @@ pub fn get_records(
     iterator: &str,
     limit: usize,
     bytes_max: usize,
+    authorize: impl FnOnce(&Arc<Stream>) -> Result<(), Error>,
 ) -> Result<ReadBatch, Error> {
     let token = IteratorToken::decode(iterator, &node.token_key)?;
     let now = now_ms();
@@ -364,6 +365,7 @@ pub fn get_records(
         .stream(account, &token.stream_name)
         .filter(|stream| stream.created_ms == token.stream_created_ms)
         .ok_or_else(|| Error::stream_not_found(&token.stream_name, account))?;
+    authorize(&stream)?;
     let state = stream.state();
     let shard = state.shard(token.shard_ordinal).ok_or_else(|| {
         Error::shard_not_found(

@@ -14,6 +14,7 @@
 //! - [`shard_log`]: appends, the flusher (group commit), the tail watch channel.
 //! - [`consumers`]: enhanced fan-out consumers (register, describe, list, deregister).
 //! - [`subscribe`]: SubscribeToShard's event streams, fed from the shards' tail watch.
+//! - [`policy`]: resource policies (cross-account access to streams and consumers).
 //! - [`record`]: how records are laid out inside a log frame.
 //! - [`reshard`]: pure plans for splits, merges and uniform scaling, with their lineage.
 //! - [`scaler`]: ON_DEMAND streams split hot shards and merge cold ones by themselves.
@@ -24,6 +25,7 @@ pub mod control;
 pub mod data;
 pub mod meta;
 pub mod node;
+pub mod policy;
 pub mod record;
 pub mod reshard;
 pub mod scaler;

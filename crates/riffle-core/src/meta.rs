@@ -105,6 +105,9 @@ pub struct StreamMeta {
     /// Enhanced fan-out consumers registered on the stream.
     #[serde(default)]
     pub consumers: Vec<ConsumerMeta>,
+    /// The stream's resource policy document, if one is attached.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 /// An enhanced fan-out consumer. Its ARN is the stream's ARN, `/consumer/`, its name, `:` and
@@ -118,6 +121,9 @@ pub struct ConsumerMeta {
     /// Set by DeregisterStreamConsumer while the consumer shows `DELETING`.
     #[serde(default)]
     pub deleting_ms: Option<u64>,
+    /// The consumer's resource policy document, if one is attached.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +257,7 @@ mod tests {
                     }),
                 }],
                 consumers: vec![],
+                policy: None,
             }],
         }
     }

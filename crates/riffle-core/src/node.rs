@@ -161,6 +161,8 @@ pub struct StreamState {
     pub shards: Vec<Arc<Shard>>,
     /// Enhanced fan-out consumers, in registration order.
     pub consumers: Vec<ConsumerMeta>,
+    /// The stream's resource policy, parsed.
+    pub policy: Option<Arc<crate::policy::ResourcePolicy>>,
 }
 
 impl StreamState {
@@ -282,6 +284,7 @@ impl Stream {
                 .map(|shard| shard.meta.clone())
                 .collect(),
             consumers: state.consumers.clone(),
+            policy: state.policy.as_ref().map(|policy| policy.text.clone()),
         }
     }
 }
@@ -420,6 +423,22 @@ impl Node {
             shards.push(Arc::new(Shard::new(shard_meta.clone(), log, config.limits)));
         }
         shards.sort_by_key(|shard| shard.meta.ordinal);
+        // A stored policy was validated when it was put; one that no longer parses is refused
+        // rather than dropped, since dropping a Deny could widen access.
+        let policy = match &stream_meta.policy {
+            Some(text) => Some(Arc::new(
+                crate::policy::ResourcePolicy::parse(text).map_err(|reason| {
+                    OpenError::Meta(meta::MetaError::Corrupt {
+                        path: config.data_dir.join("meta.json"),
+                        reason: format!(
+                            "the resource policy of stream {} does not parse: {reason}",
+                            stream_meta.name
+                        ),
+                    })
+                })?,
+            )),
+            None => None,
+        };
         let stream = Stream {
             account: stream_meta.account.clone(),
             name: stream_meta.name.clone(),
@@ -439,6 +458,7 @@ impl Node {
                 next_shard_ordinal: 0,
                 shards: Vec::new(),
                 consumers: Vec::new(),
+                policy: None,
             })),
             routes: RwLock::new(Arc::new(Vec::new())),
             routes_epoch: watch::channel(0).0,
@@ -460,6 +480,7 @@ impl Node {
                 .filter(|consumer| consumer.deleting_ms.is_none())
                 .cloned()
                 .collect(),
+            policy,
         });
         Ok(stream)
     }
@@ -626,6 +647,7 @@ impl Node {
             next_shard_ordinal: shard_count,
             shards: shard_metas,
             consumers: Vec::new(),
+            policy: None,
         };
         let config = self.config.clone();
         let flusher = self.flusher.clone();

@@ -42,6 +42,10 @@ pub async fn call(
 ) -> Result<Answer, Error> {
     let request = riffle_proto::decode_request_in(format, operation, body)?;
     throttle::admit_control(node, caller, &request)?;
+    let caller = &Caller {
+        operation: request.operation(),
+        ..caller.clone()
+    };
     match request {
         Request::SubscribeToShard(input) => {
             subscribe_to_shard(node, caller, input).map(Answer::Events)
@@ -312,12 +316,51 @@ async fn call_operation(
         Request::SubscribeToShard(_) | Request::DeregisterStreamConsumer(_) => {
             unreachable!("answered by `call`")
         }
+        Request::PutResourcePolicy(input) => {
+            let text = input.policy.unwrap_or_default();
+            let parsed = crate::policy::ResourcePolicy::parse(&text).map_err(|reason| {
+                Error::invalid_argument(format!("Invalid resource policy: {reason}"))
+            })?;
+            set_policy(
+                node,
+                caller,
+                input.resource_arn.as_deref().unwrap_or_default(),
+                Some(parsed),
+            )
+            .await?;
+            Vec::new()
+        }
+        Request::GetResourcePolicy(input) => {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            // The model makes Policy required: a resource without one shows an empty document.
+            let policy = match policy_target(node, caller, arn)? {
+                PolicyTarget::Stream(stream) => stream
+                    .state()
+                    .policy
+                    .as_ref()
+                    .map(|policy| policy.text.clone()),
+                PolicyTarget::Consumer(found) => found.consumer.policy.clone(),
+            };
+            encode(
+                format,
+                GetResourcePolicyOutput {
+                    policy: policy.unwrap_or_else(|| "{}".to_owned()),
+                },
+            )
+        }
+        Request::DeleteResourcePolicy(input) => {
+            set_policy(
+                node,
+                caller,
+                input.resource_arn.as_deref().unwrap_or_default(),
+                None,
+            )
+            .await?;
+            Vec::new()
+        }
         // Decoded and validated; their semantics land with the security issue's work on
-        // resource policies, encryption at rest and monitoring.
-        Request::PutResourcePolicy(_)
-        | Request::GetResourcePolicy(_)
-        | Request::DeleteResourcePolicy(_)
-        | Request::StartStreamEncryption(_)
+        // encryption at rest and monitoring.
+        Request::StartStreamEncryption(_)
         | Request::StopStreamEncryption(_)
         | Request::EnableEnhancedMonitoring(_)
         | Request::DisableEnhancedMonitoring(_)
@@ -332,6 +375,56 @@ fn encode<T: serde::Serialize>(format: WireFormat, output: T) -> Vec<u8> {
 
 fn hours(value: i32) -> u32 {
     u32::try_from(value).unwrap_or(0)
+}
+
+/// What a resource-policy call's ResourceARN names.
+enum PolicyTarget {
+    Stream(Arc<Stream>),
+    Consumer(consumers::FoundConsumer),
+}
+
+fn policy_target(node: &Node, caller: &Caller, arn: &str) -> Result<PolicyTarget, Error> {
+    match riffle_proto::arn::parse_resource_arn(arn) {
+        Some(riffle_proto::arn::ResourceArn::Stream(_)) => Ok(PolicyTarget::Stream(
+            resolve_stream(node, caller, None, Some(arn))?,
+        )),
+        Some(riffle_proto::arn::ResourceArn::Consumer(_)) => Ok(PolicyTarget::Consumer(
+            consumers::find_by_arn(node, caller, arn)?,
+        )),
+        _ => Err(Error::invalid_argument(format!(
+            "Invalid ResourceARN {arn}: resource policies attach to streams and consumers."
+        ))),
+    }
+}
+
+/// PutResourcePolicy (`Some`) and DeleteResourcePolicy (`None`).
+async fn set_policy(
+    node: &Node,
+    caller: &Caller,
+    arn: &str,
+    policy: Option<crate::policy::ResourcePolicy>,
+) -> Result<(), Error> {
+    let target = policy_target(node, caller, arn)?;
+    let _control = node.control().await;
+    match target {
+        PolicyTarget::Stream(stream) => {
+            let policy = policy.map(Arc::new);
+            node.update_stream(&stream, |state| state.policy = policy)
+                .await
+        }
+        PolicyTarget::Consumer(found) => {
+            let text = policy.map(|policy| policy.text);
+            let (name, created_ms) = (found.consumer.name.clone(), found.consumer.created_ms);
+            node.update_stream(&found.stream, |state| {
+                for consumer in &mut state.consumers {
+                    if consumer.name == name && consumer.created_ms == created_ms {
+                        consumer.policy = text.clone();
+                    }
+                }
+            })
+            .await
+        }
+    }
 }
 
 /// The stream a tagging call's ResourceARN names.
@@ -1026,12 +1119,21 @@ fn get_records(
         .limit
         .map(|limit| limit.max(1) as usize)
         .unwrap_or(limits::GET_RECORDS_LIMIT_MAX);
+    // An iterator names its stream within an account: the caller's, or (cross-account, as the
+    // KCL does) the owner's named by StreamARN; the resource policy decides either way.
+    let owner = match input.stream_arn.as_deref() {
+        Some(arn) => resolve_stream(node, caller, None, Some(arn))?
+            .account
+            .clone(),
+        None => caller.account.clone(),
+    };
     let batch = data::get_records(
         node,
-        &caller.account,
+        &owner,
         input.shard_iterator.as_deref().unwrap_or_default(),
         limit,
         limits::GET_RECORDS_BYTES_MAX,
+        |stream| control::authorize_stream(caller, stream),
     )?;
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());

@@ -310,6 +310,7 @@ fn caller(node: &Node, headers: &HeaderMap) -> Caller {
     let mut caller = Caller {
         account: node.config.default_account.clone(),
         region: node.config.region.clone(),
+        operation: "",
     };
     let Some(authorization) = headers
         .get(http::header::AUTHORIZATION)

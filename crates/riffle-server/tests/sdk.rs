@@ -26,6 +26,8 @@ mod limits;
 mod listing;
 #[path = "sdk/on_demand.rs"]
 mod on_demand;
+#[path = "sdk/policies.rs"]
+mod policies;
 #[path = "sdk/raw_http.rs"]
 mod raw_http;
 #[path = "sdk/records.rs"]
