@@ -942,7 +942,10 @@ mod tests {
             let iterator =
                 data::shard_iterator(&node, &stream, shard, StartAt::TrimHorizon).unwrap();
             let batch =
-                data::get_records(&node, &account, &iterator, 10_000, 10 * 1024 * 1024).unwrap();
+                data::get_records(&node, &account, &iterator, 10_000, 10 * 1024 * 1024, |_| {
+                    Ok(())
+                })
+                .unwrap();
             let stored: BTreeMap<String, String> = batch
                 .records
                 .into_iter()
