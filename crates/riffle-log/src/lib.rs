@@ -96,6 +96,8 @@
 pub mod frame;
 
 mod error;
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod faults;
 mod index;
 mod log;
 mod reader;

@@ -36,12 +36,9 @@ pub(crate) struct Shared {
     /// Sparse-index entries that did not lead to their frame (see
     /// [`LogReader::index_misses`]).
     pub index_misses: AtomicU64,
-    /// Test hook: the next fsync fails as if the disk had reported an error.
-    #[cfg(test)]
-    pub fail_next_sync: AtomicBool,
-    /// Test hook: the next append writes half its bytes, then fails (as on `ENOSPC`).
-    #[cfg(test)]
-    pub fail_next_write: AtomicBool,
+    /// Disk faults to inject (see [`crate::faults`]).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub faults: crate::faults::Faults,
 }
 
 impl Shared {
@@ -51,10 +48,8 @@ impl Shared {
             segments: RwLock::new(Vec::new()),
             poisoned: AtomicBool::new(false),
             index_misses: AtomicU64::new(0),
-            #[cfg(test)]
-            fail_next_sync: AtomicBool::new(false),
-            #[cfg(test)]
-            fail_next_write: AtomicBool::new(false),
+            #[cfg(any(test, feature = "fault-injection"))]
+            faults: crate::faults::Faults::default(),
         }
     }
 
@@ -90,9 +85,9 @@ impl Shared {
     /// not on disk (the PostgreSQL "fsyncgate" lesson; fjall does the same).
     pub fn fsync(&self, file: &File, kind: SyncKind, path: &Path) -> Result<(), LogError> {
         self.check_poisoned()?;
-        #[cfg(test)]
-        if self.fail_next_sync.swap(false, Ordering::SeqCst) {
-            return Err(self.poison(io::Error::other("injected fsync failure"), path));
+        #[cfg(any(test, feature = "fault-injection"))]
+        if let Some(error) = self.faults.take_sync() {
+            return Err(self.poison(error, path));
         }
         let result = match kind {
             SyncKind::Data => file.sync_data(),
@@ -294,11 +289,12 @@ impl Log {
 
     /// Writes the encoded batch at `position` with one positional write.
     fn write_scratch(&self, segment: &Segment, position: u64) -> io::Result<()> {
-        #[cfg(test)]
-        if self.shared.fail_next_write.swap(false, Ordering::SeqCst) {
-            let half = &self.scratch[..self.scratch.len() / 2];
-            segment.file.write_all_at(half, position)?;
-            return Err(io::Error::other("injected write failure"));
+        #[cfg(any(test, feature = "fault-injection"))]
+        if let Some((written, error)) = self.shared.faults.take_write(self.scratch.len()) {
+            segment
+                .file
+                .write_all_at(&self.scratch[..written], position)?;
+            return Err(error);
         }
         segment.file.write_all_at(&self.scratch, position)
     }
@@ -585,16 +581,23 @@ impl Log {
         &self.shared
     }
 
-    /// Test hook: makes the next fsync of this log fail.
-    #[cfg(test)]
-    pub(crate) fn fail_next_sync(&self) {
-        self.shared.fail_next_sync.store(true, Ordering::SeqCst);
+    /// The disk faults this log will suffer next (see [`crate::faults`]).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn faults(&self) -> &crate::faults::Faults {
+        &self.shared.faults
     }
 
-    /// Test hook: makes the next append write half its bytes and fail.
+    /// Test hook: makes the next fsync of this log fail with `EIO`.
+    #[cfg(test)]
+    pub(crate) fn fail_next_sync(&self) {
+        self.faults().fail_next_sync(crate::faults::SyncFault::Io);
+    }
+
+    /// Test hook: makes the next append write half its bytes and fail with `ENOSPC`.
     #[cfg(test)]
     pub(crate) fn fail_next_write(&self) {
-        self.shared.fail_next_write.store(true, Ordering::SeqCst);
+        self.faults()
+            .fail_next_write(crate::faults::WriteFault::TornNoSpace);
     }
 }
 

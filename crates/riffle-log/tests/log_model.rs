@@ -21,6 +21,13 @@
 //! the suffix; the test then repairs by cutting the file at that offset, as an operator
 //! would, and reopens.
 //!
+//! Disk faults join in through the log's fault switches (the `fault-injection` feature): batch
+//! writes that fail with ENOSPC or EIO, before any byte or torn half-way (the batch must be
+//! refused and leave nothing behind, in memory or in the file, and the log goes on); fsyncs
+//! that fail (the log must poison itself, refuse every later call, and recover by a reopen
+//! that keeps everything durable); and bits that flip in stored frames (a read of the entry
+//! must fail as corruption, never serve the flipped bytes).
+//!
 //! `PROPTEST_CASES` sets the number of cases (default 24, which keeps `cargo test` fast).
 
 use std::fs;
@@ -28,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 
 use proptest::prelude::*;
+use riffle_log::faults::{SyncFault, WriteFault};
 use riffle_log::{
     Entry, EntryMeta, FrameKind, Log, LogError, LogOptions, LogReader, RecoveryReport,
     FRAME_HEADER_BYTES,
@@ -83,6 +91,24 @@ enum Op {
     },
     Crash {
         damage: Damage,
+    },
+    /// A batch whose write fails (full disk, device error), before any byte or torn half-way:
+    /// the log refuses it, keeps nothing of it, and goes on.
+    FailedAppend {
+        fault: WriteFault,
+        payload_bytes: Vec<usize>,
+    },
+    /// An fsync that fails (EIO, or ENOSPC from delayed allocation): the log is poisoned,
+    /// refuses everything, and is reopened.
+    FailedSync {
+        no_space: bool,
+    },
+    /// One bit of a stored frame flips on the medium; a read of that entry must fail as
+    /// corruption, never serve it. The bit is flipped back afterwards.
+    BitRot {
+        entry_selector: u64,
+        byte_selector: u64,
+        bit: u8,
     },
 }
 
@@ -186,6 +212,26 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         6 => (any::<u64>(), any::<bool>())
             .prop_map(|(selector, existing)| Op::FindByTimestamp { selector, existing }),
         6 => damage_strategy().prop_map(|damage| Op::Crash { damage }),
+        3 => (
+            prop_oneof![
+                Just(WriteFault::NoSpace),
+                Just(WriteFault::TornNoSpace),
+                Just(WriteFault::TornIo)
+            ],
+            prop::collection::vec(payload_bytes_strategy(), 1..4)
+        )
+            .prop_map(|(fault, payload_bytes)| Op::FailedAppend {
+                fault,
+                payload_bytes
+            }),
+        1 => any::<bool>().prop_map(|no_space| Op::FailedSync { no_space }),
+        3 => (any::<u64>(), any::<u64>(), 0u8..8).prop_map(
+            |(entry_selector, byte_selector, bit)| Op::BitRot {
+                entry_selector,
+                byte_selector,
+                bit,
+            }
+        ),
     ]
 }
 
@@ -286,6 +332,9 @@ struct Harness {
     /// Taken when the log was opened; must keep seeing later appends.
     reader: LogReader,
     model: Model,
+    /// Sparse-index misses caused on purpose: a flipped bit at an index point makes the
+    /// entry there unreadable, so the index cannot lead to it.
+    index_misses_caused: u64,
 }
 
 fn to_model(entry: &Entry) -> ModelEntry {
@@ -307,7 +356,7 @@ impl Harness {
         let model_durable = self.model.durable;
         assert_eq!(
             self.reader.index_misses(),
-            0,
+            self.index_misses_caused,
             "in-memory sparse index is wrong"
         );
         let log = self.log();
@@ -529,8 +578,105 @@ impl Harness {
                 assert_eq!(self.reader.find_by_timestamp(ts_ms).unwrap(), expected);
             }
             Op::Crash { damage } => self.crash(damage),
+            Op::FailedAppend {
+                fault,
+                payload_bytes,
+            } => self.failed_append(*fault, payload_bytes),
+            Op::FailedSync { no_space } => self.failed_sync(*no_space),
+            Op::BitRot {
+                entry_selector,
+                byte_selector,
+                bit,
+            } => self.bit_rot(*entry_selector, *byte_selector, *bit),
         }
         self.check_shape();
+    }
+
+    fn failed_append(&mut self, fault: WriteFault, payload_bytes: &[usize]) {
+        let batch: Vec<ModelEntry> = payload_bytes
+            .iter()
+            .map(|bytes| self.model.new_entry(*bytes, 1, 0))
+            .collect();
+        self.model.pending -= batch.len() as u64;
+        self.expect_roll_before_append();
+        let frames: Vec<(EntryMeta, &[u8])> = batch
+            .iter()
+            .map(|entry| (entry.meta, &entry.payload[..]))
+            .collect();
+        let log = self.log.as_mut().unwrap();
+        log.faults().fail_next_write(fault);
+        let expected_errno = match fault {
+            WriteFault::NoSpace | WriteFault::TornNoSpace => 28,
+            WriteFault::TornIo => 5,
+        };
+        match log.append_many(&frames) {
+            Err(LogError::Io(error)) => assert_eq!(error.raw_os_error(), Some(expected_errno)),
+            other => panic!("a failed write must be refused, got {other:?}"),
+        }
+        // Nothing of the batch stays, in memory or in the file.
+        self.check_contents();
+        let active = *self.log().segments().last().unwrap();
+        let on_disk = fs::metadata(segment_path(&self.dir, active.base_index))
+            .unwrap()
+            .len();
+        assert_eq!(on_disk, active.bytes, "a torn batch was left in the file");
+    }
+
+    fn failed_sync(&mut self, no_space: bool) {
+        // Something to sync, so the fsync really runs.
+        let entry = self.model.new_entry(10, 1, 0);
+        self.append(vec![entry]);
+        let fault = if no_space {
+            SyncFault::NoSpace
+        } else {
+            SyncFault::Io
+        };
+        let log = self.log.as_mut().unwrap();
+        log.faults().fail_next_sync(fault);
+        assert!(matches!(log.sync(), Err(LogError::Io(_))));
+        // Poisoned: no retry may report success, no write or read goes through.
+        assert!(matches!(log.sync(), Err(LogError::Poisoned)));
+        assert!(matches!(
+            log.append(&self.model.entries.last().unwrap().meta, b"x"),
+            Err(LogError::Poisoned)
+        ));
+        assert!(matches!(
+            self.reader.read(0, u64::MAX, usize::MAX, usize::MAX),
+            Err(LogError::Poisoned)
+        ));
+        // Recovery is a reopen from what is on disk.
+        self.crash(&Damage::None);
+    }
+
+    fn bit_rot(&mut self, entry_selector: u64, byte_selector: u64, bit: u8) {
+        if self.model.entries.is_empty() {
+            return;
+        }
+        let entry =
+            self.model.entries[(entry_selector % self.model.entries.len() as u64) as usize].clone();
+        let segments = self.log().segments();
+        let segment = segments
+            .iter()
+            .rev()
+            .find(|segment| segment.base_index <= entry.index)
+            .unwrap();
+        let frame_start: u64 = (segment.base_index..entry.index)
+            .map(|index| self.model.entry(index).frame_bytes())
+            .sum();
+        let offset = frame_start + byte_selector % entry.frame_bytes();
+        let path = segment_path(&self.dir, segment.base_index);
+        flip_bit(&path, offset, bit);
+        let read = self.reader.read(entry.index, entry.index, 1, usize::MAX);
+        assert!(
+            matches!(read, Err(LogError::Corrupt { .. })),
+            "entry {} with bit {bit} of byte {} flipped was read as {:?}",
+            entry.index,
+            offset - frame_start,
+            read.map(|entries| entries.len())
+        );
+        flip_bit(&path, offset, bit);
+        self.index_misses_caused = self.reader.index_misses();
+        self.check_contents();
     }
 
     fn crash(&mut self, damage: &Damage) {
@@ -588,6 +734,7 @@ impl Harness {
         check_report(&report, &log);
 
         self.reader = log.reader();
+        self.index_misses_caused = 0;
         self.log = Some(log);
         self.model.truncate_after(last);
         self.model.durable = last;
@@ -598,6 +745,19 @@ impl Harness {
 fn check_report(report: &RecoveryReport, log: &Log) {
     assert_eq!(report.segments, log.segments().len());
     assert_eq!(report.entries, log.next_index() - log.first_index());
+}
+
+fn flip_bit(path: &Path, offset: u64, bit: u8) {
+    use std::os::unix::fs::FileExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, offset).unwrap();
+    byte[0] ^= 1 << bit;
+    file.write_all_at(&byte, offset).unwrap();
 }
 
 fn segment_path(dir: &Path, base_index: u64) -> PathBuf {
@@ -656,6 +816,7 @@ fn run_sequence(ops: &[Op]) {
         dir: dir.path().to_path_buf(),
         log: Some(log),
         reader,
+        index_misses_caused: 0,
         model: Model {
             first_index: 1,
             entries: Vec::new(),
