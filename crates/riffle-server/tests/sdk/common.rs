@@ -231,6 +231,11 @@ impl Server {
     }
 
     /// Whether the child process is still alive.
+    /// The server's process id (for reading its memory use from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

@@ -510,3 +510,41 @@ fn the_server_survives_hostile_requests() {
     assert_eq!(response.status, 400);
     assert_still_serving(&mut server);
 }
+
+#[test]
+fn invalid_utf8_gets_a_clean_error() {
+    let mut server = Server::in_memory_limits(Limits::Off);
+    let addr = server.addr;
+    // In a string member, in a member name, as a lone continuation byte, as an overlong
+    // encoding and as a surrogate: JSON requires UTF-8, so each is a SerializationException.
+    for body in [
+        &b"{\"StreamName\":\"s\xff\xfe\",\"ShardCount\":1}"[..],
+        b"{\"Stream\xc3Name\":\"s\",\"ShardCount\":1}",
+        b"{\"StreamName\":\"\x80\",\"ShardCount\":1}",
+        b"{\"StreamName\":\"\xc0\xaf\",\"ShardCount\":1}",
+        b"{\"StreamName\":\"\xed\xa0\x80\",\"ShardCount\":1}",
+    ] {
+        assert_error(&call(addr, "CreateStream", body), "SerializationException");
+        assert_still_serving(&mut server);
+    }
+    // Nothing was created by any of them.
+    let listed = call(addr, "ListStreams", b"{}");
+    assert_eq!(listed.json()["StreamNames"], serde_json::json!([]));
+
+    // Invalid UTF-8 in the target header: not an operation riffle knows.
+    let mut bytes = request_bytes("Kinesis_20131202.List\u{fffd}Streams", b"{}");
+    let replacement = "\u{fffd}".as_bytes();
+    let position = bytes
+        .windows(replacement.len())
+        .position(|w| w == replacement)
+        .expect("the marker");
+    bytes.splice(position..position + replacement.len(), [0xffu8, 0xfe]);
+    if let Some(response) = exchange(addr, &bytes) {
+        assert!(
+            (400..500).contains(&response.status),
+            "status {}",
+            response.status
+        );
+    }
+    assert_still_serving(&mut server);
+}
