@@ -176,7 +176,10 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_recovers_when_space_is_freed
             .send()
             .await;
         let (error, status) = service_error(result);
-        assert_eq!((error.code(), status), (Some("InternalFailureException"), 500));
+        assert_eq!(
+            (error.code(), status),
+            (Some("InternalFailureException"), 500)
+        );
     }
     client
         .describe_stream_summary()

@@ -65,17 +65,17 @@ async fn still_served(client: &Client, round: usize) -> Duration {
         .partition_key(format!("k{round}"))
         .data(Blob::new(format!("record {round}")))
         .send();
-    tokio::time::timeout(CALL_DEADLINE, put)
-        .await
-        .unwrap_or_else(|_| panic!("round {round}: PutRecord took over {CALL_DEADLINE:?}"))
-        .unwrap_or_else(|error| panic!("round {round}: PutRecord failed: {error:?}"));
+    match tokio::time::timeout(CALL_DEADLINE, put).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => panic!("round {round}: PutRecord failed: {error:?}"),
+        Err(_) => panic!("round {round}: PutRecord took over {CALL_DEADLINE:?}"),
+    }
     let describe = client.describe_stream_summary().stream_name("calm").send();
-    tokio::time::timeout(CALL_DEADLINE, describe)
-        .await
-        .unwrap_or_else(|_| {
-            panic!("round {round}: DescribeStreamSummary took over {CALL_DEADLINE:?}")
-        })
-        .unwrap_or_else(|error| panic!("round {round}: DescribeStreamSummary failed: {error:?}"));
+    match tokio::time::timeout(CALL_DEADLINE, describe).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => panic!("round {round}: DescribeStreamSummary failed: {error:?}"),
+        Err(_) => panic!("round {round}: DescribeStreamSummary took over {CALL_DEADLINE:?}"),
+    }
     started.elapsed()
 }
 
