@@ -14,38 +14,11 @@ use riffle_proto::limits;
 /// Who is calling, from the request's credentials.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The 12-digit account whose streams the call sees and creates.
     pub account: String,
-    /// The server's region, which ARNs carry.
     pub region: String,
-    /// The IAM principal, for resource policies: `arn:aws:iam::ACCOUNT:user/NAME` for a key
-    /// configured with a principal name, else `arn:aws:iam::ACCOUNT:root`.
+    /// The caller's IAM principal: `arn:aws:iam::ACCOUNT:user/NAME` for a key of the
+    /// credentials file that names a principal, else `arn:aws:iam::ACCOUNT:root`.
     pub principal: String,
-    /// The access key id the request was signed with — verified when the server has a
-    /// credentials file, only claimed without one; empty when the request named none.
-    pub access_key_id: String,
-}
-
-impl Caller {
-    /// The caller of `account` in `region`, signing with `access_key_id` as the IAM user
-    /// `principal_name` (or as the account's root without one).
-    pub fn new(
-        account: String,
-        region: String,
-        access_key_id: String,
-        principal_name: Option<&str>,
-    ) -> Caller {
-        let principal = match principal_name {
-            Some(name) => format!("arn:aws:iam::{account}:user/{name}"),
-            None => format!("arn:aws:iam::{account}:root"),
-        };
-        Caller {
-            account,
-            region,
-            principal,
-            access_key_id,
-        }
-    }
 }
 
 /// Finds a stream by name or ARN, as every stream operation allows either.
@@ -629,26 +602,31 @@ pub fn check_record_size(state: &StreamState, size_bytes: usize) -> Result<(), E
     Ok(())
 }
 
+impl Caller {
+    /// The caller of `account` in `region`, as the IAM user `principal_name`, or as the
+    /// account's root without one.
+    pub fn new(account: String, region: String, principal_name: Option<&str>) -> Caller {
+        let principal = match principal_name {
+            Some(name) => format!("arn:aws:iam::{account}:user/{name}"),
+            None => format!("arn:aws:iam::{account}:root"),
+        };
+        Caller {
+            account,
+            region,
+            principal,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn callers_name_an_iam_principal() {
-        let user = Caller::new(
-            "123456789012".into(),
-            "eu-west-1".into(),
-            "AKID".into(),
-            Some("alice"),
-        );
+        let user = Caller::new("123456789012".into(), "eu-west-1".into(), Some("alice"));
         assert_eq!(user.principal, "arn:aws:iam::123456789012:user/alice");
-        assert_eq!(user.access_key_id, "AKID");
-        let root = Caller::new(
-            "123456789012".into(),
-            "eu-west-1".into(),
-            String::new(),
-            None,
-        );
+        let root = Caller::new("123456789012".into(), "eu-west-1".into(), None);
         assert_eq!(root.principal, "arn:aws:iam::123456789012:root");
     }
 

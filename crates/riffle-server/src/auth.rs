@@ -228,11 +228,11 @@ impl Auth {
                 let names_account = access_key_id.len() == 12
                     && access_key_id.bytes().all(|byte| byte.is_ascii_digit());
                 let account = if names_account {
-                    access_key_id.clone()
+                    access_key_id
                 } else {
                     node.config.default_account.clone()
                 };
-                Ok(Caller::new(account, region, access_key_id, None))
+                Ok(Caller::new(account, region, None))
             }
             Auth::Keys(credentials) => {
                 let verified = sigv4::verify(&request, now_ms(), |id| credentials.get(id))?;
@@ -247,7 +247,6 @@ impl Auth {
                 Ok(Caller::new(
                     key.account.clone(),
                     region,
-                    verified.access_key_id,
                     key.principal_name.as_deref(),
                 ))
             }

@@ -106,7 +106,8 @@ async fn put(client: &Client, stream: &str, key: &str) {
 
 // ----- Raw requests signed by `aws-sigv4` -----
 
-/// The bytes of an HTTP/1.1 Kinesis call signed with the given key at `signed_at`.
+/// The bytes of an HTTP/1.1 Kinesis call signed with the given key at `signed_at`, in the
+/// `Authorization` header.
 fn signed_request(
     server: &Server,
     key: (&str, &str),
@@ -114,30 +115,59 @@ fn signed_request(
     body: &[u8],
     signed_at: SystemTime,
 ) -> Vec<u8> {
+    signed_request_in(server, key, operation, body, signed_at, Signature::Header)
+}
+
+/// Where a raw request carries its signature.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Signature {
+    /// `Authorization: AWS4-HMAC-SHA256 …` with `X-Amz-Date`, as every SDK signs.
+    Header,
+    /// Presigned: the `X-Amz-*` query parameters, valid for this long after signing.
+    Query(Duration),
+}
+
+/// [`signed_request`] with the signature where `location` says.
+fn signed_request_in(
+    server: &Server,
+    key: (&str, &str),
+    operation: &str,
+    body: &[u8],
+    signed_at: SystemTime,
+    location: Signature,
+) -> Vec<u8> {
     use aws_credential_types::Credentials;
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::http_request::{
+        sign, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+    };
     use aws_sigv4::sign::v4;
 
     let host = server.addr.to_string();
+    let uri = format!("http://{host}/");
     let target = format!("Kinesis_20131202.{operation}");
     let headers = [
         ("host", host.as_str()),
         ("content-type", "application/x-amz-json-1.1"),
         ("x-amz-target", target.as_str()),
     ];
+    let mut settings = SigningSettings::default();
+    if let Signature::Query(expires_in) = location {
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(expires_in);
+    }
     let identity = Credentials::new(key.0, key.1, None, None, "test").into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(REGION)
         .name("kinesis")
         .time(signed_at)
-        .settings(SigningSettings::default())
+        .settings(settings)
         .build()
         .expect("signing params")
         .into();
     let signable = SignableRequest::new(
         "POST",
-        format!("http://{host}/"),
+        &uri,
         headers.iter().copied(),
         SignableBody::Bytes(body),
     )
@@ -145,13 +175,30 @@ fn signed_request(
     let (instructions, _) = sign(signable, &params)
         .expect("sign the request")
         .into_parts();
-    let (signing_headers, _) = instructions.into_parts();
-    let mut head = String::from("POST / HTTP/1.1\r\n");
+    let mut request = http::Request::builder().method("POST").uri(&uri);
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        request = request.header(name, value);
     }
-    for header in &signing_headers {
-        head.push_str(&format!("{}: {}\r\n", header.name(), header.value()));
+    let mut request = request.body(()).expect("an HTTP request");
+    instructions.apply_to_request_http1x(&mut request);
+
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .expect("a path")
+        .as_str()
+        .to_string();
+    if let Signature::Query(_) = location {
+        assert!(
+            path_and_query.contains("X-Amz-Signature=")
+                && !request.headers().contains_key("authorization"),
+            "presigned: {path_and_query}"
+        );
+    }
+    let mut head = format!("POST {path_and_query} HTTP/1.1\r\n");
+    for (name, value) in request.headers() {
+        let value = value.to_str().expect("ASCII header");
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str(&format!(
         "content-length: {}\r\nconnection: close\r\n\r\n",
@@ -332,12 +379,54 @@ async fn configured_keys_work_over_http2_where_the_host_is_the_authority() {
     create_stream(&client, "h2", 1).await;
     put(&client, "h2", "over-h2").await;
     assert_eq!(records_of(&client, "h2").await, ["over-h2"]);
+
+    // SubscribeToShard: the request is signed as any other (its event-stream answer is not).
+    let stream_arn = arn_of(BOB_ACCOUNT, "h2");
+    let consumer_arn = client
+        .register_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name("h2-reader")
+        .send()
+        .await
+        .expect("RegisterStreamConsumer over HTTP/2")
+        .consumer
+        .expect("consumer")
+        .consumer_arn;
+    let trim_horizon = StartingPosition::builder()
+        .r#type(ShardIteratorType::TrimHorizon)
+        .build()
+        .unwrap();
+    let mut subscription = client
+        .subscribe_to_shard()
+        .consumer_arn(&consumer_arn)
+        .shard_id(shard_id(0))
+        .starting_position(trim_horizon.clone())
+        .send()
+        .await
+        .expect("SubscribeToShard over HTTP/2 with a configured key");
+    let event = tokio::time::timeout(Duration::from_secs(20), subscription.event_stream.recv())
+        .await
+        .expect("an event in time")
+        .expect("a good event stream");
+    match event {
+        Some(SubscribeToShardEventStream::SubscribeToShardEvent(event)) => {
+            let keys: Vec<&str> = event
+                .records()
+                .iter()
+                .map(|record| record.partition_key().unwrap_or_default())
+                .collect();
+            assert_eq!(keys, ["over-h2"], "{event:?}");
+        }
+        other => panic!("expected a SubscribeToShardEvent, got {other:?}"),
+    }
+    drop(subscription);
     h2c.assert_all_http2();
 
+    let wrong_h2c = crate::fanout::H2cClient::new();
     let wrong = Client::from_conf(
         server
             .config_with_secret(BOB_KEY, "wrong")
-            .http_client(crate::fanout::H2cClient::new())
+            .http_client(wrong_h2c.clone())
             .build(),
     );
     let refused = wrong.list_streams().send().await;
@@ -346,6 +435,137 @@ async fn configured_keys_work_over_http2_where_the_host_is_the_authority() {
         "InvalidSignatureException",
         Some(INVALID_SIGNATURE),
     );
+    let refused = wrong
+        .subscribe_to_shard()
+        .consumer_arn(&consumer_arn)
+        .shard_id(shard_id(0))
+        .starting_position(trim_horizon)
+        .send()
+        .await;
+    expect_error(
+        refused,
+        "InvalidSignatureException",
+        Some(INVALID_SIGNATURE),
+    );
+    let refused = wrong
+        .put_record()
+        .stream_name("h2")
+        .partition_key("forged-over-h2")
+        .data(Blob::new(b"x".to_vec()))
+        .send()
+        .await;
+    expect_error(
+        refused,
+        "InvalidSignatureException",
+        Some(INVALID_SIGNATURE),
+    );
+    wrong_h2c.assert_all_http2();
+    assert_eq!(records_of(&client, "h2").await, ["over-h2"]);
+}
+
+#[tokio::test]
+async fn presigned_query_requests_are_verified_like_signed_headers() {
+    let (_dir, credentials) = credentials_file();
+    let server = signed_server(&credentials);
+    let client = alice(&server);
+    create_stream(&client, "presigned", 1).await;
+    let key = (ALICE_KEY, ALICE_SECRET);
+    let body = put_record_body("presigned", "by-query");
+    let five_minutes = Signature::Query(SKEW);
+    let presign = |key: (&str, &str), signed_at: SystemTime| {
+        signed_request_in(&server, key, "PutRecord", &body, signed_at, five_minutes)
+    };
+
+    let signed = presign(key, SystemTime::now());
+    let (status, kind, message) = send_raw(&server, &signed);
+    assert_eq!((status, kind.as_str()), (200, ""), "{message}");
+    assert_eq!(records_of(&client, "presigned").await, ["by-query"]);
+
+    // The query signature covers the body too.
+    let at = signed.len() - body.len()
+        + body
+            .windows(8)
+            .position(|window| window == b"by-query")
+            .expect("the key in the body");
+    let mut tampered = signed.clone();
+    tampered[at] = b'B';
+    let (status, kind, message) = send_raw(&server, &tampered);
+    assert_eq!(
+        (status, kind.as_str(), message.as_str()),
+        (400, "InvalidSignatureException", INVALID_SIGNATURE)
+    );
+
+    // A wrong secret, an unknown key.
+    let wrong = presign((ALICE_KEY, "not-alices-secret"), SystemTime::now());
+    let (status, kind, message) = send_raw(&server, &wrong);
+    assert_eq!(
+        (status, kind.as_str(), message.as_str()),
+        (400, "InvalidSignatureException", INVALID_SIGNATURE)
+    );
+    let unknown = presign(("AKIDNOBODY", ALICE_SECRET), SystemTime::now());
+    let (status, kind, message) = send_raw(&server, &unknown);
+    assert_eq!(
+        (status, kind.as_str(), message.as_str()),
+        (400, "UnrecognizedClientException", UNRECOGNIZED_CLIENT)
+    );
+
+    // Past X-Amz-Expires: signed 10 minutes ago for 5 minutes.
+    let stale = presign(key, SystemTime::now() - 2 * SKEW);
+    let (status, kind, message) = send_raw(&server, &stale);
+    assert_eq!((status, kind.as_str()), (400, "InvalidSignatureException"));
+    assert!(
+        message.starts_with("Signature expired: ") && message.ends_with(" sec. of X-Amz-Expires)"),
+        "{message}"
+    );
+
+    // Both forms at once.
+    let mut both = signed.clone();
+    let line_end = both
+        .windows(2)
+        .position(|window| window == b"\r\n")
+        .expect("a request line")
+        + 2;
+    let header = format!(
+        "Authorization: AWS4-HMAC-SHA256 Credential={ALICE_KEY}/20250101/{REGION}/kinesis/\
+         aws4_request, SignedHeaders=host, Signature={}\r\n",
+        "0".repeat(64)
+    );
+    both.splice(line_end..line_end, header.into_bytes());
+    let (status, kind, message) = send_raw(&server, &both);
+    assert_eq!(
+        (status, kind.as_str(), message.as_str()),
+        (
+            400,
+            "InvalidSignatureException",
+            "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP \
+             header."
+        )
+    );
+
+    // A query missing parts.
+    let partial = format!(
+        "POST /?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20250101T000000Z HTTP/1.1\r\n\
+         Host: {}\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         X-Amz-Target: Kinesis_20131202.PutRecord\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        server.addr,
+        body.len()
+    );
+    let mut partial = partial.into_bytes();
+    partial.extend_from_slice(&body);
+    let (status, kind, message) = send_raw(&server, &partial);
+    assert_eq!(
+        (status, kind.as_str(), message.as_str()),
+        (
+            400,
+            "IncompleteSignatureException",
+            "AWS query-string parameters must include 'X-Amz-Credential'. AWS query-string \
+             parameters must include 'X-Amz-Signature'. AWS query-string parameters must \
+             include 'X-Amz-SignedHeaders'. Re-examine the query-string parameters."
+        )
+    );
+
+    assert_eq!(records_of(&client, "presigned").await, ["by-query"]);
 }
 
 // ----- Wrong keys, no keys, malformed keys -----
