@@ -197,6 +197,7 @@ def make_client(
     endpoint: str,
     access_key_id: str = DUMMY_ACCESS_KEY_ID,
     validate_params: bool = True,
+    secret_access_key: str = DUMMY_SECRET_ACCESS_KEY,
 ):
     """A boto3 Kinesis client aimed at riffle, with retries off so every error surfaces."""
     config = Config(
@@ -211,7 +212,7 @@ def make_client(
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id=access_key_id,
-        aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
+        aws_secret_access_key=secret_access_key,
         config=config,
     )
 
@@ -375,12 +376,16 @@ def raw_text_blob_args() -> list[str]:
     return []
 
 
-def aws_cli_env(tmp_dir: Path, access_key_id: str = DUMMY_ACCESS_KEY_ID) -> dict[str, str]:
+def aws_cli_env(
+    tmp_dir: Path,
+    access_key_id: str = DUMMY_ACCESS_KEY_ID,
+    secret_access_key: str = DUMMY_SECRET_ACCESS_KEY,
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         {
             "AWS_ACCESS_KEY_ID": access_key_id,
-            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": secret_access_key,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
             # Keep any ~/.aws of the machine out of the picture.
@@ -405,7 +410,13 @@ class CliResult:
         return json.loads(self.stdout) if self.stdout.strip() else None
 
 
-def run_aws(endpoint: str, tmp_dir: Path, *args: str) -> CliResult:
+def run_aws(
+    endpoint: str,
+    tmp_dir: Path,
+    *args: str,
+    access_key_id: str = DUMMY_ACCESS_KEY_ID,
+    secret_access_key: str = DUMMY_SECRET_ACCESS_KEY,
+) -> CliResult:
     command = [
         *aws_cli_command(),
         "--endpoint-url",
@@ -419,7 +430,7 @@ def run_aws(endpoint: str, tmp_dir: Path, *args: str) -> CliResult:
     ]
     done = subprocess.run(
         command,
-        env=aws_cli_env(tmp_dir),
+        env=aws_cli_env(tmp_dir, access_key_id, secret_access_key),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

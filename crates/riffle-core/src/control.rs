@@ -17,6 +17,9 @@ use riffle_proto::limits;
 pub struct Caller {
     pub account: String,
     pub region: String,
+    /// The caller's IAM principal: `arn:aws:iam::ACCOUNT:user/NAME` for a key of the
+    /// credentials file that names a principal, else `arn:aws:iam::ACCOUNT:root`.
+    pub principal: String,
     /// The operation being called (set by `service::call`), for resource policies.
     pub operation: &'static str,
 }
@@ -24,7 +27,7 @@ pub struct Caller {
 impl Caller {
     /// The caller's principal as policies name it.
     pub fn principal_arn(&self) -> String {
-        format!("arn:aws:iam::{}:root", self.account)
+        self.principal.clone()
     }
 
     /// The IAM action of the current operation: `kinesis:PutRecord`.
@@ -672,9 +675,34 @@ pub fn check_record_size(state: &StreamState, size_bytes: usize) -> Result<(), E
     Ok(())
 }
 
+impl Caller {
+    /// The caller of `account` in `region`, as the IAM user `principal_name`, or as the
+    /// account's root without one.
+    pub fn new(account: String, region: String, principal_name: Option<&str>) -> Caller {
+        let principal = match principal_name {
+            Some(name) => format!("arn:aws:iam::{account}:user/{name}"),
+            None => format!("arn:aws:iam::{account}:root"),
+        };
+        Caller {
+            account,
+            region,
+            principal,
+            operation: "",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn callers_name_an_iam_principal() {
+        let user = Caller::new("123456789012".into(), "eu-west-1".into(), Some("alice"));
+        assert_eq!(user.principal, "arn:aws:iam::123456789012:user/alice");
+        let root = Caller::new("123456789012".into(), "eu-west-1".into(), None);
+        assert_eq!(root.principal, "arn:aws:iam::123456789012:root");
+    }
 
     #[test]
     fn shard_selections_survive_a_next_token() {

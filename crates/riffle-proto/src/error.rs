@@ -707,6 +707,147 @@ impl KinesisError {
              header.",
         )
     }
+
+    /// A part of the `Authorization` header that is not `key=value` (AWS's text; it echoes
+    /// the header, so [`KinesisError::log_message`] leaves it out of logs).
+    pub fn authorization_part_without_equals(part: &str, authorization: &str) -> KinesisError {
+        KinesisError::with(
+            ErrorKind::IncompleteSignatureException,
+            format!(
+                "'{part}' not a valid key=value pair (missing equal-sign) in Authorization \
+                 header: '{authorization}'."
+            ),
+        )
+    }
+
+    /// A credential that is not `keyid/date/region/service/term` (AWS's text).
+    pub fn credential_malformed(credential: &str) -> KinesisError {
+        KinesisError::with(
+            ErrorKind::IncompleteSignatureException,
+            format!(
+                "Credential must have exactly 5 slash-delimited elements, e.g. \
+                 keyid/date/region/service/term, got '{credential}'"
+            ),
+        )
+    }
+
+    /// An `X-Amz-Date` (or `Date`) that does not parse (AWS's text).
+    pub fn signing_date_malformed(date: &str) -> KinesisError {
+        KinesisError::with(
+            ErrorKind::IncompleteSignatureException,
+            format!(
+                "Date must be in ISO-8601 'basic format'. Got '{date}'. See \
+                 http://en.wikipedia.org/wiki/ISO_8601"
+            ),
+        )
+    }
+
+    /// A signing algorithm other than `AWS4-HMAC-SHA256` (riffle's text: SigV4a and older
+    /// versions are not served).
+    pub fn signing_algorithm_unsupported(algorithm: &str) -> KinesisError {
+        KinesisError::with(
+            ErrorKind::IncompleteSignatureException,
+            format!(
+                "Unsupported AWS 'algorithm': '{algorithm}'. Only AWS4-HMAC-SHA256 is accepted."
+            ),
+        )
+    }
+
+    /// A presigned request's `X-Amz-Expires` that is not 1 to 604800 seconds.
+    pub fn presigned_expires_invalid(expires: &str) -> KinesisError {
+        KinesisError::with(
+            ErrorKind::IncompleteSignatureException,
+            format!(
+                "X-Amz-Expires must be a whole number of seconds from 1 to 604800 (a week), \
+                 got '{expires}'."
+            ),
+        )
+    }
+
+    /// The credential scope's date is not the request's date (AWS's text).
+    pub fn credential_scope_date(scope_date: &str, amz_date: &str) -> KinesisError {
+        KinesisError::with(
+            ErrorKind::InvalidSignatureException,
+            format!(
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date \
+                 from HTTP: '{scope_date}' != '{}', from '{amz_date}'.",
+                amz_date.get(..8).unwrap_or(amz_date)
+            ),
+        )
+    }
+
+    /// The credential scope names another service (AWS's text, trailing space included).
+    pub fn credential_scope_service(service: &str) -> KinesisError {
+        KinesisError::with(
+            ErrorKind::InvalidSignatureException,
+            format!("Credential should be scoped to correct service: '{service}'. "),
+        )
+    }
+
+    /// The credential scope's region is empty (AWS's text).
+    pub fn credential_scope_region(region: &str) -> KinesisError {
+        KinesisError::with(
+            ErrorKind::InvalidSignatureException,
+            format!("Credential should be scoped to a valid region, not '{region}'. "),
+        )
+    }
+
+    /// The credential scope does not end in `aws4_request`.
+    pub fn credential_scope_terminator(terminator: &str) -> KinesisError {
+        KinesisError::with(
+            ErrorKind::InvalidSignatureException,
+            format!(
+                "Credential should be scoped with a valid terminator: 'aws4_request', not \
+                 '{terminator}'. "
+            ),
+        )
+    }
+
+    /// `host` is not among the signed headers (AWS's text).
+    pub fn host_not_signed() -> KinesisError {
+        KinesisError::with(
+            ErrorKind::InvalidSignatureException,
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        )
+    }
+
+    /// `X-Amz-Content-Sha256` is neither `UNSIGNED-PAYLOAD` nor the body's SHA-256 (S3's text).
+    pub fn payload_hash_mismatch() -> KinesisError {
+        KinesisError::with(
+            ErrorKind::InvalidSignatureException,
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        )
+    }
+
+    /// A presigned request used after `X-Amz-Date` + `X-Amz-Expires`.
+    pub fn presigned_expired(signed_ms: i64, expires_s: i64, now_ms: i64) -> KinesisError {
+        KinesisError::with(
+            ErrorKind::InvalidSignatureException,
+            format!(
+                "Signature expired: {} is now earlier than {} ({} - {expires_s} sec. of \
+                 X-Amz-Expires)",
+                amz_date(signed_ms),
+                amz_date(now_ms.saturating_sub(expires_s.saturating_mul(1000))),
+                amz_date(now_ms),
+            ),
+        )
+    }
+
+    /// The message as it may be logged: the AWS texts that echo the client's `Authorization`
+    /// header (which holds a signature usable for minutes) are cut before the echo.
+    pub fn log_message(&self) -> Option<&str> {
+        let message = self.message.as_deref()?;
+        if self.kind != ErrorKind::IncompleteSignatureException {
+            return Some(message);
+        }
+        if let Some(at) = message.find("Authorization=") {
+            return Some(message[..at].trim_end());
+        }
+        if message.contains("in Authorization header: '") {
+            return Some("a part of the Authorization header is not a key=value pair");
+        }
+        Some(message)
+    }
 }
 
 impl fmt::Display for KinesisError {
@@ -1214,5 +1355,58 @@ mod tests {
             "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP \
              header."
         );
+        // Quoted from AWS responses in public issues (aws-sdk-go-v2#163, cloud9-sync#10,
+        // yet-another-cloudwatch-exporter#169, aws-sdk-php#2469).
+        assert_eq!(
+            KinesisError::credential_scope_service("kinesis")
+                .message
+                .unwrap(),
+            "Credential should be scoped to correct service: 'kinesis'. "
+        );
+        let error = KinesisError::authorization_part_without_equals(
+            "AKID/20181128/eu-central-1/kinesis/aws4_request",
+            "AWS4-HMAC-SHA256 Credential= AKID/20181128/eu-central-1/kinesis/aws4_request",
+        );
+        assert_eq!(error.kind, ErrorKind::IncompleteSignatureException);
+        assert_eq!(
+            error.message.as_deref().unwrap(),
+            "'AKID/20181128/eu-central-1/kinesis/aws4_request' not a valid key=value pair \
+             (missing equal-sign) in Authorization header: 'AWS4-HMAC-SHA256 Credential= \
+             AKID/20181128/eu-central-1/kinesis/aws4_request'."
+        );
+        assert_eq!(
+            KinesisError::credential_malformed("a/b/20200619/us-west-2/kinesis/aws4_request")
+                .message
+                .unwrap(),
+            "Credential must have exactly 5 slash-delimited elements, e.g. \
+             keyid/date/region/service/term, got 'a/b/20200619/us-west-2/kinesis/aws4_request'"
+        );
+        assert_eq!(
+            KinesisError::host_not_signed().message.unwrap(),
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+        );
+        assert_eq!(
+            KinesisError::credential_scope_date("20150830", "20150831T222542Z")
+                .message
+                .unwrap(),
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from \
+             HTTP: '20150830' != '20150831', from '20150831T222542Z'."
+        );
+    }
+
+    #[test]
+    fn logged_auth_messages_never_echo_the_authorization_header() {
+        let header = "AWS4-HMAC-SHA256 Credential=AKID/x, Signature=0123abcd";
+        let incomplete = KinesisError::incomplete_signature_header(&["SignedHeaders"], header);
+        assert!(incomplete.message.as_deref().unwrap().contains(header));
+        assert_eq!(
+            incomplete.log_message(),
+            Some("Authorization header requires 'SignedHeaders' parameter.")
+        );
+        let pair = KinesisError::authorization_part_without_equals("0123abcd", header);
+        assert!(!pair.log_message().unwrap().contains("0123abcd"));
+        // Other texts are logged whole.
+        let invalid = KinesisError::invalid_signature();
+        assert_eq!(invalid.log_message(), invalid.message.as_deref());
     }
 }

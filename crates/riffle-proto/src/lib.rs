@@ -37,6 +37,7 @@
 //! - [`limits`]: every limit as a named constant.
 //! - [`seqno`], [`iterator`], [`token`], [`hashkey`], [`shard_id`], [`arn`]: the encodings
 //!   (sequence numbers, shard iterators, `NextToken`s, hash keys, shard IDs, ARNs).
+//! - [`sigv4`]: verifying AWS Signature Version 4 (header and presigned query forms).
 //! - [`time`]: calendar arithmetic for the dates inside texts.
 
 pub mod arn;
@@ -50,6 +51,7 @@ pub mod limits;
 pub mod ops;
 pub mod seqno;
 pub mod shard_id;
+pub mod sigv4;
 pub mod time;
 pub mod token;
 pub mod validate;

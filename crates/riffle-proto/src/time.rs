@@ -2,7 +2,8 @@
 //!
 //! No date crate: the only needs are UTC civil dates from epoch milliseconds, for the Java-style
 //! date in the iterator-expired text (`EEE MMM dd HH:mm:ss UTC yyyy`), the SigV4 stamp
-//! (`yyyyMMddTHHmmssZ`), and epoch seconds as a plain decimal for JSON.
+//! (`yyyyMMddTHHmmssZ`), and epoch seconds as a plain decimal for JSON; and the way back from
+//! the two dates a SigV4 request may carry (`X-Amz-Date`, or an HTTP `Date`).
 
 const MS_PER_SECOND: i64 = 1000;
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -94,6 +95,109 @@ pub fn amz_date(epoch_ms: i64) -> String {
     )
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date: the inverse of [`civil_from_days`]
+/// (Hinnant's `days_from_civil`). `month` is 1–12; the day is not checked against the month.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let month_from_march = i64::from((month + 9) % 12);
+    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// Epoch milliseconds of a valid UTC civil time, or `None` for an impossible one (month 13,
+/// February 30, hour 24, …). Leap seconds are refused, as SigV4 signers never write them.
+fn epoch_ms_of(
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+) -> Option<i64> {
+    if !(1..=12).contains(&month) || day == 0 || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    // A day past the month's end lands in the next month: round-trip to catch it.
+    if civil_from_days(days) != (year, month, day) {
+        return None;
+    }
+    let seconds = days * SECONDS_PER_DAY
+        + i64::from(hour) * 3600
+        + i64::from(minute) * 60
+        + i64::from(second);
+    Some(seconds * MS_PER_SECOND)
+}
+
+/// Parses a fixed-width run of ASCII digits.
+fn digits(text: &str) -> Option<u32> {
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Parses the SigV4 stamp `yyyyMMddTHHmmssZ` (the form [`amz_date`] writes) to epoch
+/// milliseconds; anything else, including impossible dates, is `None`.
+pub fn parse_amz_date(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 16 || bytes[8] != b'T' || bytes[15] != b'Z' {
+        return None;
+    }
+    epoch_ms_of(
+        i64::from(digits(text.get(0..4)?)?),
+        digits(text.get(4..6)?)?,
+        digits(text.get(6..8)?)?,
+        digits(text.get(9..11)?)?,
+        digits(text.get(11..13)?)?,
+        digits(text.get(13..15)?)?,
+    )
+}
+
+/// Parses an HTTP `Date` in the IMF-fixdate form every current client sends
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7) to epoch milliseconds. The weekday must
+/// be one of the seven names but is not checked against the date (RFC 9110 lets recipients
+/// ignore it); the obsolete RFC 850 and asctime forms are `None`.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    let mut parts = text.split(' ');
+    let (Some(weekday), Some(day), Some(month), Some(year), Some(clock), Some("GMT"), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let weekday = weekday.strip_suffix(',')?;
+    if !WEEKDAYS.contains(&weekday) || day.len() != 2 || year.len() != 4 {
+        return None;
+    }
+    let month = MONTHS.iter().position(|name| *name == month)? as u32 + 1;
+    let mut clock = clock.split(':');
+    let (Some(hour), Some(minute), Some(second), None) =
+        (clock.next(), clock.next(), clock.next(), clock.next())
+    else {
+        return None;
+    };
+    if hour.len() != 2 || minute.len() != 2 || second.len() != 2 {
+        return None;
+    }
+    epoch_ms_of(
+        i64::from(digits(year)?),
+        month,
+        digits(day)?,
+        digits(hour)?,
+        digits(minute)?,
+        digits(second)?,
+    )
+}
+
 /// Epoch seconds with the milliseconds as a fraction, in plain decimal notation: `1459799926.48`,
 /// `1459799926`, `-0.5`. Kinesis JSON timestamps look like this; exponent notation breaks some
 /// Java SDK versions, so it is never produced.
@@ -179,6 +283,62 @@ mod tests {
     #[test]
     fn amz_date_matches_sigv4_form() {
         assert_eq!(amz_date(1_537_465_261_000), "20180920T174101Z");
+    }
+
+    #[test]
+    fn days_from_civil_inverts_civil_from_days() {
+        for days in -800_000..800_000 {
+            let (year, month, day) = civil_from_days(days);
+            assert_eq!(days_from_civil(year, month, day), days, "day {days}");
+        }
+    }
+
+    #[test]
+    fn amz_dates_parse_and_round_trip() {
+        assert_eq!(parse_amz_date("20180920T174101Z"), Some(1_537_465_261_000));
+        assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
+        assert_eq!(
+            parse_amz_date("20240229T235959Z").map(amz_date).as_deref(),
+            Some("20240229T235959Z")
+        );
+        for bad in [
+            "",
+            "20180920T174101",
+            "20180920 174101Z",
+            "2018-09-20T17:41:01Z",
+            "20180920t174101z",
+            "20230229T000000Z",
+            "20181320T000000Z",
+            "20180900T000000Z",
+            "20180920T240000Z",
+            "20180920T176001Z",
+            "20180920T174160Z",
+            "+0180920T174101Z",
+            "2018092OT174101Z",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn http_dates_parse_the_imf_fixdate_form() {
+        assert_eq!(
+            parse_http_date("Thu, 20 Sep 2018 17:41:01 GMT"),
+            Some(1_537_465_261_000)
+        );
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        for bad in [
+            "Thu, 20 Sep 2018 17:41:01 UTC",
+            "Thursday, 20-Sep-18 17:41:01 GMT",
+            "Thu Sep 20 17:41:01 2018",
+            "Thu, 20 Sep 2018 17:41 GMT",
+            "Thu, 31 Sep 2018 17:41:01 GMT",
+            "Thu,  20 Sep 2018 17:41:01 GMT",
+            "Xyz, 20 Sep 2018 17:41:01 GMT",
+            "Thu, 20 Sep 2018 17:41:01 GMT extra",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

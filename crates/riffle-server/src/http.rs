@@ -3,8 +3,8 @@
 //!
 //! Every Kinesis call is `POST /` with `X-Amz-Target: Kinesis_20131202.<Operation>` and a JSON
 //! or CBOR body. This module reads the body under a size cap, picks the wire format from the
-//! `Content-Type` (`application/x-amz-cbor-1.1` is CBOR, anything else JSON), learns the
-//! caller's account from the SigV4 `Authorization` header (not verified yet), hands the call to
+//! `Content-Type` (`application/x-amz-cbor-1.1` is CBOR, anything else JSON), authenticates the
+//! request before anything runs (SigV4 with `--credentials`: `auth.rs`), hands the call to
 //! [`riffle_core::service`], and writes the answer — errors included — in the request's format,
 //! with the headers SDKs expect (`Content-Type`, `x-amzn-RequestId`, `Date`). It never panics
 //! on client input: anything malformed becomes an AWS-style error response and the connection
@@ -27,12 +27,13 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use riffle_core::service::{self, Caller};
+use riffle_core::service;
 use riffle_core::Node;
 use riffle_proto::{ErrorKind, KinesisError, WireFormat};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore, SemaphorePermit};
 
+use crate::auth::Auth;
 use crate::transport::Transport;
 
 /// Largest request body accepted. A 10 MiB PutRecords is about 13.4 MiB as base64 JSON.
@@ -117,6 +118,7 @@ pub async fn serve(
     transport: Arc<Transport>,
     node: Arc<Node>,
     budget: Arc<RequestBudget>,
+    auth: Arc<Auth>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let connections = tokio_util_tracker();
@@ -136,6 +138,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let node = Arc::clone(&node);
         let budget = Arc::clone(&budget);
+        let auth = Arc::clone(&auth);
         let transport = Arc::clone(&transport);
         let connection_shutdown = shutdown.clone();
         let guard = connections.clone();
@@ -144,7 +147,8 @@ pub async fn serve(
             let service = service_fn(move |request| {
                 let node = Arc::clone(&node);
                 let budget = Arc::clone(&budget);
-                async move { Ok::<_, Infallible>(handle(node, &budget, peer, request).await) }
+                let auth = Arc::clone(&auth);
+                async move { Ok::<_, Infallible>(handle(node, &budget, &auth, peer, request).await) }
             });
             // TLS handshake (with --tls-cert), HTTP/1.1-or-h2 detection, timeouts: transport.rs.
             transport
@@ -168,6 +172,7 @@ fn tokio_util_tracker() -> Arc<()> {
 async fn handle(
     node: Arc<Node>,
     budget: &RequestBudget,
+    auth: &Auth,
     peer: SocketAddr,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
@@ -175,23 +180,21 @@ async fn handle(
     let (parts, body) = request.into_parts();
     // The answer, errors included, is in the request's format: CBOR clients cannot read JSON.
     let format = wire_format(&parts.headers);
-    let outcome = match target_operation(&parts.headers) {
-        Some(operation) => {
-            let operation = operation.to_owned();
-            match read_body(body, &parts.headers, budget).await {
-                // The reservation lives until the answer is built: the decoded request and
-                // the records it produces are about as large as the body.
-                Ok((body, _reservation)) => {
-                    let caller = caller(&node, &parts.headers);
-                    service::call(&node, &caller, format, &operation, &body).await
-                }
-                Err(error) => Err(error),
-            }
-        }
-        None => Err(KinesisError::new(
-            ErrorKind::UnknownOperationException,
-            None,
-        )),
+    let outcome = match read_body(body, &parts.headers, budget).await {
+        // The reservation lives until the answer is built: the decoded request and the
+        // records it produces are about as large as the body. Nothing runs, whatever the
+        // target, unless the request is authenticated (the payload hash needs the body).
+        Ok((body, _reservation)) => match auth.caller(&node, &parts, &body) {
+            Ok(caller) => match target_operation(&parts.headers) {
+                Some(operation) => service::call(&node, &caller, format, operation, &body).await,
+                None => Err(KinesisError::new(
+                    ErrorKind::UnknownOperationException,
+                    None,
+                )),
+            },
+            Err(error) => Err(error),
+        },
+        Err(error) => Err(error),
     };
     let (status, body, content_type) = match outcome {
         Ok(service::Answer::Body(body)) => (StatusCode::OK, full_body(body), format.content_type()),
@@ -204,7 +207,7 @@ async fn handle(
             if error.http_status() >= 500 {
                 tracing::error!(%peer, %request_id, error = %error.type_name(), message = ?error.message, "internal failure");
             } else {
-                tracing::debug!(%peer, %request_id, error = %error.type_name(), message = ?error.message, "request refused");
+                tracing::debug!(%peer, %request_id, error = %error.type_name(), message = ?error.log_message(), "request refused");
             }
             let status =
                 StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -301,35 +304,6 @@ fn too_large() -> KinesisError {
             "Request body exceeds the maximum size of {REQUEST_BYTES_MAX} bytes."
         )),
     )
-}
-
-/// The caller's account and region from `Authorization: AWS4-HMAC-SHA256 Credential=AKID/date/
-/// region/kinesis/aws4_request, ...`. A 12-digit access key id names the account (as
-/// kinesis-mock does); anything else is the default account. Signatures are not verified yet.
-fn caller(node: &Node, headers: &HeaderMap) -> Caller {
-    let mut caller = Caller {
-        account: node.config.default_account.clone(),
-        region: node.config.region.clone(),
-        operation: "",
-    };
-    let Some(authorization) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return caller;
-    };
-    let Some(credential) = authorization
-        .split([',', ' '])
-        .find_map(|part| part.trim().strip_prefix("Credential="))
-    else {
-        return caller;
-    };
-    let mut scope = credential.split('/');
-    let access_key = scope.next().unwrap_or_default();
-    if access_key.len() == 12 && access_key.bytes().all(|byte| byte.is_ascii_digit()) {
-        caller.account = access_key.to_owned();
-    }
-    caller
 }
 
 #[cfg(test)]

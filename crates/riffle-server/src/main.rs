@@ -4,6 +4,7 @@
 //! `riffle dev-cert` makes a local CA and certificate for `serve --tls-cert`.
 //! See README.md for a tour and ARCHITECTURE.md for how the pieces fit.
 
+mod auth;
 mod devcert;
 mod http;
 mod transport;
@@ -129,6 +130,14 @@ struct ServeArgs {
     /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Access keys, one per line: ACCESS_KEY_ID SECRET ACCOUNT_ID [PRINCIPAL_NAME]. Every
+    /// request must then carry a valid SigV4 signature by one of them.
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+    /// Without --credentials, listen on a non-loopback address anyway, accepting any
+    /// signature (or none) from anyone who can reach it.
+    #[arg(long, conflicts_with = "credentials")]
+    allow_anonymous: bool,
 }
 
 fn main() -> ExitCode {
@@ -164,6 +173,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    let auth = match authentication(&args) {
+        Ok(auth) => std::sync::Arc::new(auth),
+        Err(error) => {
+            tracing::error!("refusing to start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     // Held for the life of the process: it marks the throwaway directory as in use.
     let mut _in_memory_lock = None;
     let (data_dir, ephemeral) = if args.in_memory {
@@ -285,6 +301,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         transport,
         std::sync::Arc::clone(&node),
         budget,
+        auth,
         shutdown_rx,
     )
     .await;
@@ -298,6 +315,33 @@ async fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads `--credentials`, or allows anonymous requests where that is safe: on a loopback
+/// address, or anywhere with `--allow-anonymous`.
+fn authentication(args: &ServeArgs) -> Result<auth::Auth, String> {
+    let Some(path) = &args.credentials else {
+        if !args.listen.ip().is_loopback() && !args.allow_anonymous {
+            return Err(format!(
+                "--listen {} is not a loopback address and no --credentials file is given, so \
+                 anyone who can reach it could read and write every stream; give \
+                 --credentials FILE, or --allow-anonymous to serve unauthenticated requests \
+                 anyway",
+                args.listen
+            ));
+        }
+        tracing::info!("no --credentials: requests are not authenticated");
+        return Ok(auth::Auth::Anonymous);
+    };
+    let (credentials, warning) = auth::Credentials::load(path)?;
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(
+        keys = credentials.len(),
+        "requests must be SigV4-signed by a key of the credentials file"
+    );
+    Ok(auth::Auth::Keys(credentials))
 }
 
 /// Prefix of `--in-memory` directories in the system temporary directory.

@@ -36,6 +36,8 @@ mod records;
 mod reshard;
 #[path = "sdk/retention.rs"]
 mod retention;
+#[path = "sdk/sigv4.rs"]
+mod sigv4;
 #[path = "sdk/streams.rs"]
 mod streams;
 #[path = "sdk/tags.rs"]

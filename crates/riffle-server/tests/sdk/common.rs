@@ -116,15 +116,32 @@ impl Server {
         Server::spawn(args)
     }
 
+    /// An `--in-memory` server that requires SigV4 signatures by the keys of `credentials`
+    /// (`--credentials FILE`), with more `serve` flags.
+    pub fn with_credentials(credentials: &Path, extra_args: &[&str]) -> Server {
+        let file = credentials.to_str().expect("credentials path is UTF-8");
+        let mut args = vec!["--in-memory", "--credentials", file];
+        args.extend_from_slice(extra_args);
+        Server::spawn(&args)
+    }
+
+    /// As [`Server::with_args`], logging at `log_filter` (a `RIFFLE_LOG` value) whatever the
+    /// test process's own `RIFFLE_LOG` says: for tests that inspect the server's log.
+    pub fn with_log_filter(args: &[&str], log_filter: &str) -> Server {
+        Server::spawn_logging(args, log_filter)
+    }
+
     fn spawn(extra_args: &[&str]) -> Server {
+        let log_filter = std::env::var("RIFFLE_LOG").unwrap_or_else(|_| "info".into());
+        Server::spawn_logging(extra_args, &log_filter)
+    }
+
+    fn spawn_logging(extra_args: &[&str], log_filter: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_riffle"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(extra_args)
-            .env(
-                "RIFFLE_LOG",
-                std::env::var("RIFFLE_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RIFFLE_LOG", log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -208,12 +225,30 @@ impl Server {
 
     /// An SDK client signing with `access_key_id` (a 12-digit one selects that account).
     pub fn client_with_key(&self, access_key_id: &str) -> Client {
-        let config = aws_sdk_kinesis::Config::builder()
+        self.client_with_secret(access_key_id, "secret")
+    }
+
+    /// An SDK client signing with the key `access_key_id` / `secret_access_key`.
+    pub fn client_with_secret(&self, access_key_id: &str, secret_access_key: &str) -> Client {
+        Client::from_conf(
+            self.config_with_secret(access_key_id, secret_access_key)
+                .build(),
+        )
+    }
+
+    /// The configuration of [`Server::client_with_secret`], to change before building (a time
+    /// source, another HTTP client).
+    pub fn config_with_secret(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &str,
+    ) -> aws_sdk_kinesis::config::Builder {
+        aws_sdk_kinesis::Config::builder()
             .endpoint_url(self.endpoint())
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new(
                 access_key_id,
-                "secret",
+                secret_access_key,
                 None,
                 None,
                 "test",
@@ -226,8 +261,6 @@ impl Server {
                     .operation_timeout(OPERATION_TIMEOUT)
                     .build(),
             )
-            .build();
-        Client::from_conf(config)
     }
 
     /// Whether the child process is still alive.

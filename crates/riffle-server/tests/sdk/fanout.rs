@@ -63,7 +63,7 @@ const SEQUENCE_ARGUMENT_RULE: &str = "Must either specify (1) AT_SEQUENCE_NUMBER
 /// response conversions it needs (`try_into_http1x`, `HttpResponse::try_from`,
 /// `SdkBody::from_body_1_x`) are public.
 #[derive(Clone, Debug)]
-struct H2cClient {
+pub(crate) struct H2cClient {
     client: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         SdkBody,
@@ -72,7 +72,7 @@ struct H2cClient {
 }
 
 impl H2cClient {
-    fn new() -> H2cClient {
+    pub(crate) fn new() -> H2cClient {
         // As the SDK's own connector does: without TCP_NODELAY each request's last small
         // frame waits for the server's delayed ACK (about 40 ms a call).
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -88,7 +88,7 @@ impl H2cClient {
     }
 
     /// Asserts that responses arrived and every one of them over HTTP/2.
-    fn assert_all_http2(&self) {
+    pub(crate) fn assert_all_http2(&self) {
         let versions = self.versions.lock().unwrap();
         assert!(
             !versions.is_empty(),
