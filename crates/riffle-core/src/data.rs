@@ -152,6 +152,7 @@ pub async fn put_records(
         for (shard, mut places, mut batch) in groups {
             let refused = throttle::admit_writes(&shard, &mut places, &mut batch);
             if !refused.is_empty() {
+                crate::metrics::write_throttled(stream, &shard, refused.len());
                 let error = Error::write_throttled(&shard.id(), &stream.name, &stream.account);
                 for (place, _) in refused {
                     results[place] = Some(Err(error.clone()));
@@ -167,16 +168,20 @@ pub async fn put_records(
                         .zip(batch)
                         .map(|((place, hash_key), record)| (place, record, hash_key)),
                 ),
-                written => pending.push((shard, places, written)),
+                written => {
+                    let bytes = crate::metrics::record_bytes(&batch);
+                    pending.push((shard, places, written, bytes));
+                }
             }
         }
-        for (shard, places, written) in pending {
+        for (shard, places, written, bytes) in pending {
             let outcome = match written {
                 Ok(appended) => shard.log.wait_acknowledged(appended).await,
                 Err(error) => Err(error),
             };
             match &outcome {
                 Ok(appended) => {
+                    crate::metrics::written(stream, &shard, bytes, places.len() as u64);
                     // One shard id and one full sequence-number encoding per frame; the
                     // numbers of the following slots are derived from the first.
                     let shard_id = shard.id();
@@ -344,6 +349,9 @@ pub struct ReadBatch {
     pub millis_behind_latest: u64,
     /// Set together with `next_iterator == None`.
     pub child_shards: Vec<Arc<Shard>>,
+    /// The stream and shard read (for their metrics).
+    pub stream: Arc<Stream>,
+    pub shard: Arc<Shard>,
 }
 
 /// Reads from an iterator: at most `limit` records and `bytes_max` bytes of data, never a
@@ -397,6 +405,8 @@ pub fn get_records(
         next_iterator,
         millis_behind_latest: read.millis_behind_latest,
         child_shards,
+        shard: Arc::clone(shard),
+        stream,
     })
 }
 

@@ -362,6 +362,7 @@ pub fn admit_read(shard: &Shard, stream: &Stream) -> Result<(), Error> {
     if lock(&throttle.read).admit(now_ns) {
         Ok(())
     } else {
+        crate::metrics::read_throttled(stream, shard);
         Err(Error::read_throttled(
             &stream.account,
             &stream.name,
