@@ -198,31 +198,33 @@ pub fn read_throttled(stream: &Stream, shard: &Shard) {
 }
 
 impl StreamMetrics {
-    /// A PutRecord of a `bytes`-byte record ended with `outcome` after `elapsed`. Only answered
-    /// calls are timed; a throttled one is counted by [`write_throttled`].
-    pub fn put_record<T>(&self, bytes: u64, outcome: &Result<T, Error>, elapsed: Duration) {
+    /// A PutRecord that stored `bytes_stored` bytes ended with `outcome` after `elapsed`. Only
+    /// successful calls are timed; a throttled one is counted by [`write_throttled`].
+    pub fn put_record<T>(&self, bytes_stored: u64, outcome: &Result<T, Error>, elapsed: Duration) {
         if outcome.is_ok() {
-            self.put_record_bytes.add(bytes);
+            self.put_record_bytes.add(bytes_stored);
             self.put_record_success.inc();
             self.put_record_latency.observe(elapsed);
         }
     }
 
-    /// A PutRecords of records of `sizes` bytes ended with `outcomes` (one per record) after
-    /// `elapsed`.
-    pub fn put_records<T>(&self, sizes: &[u64], outcomes: &[Result<T, Error>], elapsed: Duration) {
-        let (mut bytes, mut succeeded, mut refused, mut failed) = (0, 0, 0, 0);
-        for (size, outcome) in sizes.iter().zip(outcomes) {
+    /// A PutRecords that stored `bytes_stored` bytes ended with `outcomes` (one per record)
+    /// after `elapsed`.
+    pub fn put_records<T>(
+        &self,
+        bytes_stored: u64,
+        outcomes: &[Result<T, Error>],
+        elapsed: Duration,
+    ) {
+        let (mut succeeded, mut refused, mut failed) = (0, 0, 0);
+        for outcome in outcomes {
             match outcome {
-                Ok(_) => {
-                    bytes += size;
-                    succeeded += 1;
-                }
+                Ok(_) => succeeded += 1,
                 Err(error) if throttled(error) => refused += 1,
                 Err(_) => failed += 1,
             }
         }
-        self.put_records_bytes.add(bytes);
+        self.put_records_bytes.add(bytes_stored);
         self.put_records_total_records.add(outcomes.len() as u64);
         self.put_records_successful_records.add(succeeded);
         self.put_records_throttled_records.add(refused);

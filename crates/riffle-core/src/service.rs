@@ -825,14 +825,15 @@ async fn put_record(
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());
     }
-    let bytes = metrics::record_bytes(std::slice::from_ref(&record.0));
-    let outcome = data::put_records(&stream, vec![record])
-        .await
-        .pop()
+    let put = data::put_records(&stream, vec![record]).await;
+    let outcome = put
+        .results
+        .into_iter()
+        .next()
         .unwrap_or_else(|| Err(Error::internal("Internal Service Failure".to_owned())));
     stream
         .metrics
-        .put_record(bytes, &outcome, started.elapsed());
+        .put_record(put.bytes_stored, &outcome, started.elapsed());
     let outcome = outcome?;
     Ok(PutRecordOutput {
         shard_id: outcome.shard_id,
@@ -889,16 +890,13 @@ async fn put_records(
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());
     }
-    let sizes: Vec<u64> = prepared
-        .iter()
-        .map(|(record, _)| metrics::record_bytes(std::slice::from_ref(record)))
-        .collect();
-    let outcomes = data::put_records(&stream, prepared).await;
+    let put = data::put_records(&stream, prepared).await;
     stream
         .metrics
-        .put_records(&sizes, &outcomes, started.elapsed());
+        .put_records(put.bytes_stored, &put.results, started.elapsed());
     let mut failed = 0;
-    let records = outcomes
+    let records = put
+        .results
         .into_iter()
         .map(|outcome| match outcome {
             Ok(outcome) => PutRecordsResultEntry {

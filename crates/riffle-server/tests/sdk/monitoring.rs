@@ -190,6 +190,38 @@ async fn enhanced_monitoring_round_trips_with_current_and_desired_lists() {
         "ResourceNotFoundException",
         Some(&stream_not_found("missing")),
     );
+    let missing = client
+        .disable_enhanced_monitoring()
+        .stream_arn(stream_arn("missing"))
+        .shard_level_metrics(All)
+        .send()
+        .await;
+    expect_error(
+        missing,
+        "ResourceNotFoundException",
+        Some(&stream_not_found("missing")),
+    );
+    // The model's constraints: a known name, one to seven of them.
+    let unknown = client
+        .enable_enhanced_monitoring()
+        .stream_name("watched")
+        .shard_level_metrics(MetricsName::from("IncomingBites"))
+        .send()
+        .await;
+    let message = "1 validation error detected: Value '[IncomingBites]' at 'shardLevelMetrics' \
+                   failed to satisfy constraint: Member must satisfy constraint: [Member must \
+                   satisfy enum value set: [IncomingBytes, IncomingRecords, OutgoingBytes, \
+                   OutgoingRecords, WriteProvisionedThroughputExceeded, \
+                   ReadProvisionedThroughputExceeded, IteratorAgeMilliseconds, ALL]]";
+    expect_error(unknown, "ValidationException", Some(message));
+    let none = client
+        .disable_enhanced_monitoring()
+        .stream_name("watched")
+        .set_shard_level_metrics(Some(vec![]))
+        .send()
+        .await;
+    expect_error(none, "ValidationException", None);
+    assert_eq!(described_metrics(&client, "watched").await, vec![vec![]]);
 }
 
 #[tokio::test]
@@ -339,9 +371,10 @@ async fn the_commitment_lasts_its_minimum_then_ends() {
 #[tokio::test]
 async fn the_default_minimum_is_a_day_and_settings_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::on_data_dir_limits(dir.path(), Limits::Off);
+    let server = Server::on_data_dir_with(dir.path(), &["--limits", "off"]);
     let client = server.client();
     create_stream(&client, "kept", 1).await;
+    create_on_demand(&client, "warmed").await;
     client
         .enable_enhanced_monitoring()
         .stream_name("kept")
@@ -354,12 +387,19 @@ async fn the_default_minimum_is_a_day_and_settings_survive_a_restart() {
     let started = millis(enabled.started_at()).unwrap();
     let earliest = millis(enabled.earliest_allowed_end_at()).unwrap();
     assert!((earliest - started - DAY_MS).abs() <= 1, "{enabled:?}");
+    assert_eq!(set_warm(&client, "warmed", 6).await, (Some(6), Some(6)));
     let pending = update_commitment(&client, false).await;
     server.kill();
 
-    let server = Server::on_data_dir_limits(dir.path(), Limits::Off);
+    let server = Server::on_data_dir_with(dir.path(), &["--limits", "off"]);
     let client = server.client();
     assert_eq!(described_commitment(&client).await, pending);
+    // The commitment is still in force (pending its end), so the warm throughput is too.
+    assert_eq!(
+        warm_throughput(&client, "warmed").await,
+        Some((Some(6), Some(6)))
+    );
+    assert_eq!(open_shards(&client, "warmed").await.len(), 6);
     assert_eq!(
         described_metrics(&client, "kept").await,
         vec![vec![
@@ -454,6 +494,23 @@ async fn set_warm(client: &Client, name: &str, mibps: i32) -> (Option<i32>, Opti
     (warm.target_mibps(), warm.current_mibps())
 }
 
+/// Creates an ON_DEMAND stream (four shards) and waits until it is ACTIVE.
+async fn create_on_demand(client: &Client, name: &str) {
+    client
+        .create_stream()
+        .stream_name(name)
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    wait_for_open(client, name, 4).await;
+}
+
 /// Waits until the stream has `count` open shards (the scaler merges in the background).
 async fn wait_for_open(client: &Client, name: &str, count: usize) -> Vec<(u128, u128)> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -483,18 +540,7 @@ async fn warm_throughput_pre_splits_on_demand_streams_and_holds_off_merges() {
         "0",
     ]);
     let client = server.client();
-    client
-        .create_stream()
-        .stream_name("warm")
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_on_demand(&client, "warm").await;
     create_stream(&client, "fixed", 1).await;
     assert_eq!(warm_throughput(&client, "warm").await, None);
 
@@ -701,6 +747,129 @@ struct Expected {
 
 fn record_bytes(data: &[u8], key: &str) -> u64 {
     (data.len() + key.len()) as u64
+}
+
+/// N PutRecord, one PutRecords of M, K GetRecords, with limits off so nothing is throttled:
+/// every count is a constant of the workload.
+#[tokio::test]
+async fn a_scrape_counts_exactly_n_puts_one_batch_of_m_and_k_reads() {
+    const N: usize = 5;
+    const M: usize = 7;
+    const LIMIT: i32 = 5; // K = ceil((N + M) / LIMIT) reads return every record
+    const K: usize = (N + M).div_ceil(LIMIT as usize);
+    let server = Server::in_memory_with_metrics(&["--limits", "off"]);
+    let metrics = server
+        .metrics_addr
+        .expect("--metrics-listen prints its address");
+    let client = server.client();
+    create_stream(&client, "counted", 1).await;
+    client
+        .enable_enhanced_monitoring()
+        .stream_name("counted")
+        .shard_level_metrics(MetricsName::IncomingRecords)
+        .shard_level_metrics(MetricsName::OutgoingBytes)
+        .send()
+        .await
+        .unwrap();
+
+    let mut put_record_bytes = 0;
+    for i in 0..N {
+        let data = format!("single-{i}").into_bytes();
+        put_record_bytes += record_bytes(&data, "key");
+        client
+            .put_record()
+            .stream_name("counted")
+            .partition_key("key")
+            .data(Blob::new(data))
+            .send()
+            .await
+            .unwrap();
+    }
+    let batch: Vec<(Vec<u8>, String)> = (0..M)
+        .map(|i| (vec![b'b'; 10 + i], format!("batch-{i}")))
+        .collect();
+    let put_records_bytes: u64 = batch
+        .iter()
+        .map(|(data, key)| record_bytes(data, key))
+        .sum();
+    let entries = batch
+        .iter()
+        .map(|(data, key)| {
+            PutRecordsRequestEntry::builder()
+                .data(Blob::new(data.clone()))
+                .partition_key(key)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let answer = client
+        .put_records()
+        .stream_name("counted")
+        .set_records(Some(entries))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.failed_record_count(), Some(0));
+
+    let shard = shard_id(0);
+    let mut iterator =
+        shard_iterator(&client, "counted", &shard, ShardIteratorType::TrimHorizon).await;
+    let mut read = 0;
+    for _ in 0..K {
+        let page = client
+            .get_records()
+            .shard_iterator(&iterator)
+            .limit(LIMIT)
+            .send()
+            .await
+            .unwrap();
+        read += page.records().len();
+        iterator = page.next_shard_iterator().unwrap().to_owned();
+    }
+    assert_eq!(read, N + M, "K reads of {LIMIT} return every record");
+
+    let stored_bytes = put_record_bytes + put_records_bytes;
+    let scrape = scrape(metrics);
+    let s = |name: &str| scrape.stream(name, "counted");
+    let (n, m, k) = (N as u64, M as u64, K as u64);
+    assert_eq!(s("kinesis_IncomingRecords"), n + m);
+    assert_eq!(s("kinesis_IncomingBytes"), stored_bytes);
+    assert_eq!(s("kinesis_PutRecord_Success"), n);
+    assert_eq!(s("kinesis_PutRecord_Bytes"), put_record_bytes);
+    assert_eq!(s("kinesis_PutRecord_Latency_count"), n);
+    assert_eq!(s("kinesis_PutRecords_Success"), 1);
+    assert_eq!(s("kinesis_PutRecords_Latency_count"), 1);
+    assert_eq!(s("kinesis_PutRecords_Bytes"), put_records_bytes);
+    assert_eq!(s("kinesis_PutRecords_TotalRecords"), m);
+    assert_eq!(s("kinesis_PutRecords_SuccessfulRecords"), m);
+    assert_eq!(s("kinesis_PutRecords_FailedRecords"), 0);
+    assert_eq!(s("kinesis_PutRecords_ThrottledRecords"), 0);
+    assert_eq!(s("kinesis_GetRecords_Success"), k);
+    assert_eq!(s("kinesis_GetRecords_Latency_count"), k);
+    assert_eq!(s("kinesis_GetRecords_Records"), n + m);
+    assert_eq!(s("kinesis_GetRecords_Bytes"), stored_bytes);
+    assert_eq!(s("kinesis_WriteProvisionedThroughputExceeded"), 0);
+    assert_eq!(s("kinesis_ReadProvisionedThroughputExceeded"), 0);
+    assert_eq!(s("kinesis_SubscribeToShard_Success"), 0);
+    assert_eq!(s("kinesis_SubscribeToShardEvent_Records"), 0);
+    // Only the two enabled shard-level families carry the shard.
+    assert_eq!(
+        scrape.shard("kinesis_shard_IncomingRecords", "counted", &shard),
+        Some(n + m)
+    );
+    assert_eq!(
+        scrape.shard("kinesis_shard_OutgoingBytes", "counted", &shard),
+        Some(stored_bytes)
+    );
+    for absent in [
+        "kinesis_shard_IncomingBytes",
+        "kinesis_shard_OutgoingRecords",
+        "kinesis_shard_WriteProvisionedThroughputExceeded",
+        "kinesis_shard_ReadProvisionedThroughputExceeded",
+        "kinesis_shard_IteratorAgeMilliseconds",
+    ] {
+        assert_eq!(scrape.shard(absent, "counted", &shard), None, "{absent}");
+    }
 }
 
 #[tokio::test]
