@@ -161,12 +161,13 @@ pub async fn register(
             stream.name, stream.account
         )));
     }
-    if state.consumers.len() as u32 >= limits::CONSUMERS_PER_STREAM_MAX {
+    // 20, or 50 with On-demand Advantage.
+    let consumers_max = crate::advantage::consumers_per_stream_max(node, &stream.account);
+    if state.consumers.len() as u32 >= consumers_max {
         return Err(Error::limit_exceeded(format!(
-            "Stream {} under account {} has reached its limit of {} registered consumers.",
-            stream.name,
-            stream.account,
-            limits::CONSUMERS_PER_STREAM_MAX
+            "Stream {} under account {} has reached its limit of {consumers_max} registered \
+             consumers.",
+            stream.name, stream.account
         )));
     }
     let creating = node

@@ -384,7 +384,11 @@ fn already_closed(stream: &Stream, shard: &Shard) -> Error {
 }
 
 /// The account's shard quota must hold `additional` more open shards.
-fn check_shard_quota(node: &Node, caller: &Caller, additional: u32) -> Result<(), Error> {
+pub(crate) fn check_shard_quota(
+    node: &Node,
+    caller: &Caller,
+    additional: u32,
+) -> Result<(), Error> {
     let open = node.open_shard_count(&caller.account);
     if open.saturating_add(additional) > node.config.shard_limit {
         return Err(Error::shard_limit_exceeded(

@@ -97,6 +97,16 @@ pub struct PutOutcome {
     pub sequence_number: String,
 }
 
+/// What [`put_records`] did.
+#[derive(Debug)]
+pub struct PutResults {
+    /// One result per record, in request order.
+    pub results: Vec<Result<PutOutcome, Error>>,
+    /// Bytes (data plus partition keys) of the records stored: PutRecord.Bytes and
+    /// PutRecords.Bytes, summed per acknowledged frame so no per-record sizes are kept.
+    pub bytes_stored: u64,
+}
+
 /// The records of one put bound for one shard: the shard, each record's (place in the request,
 /// hash key), and the records in that order.
 type ShardGroup = (Arc<Shard>, Vec<(usize, u128)>, Vec<NewRecord>);
@@ -119,11 +129,9 @@ const ROUTE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 ///
 /// Records over their shard's write throughput are refused (ProvisionedThroughputExceeded)
 /// before the frame is built, so they are never stored.
-pub async fn put_records(
-    stream: &Arc<Stream>,
-    records: Vec<(NewRecord, u128)>,
-) -> Vec<Result<PutOutcome, Error>> {
+pub async fn put_records(stream: &Arc<Stream>, records: Vec<(NewRecord, u128)>) -> PutResults {
     let now = now_ms();
+    let mut bytes_stored = 0;
     let total = records.len();
     let mut results: Vec<Option<Result<PutOutcome, Error>>> = vec![None; total];
     let mut todo: Vec<(usize, NewRecord, u128)> = records
@@ -152,6 +160,7 @@ pub async fn put_records(
         for (shard, mut places, mut batch) in groups {
             let refused = throttle::admit_writes(&shard, &mut places, &mut batch);
             if !refused.is_empty() {
+                crate::metrics::write_throttled(stream, &shard, refused.len());
                 let error = Error::write_throttled(&shard.id(), &stream.name, &stream.account);
                 for (place, _) in refused {
                     results[place] = Some(Err(error.clone()));
@@ -167,16 +176,21 @@ pub async fn put_records(
                         .zip(batch)
                         .map(|((place, hash_key), record)| (place, record, hash_key)),
                 ),
-                written => pending.push((shard, places, written)),
+                written => {
+                    let bytes = crate::metrics::record_bytes(&batch);
+                    pending.push((shard, places, written, bytes));
+                }
             }
         }
-        for (shard, places, written) in pending {
+        for (shard, places, written, bytes) in pending {
             let outcome = match written {
                 Ok(appended) => shard.log.wait_acknowledged(appended).await,
                 Err(error) => Err(error),
             };
             match &outcome {
                 Ok(appended) => {
+                    crate::metrics::written(stream, &shard, bytes, places.len() as u64);
+                    bytes_stored += bytes;
                     // One shard id and one full sequence-number encoding per frame; the
                     // numbers of the following slots are derived from the first.
                     let shard_id = shard.id();
@@ -207,10 +221,13 @@ pub async fn put_records(
     for (place, _, _) in todo {
         results[place] = Some(Err(append_error(&AppendError::Sealed)));
     }
-    results
-        .into_iter()
-        .map(|result| result.unwrap_or_else(|| Err(Error::internal("record lost its result"))))
-        .collect()
+    PutResults {
+        results: results
+            .into_iter()
+            .map(|result| result.unwrap_or_else(|| Err(Error::internal("record lost its result"))))
+            .collect(),
+        bytes_stored,
+    }
 }
 
 fn append_error(error: &AppendError) -> Error {
@@ -344,6 +361,9 @@ pub struct ReadBatch {
     pub millis_behind_latest: u64,
     /// Set together with `next_iterator == None`.
     pub child_shards: Vec<Arc<Shard>>,
+    /// The stream and shard read (for their metrics).
+    pub stream: Arc<Stream>,
+    pub shard: Arc<Shard>,
 }
 
 /// Reads from an iterator: at most `limit` records and `bytes_max` bytes of data, never a
@@ -399,6 +419,8 @@ pub fn get_records(
         next_iterator,
         millis_behind_latest: read.millis_behind_latest,
         child_shards,
+        shard: Arc::clone(shard),
+        stream,
     })
 }
 

@@ -19,11 +19,16 @@
 //! - [`reshard`]: pure plans for splits, merges and uniform scaling, with their lineage.
 //! - [`scaler`]: ON_DEMAND streams split hot shards and merge cold ones by themselves.
 //! - [`meta`]: the persisted catalogue (`meta.json`).
+//! - [`metrics`]: CloudWatch's stream metrics as counters, their Prometheus text, and enhanced
+//!   (shard-level) monitoring.
+//! - [`advantage`]: the account's On-demand Advantage commitment, warm throughput.
 
+pub mod advantage;
 pub mod consumers;
 pub mod control;
 pub mod data;
 pub mod meta;
+pub mod metrics;
 pub mod node;
 pub mod policy;
 pub mod record;

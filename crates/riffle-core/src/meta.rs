@@ -108,6 +108,9 @@ pub struct StreamMeta {
     /// The stream's resource policy document, if one is attached.
     #[serde(default)]
     pub policy: Option<String>,
+    /// UpdateStreamWarmThroughput's target write MiB/s (ON_DEMAND streams; see `advantage`).
+    #[serde(default)]
+    pub warm_throughput_mibps: Option<u32>,
 }
 
 /// An enhanced fan-out consumer. Its ARN is the stream's ARN, `/consumer/`, its name, `:` and
@@ -133,6 +136,30 @@ pub struct MetaDocument {
     /// stay valid across restarts.
     pub token_key_hex: String,
     pub streams: Vec<StreamMeta>,
+    /// Account-level settings (UpdateAccountSettings), by account id; absent in catalogues
+    /// written before accounts had settings.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountMeta>,
+}
+
+/// One account's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountMeta {
+    /// The On-demand Advantage commitment (MinimumThroughputBillingCommitment), once it was
+    /// ever enabled; `None` is DISABLED with no history.
+    #[serde(default)]
+    pub commitment: Option<CommitmentMeta>,
+}
+
+/// A minimum-throughput billing commitment: when it started, when it may end at the earliest,
+/// and when it ends (or ended) once disabled. A commitment disabled before its earliest end
+/// stays in force until then (`ended_ms` = `earliest_end_ms`, still in the future).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitmentMeta {
+    pub started_ms: u64,
+    pub earliest_end_ms: u64,
+    #[serde(default)]
+    pub ended_ms: Option<u64>,
 }
 
 /// Why the metadata could not be loaded or stored.
@@ -258,7 +285,18 @@ mod tests {
                 }],
                 consumers: vec![],
                 policy: None,
+                warm_throughput_mibps: Some(8),
             }],
+            accounts: BTreeMap::from([(
+                "000000000000".into(),
+                AccountMeta {
+                    commitment: Some(CommitmentMeta {
+                        started_ms: 1,
+                        earliest_end_ms: 86_400_001,
+                        ended_ms: None,
+                    }),
+                },
+            )]),
         }
     }
 
@@ -284,5 +322,22 @@ mod tests {
         document.format_version = META_FORMAT_VERSION + 1;
         store(dir.path(), &document, false).unwrap();
         assert!(matches!(load(dir.path()), Err(MetaError::Corrupt { .. })));
+    }
+
+    /// Catalogues written before account settings and warm throughput existed still load,
+    /// with neither.
+    #[test]
+    fn catalogues_without_accounts_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = serde_json::to_value(sample()).unwrap();
+        old.as_object_mut().unwrap().remove("accounts");
+        old["streams"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("warm_throughput_mibps");
+        fs::write(dir.path().join(META_FILE), old.to_string()).unwrap();
+        let loaded = load(dir.path()).unwrap().unwrap();
+        assert!(loaded.accounts.is_empty());
+        assert_eq!(loaded.streams[0].warm_throughput_mibps, None);
     }
 }

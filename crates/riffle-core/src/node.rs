@@ -21,8 +21,9 @@ use riffle_log::LogOptions;
 use tokio::sync::{watch, Mutex as AsyncMutex};
 
 use crate::meta::{
-    self, ClosedShard, ConsumerMeta, MetaDocument, ShardMeta, StreamMeta, StreamMode,
+    self, AccountMeta, ClosedShard, ConsumerMeta, MetaDocument, ShardMeta, StreamMeta, StreamMode,
 };
+use crate::metrics::{ShardMetrics, StreamMetrics};
 use crate::reshard::{self, OpenShard, Step};
 use crate::shard_log::{AppendError, Durability, Flusher, ShardLog};
 use crate::throttle::{ControlThrottle, Limits, ShardThrottle};
@@ -52,6 +53,9 @@ pub struct NodeConfig {
     pub subscriptions: crate::subscribe::SubscriptionConfig,
     /// Throughput and call-rate limits: AWS's, or none (`--limits off`).
     pub limits: Limits,
+    /// How long an On-demand Advantage commitment lasts at least (AWS: 24 hours; see
+    /// `crate::advantage`).
+    pub commitment_minimum: Duration,
 }
 
 impl NodeConfig {
@@ -70,6 +74,9 @@ impl NodeConfig {
             on_demand: crate::scaler::OnDemandConfig::default(),
             subscriptions: crate::subscribe::SubscriptionConfig::default(),
             limits: Limits::Aws,
+            commitment_minimum: Duration::from_millis(
+                riffle_proto::limits::BILLING_COMMITMENT_MIN_MS,
+            ),
         }
     }
 }
@@ -122,6 +129,8 @@ pub struct Shard {
     /// `None` when limits are off: then nothing on the data path consults a limiter. Shared
     /// (`Arc`) with the closed copy a reshard makes of a parent, whose reads stay limited.
     pub throttle: Option<Arc<ShardThrottle>>,
+    /// Shard-level counters (shared, like `throttle`, with the closed copy of a parent).
+    pub metrics: Arc<ShardMetrics>,
 }
 
 impl Shard {
@@ -131,6 +140,7 @@ impl Shard {
             meta,
             log,
             throttle: ShardThrottle::for_limits(limits).map(Arc::new),
+            metrics: Arc::default(),
         }
     }
 
@@ -163,6 +173,8 @@ pub struct StreamState {
     pub consumers: Vec<ConsumerMeta>,
     /// The stream's resource policy, parsed.
     pub policy: Option<Arc<crate::policy::ResourcePolicy>>,
+    /// UpdateStreamWarmThroughput's target write MiB/s (see `crate::advantage`).
+    pub warm_throughput_mibps: Option<u32>,
 }
 
 impl StreamState {
@@ -196,6 +208,8 @@ pub struct Stream {
     /// ten per rolling day. Kept in memory only: a restart forgets it, which errs on the side
     /// of allowing a scaling.
     scalings_ms: std::sync::Mutex<Vec<u64>>,
+    /// Stream-level counters (`crate::metrics`), updated once per request.
+    pub metrics: StreamMetrics,
 }
 
 impl Stream {
@@ -285,6 +299,7 @@ impl Stream {
                 .collect(),
             consumers: state.consumers.clone(),
             policy: state.policy.as_ref().map(|policy| policy.text.clone()),
+            warm_throughput_mibps: state.warm_throughput_mibps,
         }
     }
 }
@@ -302,6 +317,8 @@ pub struct Node {
     pub control_throttle: Option<ControlThrottle>,
     /// Live SubscribeToShard streams, by consumer and shard.
     pub subscriptions: crate::subscribe::Subscriptions,
+    /// Account settings by account id (see `crate::advantage`); changed under `control`.
+    accounts: RwLock<BTreeMap<String, AccountMeta>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -372,6 +389,7 @@ impl Node {
             format_version: meta::META_FORMAT_VERSION,
             token_key_hex: hex(&random_bytes::<32>()),
             streams: Vec::new(),
+            accounts: BTreeMap::new(),
         });
         let token_key = parse_hex_key(&document.token_key_hex).ok_or_else(|| {
             OpenError::Meta(meta::MetaError::Corrupt {
@@ -396,6 +414,7 @@ impl Node {
             control: AsyncMutex::new(()),
             flusher,
             subscriptions: crate::subscribe::Subscriptions::default(),
+            accounts: RwLock::new(document.accounts.clone()),
         });
         if fresh {
             node.persist_blocking(&node.catalogue())
@@ -459,11 +478,13 @@ impl Node {
                 shards: Vec::new(),
                 consumers: Vec::new(),
                 policy: None,
+                warm_throughput_mibps: None,
             })),
             routes: RwLock::new(Arc::new(Vec::new())),
             routes_epoch: watch::channel(0).0,
             updating_until_ms: AtomicU64::new(0),
             scalings_ms: std::sync::Mutex::new(Vec::new()),
+            metrics: StreamMetrics::default(),
         };
         stream.set_state(StreamState {
             mode: stream_meta.mode,
@@ -481,6 +502,7 @@ impl Node {
                 .cloned()
                 .collect(),
             policy,
+            warm_throughput_mibps: stream_meta.warm_throughput_mibps,
         });
         Ok(stream)
     }
@@ -538,6 +560,11 @@ impl Node {
             format_version: meta::META_FORMAT_VERSION,
             token_key_hex: hex(&self.token_key),
             streams: metas,
+            accounts: self
+                .accounts
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 
@@ -648,6 +675,7 @@ impl Node {
             shards: shard_metas,
             consumers: Vec::new(),
             policy: None,
+            warm_throughput_mibps: None,
         };
         let config = self.config.clone();
         let flusher = self.flusher.clone();
@@ -705,6 +733,29 @@ impl Node {
         self.persist_document(self.catalogue_with(Some((stream, &next))))
             .await?;
         stream.set_state(next);
+        Ok(())
+    }
+
+    /// An account's settings (defaults for an account that never changed them).
+    pub fn account(&self, account: &str) -> AccountMeta {
+        let accounts = self.accounts.read().unwrap_or_else(|p| p.into_inner());
+        accounts.get(account).cloned().unwrap_or_default()
+    }
+
+    /// Replaces an account's settings: persisted first, then published, as `update_stream`.
+    /// The caller holds `control()`.
+    pub async fn update_account(
+        &self,
+        account: &str,
+        next: AccountMeta,
+    ) -> Result<(), crate::Error> {
+        let mut document = self.catalogue();
+        document.accounts.insert(account.to_owned(), next.clone());
+        self.persist_document(document).await?;
+        self.accounts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(account.to_owned(), next);
         Ok(())
     }
 
@@ -867,6 +918,7 @@ impl Node {
                     },
                     log: Arc::clone(&shard.log),
                     throttle: shard.throttle.clone(),
+                    metrics: Arc::clone(&shard.metrics),
                 }),
                 None => Arc::clone(shard),
             })

@@ -215,6 +215,42 @@ pub fn uniform(open: &[OpenShard], next_ordinal: u32, target: u32) -> Vec<Step> 
     steps
 }
 
+/// The splits that take `open` to at least `target` shards by halving the widest shard again
+/// and again (at the middle of its range, as the ON_DEMAND scaler splits; ties go to the lower
+/// range), so that shards a hot key range was already split into stay as they are. Nothing when
+/// `open` already has `target` shards. Used to pre-warm on-demand streams.
+pub fn split_widest(open: &[OpenShard], next_ordinal: u32, target: u32) -> Vec<Step> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    // Widest first; among equals, the lowest range.
+    let mut heap: BinaryHeap<(u128, Reverse<u128>, u32, u128)> = open
+        .iter()
+        .map(|shard| {
+            let width = shard.ending_hash_key - shard.starting_hash_key;
+            let start = shard.starting_hash_key;
+            (width, Reverse(start), shard.ordinal, shard.ending_hash_key)
+        })
+        .collect();
+    let mut steps = Vec::new();
+    let mut ordinal = next_ordinal;
+    let mut count = open.len() as u64;
+    while count < u64::from(target) {
+        let Some((width, Reverse(start), parent, end)) = heap.pop() else {
+            break;
+        };
+        if width == 0 {
+            break; // one hash key per shard: nothing left to split
+        }
+        let key = start + width / 2 + 1;
+        steps.push(Step::Split { parent, key });
+        heap.push((key - 1 - start, Reverse(start), ordinal, key - 1));
+        heap.push((end - key, Reverse(key), ordinal + 1, end));
+        ordinal += 2;
+        count += 1;
+    }
+    steps
+}
+
 /// Whether `open` partitions the hash key space exactly.
 pub fn partitions_key_space(open: &[OpenShard]) -> bool {
     let mut sorted = open.to_vec();
@@ -281,6 +317,49 @@ mod tests {
                 },
             ]
         );
+        assert!(partitions_key_space(&outcome.open));
+    }
+
+    #[test]
+    fn splitting_the_widest_halves_wide_shards_first_and_keeps_narrow_ones() {
+        // Four quarters, the first already split in two: 5 open shards.
+        let first = apply(
+            &stream(4),
+            4,
+            &[Step::Split {
+                parent: 0,
+                key: 1 << 125,
+            }],
+        );
+        let steps = split_widest(&first.open, first.next_ordinal, 8);
+        let outcome = apply(&first.open, first.next_ordinal, &steps);
+        assert_eq!(outcome.open.len(), 8);
+        assert!(partitions_key_space(&outcome.open));
+        // The three untouched quarters were split; the two eighths stayed.
+        assert_eq!(
+            steps
+                .iter()
+                .map(|step| match step {
+                    Step::Split { parent, .. } => *parent,
+                    Step::Merge { .. } => unreachable!(),
+                })
+                .collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        let widths: Vec<u128> = outcome
+            .open
+            .iter()
+            .map(|shard| shard.ending_hash_key - shard.starting_hash_key)
+            .collect();
+        assert!(widths.iter().all(|width| *width == widths[0]), "{widths:?}");
+        assert!(split_widest(&outcome.open, outcome.next_ordinal, 8).is_empty());
+        assert!(split_widest(&outcome.open, outcome.next_ordinal, 3).is_empty());
+        // Past a power of two, the lowest of the equally wide shards go first, and the
+        // children of a split may be split again in the same plan.
+        let steps = split_widest(&stream(1), 1, 3);
+        let outcome = apply(&stream(1), 1, &steps);
+        assert_eq!(outcome.open.len(), 3);
+        assert_eq!(outcome.closed_new, vec![1]);
         assert!(partitions_key_space(&outcome.open));
     }
 

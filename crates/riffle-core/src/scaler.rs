@@ -197,7 +197,13 @@ async fn round(
             });
             seen.push(key);
         }
-        let steps = plan(&loads, config);
+        // Warm throughput (UpdateStreamWarmThroughput) keeps shards the scaler may not merge.
+        let floor = crate::advantage::warm_shards_min(node, &stream, &state);
+        let stream_config = OnDemandConfig {
+            shards_min: config.shards_min.max(floor),
+            ..*config
+        };
+        let steps = plan(&loads, &stream_config);
         if steps.is_empty() {
             continue;
         }

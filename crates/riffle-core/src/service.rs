@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use riffle_proto::ops::*;
@@ -22,6 +23,7 @@ use crate::node::{now_ms, Node, Shard, Stream};
 use crate::record::{NewRecord, StoredRecord};
 use crate::throttle;
 use crate::Error;
+use crate::{advantage, metrics};
 
 /// What an operation answers: a whole body, or (SubscribeToShard) a stream of event-stream
 /// frames that ends when the subscription does.
@@ -195,14 +197,10 @@ async fn call_operation(
         Request::DescribeAccountSettings(_) => encode(
             format,
             DescribeAccountSettingsOutput {
-                minimum_throughput_billing_commitment: Some(
-                    MinimumThroughputBillingCommitmentOutput {
-                        status: MinimumThroughputBillingCommitmentStatus::Disabled,
-                        started_at: None,
-                        ended_at: None,
-                        earliest_allowed_end_at: None,
-                    },
-                ),
+                minimum_throughput_billing_commitment: Some(advantage::commitment(
+                    node,
+                    &caller.account,
+                )),
             },
         ),
         Request::SplitShard(input) => {
@@ -313,6 +311,23 @@ async fn call_operation(
         Request::ListStreamConsumers(input) => {
             encode(format, list_stream_consumers(node, caller, input)?)
         }
+        // Enhanced monitoring (metrics.rs) and On-demand Advantage (advantage.rs).
+        Request::EnableEnhancedMonitoring(input) => encode(
+            format,
+            metrics::change_enhanced_monitoring(node, caller, input, true).await?,
+        ),
+        Request::DisableEnhancedMonitoring(input) => encode(
+            format,
+            metrics::change_enhanced_monitoring(node, caller, input, false).await?,
+        ),
+        Request::UpdateAccountSettings(input) => encode(
+            format,
+            advantage::update_account_settings(node, caller, input).await?,
+        ),
+        Request::UpdateStreamWarmThroughput(input) => encode(
+            format,
+            advantage::update_warm_throughput(node, caller, input).await?,
+        ),
         Request::SubscribeToShard(_) | Request::DeregisterStreamConsumer(_) => {
             unreachable!("answered by `call`")
         }
@@ -359,13 +374,10 @@ async fn call_operation(
             Vec::new()
         }
         // Decoded and validated; their semantics land with the security issue's work on
-        // encryption at rest and monitoring.
-        Request::StartStreamEncryption(_)
-        | Request::StopStreamEncryption(_)
-        | Request::EnableEnhancedMonitoring(_)
-        | Request::DisableEnhancedMonitoring(_)
-        | Request::UpdateAccountSettings(_)
-        | Request::UpdateStreamWarmThroughput(_) => return Err(Error::unknown_operation()),
+        // encryption at rest.
+        Request::StartStreamEncryption(_) | Request::StopStreamEncryption(_) => {
+            return Err(Error::unknown_operation())
+        }
     })
 }
 
@@ -524,12 +536,11 @@ fn mode_details(mode: StreamMode) -> StreamModeDetails {
     }
 }
 
+/// DescribeStream's and DescribeStreamSummary's `EnhancedMonitoring`: one entry, its list in
+/// AWS's order (`metrics::SHARD_LEVEL_METRICS`).
 fn enhanced_monitoring(metrics: &[String]) -> Vec<EnhancedMetrics> {
     vec![EnhancedMetrics {
-        shard_level_metrics: metrics
-            .iter()
-            .filter_map(|name| MetricsName::parse(name))
-            .collect(),
+        shard_level_metrics: metrics::named(metrics),
     }]
 }
 
@@ -612,7 +623,7 @@ fn describe_stream_summary(
             consumer_count: Some(state.consumers.len() as u32),
             max_record_size_kib: Some(state.max_record_size_kib),
             stream_id: None,
-            warm_throughput: None,
+            warm_throughput: advantage::warm_throughput(node, &stream, &state),
             channel_count: None,
             record_distribution_strategy: None,
             queue_count: None,
@@ -879,6 +890,7 @@ async fn put_record(
     caller: &Caller,
     input: PutRecordInput,
 ) -> Result<PutRecordOutput, Error> {
+    let started = Instant::now();
     let stream = resolve_stream(
         node,
         caller,
@@ -907,10 +919,16 @@ async fn put_record(
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());
     }
-    let outcome = data::put_records(&stream, vec![record])
-        .await
-        .pop()
-        .unwrap_or_else(|| Err(Error::internal("Internal Service Failure".to_owned())))?;
+    let put = data::put_records(&stream, vec![record]).await;
+    let outcome = put
+        .results
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err(Error::internal("Internal Service Failure".to_owned())));
+    stream
+        .metrics
+        .put_record(put.bytes_stored, &outcome, started.elapsed());
+    let outcome = outcome?;
     Ok(PutRecordOutput {
         shard_id: outcome.shard_id,
         sequence_number: outcome.sequence_number,
@@ -923,6 +941,7 @@ async fn put_records(
     caller: &Caller,
     input: PutRecordsInput,
 ) -> Result<PutRecordsOutput, Error> {
+    let started = Instant::now();
     let stream = resolve_stream(
         node,
         caller,
@@ -965,9 +984,13 @@ async fn put_records(
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());
     }
-    let outcomes = data::put_records(&stream, prepared).await;
+    let put = data::put_records(&stream, prepared).await;
+    stream
+        .metrics
+        .put_records(put.bytes_stored, &put.results, started.elapsed());
     let mut failed = 0;
-    let records = outcomes
+    let records = put
+        .results
         .into_iter()
         .map(|outcome| match outcome {
             Ok(outcome) => PutRecordsResultEntry {
@@ -1115,6 +1138,7 @@ fn get_records(
     caller: &Caller,
     input: GetRecordsInput,
 ) -> Result<GetRecordsOutput, Error> {
+    let started = Instant::now();
     let limit = input
         .limit
         .map(|limit| limit.max(1) as usize)
@@ -1138,6 +1162,22 @@ fn get_records(
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());
     }
+    let bytes: usize = batch
+        .records
+        .iter()
+        .map(|(_, stored)| stored.data.len() + stored.partition_key.len())
+        .sum();
+    let iterator_age_ms = match batch.records.last() {
+        Some((_, last)) => now_ms().saturating_sub(last.arrival_ms),
+        None => batch.millis_behind_latest,
+    };
+    batch.stream.metrics.get_records(
+        &batch.shard,
+        bytes as u64,
+        batch.records.len() as u64,
+        iterator_age_ms,
+        started.elapsed(),
+    );
     let records = batch
         .records
         .into_iter()
@@ -1255,7 +1295,9 @@ fn subscribe_to_shard(
     }
     let ticket = node
         .subscriptions
-        .begin(&found.arn(), shard.meta.ordinal, node.config.limits)?;
+        .begin(&found.arn(), shard.meta.ordinal, node.config.limits)
+        .inspect_err(|_| found.stream.metrics.subscribe_rate_exceeded.inc())?;
+    found.stream.metrics.subscribe_success.inc();
     Ok(crate::subscribe::start(
         Arc::clone(node),
         found,

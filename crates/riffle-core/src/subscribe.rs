@@ -287,6 +287,7 @@ async fn feed(
                 .iter()
                 .map(|(_, stored)| (stored.data.len() + stored.partition_key.len()) as u64)
                 .sum();
+            let record_count = read.records.len() as u64;
             // AWS's continuation number is the last delivered record's sequence number; only an
             // event without records carries the position itself (so idle checkpoints advance).
             let last_sequence_number = read.records.last().map(|(seq, _)| seq.clone());
@@ -325,6 +326,10 @@ async fn feed(
                 _ = tokio::time::sleep_until(deadline) => return Ok(()),
                 _ = stop.changed() => continue,
             }
+            let behind = read.millis_behind_latest;
+            stream
+                .metrics
+                .subscribe_event(&shard, record_bytes, record_count, behind);
             last_event = tokio::time::Instant::now();
             if read.ended {
                 return Ok(());

@@ -362,6 +362,7 @@ pub fn admit_read(shard: &Shard, stream: &Stream) -> Result<(), Error> {
     if lock(&throttle.read).admit(now_ns) {
         Ok(())
     } else {
+        crate::metrics::read_throttled(stream, shard);
         Err(Error::read_throttled(
             &stream.account,
             &stream.name,
@@ -899,7 +900,7 @@ mod tests {
                 })
                 .collect();
             let started = Instant::now();
-            let outcomes = data::put_records(&stream, records).await;
+            let outcomes = data::put_records(&stream, records).await.results;
             let elapsed = started.elapsed().as_secs_f64();
             assert_eq!(outcomes.len(), 1500);
             let mut accepted = BTreeMap::new();

@@ -137,6 +137,17 @@ pub const UPDATE_SHARD_COUNT_PER_DAY_MAX: u32 = 10;
 /// Enhanced fan-out consumers per stream.
 pub const CONSUMERS_PER_STREAM_MAX: u32 = 20;
 
+/// Enhanced fan-out consumers per stream in an account with On-demand Advantage (the
+/// MinimumThroughputBillingCommitment account setting).
+pub const CONSUMERS_PER_STREAM_ADVANTAGE_MAX: u32 = 50;
+
+/// Warm throughput an on-demand stream may be given (UpdateStreamWarmThroughput: 10 GiB/s).
+pub const WARM_THROUGHPUT_MIBPS_MAX: u32 = 10_240;
+
+/// How long a MinimumThroughputBillingCommitment lasts at least before it can end (24 hours,
+/// from the AWS SDK documentation of MinimumThroughputBillingCommitmentInput).
+pub const BILLING_COMMITMENT_MIN_MS: u64 = 24 * 3_600_000;
+
 /// Write throughput of one shard, bytes per second.
 pub const SHARD_WRITE_BYTES_PER_SECOND: u64 = 1024 * 1024;
 

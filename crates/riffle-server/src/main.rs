@@ -7,6 +7,7 @@
 mod auth;
 mod devcert;
 mod http;
+mod metrics;
 mod transport;
 
 use std::net::SocketAddr;
@@ -138,6 +139,14 @@ struct ServeArgs {
     /// signature (or none) from anyone who can reach it.
     #[arg(long, conflicts_with = "credentials")]
     allow_anonymous: bool,
+    /// Serve Prometheus metrics (GET /metrics, plain HTTP) on this address, apart from the API
+    /// (port 0 picks a free port, printed on stdout). Off unless given.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Seconds an On-demand Advantage commitment (UpdateAccountSettings) lasts at least before
+    /// it can end (AWS: 24 hours).
+    #[arg(long, default_value_t = 86_400)]
+    commitment_minimum_s: u64,
 }
 
 fn main() -> ExitCode {
@@ -215,6 +224,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.log_options.segment_bytes_max = args.segment_bytes_max;
     config.retention_interval = Duration::from_secs(args.retention_interval_s.max(1));
     config.update_window = Duration::from_millis(args.update_window_ms);
+    config.commitment_minimum = Duration::from_secs(args.commitment_minimum_s);
     config.subscriptions = riffle_core::subscribe::SubscriptionConfig {
         lifetime: Duration::from_secs(args.subscription_lifetime_s.max(1)),
         keep_alive: Duration::from_millis(args.subscription_keep_alive_ms.max(10)),
@@ -272,10 +282,26 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let local = listener.local_addr().unwrap_or(args.listen);
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => match TcpListener::bind(addr).await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                tracing::error!(metrics_listen = %addr, "cannot listen for metrics: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     node.start_retention();
     node.start_scaler();
     // Tests and scripts read the port from this line; keep its shape.
     println!("riffle listening on {local}");
+    if let Some(listener) = &metrics_listener {
+        if let Ok(addr) = listener.local_addr() {
+            // Always after the line above, which stays the first.
+            println!("{}{addr}", metrics::LISTENING_PREFIX);
+        }
+    }
     tracing::info!(
         %local,
         data_dir = %node.config.data_dir.display(),
@@ -287,6 +313,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
     );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(metrics::serve(
+            listener,
+            std::sync::Arc::clone(&node),
+            shutdown_rx.clone(),
+        ));
+    }
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");

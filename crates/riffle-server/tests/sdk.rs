@@ -24,6 +24,8 @@ mod iterators;
 mod limits;
 #[path = "sdk/listing.rs"]
 mod listing;
+#[path = "sdk/monitoring.rs"]
+mod monitoring;
 #[path = "sdk/on_demand.rs"]
 mod on_demand;
 #[path = "sdk/policies.rs"]

@@ -45,6 +45,8 @@ const LOG_LINES_MAX: usize = 300;
 const EMPTY_PAGES_MAX: u32 = 5;
 /// The exact prefix of the one line the server prints to stdout once it listens.
 const LISTENING_PREFIX: &str = "riffle listening on ";
+/// The prefix of the line that follows it with `--metrics-listen`.
+const METRICS_LISTENING_PREFIX: &str = "riffle metrics listening on ";
 
 /// `riffle serve --limits`: AWS's throughput and call-rate limits (the server's default), or
 /// none. Tests that need more than a shard's quota per second, or many control-plane calls in
@@ -68,6 +70,8 @@ impl Limits {
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The Prometheus endpoint's address, for servers started with `--metrics-listen`.
+    pub metrics_addr: Option<SocketAddr>,
     log: Arc<Mutex<VecDeque<String>>>,
     log_thread: Option<JoinHandle<()>>,
 }
@@ -125,6 +129,14 @@ impl Server {
         Server::spawn(&args)
     }
 
+    /// An `--in-memory` server with `--metrics-listen 127.0.0.1:0` and more `serve` flags; its
+    /// metrics port is in [`Server::metrics_addr`].
+    pub fn in_memory_with_metrics(extra_args: &[&str]) -> Server {
+        let mut args = vec!["--in-memory", "--metrics-listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra_args);
+        Server::spawn(&args)
+    }
+
     /// As [`Server::with_args`], logging at `log_filter` (a `RIFFLE_LOG` value) whatever the
     /// test process's own `RIFFLE_LOG` says: for tests that inspect the server's log.
     pub fn with_log_filter(args: &[&str], log_filter: &str) -> Server {
@@ -162,15 +174,23 @@ impl Server {
             }
         });
 
-        // The first stdout line carries the port; keep draining stdout afterwards so a chatty
-        // server can never block on a full pipe.
+        // The first stdout line carries the port (the second, with --metrics-listen, the
+        // metrics port); keep draining stdout afterwards so a chatty server can never block
+        // on a full pipe.
         let stdout = child.stdout.take().expect("stdout is piped");
         let (line_tx, line_rx) = mpsc::channel();
+        let lines_wanted = if extra_args.contains(&"--metrics-listen") {
+            2
+        } else {
+            1
+        };
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
-            let mut first = String::new();
-            let read = reader.read_line(&mut first).map(|_| first);
-            let _ = line_tx.send(read);
+            for _ in 0..lines_wanted {
+                let mut line = String::new();
+                let read = reader.read_line(&mut line).map(|_| line);
+                let _ = line_tx.send(read);
+            }
             let mut sink = Vec::new();
             let _ = reader.read_to_end(&mut sink);
         });
@@ -178,6 +198,7 @@ impl Server {
         let mut server = Server {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: None,
             log,
             log_thread: Some(log_thread),
         };
@@ -195,6 +216,22 @@ impl Server {
             Ok(addr) => addr,
             Err(error) => server.fail(&format!("bad address in {first_line:?}: {error}")),
         };
+        if lines_wanted == 2 {
+            let line = match line_rx.recv_timeout(STARTUP_TIMEOUT) {
+                Ok(Ok(line)) => line,
+                Ok(Err(error)) => server.fail(&format!("reading the server's stdout: {error}")),
+                Err(_) => server.fail("the server printed no metrics listening line in time"),
+            };
+            let Some(addr) = line.trim_end().strip_prefix(METRICS_LISTENING_PREFIX) else {
+                server.fail(&format!(
+                    "expected a second stdout line `{METRICS_LISTENING_PREFIX}ADDR`, got {line:?}"
+                ))
+            };
+            server.metrics_addr = match addr.parse() {
+                Ok(addr) => Some(addr),
+                Err(error) => server.fail(&format!("bad address in {line:?}: {error}")),
+            };
+        }
         server
     }
 
