@@ -15,13 +15,17 @@
 //! - [`consumers`]: enhanced fan-out consumers (register, describe, list, deregister).
 //! - [`subscribe`]: SubscribeToShard's event streams, fed from the shards' tail watch.
 //! - [`record`]: how records are laid out inside a log frame.
+//! - [`encryption`]: Start/StopStreamEncryption, and which key a stream's puts seal with.
+//! - [`crypto`]: the KMS key store (`--kms-keys`), sealing and opening frame payloads.
 //! - [`reshard`]: pure plans for splits, merges and uniform scaling, with their lineage.
 //! - [`scaler`]: ON_DEMAND streams split hot shards and merge cold ones by themselves.
 //! - [`meta`]: the persisted catalogue (`meta.json`).
 
 pub mod consumers;
 pub mod control;
+pub mod crypto;
 pub mod data;
+pub mod encryption;
 pub mod meta;
 pub mod node;
 pub mod record;

@@ -52,6 +52,8 @@ pub struct NodeConfig {
     pub subscriptions: crate::subscribe::SubscriptionConfig,
     /// Throughput and call-rate limits: AWS's, or none (`--limits off`).
     pub limits: Limits,
+    /// The KMS keys of `--kms-keys` (see [`crate::crypto`]); empty without one.
+    pub kms_keys: Arc<crate::crypto::KeyStore>,
 }
 
 impl NodeConfig {
@@ -70,6 +72,7 @@ impl NodeConfig {
             on_demand: crate::scaler::OnDemandConfig::default(),
             subscriptions: crate::subscribe::SubscriptionConfig::default(),
             limits: Limits::Aws,
+            kms_keys: Arc::new(crate::crypto::KeyStore::empty()),
         }
     }
 }
@@ -95,6 +98,8 @@ pub enum OpenError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// A stream's records are sealed with a key this start cannot provide.
+    Encryption(String),
 }
 
 impl std::fmt::Display for OpenError {
@@ -109,6 +114,7 @@ impl std::fmt::Display for OpenError {
                 )
             }
             OpenError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            OpenError::Encryption(reason) => f.write_str(reason),
         }
     }
 }
@@ -161,6 +167,8 @@ pub struct StreamState {
     pub shards: Vec<Arc<Shard>>,
     /// Enhanced fan-out consumers, in registration order.
     pub consumers: Vec<ConsumerMeta>,
+    /// The keys of an encrypted stream (or one that was): `None` if it never was.
+    pub crypto: Option<Arc<crate::crypto::StreamCrypto>>,
 }
 
 impl StreamState {
@@ -194,6 +202,8 @@ pub struct Stream {
     /// ten per rolling day. Kept in memory only: a restart forgets it, which errs on the side
     /// of allowing a scaling.
     scalings_ms: std::sync::Mutex<Vec<u64>>,
+    /// Start/StopStreamEncryption calls of the last 24 hours, for AWS's 25 of each.
+    pub(crate) encryption_changes: crate::encryption::ChangeLog,
 }
 
 impl Stream {
@@ -265,6 +275,7 @@ impl Stream {
     }
 
     fn to_meta_with(&self, state: &StreamState) -> StreamMeta {
+        let (encryption, sealing_keys) = crate::encryption::to_meta(state.crypto.as_deref());
         StreamMeta {
             account: self.account.clone(),
             name: self.name.clone(),
@@ -282,6 +293,8 @@ impl Stream {
                 .map(|shard| shard.meta.clone())
                 .collect(),
             consumers: state.consumers.clone(),
+            encryption,
+            sealing_keys,
         }
     }
 }
@@ -292,6 +305,8 @@ pub struct Node {
     pub config: NodeConfig,
     /// Authenticates shard iterators and pagination tokens.
     pub token_key: [u8; 32],
+    /// The KMS keys: `config.kms_keys`, with the AWS-managed key once it exists.
+    pub keys: Arc<crate::crypto::KeyStore>,
     streams: RwLock<HashMap<StreamKey, Arc<Stream>>>,
     control: AsyncMutex<()>,
     flusher: Flusher,
@@ -369,6 +384,7 @@ impl Node {
             format_version: meta::META_FORMAT_VERSION,
             token_key_hex: hex(&random_bytes::<32>()),
             streams: Vec::new(),
+            aws_managed_key: None,
         });
         let token_key = parse_hex_key(&document.token_key_hex).ok_or_else(|| {
             OpenError::Meta(meta::MetaError::Corrupt {
@@ -376,9 +392,21 @@ impl Node {
                 reason: "token_key_hex is not 64 hex digits".into(),
             })
         })?;
-        let mut streams = HashMap::new();
+        let keys = Arc::clone(&config.kms_keys);
+        if let Some(managed) = &document.aws_managed_key {
+            keys.install_managed(managed)
+                .map_err(OpenError::Encryption)?;
+        }
+        // Every stream's keys before any log is opened: a missing key refuses the start.
+        let mut cryptos = Vec::with_capacity(document.streams.len());
         for stream_meta in &document.streams {
-            let stream = Self::open_stream(&config, &flusher, stream_meta)?;
+            cryptos.push(
+                crate::encryption::restore(&keys, stream_meta).map_err(OpenError::Encryption)?,
+            );
+        }
+        let mut streams = HashMap::new();
+        for (stream_meta, crypto) in document.streams.iter().zip(cryptos) {
+            let stream = Self::open_stream(&config, &flusher, stream_meta, crypto)?;
             streams.insert(
                 (stream.account.clone(), stream.name.clone()),
                 Arc::new(stream),
@@ -389,6 +417,7 @@ impl Node {
             control_throttle: ControlThrottle::for_limits(config.limits),
             config,
             token_key,
+            keys,
             streams: RwLock::new(streams),
             control: AsyncMutex::new(()),
             flusher,
@@ -405,6 +434,7 @@ impl Node {
         config: &NodeConfig,
         flusher: &Flusher,
         stream_meta: &StreamMeta,
+        crypto: Option<Arc<crate::crypto::StreamCrypto>>,
     ) -> Result<Stream, OpenError> {
         let mut shards = Vec::with_capacity(stream_meta.shards.len());
         for shard_meta in &stream_meta.shards {
@@ -439,11 +469,13 @@ impl Node {
                 next_shard_ordinal: 0,
                 shards: Vec::new(),
                 consumers: Vec::new(),
+                crypto: None,
             })),
             routes: RwLock::new(Arc::new(Vec::new())),
             routes_epoch: watch::channel(0).0,
             updating_until_ms: AtomicU64::new(0),
             scalings_ms: std::sync::Mutex::new(Vec::new()),
+            encryption_changes: Default::default(),
         };
         stream.set_state(StreamState {
             mode: stream_meta.mode,
@@ -460,6 +492,7 @@ impl Node {
                 .filter(|consumer| consumer.deleting_ms.is_none())
                 .cloned()
                 .collect(),
+            crypto,
         });
         Ok(stream)
     }
@@ -513,10 +546,16 @@ impl Node {
             })
             .collect();
         metas.sort_by(|a, b| (&a.account, &a.name).cmp(&(&b.account, &b.name)));
+        let encrypted = metas.iter().any(|meta| !meta.sealing_keys.is_empty());
         MetaDocument {
-            format_version: meta::META_FORMAT_VERSION,
+            format_version: if encrypted {
+                meta::META_FORMAT_VERSION
+            } else {
+                meta::META_FORMAT_VERSION_UNENCRYPTED
+            },
             token_key_hex: hex(&self.token_key),
             streams: metas,
+            aws_managed_key: self.keys.managed().cloned(),
         }
     }
 
@@ -626,18 +665,19 @@ impl Node {
             next_shard_ordinal: shard_count,
             shards: shard_metas,
             consumers: Vec::new(),
+            encryption: None,
+            sealing_keys: Vec::new(),
         };
         let config = self.config.clone();
         let flusher = self.flusher.clone();
         // Shard directories first, catalogue second: a crash in between leaves only orphan
         // directories, which the next start removes.
-        let stream =
-            tokio::task::spawn_blocking(move || Self::open_stream(&config, &flusher, &stream_meta))
-                .await
-                .map_err(|error| {
-                    crate::Error::internal(format!("stream creation failed: {error}"))
-                })?
-                .map_err(|error| crate::Error::internal(error.to_string()))?;
+        let stream = tokio::task::spawn_blocking(move || {
+            Self::open_stream(&config, &flusher, &stream_meta, None)
+        })
+        .await
+        .map_err(|error| crate::Error::internal(format!("stream creation failed: {error}")))?
+        .map_err(|error| crate::Error::internal(error.to_string()))?;
         let stream = Arc::new(stream);
         self.streams
             .write()

@@ -257,6 +257,7 @@ impl Model {
             index,
             meta: EntryMeta {
                 kind: FrameKind::from_u8(kind).unwrap(),
+                flags: 0,
                 term: self.term,
                 leader: self.term % 3 + 1,
                 record_count: (payload_bytes / 100) as u16,

@@ -129,6 +129,10 @@ struct ServeArgs {
     /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// KMS keys for StartStreamEncryption: lines of `KEY_ID STATE MATERIAL [ALIAS ...]` (see
+    /// the README). Without it only alias/aws/kinesis, a key riffle keeps itself, resolves.
+    #[arg(long, value_name = "FILE")]
+    kms_keys: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -210,6 +214,19 @@ async fn serve(args: ServeArgs) -> ExitCode {
         merge_after: Duration::from_secs(args.on_demand_merge_after_s),
         ..riffle_core::scaler::OnDemandConfig::default()
     };
+
+    if let Some(path) = &args.kms_keys {
+        match riffle_core::crypto::KeyStore::load(path) {
+            Ok(keys) => {
+                tracing::info!(path = %path.display(), keys = keys.file_key_count(), "KMS keys loaded");
+                config.kms_keys = std::sync::Arc::new(keys);
+            }
+            Err(error) => {
+                tracing::error!("refusing to start: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
 
     let transport = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => match transport::TlsFiles::load(cert, key) {
