@@ -94,7 +94,11 @@ impl KeyId {
                 continue;
             }
             let value = (byte as char).to_digit(16)? as u8;
-            id[nibble / 2] |= if nibble % 2 == 0 { value << 4 } else { value };
+            id[nibble / 2] |= if nibble.is_multiple_of(2) {
+                value << 4
+            } else {
+                value
+            };
             nibble += 1;
         }
         Some(KeyId(id))
@@ -965,19 +969,20 @@ mod tests {
         let elsewhere = encrypted("dir-b", &key);
         assert_eq!(elsewhere.open(3, &entry), Err(OpenError::Forged));
         // Changed header fields.
-        let mut changes: Vec<EntryMeta> = Vec::new();
-        changes.push(EntryMeta {
-            record_count: 4,
-            ..entry.meta
-        });
-        changes.push(EntryMeta {
-            ts_first_ms: entry.meta.ts_first_ms + 1,
-            ..entry.meta
-        });
-        changes.push(EntryMeta {
-            ts_max_ms: entry.meta.ts_max_ms + 1,
-            ..entry.meta
-        });
+        let changes = [
+            EntryMeta {
+                record_count: 4,
+                ..entry.meta
+            },
+            EntryMeta {
+                ts_first_ms: entry.meta.ts_first_ms + 1,
+                ..entry.meta
+            },
+            EntryMeta {
+                ts_max_ms: entry.meta.ts_max_ms + 1,
+                ..entry.meta
+            },
+        ];
         for meta in changes {
             let changed = Entry {
                 meta,
