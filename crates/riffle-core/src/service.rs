@@ -1197,11 +1197,9 @@ pub(crate) fn record_shape(sequence_number: String, stored: StoredRecord) -> Rec
         approximate_arrival_timestamp: Some(timestamp(stored.arrival_ms)),
         data: stored.data,
         partition_key: Some(String::from_utf8_lossy(&stored.partition_key).into_owned()),
-        encryption_type: Some(if stored.encrypted {
-            EncryptionType::Kms
-        } else {
-            EncryptionType::None
-        }),
+        // AWS marks a record only when it was stored encrypted; a plain record carries no
+        // EncryptionType (as before encryption existed), which also keeps reads lean.
+        encryption_type: stored.encrypted.then_some(EncryptionType::Kms),
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     4  len           bytes after this field (46 + payload length)
+//!      0     4  len           bytes after len and crc32c (46 + payload length)
 //!      4     4  crc32c        CRC32C (Castagnoli) of every byte after this field
 //!      8     1  version       FRAME_VERSION (1)
 //!      9     1  kind          0 data, 1 blank, 2 membership, 3 seal

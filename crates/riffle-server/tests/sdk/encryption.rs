@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
     EncryptionType, PutRecordsRequestEntry, ShardIteratorType, StartingPosition, StreamStatus,
@@ -89,7 +90,8 @@ async fn put_marked(client: &Client, stream: &str, marker: &str) -> Vec<Encrypti
     reported
 }
 
-/// Every record of the stream's `shards` shards, from TRIM_HORIZON, as (data, EncryptionType).
+/// Every record of the stream's `shards` shards, from TRIM_HORIZON, as (data, EncryptionType),
+/// a record without one counting as NONE.
 async fn read_everything(
     client: &Client,
     stream: &str,
@@ -99,10 +101,12 @@ async fn read_everything(
     for ordinal in 0..shards {
         for record in read_shard(client, stream, &shard_id(ordinal)).await {
             let data = String::from_utf8(record.data().as_ref().to_vec()).expect("UTF-8 data");
-            let kind = record
-                .encryption_type()
-                .cloned()
-                .unwrap_or_else(|| panic!("no EncryptionType on {record:?}"));
+            // As on AWS, only a record stored encrypted carries an EncryptionType (KMS).
+            let kind = match record.encryption_type() {
+                None => EncryptionType::None,
+                Some(EncryptionType::Kms) => EncryptionType::Kms,
+                Some(other) => panic!("EncryptionType {other:?} on {record:?}"),
+            };
             found.push((data, kind));
         }
     }
@@ -811,8 +815,151 @@ async fn subscribers_see_each_records_encryption_type() {
     assert_eq!(
         seen,
         [
-            ("plain".to_owned(), Some(EncryptionType::None)),
+            ("plain".to_owned(), None),
             ("sealed".to_owned(), Some(EncryptionType::Kms)),
         ]
+    );
+}
+
+/// The segment files (`*.log`) under `dir`, recursively.
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "log") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Flips one ciphertext byte of every sealed frame in `file` and recomputes the frame's
+/// CRC32C, as an attacker with the disk (or a very unlucky bit flip) would: the log layer
+/// then takes the frame for sound, and only the AES-GCM tag can tell. Returns how many frames
+/// it changed. Frame layout (riffle-log's frame.rs): `len u32 | crc32c u32 | version u8 |
+/// kind u8 | flags u16 | ...`, a 54-byte header, `len` counting what follows the CRC; the
+/// sealed payload is
+/// `key_id [16] | nonce [12] | ciphertext | tag [16]`.
+fn tamper_with_sealed_frames(file: &Path) -> usize {
+    const HEADER_BYTES: usize = 54;
+    const SEALED_HEADER_BYTES: usize = 28;
+    let mut bytes = std::fs::read(file).unwrap();
+    let mut offset = 0;
+    let mut changed = 0;
+    while offset + HEADER_BYTES <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break; // preallocated space past the last frame
+        }
+        let end = offset + 8 + len;
+        let flags = u16::from_le_bytes([bytes[offset + 10], bytes[offset + 11]]);
+        if flags & 1 == 1 {
+            bytes[offset + HEADER_BYTES + SEALED_HEADER_BYTES] ^= 0x20;
+            let crc = crc32c::crc32c(&bytes[offset + 8..end]);
+            bytes[offset + 4..offset + 8].copy_from_slice(&crc.to_le_bytes());
+            changed += 1;
+        }
+        offset = end;
+    }
+    std::fs::write(file, bytes).unwrap();
+    changed
+}
+
+/// A sealed frame changed on disk (checksum fixed up, so the log finds nothing wrong) is
+/// caught by its authentication tag: the read answers InternalFailureException instead of
+/// serving altered bytes, the plain records before it are served, and the records after it
+/// stay readable.
+#[tokio::test]
+async fn a_tampered_sealed_frame_is_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let keys = write_key_file(dir.path(), "keys", &key_file_text(KEY_A_HEX, "enabled"));
+    let stream = "sse-tampered";
+    let put = |client: Client, data: &'static str| async move {
+        client
+            .put_record()
+            .stream_name(stream)
+            .partition_key("k")
+            .data(Blob::new(data))
+            .send()
+            .await
+            .unwrap()
+            .sequence_number
+    };
+    let after_sequence_number = {
+        let server = Server::with_kms_keys(&data, &keys, &["--limits", "off"]);
+        let client = server.client();
+        create_stream(&client, stream, 1).await;
+        put(client.clone(), "plain before").await;
+        start(&client, stream, KEY_A).await;
+        put(client.clone(), "sealed and then tampered with").await;
+        stop(&client, stream, KEY_A).await;
+        let after = put(client.clone(), "plain after").await;
+        server.kill();
+        after
+    };
+    let changed: usize = segment_files(&data)
+        .iter()
+        .map(|file| tamper_with_sealed_frames(file))
+        .sum();
+    assert_eq!(changed, 1, "one sealed frame on disk");
+
+    // The log's recovery and checksums accept the frame; the server starts.
+    let server = Server::with_kms_keys(&data, &keys, &["--limits", "off"]);
+    let client = server.client();
+    let iterator = shard_iterator(
+        &client,
+        stream,
+        &shard_id(0),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    let first = client
+        .get_records()
+        .shard_iterator(&iterator)
+        .send()
+        .await
+        .unwrap();
+    let served: Vec<&[u8]> = first.records().iter().map(|r| r.data().as_ref()).collect();
+    assert_eq!(
+        served,
+        [b"plain before".as_slice()],
+        "only what precedes the frame"
+    );
+    let next = first.next_shard_iterator().expect("the shard is open");
+    let (error, status) = service_error(client.get_records().shard_iterator(next).send().await);
+    assert_eq!(error.code(), Some("InternalFailureException"), "{error:?}");
+    assert_eq!(status, 500);
+    // Asked again, the answer is the same: the frame is never skipped silently or served.
+    let (error, _) = service_error(client.get_records().shard_iterator(next).send().await);
+    assert_eq!(error.code(), Some("InternalFailureException"), "{error:?}");
+
+    let iterator = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard_id(0))
+        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        .starting_sequence_number(&after_sequence_number)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator
+        .unwrap();
+    let after = client
+        .get_records()
+        .shard_iterator(iterator)
+        .send()
+        .await
+        .unwrap();
+    let served: Vec<&[u8]> = after.records().iter().map(|r| r.data().as_ref()).collect();
+    assert_eq!(
+        served,
+        [b"plain after".as_slice()],
+        "the frames after it are intact"
     );
 }
