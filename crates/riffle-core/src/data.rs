@@ -12,6 +12,7 @@ use std::sync::Arc;
 use riffle_proto::iterator::IteratorToken;
 use riffle_proto::seqno::{SeqNo, SequenceRun};
 
+use crate::crypto::StreamCrypto;
 use crate::node::{now_ms, Node, Shard, Stream, StreamState};
 use crate::record::{self, NewRecord, StoredRecord};
 use crate::shard_log::AppendError;
@@ -129,7 +130,13 @@ const ROUTE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 ///
 /// Records over their shard's write throughput are refused (ProvisionedThroughputExceeded)
 /// before the frame is built, so they are never stored.
-pub async fn put_records(stream: &Arc<Stream>, records: Vec<(NewRecord, u128)>) -> PutResults {
+///
+/// With `sealing` (an encrypted stream, see `encryption::sealing`) every frame is sealed.
+pub async fn put_records(
+    stream: &Arc<Stream>,
+    sealing: Option<&StreamCrypto>,
+    records: Vec<(NewRecord, u128)>,
+) -> PutResults {
     let now = now_ms();
     let mut bytes_stored = 0;
     let total = records.len();
@@ -169,7 +176,8 @@ pub async fn put_records(stream: &Arc<Stream>, records: Vec<(NewRecord, u128)>) 
             if batch.is_empty() {
                 continue;
             }
-            match shard.log.append_nowait(&batch, now) {
+            let sealer = sealing.and_then(|crypto| crypto.sealer(shard.meta.ordinal));
+            match shard.log.append_nowait(&batch, now, sealer.as_ref()) {
                 Err(AppendError::Sealed) => todo.extend(
                     places
                         .into_iter()
@@ -448,6 +456,29 @@ pub fn children(state: &StreamState, shard: &Shard) -> Vec<Arc<Shard>> {
         .collect()
 }
 
+/// The records of a sealed frame: KMSDisabledException if its key is disabled, an internal
+/// error if it does not authenticate (never its bytes).
+fn open_sealed(
+    state: &StreamState,
+    shard: &Shard,
+    entry: &riffle_log::Entry,
+) -> Result<bytes::Bytes, Error> {
+    let Some(crypto) = state.crypto.as_deref() else {
+        tracing::error!(
+            shard = shard.meta.ordinal,
+            index = entry.index,
+            flags = entry.meta.flags,
+            "a flagged frame on a stream that never had keys"
+        );
+        return Err(Error::internal(
+            riffle_proto::error::INTERNAL_SERVICE_FAILURE,
+        ));
+    };
+    crypto.open(shard.meta.ordinal, entry).map_err(|error| {
+        crate::encryption::open_failure(crypto, shard.meta.ordinal, entry.index, error)
+    })
+}
+
 /// Reads from `position`: at most `limit` records and `bytes_max` bytes of data (at least one
 /// record if any is there), never a record older than the stream's retention, never past the
 /// visible tail. Shared by GetRecords and SubscribeToShard.
@@ -502,13 +533,33 @@ pub fn read_from(
                 };
                 continue;
             }
-            let decoded = record::decode_all(
-                &entry.payload,
-                entry.meta.ts_first_ms,
-                entry.meta.record_count,
-            )
-            .map_err(|error| Error::internal(error.to_string()))?;
-            for (slot, stored) in decoded.into_iter().enumerate() {
+            let sealed = entry.meta.flags != 0;
+            let opened;
+            let payload = if sealed {
+                if entry.meta.ts_max_ms < cutoff_ms {
+                    // Every record is past retention: nothing to open.
+                    position = Position {
+                        index: entry.index + 1,
+                        slot: 0,
+                    };
+                    continue;
+                }
+                match open_sealed(state, shard, &entry) {
+                    Ok(records) => opened = records,
+                    // What came before is served; the next read starts at this frame and
+                    // answers the error (KMSDisabledException, or internal for corruption).
+                    Err(_) if !records.is_empty() => break 'read,
+                    Err(error) => return Err(error),
+                }
+                &opened
+            } else {
+                &entry.payload
+            };
+            let decoded =
+                record::decode_all(payload, entry.meta.ts_first_ms, entry.meta.record_count)
+                    .map_err(|error| Error::internal(error.to_string()))?;
+            for (slot, mut stored) in decoded.into_iter().enumerate() {
+                stored.encrypted = sealed;
                 let slot = slot as u16;
                 if slot < position.slot {
                     continue;

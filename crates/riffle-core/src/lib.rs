@@ -16,6 +16,8 @@
 //! - [`subscribe`]: SubscribeToShard's event streams, fed from the shards' tail watch.
 //! - [`policy`]: resource policies (cross-account access to streams and consumers).
 //! - [`record`]: how records are laid out inside a log frame.
+//! - [`encryption`]: Start/StopStreamEncryption, and which key a stream's puts seal with.
+//! - [`crypto`]: the KMS key store (`--kms-keys`), sealing and opening frame payloads.
 //! - [`reshard`]: pure plans for splits, merges and uniform scaling, with their lineage.
 //! - [`scaler`]: ON_DEMAND streams split hot shards and merge cold ones by themselves.
 //! - [`meta`]: the persisted catalogue (`meta.json`).
@@ -26,7 +28,9 @@
 pub mod advantage;
 pub mod consumers;
 pub mod control;
+pub mod crypto;
 pub mod data;
+pub mod encryption;
 pub mod meta;
 pub mod metrics;
 pub mod node;

@@ -1,4 +1,4 @@
-//! Persisted metadata: streams, shards, lineage, tags, and the node's iterator key.
+//! Persisted metadata: streams, shards, lineage, tags, encryption, and the node's iterator key.
 //!
 //! The whole catalogue is one JSON document, `meta.json`, replaced atomically on every
 //! control-plane change: write `meta.json.tmp`, fdatasync it, rename it over `meta.json`, fsync the
@@ -6,6 +6,9 @@
 //! changes are rare (Kinesis throttles them to a few per second), so rewriting the document is
 //! cheaper than a second log format. In a cluster this document becomes the metadata Raft
 //! group's state machine snapshot; the types here are what that group will replicate.
+//!
+//! The document holds secrets (the iterator key, the AWS-managed KMS key), so it is written
+//! readable by its owner only.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,7 +18,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the document's meaning changes; older servers refuse newer documents.
-pub const META_FORMAT_VERSION: u32 = 1;
+/// Version 2 added encryption at rest.
+pub const META_FORMAT_VERSION: u32 = 2;
+/// What a catalogue is written as while no stream has encrypted frames: a data directory that
+/// never used encryption stays readable by servers older than it, and one that did is refused
+/// by them (they would take sealed frames for records).
+pub const META_FORMAT_VERSION_UNENCRYPTED: u32 = 1;
 const META_FILE: &str = "meta.json";
 const META_TMP_FILE: &str = "meta.json.tmp";
 
@@ -111,6 +119,31 @@ pub struct StreamMeta {
     /// UpdateStreamWarmThroughput's target write MiB/s (ON_DEMAND streams; see `advantage`).
     #[serde(default)]
     pub warm_throughput_mibps: Option<u32>,
+    /// Server-side encryption, while it is on: the key new records are sealed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionMeta>,
+    /// Every key frames of the stream were ever sealed with, kept for the stream's life so
+    /// that a start without one of them is refused instead of failing reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealing_keys: Vec<SealingKeyMeta>,
+}
+
+/// StartStreamEncryption's choice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionMeta {
+    /// The KeyId as the client gave it (DescribeStream shows it so).
+    pub key_id: String,
+    /// The key it resolved to: a key id (UUID).
+    pub key: String,
+}
+
+/// A key some frame of a stream is sealed with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealingKeyMeta {
+    /// Key id (UUID).
+    pub key: String,
+    /// Its check value (`crypto::Key::check_hex`): other material under the same id is refused.
+    pub check_hex: String,
 }
 
 /// An enhanced fan-out consumer. Its ARN is the stream's ARN, `/consumer/`, its name, `:` and
@@ -140,6 +173,9 @@ pub struct MetaDocument {
     /// written before accounts had settings.
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountMeta>,
+    /// The key behind `alias/aws/kinesis`, once a stream asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_managed_key: Option<crate::crypto::ManagedKey>,
 }
 
 /// One account's settings.
@@ -232,7 +268,20 @@ pub fn store(dir: &Path, document: &MetaDocument, durable: bool) -> Result<(), M
         reason: error.to_string(),
     })?;
     let tmp_path = dir.join(META_TMP_FILE);
-    let mut file = fs::File::create(&tmp_path).map_err(io_error(&tmp_path))?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        // A temp file left by a crash keeps its old mode through `create`.
+        if let Ok(metadata) = fs::metadata(&tmp_path) {
+            if metadata.permissions().mode() & 0o077 != 0 {
+                let _ = fs::remove_file(&tmp_path);
+            }
+        }
+    }
+    let mut file = options.open(&tmp_path).map_err(io_error(&tmp_path))?;
     file.write_all(&bytes).map_err(io_error(&tmp_path))?;
     if durable {
         file.sync_data().map_err(io_error(&tmp_path))?;
@@ -286,6 +335,14 @@ mod tests {
                 consumers: vec![],
                 policy: None,
                 warm_throughput_mibps: Some(8),
+                encryption: Some(EncryptionMeta {
+                    key_id: "alias/aws/kinesis".into(),
+                    key: "3f0b1c52-8a4e-4d36-9a57-0c2f1e6d8b41".into(),
+                }),
+                sealing_keys: vec![SealingKeyMeta {
+                    key: "3f0b1c52-8a4e-4d36-9a57-0c2f1e6d8b41".into(),
+                    check_hex: "00".repeat(16),
+                }],
             }],
             accounts: BTreeMap::from([(
                 "000000000000".into(),
@@ -297,6 +354,10 @@ mod tests {
                     }),
                 },
             )]),
+            aws_managed_key: Some(crate::crypto::ManagedKey {
+                key_id: "3f0b1c52-8a4e-4d36-9a57-0c2f1e6d8b41".into(),
+                material_hex: "11".repeat(32),
+            }),
         }
     }
 
@@ -311,6 +372,31 @@ mod tests {
         store(dir.path(), &document, false).unwrap();
         assert_eq!(load(dir.path()).unwrap().unwrap(), document);
         assert!(!dir.path().join(META_TMP_FILE).exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join(META_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "the catalogue holds keys");
+        }
+    }
+
+    /// A version-1 catalogue (before encryption) still loads, with nothing encrypted.
+    #[test]
+    fn a_catalogue_from_before_encryption_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut document = sample();
+        document.format_version = META_FORMAT_VERSION_UNENCRYPTED;
+        document.aws_managed_key = None;
+        document.streams[0].encryption = None;
+        document.streams[0].sealing_keys.clear();
+        store(dir.path(), &document, false).unwrap();
+        let text = fs::read_to_string(dir.path().join(META_FILE)).unwrap();
+        assert!(!text.contains("encryption") && !text.contains("sealing_keys"));
+        assert!(!text.contains("aws_managed_key"));
+        assert_eq!(load(dir.path()).unwrap().unwrap(), document);
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct NodeConfig {
     /// How long an On-demand Advantage commitment lasts at least (AWS: 24 hours; see
     /// `crate::advantage`).
     pub commitment_minimum: Duration,
+    /// The KMS keys of `--kms-keys` (see [`crate::crypto`]); empty without one.
+    pub kms_keys: Arc<crate::crypto::KeyStore>,
 }
 
 impl NodeConfig {
@@ -77,6 +79,7 @@ impl NodeConfig {
             commitment_minimum: Duration::from_millis(
                 riffle_proto::limits::BILLING_COMMITMENT_MIN_MS,
             ),
+            kms_keys: Arc::new(crate::crypto::KeyStore::empty()),
         }
     }
 }
@@ -102,6 +105,8 @@ pub enum OpenError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// A stream's records are sealed with a key this start cannot provide.
+    Encryption(String),
 }
 
 impl std::fmt::Display for OpenError {
@@ -116,6 +121,7 @@ impl std::fmt::Display for OpenError {
                 )
             }
             OpenError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            OpenError::Encryption(reason) => f.write_str(reason),
         }
     }
 }
@@ -175,6 +181,8 @@ pub struct StreamState {
     pub policy: Option<Arc<crate::policy::ResourcePolicy>>,
     /// UpdateStreamWarmThroughput's target write MiB/s (see `crate::advantage`).
     pub warm_throughput_mibps: Option<u32>,
+    /// The keys of an encrypted stream (or one that was): `None` if it never was.
+    pub crypto: Option<Arc<crate::crypto::StreamCrypto>>,
 }
 
 impl StreamState {
@@ -210,6 +218,8 @@ pub struct Stream {
     scalings_ms: std::sync::Mutex<Vec<u64>>,
     /// Stream-level counters (`crate::metrics`), updated once per request.
     pub metrics: StreamMetrics,
+    /// Start/StopStreamEncryption calls of the last 24 hours, for AWS's 25 of each.
+    pub(crate) encryption_changes: crate::encryption::ChangeLog,
 }
 
 impl Stream {
@@ -281,6 +291,7 @@ impl Stream {
     }
 
     fn to_meta_with(&self, state: &StreamState) -> StreamMeta {
+        let (encryption, sealing_keys) = crate::encryption::to_meta(state.crypto.as_deref());
         StreamMeta {
             account: self.account.clone(),
             name: self.name.clone(),
@@ -300,6 +311,8 @@ impl Stream {
             consumers: state.consumers.clone(),
             policy: state.policy.as_ref().map(|policy| policy.text.clone()),
             warm_throughput_mibps: state.warm_throughput_mibps,
+            encryption,
+            sealing_keys,
         }
     }
 }
@@ -310,6 +323,8 @@ pub struct Node {
     pub config: NodeConfig,
     /// Authenticates shard iterators and pagination tokens.
     pub token_key: [u8; 32],
+    /// The KMS keys: `config.kms_keys`, with the AWS-managed key once it exists.
+    pub keys: Arc<crate::crypto::KeyStore>,
     streams: RwLock<HashMap<StreamKey, Arc<Stream>>>,
     control: AsyncMutex<()>,
     flusher: Flusher,
@@ -390,6 +405,7 @@ impl Node {
             token_key_hex: hex(&random_bytes::<32>()),
             streams: Vec::new(),
             accounts: BTreeMap::new(),
+            aws_managed_key: None,
         });
         let token_key = parse_hex_key(&document.token_key_hex).ok_or_else(|| {
             OpenError::Meta(meta::MetaError::Corrupt {
@@ -397,9 +413,21 @@ impl Node {
                 reason: "token_key_hex is not 64 hex digits".into(),
             })
         })?;
-        let mut streams = HashMap::new();
+        let keys = Arc::clone(&config.kms_keys);
+        if let Some(managed) = &document.aws_managed_key {
+            keys.install_managed(managed)
+                .map_err(OpenError::Encryption)?;
+        }
+        // Every stream's keys before any log is opened: a missing key refuses the start.
+        let mut cryptos = Vec::with_capacity(document.streams.len());
         for stream_meta in &document.streams {
-            let stream = Self::open_stream(&config, &flusher, stream_meta)?;
+            cryptos.push(
+                crate::encryption::restore(&keys, stream_meta).map_err(OpenError::Encryption)?,
+            );
+        }
+        let mut streams = HashMap::new();
+        for (stream_meta, crypto) in document.streams.iter().zip(cryptos) {
+            let stream = Self::open_stream(&config, &flusher, stream_meta, crypto)?;
             streams.insert(
                 (stream.account.clone(), stream.name.clone()),
                 Arc::new(stream),
@@ -410,6 +438,7 @@ impl Node {
             control_throttle: ControlThrottle::for_limits(config.limits),
             config,
             token_key,
+            keys,
             streams: RwLock::new(streams),
             control: AsyncMutex::new(()),
             flusher,
@@ -427,6 +456,7 @@ impl Node {
         config: &NodeConfig,
         flusher: &Flusher,
         stream_meta: &StreamMeta,
+        crypto: Option<Arc<crate::crypto::StreamCrypto>>,
     ) -> Result<Stream, OpenError> {
         let mut shards = Vec::with_capacity(stream_meta.shards.len());
         for shard_meta in &stream_meta.shards {
@@ -479,12 +509,14 @@ impl Node {
                 consumers: Vec::new(),
                 policy: None,
                 warm_throughput_mibps: None,
+                crypto: None,
             })),
             routes: RwLock::new(Arc::new(Vec::new())),
             routes_epoch: watch::channel(0).0,
             updating_until_ms: AtomicU64::new(0),
             scalings_ms: std::sync::Mutex::new(Vec::new()),
             metrics: StreamMetrics::default(),
+            encryption_changes: Default::default(),
         };
         stream.set_state(StreamState {
             mode: stream_meta.mode,
@@ -503,6 +535,7 @@ impl Node {
                 .collect(),
             policy,
             warm_throughput_mibps: stream_meta.warm_throughput_mibps,
+            crypto,
         });
         Ok(stream)
     }
@@ -556,8 +589,13 @@ impl Node {
             })
             .collect();
         metas.sort_by(|a, b| (&a.account, &a.name).cmp(&(&b.account, &b.name)));
+        let encrypted = metas.iter().any(|meta| !meta.sealing_keys.is_empty());
         MetaDocument {
-            format_version: meta::META_FORMAT_VERSION,
+            format_version: if encrypted {
+                meta::META_FORMAT_VERSION
+            } else {
+                meta::META_FORMAT_VERSION_UNENCRYPTED
+            },
             token_key_hex: hex(&self.token_key),
             streams: metas,
             accounts: self
@@ -565,6 +603,7 @@ impl Node {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            aws_managed_key: self.keys.managed().cloned(),
         }
     }
 
@@ -676,18 +715,19 @@ impl Node {
             consumers: Vec::new(),
             policy: None,
             warm_throughput_mibps: None,
+            encryption: None,
+            sealing_keys: Vec::new(),
         };
         let config = self.config.clone();
         let flusher = self.flusher.clone();
         // Shard directories first, catalogue second: a crash in between leaves only orphan
         // directories, which the next start removes.
-        let stream =
-            tokio::task::spawn_blocking(move || Self::open_stream(&config, &flusher, &stream_meta))
-                .await
-                .map_err(|error| {
-                    crate::Error::internal(format!("stream creation failed: {error}"))
-                })?
-                .map_err(|error| crate::Error::internal(error.to_string()))?;
+        let stream = tokio::task::spawn_blocking(move || {
+            Self::open_stream(&config, &flusher, &stream_meta, None)
+        })
+        .await
+        .map_err(|error| crate::Error::internal(format!("stream creation failed: {error}")))?
+        .map_err(|error| crate::Error::internal(error.to_string()))?;
         let stream = Arc::new(stream);
         self.streams
             .write()

@@ -14,6 +14,9 @@
 //! re-route a record exactly as its producer asked; readers do not return it (AWS does not).
 //! A record's position is `(frame index, slot in the frame)`, which is what sequence numbers
 //! encode, so no separate offset map exists.
+//!
+//! For an encrypted stream these bytes are the plaintext of a sealed payload (see
+//! [`crate::crypto`]); readers open the frame first and decode the same layout.
 
 use bytes::{Buf, BufMut, Bytes};
 
@@ -34,6 +37,8 @@ pub struct StoredRecord {
     pub partition_key: Bytes,
     pub explicit_hash_key: Option<u128>,
     pub data: Bytes,
+    /// Stored in a sealed frame (the reader set it; GetRecords reports EncryptionType KMS).
+    pub encrypted: bool,
 }
 
 /// Upper bound of the encoded size of one record, used to size the frame buffer once.
@@ -100,6 +105,7 @@ pub fn decode_all(
             partition_key,
             explicit_hash_key,
             data,
+            encrypted: false,
         });
     }
     if records.len() != usize::from(record_count) {

@@ -18,6 +18,7 @@ use crate::consumers;
 pub use crate::control::Caller;
 use crate::control::{self, resolve_stream, ShardSelection};
 use crate::data::{self, StartAt};
+use crate::encryption;
 use crate::meta::StreamMode;
 use crate::node::{now_ms, Node, Shard, Stream};
 use crate::record::{NewRecord, StoredRecord};
@@ -373,10 +374,29 @@ async fn call_operation(
             .await?;
             Vec::new()
         }
-        // Decoded and validated; their semantics land with the security issue's work on
-        // encryption at rest.
-        Request::StartStreamEncryption(_) | Request::StopStreamEncryption(_) => {
-            return Err(Error::unknown_operation())
+        Request::StartStreamEncryption(input) => {
+            let stream = resolve_stream(
+                node,
+                caller,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
+            let kind = input.encryption_type.as_deref().unwrap_or_default();
+            let key_id = input.key_id.as_deref().unwrap_or_default();
+            encryption::start(node, caller, &stream, kind, key_id).await?;
+            Vec::new()
+        }
+        Request::StopStreamEncryption(input) => {
+            let stream = resolve_stream(
+                node,
+                caller,
+                input.stream_name.as_deref(),
+                input.stream_arn.as_deref(),
+            )?;
+            let kind = input.encryption_type.as_deref().unwrap_or_default();
+            let key_id = input.key_id.as_deref().unwrap_or_default();
+            encryption::stop(node, caller, &stream, kind, key_id).await?;
+            Vec::new()
         }
     })
 }
@@ -575,6 +595,7 @@ fn describe_stream(
         .filter(|shard| after.is_none_or(|after| shard.meta.ordinal > after))
         .collect();
     let has_more_shards = shards.len() > limit;
+    let (encryption_type, key_id) = encryption::described(&state);
     Ok(DescribeStreamOutput {
         stream_description: StreamDescription {
             stream_name: stream.name.clone(),
@@ -590,8 +611,8 @@ fn describe_stream(
             retention_period_hours: state.retention_hours,
             stream_creation_timestamp: timestamp(stream.created_ms),
             enhanced_monitoring: enhanced_monitoring(&state.shard_level_metrics),
-            encryption_type: Some(EncryptionType::None),
-            key_id: None,
+            encryption_type: Some(encryption_type),
+            key_id,
         },
     })
 }
@@ -608,6 +629,7 @@ fn describe_stream_summary(
         input.stream_arn.as_deref(),
     )?;
     let state = stream.state();
+    let (encryption_type, key_id) = encryption::described(&state);
     Ok(DescribeStreamSummaryOutput {
         stream_description_summary: StreamDescriptionSummary {
             stream_name: stream.name.clone(),
@@ -617,8 +639,8 @@ fn describe_stream_summary(
             retention_period_hours: state.retention_hours,
             stream_creation_timestamp: timestamp(stream.created_ms),
             enhanced_monitoring: enhanced_monitoring(&state.shard_level_metrics),
-            encryption_type: Some(EncryptionType::None),
-            key_id: None,
+            encryption_type: Some(encryption_type),
+            key_id,
             open_shard_count: state.open_shards().count() as u32,
             consumer_count: Some(state.consumers.len() as u32),
             max_record_size_kib: Some(state.max_record_size_kib),
@@ -919,7 +941,8 @@ async fn put_record(
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());
     }
-    let put = data::put_records(&stream, vec![record]).await;
+    let sealing = encryption::sealing(node, &stream, &state)?;
+    let put = data::put_records(&stream, sealing, vec![record]).await;
     let outcome = put
         .results
         .into_iter()
@@ -932,7 +955,7 @@ async fn put_record(
     Ok(PutRecordOutput {
         shard_id: outcome.shard_id,
         sequence_number: outcome.sequence_number,
-        encryption_type: Some(EncryptionType::None),
+        encryption_type: Some(encryption::put_encryption_type(sealing)),
     })
 }
 
@@ -984,7 +1007,8 @@ async fn put_records(
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());
     }
-    let put = data::put_records(&stream, prepared).await;
+    let sealing = encryption::sealing(node, &stream, &state)?;
+    let put = data::put_records(&stream, sealing, prepared).await;
     stream
         .metrics
         .put_records(put.bytes_stored, &put.results, started.elapsed());
@@ -1013,7 +1037,7 @@ async fn put_records(
     Ok(PutRecordsOutput {
         failed_record_count: Some(failed),
         records,
-        encryption_type: Some(EncryptionType::None),
+        encryption_type: Some(encryption::put_encryption_type(sealing)),
     })
 }
 
@@ -1314,7 +1338,9 @@ pub(crate) fn record_shape(sequence_number: String, stored: StoredRecord) -> Rec
         approximate_arrival_timestamp: Some(timestamp(stored.arrival_ms)),
         data: stored.data,
         partition_key: Some(String::from_utf8_lossy(&stored.partition_key).into_owned()),
-        encryption_type: None,
+        // AWS marks a record only when it was stored encrypted; a plain record carries no
+        // EncryptionType (as before encryption existed), which also keeps reads lean.
+        encryption_type: stored.encrypted.then_some(EncryptionType::Kms),
     }
 }
 

@@ -14,6 +14,10 @@
 //!
 //! **Arrival timestamps** are `max(clock, last timestamp)`, so they never go backwards within a
 //! shard even if the wall clock does; `AT_TIMESTAMP` lookups rely on this.
+//!
+//! **Encrypted streams** hand appends a [`Sealer`]: the payload gets its key id and nonce
+//! before the lock, and is sealed under the lock, where the frame's index and arrival time
+//! (which the authenticated data binds) are decided: one AES-GCM pass per frame.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +28,7 @@ use std::time::Duration;
 use riffle_log::{Entry, EntryMeta, FrameKind, Log, LogError, LogOptions, LogReader};
 use tokio::sync::watch;
 
+use crate::crypto::{self, Sealer};
 use crate::record::{self, NewRecord};
 
 /// When a put is acknowledged, relative to fdatasync.
@@ -59,6 +64,8 @@ pub enum AppendError {
     Poisoned,
     /// The shard was sealed by a reshard: its records now go to its children.
     Sealed,
+    /// The payload could not be encrypted (no randomness for a nonce).
+    Encrypt(crypto::SealError),
 }
 
 impl std::fmt::Display for AppendError {
@@ -67,6 +74,7 @@ impl std::fmt::Display for AppendError {
             AppendError::Log(error) => write!(f, "log append failed: {error}"),
             AppendError::Poisoned => write!(f, "log is poisoned by an earlier fsync failure"),
             AppendError::Sealed => write!(f, "the shard is sealed by a reshard"),
+            AppendError::Encrypt(error) => write!(f, "cannot encrypt the frame: {error}"),
         }
     }
 }
@@ -165,7 +173,7 @@ impl ShardLog {
         records: &[NewRecord],
         now_ms: u64,
     ) -> Result<Appended, AppendError> {
-        let appended = self.append_nowait(records, now_ms)?;
+        let appended = self.append_nowait(records, now_ms, None)?;
         self.wait_acknowledged(appended).await
     }
 
@@ -187,22 +195,36 @@ impl ShardLog {
         Ok(appended)
     }
 
-    /// Writes the frame and queues the flush without waiting for it.
+    /// Writes the frame (sealed by `sealer`, for an encrypted stream) and queues the flush
+    /// without waiting for it.
     pub fn append_nowait(
         self: &Arc<Self>,
         records: &[NewRecord],
         now_ms: u64,
+        sealer: Option<&Sealer<'_>>,
     ) -> Result<Appended, AppendError> {
         assert!(!records.is_empty() && records.len() <= usize::from(u16::MAX));
         // Every record of a batch shares the batch's arrival time, so the payload can be
         // encoded before taking the lock.
-        let capacity = records.iter().map(record::encoded_len_max).sum();
-        let mut payload = Vec::with_capacity(capacity);
+        let capacity: usize = records.iter().map(record::encoded_len_max).sum();
+        let mut payload = match sealer {
+            None => Vec::with_capacity(capacity),
+            Some(sealer) => {
+                let mut payload = Vec::with_capacity(capacity + crypto::SEALED_OVERHEAD_BYTES);
+                sealer.begin(&mut payload).map_err(AppendError::Encrypt)?;
+                payload
+            }
+        };
         for new_record in records {
             record::encode(&mut payload, new_record, 0);
         }
-        let appended =
-            self.append_frame(FrameKind::Data, records.len() as u16, &payload, now_ms)?;
+        let appended = self.append_frame(
+            FrameKind::Data,
+            records.len() as u16,
+            &mut payload,
+            now_ms,
+            sealer,
+        )?;
         self.written_bytes
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
         self.written_records
@@ -223,7 +245,7 @@ impl ShardLog {
     /// children). Wait for the returned append with [`ShardLog::wait_acknowledged`]; its index
     /// is the shard's last.
     pub fn seal(self: &Arc<Self>, now_ms: u64) -> Result<Appended, AppendError> {
-        self.append_frame(FrameKind::Seal, 0, &[], now_ms)
+        self.append_frame(FrameKind::Seal, 0, &mut Vec::new(), now_ms, None)
     }
 
     /// Takes back a seal whose reshard could not be persisted. The seal frame stays in the log
@@ -236,8 +258,9 @@ impl ShardLog {
         self: &Arc<Self>,
         kind: FrameKind,
         record_count: u16,
-        payload: &[u8],
+        payload: &mut Vec<u8>,
         now_ms: u64,
+        sealer: Option<&Sealer<'_>>,
     ) -> Result<Appended, AppendError> {
         let appended = {
             let mut writer = self.lock();
@@ -248,18 +271,27 @@ impl ShardLog {
                 return Err(AppendError::Sealed);
             }
             let arrival_ms = now_ms.max(writer.ts_last_ms);
-            let meta = EntryMeta {
+            let mut meta = EntryMeta {
                 kind,
+                flags: 0,
                 term: 1,
                 leader: 1,
                 record_count,
                 ts_first_ms: arrival_ms,
                 ts_max_ms: arrival_ms,
             };
+            let next_index = writer.log.next_index();
+            if let Some(sealer) = sealer {
+                sealer
+                    .finish(payload, next_index, &mut meta)
+                    .map_err(AppendError::Encrypt)?;
+            }
             let index = writer
                 .log
                 .append(&meta, payload)
                 .map_err(AppendError::Log)?;
+            // The authenticated data named `next_index`: the frame must be exactly there.
+            assert_eq!(index, next_index, "an append lands at the log's next index");
             // Under the same lock as the append: nothing can slip in behind the seal frame.
             writer.sealed = kind == FrameKind::Seal;
             writer.ts_last_ms = arrival_ms;
@@ -617,7 +649,7 @@ mod tests {
     async fn an_append_whose_waiter_is_dropped_still_becomes_visible() {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path());
-        let appended = log.append_nowait(&[record(0)], 1_000).unwrap();
+        let appended = log.append_nowait(&[record(0)], 1_000, None).unwrap();
         assert_eq!(
             log.tail().visible_index,
             0,

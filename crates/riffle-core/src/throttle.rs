@@ -900,7 +900,7 @@ mod tests {
                 })
                 .collect();
             let started = Instant::now();
-            let outcomes = data::put_records(&stream, records).await.results;
+            let outcomes = data::put_records(&stream, None, records).await.results;
             let elapsed = started.elapsed().as_secs_f64();
             assert_eq!(outcomes.len(), 1500);
             let mut accepted = BTreeMap::new();

@@ -145,13 +145,11 @@ pub fn log_frame(data: &[u8]) {
     let _ = decode_header_unchecked(data);
     if let Ok(header) = decode_frame(data) {
         assert!(header.frame_bytes <= data.len());
-        if header.flags == 0 {
-            let payload = &data[riffle_log::FRAME_HEADER_BYTES..header.frame_bytes];
-            let mut out = Vec::new();
-            encode_frame(&mut out, header.index, &header.meta, payload)
-                .expect("a frame that decoded fits the limits");
-            assert_eq!(&out[..], &data[..header.frame_bytes]);
-        }
+        let payload = &data[riffle_log::FRAME_HEADER_BYTES..header.frame_bytes];
+        let mut out = Vec::new();
+        encode_frame(&mut out, header.index, &header.meta, payload)
+            .expect("a frame that decoded fits the limits");
+        assert_eq!(&out[..], &data[..header.frame_bytes]);
     }
 }
 

@@ -58,6 +58,7 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
         out
     };
     let meta = |kind, record_count| EntryMeta {
+        flags: 0,
         kind,
         term: 1,
         leader: 1,

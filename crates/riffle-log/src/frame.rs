@@ -4,11 +4,11 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     4  len           bytes after this field (46 + payload length)
+//!      0     4  len           bytes after len and crc32c (46 + payload length)
 //!      4     4  crc32c        CRC32C (Castagnoli) of every byte after this field
 //!      8     1  version       FRAME_VERSION (1)
 //!      9     1  kind          0 data, 1 blank, 2 membership, 3 seal
-//!     10     2  flags         reserved, written as 0, carried through on read
+//!     10     2  flags         the domain's: stored and returned as given, never interpreted
 //!     12     8  term          Raft term of the entry
 //!     20     8  leader        node id of the leader that wrote it
 //!     28     8  index         Raft index of the entry
@@ -123,9 +123,7 @@ pub struct FrameHeader {
     pub frame_bytes: usize,
     /// Raft index of the entry.
     pub index: u64,
-    /// Reserved flags as stored.
-    pub flags: u16,
-    /// Kind, term, leader, record count and timestamps.
+    /// Kind, flags, term, leader, record count and timestamps.
     pub meta: EntryMeta,
 }
 
@@ -163,7 +161,7 @@ pub fn encode_frame(
     out.extend_from_slice(&0u32.to_le_bytes()); // checksum placeholder, filled below
     out.push(FRAME_VERSION);
     out.push(meta.kind as u8);
-    out.extend_from_slice(&0u16.to_le_bytes()); // flags: none defined yet
+    out.extend_from_slice(&meta.flags.to_le_bytes());
     out.extend_from_slice(&meta.term.to_le_bytes());
     out.extend_from_slice(&meta.leader.to_le_bytes());
     out.extend_from_slice(&index.to_le_bytes());
@@ -222,9 +220,9 @@ pub fn decode_header_unchecked(buf: &[u8]) -> Result<FrameHeader, FrameError> {
     Ok(FrameHeader {
         frame_bytes,
         index: read_u64(buf, OFFSET_INDEX),
-        flags: u16::from_le_bytes([buf[OFFSET_FLAGS], buf[OFFSET_FLAGS + 1]]),
         meta: EntryMeta {
             kind,
+            flags: u16::from_le_bytes([buf[OFFSET_FLAGS], buf[OFFSET_FLAGS + 1]]),
             term: read_u64(buf, OFFSET_TERM),
             leader: read_u64(buf, OFFSET_LEADER),
             record_count: u16::from_le_bytes([
@@ -282,6 +280,7 @@ mod tests {
     fn meta(kind: FrameKind) -> EntryMeta {
         EntryMeta {
             kind,
+            flags: 0,
             term: 7,
             leader: 3,
             record_count: 12,
@@ -307,7 +306,6 @@ mod tests {
                 let header = decode_frame(&buf[3..]).unwrap();
                 assert_eq!(header.frame_bytes, written);
                 assert_eq!(header.index, 42);
-                assert_eq!(header.flags, 0);
                 assert_eq!(header.meta, meta(kind));
                 assert_eq!(header.payload_bytes(), payload_bytes);
                 assert_eq!(&buf[3 + FRAME_HEADER_BYTES..3 + written], &payload[..]);
@@ -318,16 +316,16 @@ mod tests {
     #[test]
     fn layout_matches_the_documented_offsets() {
         let mut buf = Vec::new();
-        encode_frame(
-            &mut buf,
-            0x0102_0304_0506_0708,
-            &meta(FrameKind::Membership),
-            b"xy",
-        )
-        .unwrap();
+        let flagged = EntryMeta {
+            flags: 0xA501,
+            ..meta(FrameKind::Membership)
+        };
+        encode_frame(&mut buf, 0x0102_0304_0506_0708, &flagged, b"xy").unwrap();
         assert_eq!(read_u32(&buf, 0), (FRAME_FIXED_BYTES + 2) as u32);
         assert_eq!(buf[8], 1);
         assert_eq!(buf[9], 2);
+        assert_eq!(u16::from_le_bytes([buf[10], buf[11]]), 0xA501);
+        assert_eq!(decode_frame(&buf).unwrap().meta, flagged);
         assert_eq!(read_u64(&buf, 12), 7);
         assert_eq!(read_u64(&buf, 20), 3);
         assert_eq!(read_u64(&buf, 28), 0x0102_0304_0506_0708);

@@ -80,6 +80,7 @@
 //! assert_eq!(report.entries, 0);
 //! let meta = EntryMeta {
 //!     kind: FrameKind::Data,
+//!     flags: 0,
 //!     term: 1,
 //!     leader: 1,
 //!     record_count: 1,
@@ -198,6 +199,9 @@ impl FrameKind {
 pub struct EntryMeta {
     /// What the entry holds.
     pub kind: FrameKind,
+    /// Flags that belong to the writer (riffle-core marks encrypted payloads with them). The
+    /// log stores and returns them unchanged and gives them no meaning.
+    pub flags: u16,
     /// Raft term; never decreases along the log.
     pub term: u64,
     /// Node id of the leader that wrote the entry.

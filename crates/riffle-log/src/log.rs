@@ -225,7 +225,6 @@ impl Log {
                 let header = FrameHeader {
                     frame_bytes: frame::encoded_frame_bytes(payload.len()),
                     index: first_index + offset as u64,
-                    flags: 0,
                     meta: *meta,
                 };
                 state.push_frame(

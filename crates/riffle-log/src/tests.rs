@@ -33,6 +33,7 @@ impl Rng {
 fn meta(term: u64, ts_ms: u64) -> EntryMeta {
     EntryMeta {
         kind: FrameKind::Data,
+        flags: 0,
         term,
         leader: 1,
         record_count: 1,
@@ -149,6 +150,30 @@ fn reads_honour_ranges_and_limits() {
     assert!(reader.read(6, 5, 100, usize::MAX).unwrap().is_empty());
     assert_eq!(reader.next_index(), 11);
     assert_eq!(reader.first_index(), 1);
+}
+
+/// The log gives frame flags no meaning: whatever the writer sets comes back from a read,
+/// also after a reopen (recovery) and from a sealed segment.
+#[test]
+fn frame_flags_are_returned_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_options());
+    for index in 1..=40u64 {
+        let flagged = EntryMeta {
+            flags: index as u16 * 0x0101,
+            ..meta(1, index)
+        };
+        log.append(&flagged, &payload(index, 50)).unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    let log = open(dir.path(), small_options());
+    assert!(log.segments().len() > 1, "the test wants a sealed segment");
+    let entries = read_all(&log);
+    assert_entries(&entries, 1..=40, 50);
+    for entry in &entries {
+        assert_eq!(entry.meta.flags, entry.index as u16 * 0x0101);
+    }
 }
 
 #[test]

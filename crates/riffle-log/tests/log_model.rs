@@ -299,10 +299,14 @@ impl Model {
         let ts_first_ms = self.clock_ms;
         self.clock_ms += ts_step_ms;
         let mut rng = Rng::new(self.salt ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // Arbitrary flags: the log must hand back whatever the writer stored (riffle-core marks
+        // sealed payloads with them), through reads, recovery and sealed segments alike.
+        let flags = rng.next() as u16;
         ModelEntry {
             index,
             meta: EntryMeta {
                 kind: FrameKind::from_u8(kind).unwrap(),
+                flags,
                 term: self.term,
                 leader: self.term % 3 + 1,
                 record_count: (payload_bytes / 100) as u16,

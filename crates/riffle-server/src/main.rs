@@ -147,6 +147,10 @@ struct ServeArgs {
     /// it can end (AWS: 24 hours).
     #[arg(long, default_value_t = 86_400)]
     commitment_minimum_s: u64,
+    /// KMS keys for StartStreamEncryption: lines of `KEY_ID STATE MATERIAL [ALIAS ...]` (see
+    /// the README). Without it only alias/aws/kinesis, a key riffle keeps itself, resolves.
+    #[arg(long, value_name = "FILE")]
+    kms_keys: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -236,6 +240,19 @@ async fn serve(args: ServeArgs) -> ExitCode {
         merge_after: Duration::from_secs(args.on_demand_merge_after_s),
         ..riffle_core::scaler::OnDemandConfig::default()
     };
+
+    if let Some(path) = &args.kms_keys {
+        match riffle_core::crypto::KeyStore::load(path) {
+            Ok(keys) => {
+                tracing::info!(path = %path.display(), keys = keys.file_key_count(), "KMS keys loaded");
+                config.kms_keys = std::sync::Arc::new(keys);
+            }
+            Err(error) => {
+                tracing::error!("refusing to start: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
 
     let transport = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => match transport::TlsFiles::load(cert, key) {

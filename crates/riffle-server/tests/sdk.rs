@@ -14,6 +14,8 @@ mod account;
 mod arn;
 #[path = "sdk/cbor.rs"]
 mod cbor;
+#[path = "sdk/encryption.rs"]
+mod encryption;
 #[path = "sdk/errors.rs"]
 mod errors;
 #[path = "sdk/fanout.rs"]

@@ -143,6 +143,57 @@ impl Server {
         Server::spawn_logging(args, log_filter)
     }
 
+    /// A durable server on `data_dir` whose KMS keys are `key_file` (`--kms-keys`), with more
+    /// `serve` flags. Start it again on the same directory to test what a restart keeps.
+    pub fn with_kms_keys(data_dir: &Path, key_file: &Path, extra_args: &[&str]) -> Server {
+        let keys = key_file.to_str().expect("temp file path is UTF-8");
+        let mut args = vec!["--kms-keys", keys];
+        args.extend_from_slice(extra_args);
+        Server::on_data_dir_with(data_dir, &args)
+    }
+
+    /// Runs `riffle serve` with `args` expecting it to refuse to start: returns its stderr once
+    /// it has exited with a failure. Fails the test if it listens, succeeds, or hangs.
+    pub fn refused_start(args: &[&str]) -> String {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_riffle"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the riffle binary");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut text);
+            text
+        });
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the server") {
+                break status;
+            }
+            if started.elapsed() > STARTUP_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("riffle serve {args:?} neither started nor refused in time");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        let stderr = reader.join().expect("stderr reader");
+        assert!(
+            !status.success() && !stdout.contains(LISTENING_PREFIX),
+            "riffle serve {args:?} was expected to refuse to start, but {status}:\n{stdout}\n{stderr}"
+        );
+        stderr
+    }
+
     fn spawn(extra_args: &[&str]) -> Server {
         let log_filter = std::env::var("RIFFLE_LOG").unwrap_or_else(|_| "info".into());
         Server::spawn_logging(extra_args, &log_filter)
@@ -643,6 +694,32 @@ pub fn token_key(data_dir: &Path) -> [u8; 32] {
             .unwrap_or_else(|_| panic!("token_key_hex {hex:?} is not hex"));
     }
     key
+}
+
+/// Whether any file under `dir` (recursively) holds `needle`: what someone with the disk sees.
+pub fn data_dir_contains(dir: &Path, needle: &[u8]) -> bool {
+    let mut pending = vec![dir.to_path_buf()];
+    let mut files = 0;
+    while let Some(path) = pending.pop() {
+        let entries = std::fs::read_dir(&path)
+            .unwrap_or_else(|error| panic!("read_dir {}: {error}", path.display()));
+        for entry in entries {
+            let entry = entry.expect("a directory entry");
+            let kind = entry.file_type().expect("a file type");
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                files += 1;
+                let bytes = std::fs::read(entry.path())
+                    .unwrap_or_else(|error| panic!("read {}: {error}", entry.path().display()));
+                if bytes.windows(needle.len()).any(|window| window == needle) {
+                    return true;
+                }
+            }
+        }
+    }
+    assert!(files > 0, "no files at all under {}", dir.display());
+    false
 }
 
 /// MD5 (RFC 1321) of `input` as the big-endian 128-bit integer Kinesis routes by.
