@@ -18,6 +18,8 @@ mod cbor;
 mod encryption;
 #[path = "sdk/errors.rs"]
 mod errors;
+#[path = "sdk/every_operation.rs"]
+mod every_operation;
 #[path = "sdk/fanout.rs"]
 mod fanout;
 #[path = "sdk/iterators.rs"]
