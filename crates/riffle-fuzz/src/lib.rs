@@ -23,8 +23,11 @@ use riffle_proto::ops::OPERATIONS;
 use riffle_proto::seqno::SeqNo;
 use riffle_proto::WireFormat;
 
+/// A fuzz target: takes any bytes, panics only on a broken property.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the smoke test and for scripts.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("json_request", json_request),
     ("cbor_request", cbor_request),
     ("event_stream", event_stream),
