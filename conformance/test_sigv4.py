@@ -74,14 +74,15 @@ def test_boto3_configured_keys_work_in_their_own_account(signed_riffle):
     records = h.read_shard(alice, name, h.shard_id(0))
     assert [(r["PartitionKey"], r["Data"]) for r in records] == [("signed", b"by alice")]
 
-    # Bob's account does not see Alice's stream, by name or by ARN.
+    # Bob's account does not see Alice's stream by name, and may not use it by ARN: no
+    # resource policy of Alice's lets him in.
     assert name not in stream_names(bob)
     with pytest.raises(ClientError) as excinfo:
         bob.describe_stream_summary(StreamName=name)
     h.assert_client_error(excinfo, "ResourceNotFoundException", h.not_found_message(name, BOB_ACCOUNT))
     with pytest.raises(ClientError) as excinfo:
         bob.put_record(StreamARN=summary["StreamARN"], PartitionKey="bob", Data=b"x")
-    h.assert_client_error(excinfo, "ResourceNotFoundException")
+    h.assert_client_error(excinfo, "AccessDeniedException")
     assert len(h.read_shard(alice, name, h.shard_id(0))) == 1
 
     alice.delete_stream(StreamName=name)
