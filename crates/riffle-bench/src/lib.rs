@@ -296,12 +296,12 @@ impl Config {
         if rate.is_some_and(|rate| !(rate > 0.0 && rate <= RATE_MAX)) {
             return Err(format!("--rate must be above 0 and at most {RATE_MAX}"));
         }
-        if matches!(args.workload, Workload::E2e | Workload::Fanout) {
-            if args.record_size < STAMP_BYTES as u64 {
-                return Err(format!(
-                    "--record-size must be at least {STAMP_BYTES} B for e2e (each payload carries its send time)"
-                ));
-            }
+        if matches!(args.workload, Workload::E2e | Workload::Fanout)
+            && args.record_size < STAMP_BYTES as u64
+        {
+            return Err(format!(
+                "--record-size must be at least {STAMP_BYTES} B for e2e (each payload carries its send time)"
+            ));
         }
         if args.workload == Workload::Get && args.count.is_some() {
             return Err("--count does not apply to get (it drains to the tip)".into());

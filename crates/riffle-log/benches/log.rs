@@ -72,10 +72,11 @@ fn read_range(c: &mut Criterion) {
         b.iter_batched(
             || {
                 // Walk the log so each read starts somewhere new (the sparse index is used).
-                from = if from + FRAMES as u64 > last {
+                let next = from + 997;
+                from = if next + FRAMES as u64 - 1 > last {
                     1
                 } else {
-                    from + 997
+                    next
                 };
                 from
             },
