@@ -278,6 +278,7 @@ pub async fn run(
     let pace = Pace {
         records_per_s: rate,
         clock_base,
+        stamped: true,
     };
     let outcome = put::paced(endpoint, plan, &pace).await;
     let expected = outcome.stats.records_ok * subscribers as u64;

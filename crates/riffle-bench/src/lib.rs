@@ -7,10 +7,15 @@
 //! Workloads:
 //! - `put`: closed-loop PutRecord (`--batch 1`) or PutRecords (`--batch N`) for a duration or
 //!   a record count; reports requests/s, records/s, MiB/s of payload and request latency.
+//!   With `--rate` the puts leave on a fixed schedule instead (open loop), which is how
+//!   latency at a given load is measured.
 //! - `get`: optionally fills the stream (`--fill-mib`), then drains every shard from
 //!   TRIM_HORIZON to its tip with GetRecords; reports read throughput.
 //! - `e2e` (alias `latency`): puts at a fixed rate (open loop, `--rate`) while pollers tail
 //!   every shard; reports put→visible latency percentiles as well.
+//!
+//! - `ceiling-server` (hidden): not a workload but the HTTP ceiling to run one against, a
+//!   server with riffle's HTTP stack that answers fixed replies; see [`ceiling`].
 //!
 //! Failures are counted by error type, throttles apart; a PutRecords entry with an
 //! `ErrorCode` is a failed record even though its request got a 200. The report prints as a
@@ -21,8 +26,11 @@
 //! with `riffle serve --limits off`.
 
 mod body;
+pub mod ceiling;
 mod client;
 mod fanout;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod put;
 mod read;
 mod stats;
@@ -39,7 +47,9 @@ use crate::body::{KeyMode, STAMP_BYTES};
 use crate::client::{Client, Endpoint};
 use crate::put::{Pace, PutPlan};
 use crate::read::{Cursor, ReadPlan, Visibility};
-use crate::stats::{merge_counts, FillSummary, Report, RunShape, VisibilitySummary};
+use crate::stats::{
+    merge_counts, FillSummary, OpenLoopSummary, Report, RunShape, VisibilitySummary,
+};
 use crate::stream::IteratorType;
 
 /// Kinesis caps a PutRecords request at 500 entries.
@@ -59,6 +69,8 @@ const GET_LIMIT_MAX: u32 = 10_000;
 const PARTITION_KEY_CHARS_MAX: usize = 256;
 const STREAM_NAME_LEN_MAX: usize = 128;
 const RATE_MAX: f64 = 10_000_000.0;
+/// Records per second of e2e and fanout without --rate.
+const RATE_DEFAULT: f64 = 1000.0;
 /// Pollers used by the latency workload at most; shards beyond share pollers.
 const POLLERS_MAX: usize = 64;
 /// Puts and the latency run stop after this long unless `--duration`/`--count` say otherwise.
@@ -84,6 +96,10 @@ pub enum Workload {
     /// Put at a fixed --rate while --subscribers consumers receive every shard through
     /// SubscribeToShard: put→push latency.
     Fanout,
+    /// Not a workload: serve the HTTP ceiling (fixed replies, riffle's HTTP stack) on
+    /// --listen, for the other workloads to be run against.
+    #[value(hide = true)]
+    CeilingServer,
 }
 
 impl Workload {
@@ -93,6 +109,7 @@ impl Workload {
             Self::Get => "get",
             Self::E2e => "e2e",
             Self::Fanout => "fanout",
+            Self::CeilingServer => "ceiling-server",
         }
     }
 }
@@ -156,9 +173,10 @@ pub struct BenchArgs {
     /// get, e2e: the Limit of each GetRecords.
     #[arg(long, default_value_t = 10_000)]
     pub get_limit: u32,
-    /// e2e, fanout: records per second to put, over all connections.
-    #[arg(long, default_value_t = 1000.0)]
-    pub rate: f64,
+    /// Records per second to put, over all connections. e2e, fanout: default 1000. put: send
+    /// on this schedule (open loop) rather than as fast as answers come.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// fanout: enhanced fan-out consumers, each subscribed to every shard.
     #[arg(long, default_value_t = 5)]
     pub subscribers: usize,
@@ -174,6 +192,9 @@ pub struct BenchArgs {
     /// Print the report as one JSON line on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// ceiling-server: the address to listen on (port 0 picks a free one, printed on stdout).
+    #[arg(long, hide = true, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
 }
 
 /// Arguments checked and resolved to the units the workloads use.
@@ -193,7 +214,8 @@ struct Config {
     keys: KeyMode,
     fill_bytes: Option<u64>,
     get_limit: u32,
-    rate: f64,
+    /// Records per second; `None` for a closed-loop put and for get.
+    rate: Option<f64>,
     subscribers: usize,
     poll_interval: Duration,
     timeout: Duration,
@@ -266,15 +288,20 @@ impl Config {
                 ))
             }
         };
-        if matches!(args.workload, Workload::E2e | Workload::Fanout) {
-            if !(args.rate > 0.0 && args.rate <= RATE_MAX) {
-                return Err(format!("--rate must be above 0 and at most {RATE_MAX}"));
-            }
-            if args.record_size < STAMP_BYTES as u64 {
-                return Err(format!(
-                    "--record-size must be at least {STAMP_BYTES} B for e2e (each payload carries its send time)"
-                ));
-            }
+        let rate = match (args.workload, args.rate) {
+            (Workload::E2e | Workload::Fanout, rate) => Some(rate.unwrap_or(RATE_DEFAULT)),
+            (Workload::Get, Some(_)) => return Err("--rate does not apply to get".into()),
+            (_, rate) => rate,
+        };
+        if rate.is_some_and(|rate| !(rate > 0.0 && rate <= RATE_MAX)) {
+            return Err(format!("--rate must be above 0 and at most {RATE_MAX}"));
+        }
+        if matches!(args.workload, Workload::E2e | Workload::Fanout)
+            && args.record_size < STAMP_BYTES as u64
+        {
+            return Err(format!(
+                "--record-size must be at least {STAMP_BYTES} B for e2e (each payload carries its send time)"
+            ));
         }
         if args.workload == Workload::Get && args.count.is_some() {
             return Err("--count does not apply to get (it drains to the tip)".into());
@@ -309,7 +336,7 @@ impl Config {
             keys,
             fill_bytes,
             get_limit: args.get_limit,
-            rate: args.rate,
+            rate,
             subscribers: args.subscribers,
             poll_interval: args.poll_interval,
             timeout: args.timeout,
@@ -354,6 +381,9 @@ impl Config {
 /// Runs `riffle bench` to completion: prepares the stream, runs the workload, prints the
 /// report, and deletes the stream with `--delete-after`.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    if args.workload == Workload::CeilingServer {
+        return ceiling::serve(args.listen).await;
+    }
     let config = Config::from_args(args)?;
     let endpoint = Arc::new(Endpoint::resolve(&config.endpoint).await?);
     let mut admin = Client::new(Arc::clone(&endpoint), config.timeout);
@@ -382,6 +412,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 Workload::Get => Ok(run_get(&config, &endpoint, &shards).await),
                 Workload::E2e => run_e2e(&config, &endpoint, &mut admin, &shards).await,
                 Workload::Fanout => run_fanout(&config, &endpoint, &mut admin, &shards).await,
+                Workload::CeilingServer => unreachable!("served before any stream is prepared"),
             }
         }
         Err(error) => Err(error),
@@ -402,8 +433,22 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
 }
 
 async fn run_put(config: &Config, endpoint: &Arc<Endpoint>, shards: &[String]) -> Report {
-    let (stats, elapsed) = put::closed_loop(endpoint, &config.put_plan()).await;
-    Report::new(config.shape(shards.len()), &stats, elapsed)
+    let Some(rate) = config.rate else {
+        let (stats, elapsed) = put::closed_loop(endpoint, &config.put_plan()).await;
+        return Report::new(config.shape(shards.len()), &stats, elapsed);
+    };
+    let pace = Pace {
+        records_per_s: rate,
+        clock_base: Instant::now(),
+        stamped: false,
+    };
+    let outcome = put::paced(endpoint, &config.put_plan(), &pace).await;
+    let mut report = Report::new(config.shape(shards.len()), &outcome.stats, outcome.elapsed);
+    report.open_loop = Some(OpenLoopSummary {
+        target_rate: rate,
+        sends_late: outcome.sends_late,
+    });
+    report
 }
 
 async fn run_get(config: &Config, endpoint: &Arc<Endpoint>, shards: &[String]) -> Report {
@@ -467,9 +512,10 @@ async fn run_e2e(
     }
     let clock_base = Instant::now();
     let plan = config.put_plan();
+    let rate = config.rate.unwrap_or(RATE_DEFAULT);
     let scheduled = match (config.duration, config.count) {
         (Some(duration), _) => duration,
-        (None, Some(count)) => Duration::from_secs_f64(count as f64 / config.rate),
+        (None, Some(count)) => Duration::from_secs_f64(count as f64 / rate),
         (None, None) => DURATION_DEFAULT,
     };
     let read_plan = ReadPlan {
@@ -481,8 +527,9 @@ async fn run_e2e(
         deadline: Instant::now() + scheduled + VISIBILITY_WAIT_MAX + config.timeout * 2,
     };
     let pace = Pace {
-        records_per_s: config.rate,
+        records_per_s: rate,
         clock_base,
+        stamped: true,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(AtomicU64::new(0));
@@ -512,7 +559,7 @@ async fn run_e2e(
     merge_counts(&mut report.throttles, &poll_stats.throttles);
     let records_seen = seen.load(Ordering::Relaxed);
     report.visibility = Some(VisibilitySummary {
-        target_rate: config.rate,
+        target_rate: rate,
         visible_latency_us: stats::LatencySummary::of(&visible_latency_us),
         records_seen,
         records_missing: outcome.stats.records_ok.saturating_sub(records_seen),
@@ -532,15 +579,9 @@ async fn run_fanout(
         return Err("--subscribers must be at least 1".into());
     }
     let plan = config.put_plan();
-    let (outcome, consumers) = fanout::run(
-        endpoint,
-        admin,
-        &plan,
-        config.rate,
-        config.subscribers,
-        shards,
-    )
-    .await?;
+    let rate = config.rate.unwrap_or(RATE_DEFAULT);
+    let (outcome, consumers) =
+        fanout::run(endpoint, admin, &plan, rate, config.subscribers, shards).await?;
     fanout::deregister_consumers(admin, &consumers).await;
     let mut report = Report::new(
         config.shape(shards.len()),
@@ -548,7 +589,7 @@ async fn run_fanout(
         outcome.put_elapsed,
     );
     report.visibility = Some(VisibilitySummary {
-        target_rate: config.rate,
+        target_rate: rate,
         visible_latency_us: outcome.latency(),
         records_seen: outcome.pushes_seen,
         records_missing: outcome.pushes_expected.saturating_sub(outcome.pushes_seen),
@@ -636,9 +677,19 @@ mod tests {
     fn latency_is_an_alias_of_e2e() {
         let config = parse(&["latency", "--rate", "250"]).unwrap();
         assert_eq!(config.workload, Workload::E2e);
-        assert_eq!(config.rate, 250.0);
+        assert_eq!(config.rate, Some(250.0));
+        assert_eq!(parse(&["e2e"]).unwrap().rate, Some(RATE_DEFAULT));
         assert!(parse(&["e2e", "--rate", "0"]).is_err());
         assert!(parse(&["e2e", "--record-size", "8"]).is_err());
+    }
+
+    #[test]
+    fn put_with_a_rate_is_open_loop_and_without_one_closed_loop() {
+        assert_eq!(parse(&["put"]).unwrap().rate, None);
+        let paced = parse(&["put", "--rate", "5000", "-c", "32"]).unwrap();
+        assert_eq!(paced.rate, Some(5000.0));
+        assert!(parse(&["put", "--rate", "0"]).is_err());
+        assert!(parse(&["get", "--rate", "10"]).is_err());
     }
 
     #[test]

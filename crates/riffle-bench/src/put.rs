@@ -157,6 +157,9 @@ pub struct Pace {
     pub records_per_s: f64,
     /// Time zero of the send stamps written into each payload.
     pub clock_base: Instant,
+    /// Whether each payload starts with its send stamp (the latency workloads read it back;
+    /// a plain open-loop put does not need it).
+    pub stamped: bool,
 }
 
 /// What a paced phase saw.
@@ -167,7 +170,11 @@ pub struct PacedOutcome {
 }
 
 /// Sends request k of the whole run at `start + k × batch / rate`, connection k mod n, each
-/// payload stamped with its send time (nanoseconds since `clock_base`).
+/// payload stamped with its send time (nanoseconds since `clock_base`) if `pace.stamped`.
+///
+/// Request latency is timed from the actual send, and a send more than [`LATE_THRESHOLD`]
+/// behind its schedule is counted in `sends_late`: a run without late sends is free of
+/// coordinated omission, one with them understates the tail.
 pub async fn paced(endpoint: &Arc<Endpoint>, plan: &PutPlan, pace: &Pace) -> PacedOutcome {
     let request_interval_s = plan.batch as f64 / pace.records_per_s;
     let started = Instant::now();
@@ -185,7 +192,7 @@ pub async fn paced(endpoint: &Arc<Endpoint>, plan: &PutPlan, pace: &Pace) -> Pac
             client,
             plan.clone(),
             schedule,
-            pace.clock_base,
+            pace.clone(),
             Arc::clone(&late),
         )));
     }
@@ -215,7 +222,7 @@ async fn paced_worker(
     mut client: Client,
     plan: PutPlan,
     schedule: Schedule,
-    clock_base: Instant,
+    pace: Pace,
     late: Arc<AtomicU64>,
 ) -> Stats {
     let mut rng = XorShift::new(worker_seed(plan.seed, schedule.first as usize));
@@ -245,8 +252,8 @@ async fn paced_worker(
             late.fetch_add(1, Ordering::Relaxed);
         }
         let template = templates.for_records(&plan, records, &mut rng);
-        let stamp_ns = nanos_since(clock_base);
-        let body = template.render(&mut scratch, &mut rng, Some(stamp_ns));
+        let stamp_ns = pace.stamped.then(|| nanos_since(pace.clock_base));
+        let body = template.render(&mut scratch, &mut rng, stamp_ns);
         let sent = Instant::now();
         let result = client.call(plan.operation(), body).await;
         // No back-off here: the schedule, not the answers, decides when the next put leaves.

@@ -202,6 +202,16 @@ pub struct VisibilitySummary {
     pub poll_requests: u64,
 }
 
+/// What an open-loop put (`put --rate`) adds to a report.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenLoopSummary {
+    /// Records per second the puts were scheduled at.
+    pub target_rate: f64,
+    /// Puts sent more than the lateness threshold after their scheduled time (a busy
+    /// connection or a generator that cannot keep up): with any, the tail is understated.
+    pub sends_late: u64,
+}
+
 /// Everything a run measured. Field names are the JSON keys scripts read.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -228,6 +238,8 @@ pub struct Report {
     pub visibility: Option<VisibilitySummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fill: Option<FillSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_loop: Option<OpenLoopSummary>,
 }
 
 /// The parts of a report that describe the run rather than its measurements.
@@ -267,6 +279,7 @@ impl Report {
             throttles: stats.throttles.clone(),
             visibility: None,
             fill: None,
+            open_loop: None,
         }
     }
 
@@ -352,6 +365,15 @@ impl Report {
                     visibility.target_rate,
                     visibility.sends_late,
                     visibility.poll_requests
+                ),
+            );
+        }
+        if let Some(open_loop) = &self.open_loop {
+            row(
+                "open loop",
+                format!(
+                    "target {} records/s, {} late sends",
+                    open_loop.target_rate, open_loop.sends_late
                 ),
             );
         }
