@@ -205,3 +205,28 @@ fn every_target_survives_seeds_mutations_and_noise() {
         }
     }
 }
+
+/// Every input a long `scripts/fuzz` run ever failed on, kept under `regressions/TARGET/`,
+/// still passes its target. Also makes sure a regression cannot be filed under a name that
+/// is not a target.
+#[test]
+fn every_recorded_regression_passes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
+    let mut replayed = 0;
+    for dir in std::fs::read_dir(&root).expect("the regressions folder exists") {
+        let dir = dir.expect("readable regressions folder");
+        let name = dir.file_name().to_string_lossy().into_owned();
+        let (_, target) = TARGETS
+            .iter()
+            .find(|(target, _)| *target == name)
+            .unwrap_or_else(|| panic!("regressions/{name} names no fuzz target"));
+        for file in std::fs::read_dir(dir.path()).expect("readable target folder") {
+            let path = file.expect("readable entry").path();
+            let input = std::fs::read(&path).expect("readable regression input");
+            eprintln!("replaying {}", path.display());
+            target(&input);
+            replayed += 1;
+        }
+    }
+    assert!(replayed > 0, "no regression inputs found under {}", root.display());
+}
