@@ -42,6 +42,8 @@ riffle_bin=${RIFFLE_BIN:-$root/target/release/riffle}
 startup_wait_s=60
 
 say() { echo "bench-compare: $*" >&2; }
+# stop_server, run_child, wait_for_line, hwm_kib
+. "$root/scripts/lib/bench-common.sh"
 
 # The temp dir (riffle's data dir among others) lives under target/ rather than $TMPDIR: a
 # tmpfs temp dir would make fdatasync free and flatter riffle's durable writes.
@@ -52,31 +54,6 @@ riffle_pid=""
 riffle_async_pid=""
 kinesalite_pid=""
 child_pid=""
-
-stop_server() {
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    # A server that ignores SIGTERM for 10 s is killed. (Polling with kill -0 would not see
-    # the exit: an exited child stays a zombie until waited for.)
-    (sleep 10 && kill -KILL "$pid" 2>/dev/null) &
-    local watchdog=$!
-    wait "$pid" 2>/dev/null || true
-    kill "$watchdog" 2>/dev/null || true
-    wait "$watchdog" 2>/dev/null || true
-}
-
-# Runs a command in the background and waits for it: unlike a foreground command, `wait` is
-# interrupted by SIGINT/SIGTERM, so the traps below run at once.
-run_child() {
-    "$@" &
-    child_pid=$!
-    local status=0
-    wait "$child_pid" || status=$?
-    child_pid=""
-    return "$status"
-}
 
 cleanup() {
     stop_server "$child_pid"
@@ -106,21 +83,6 @@ if [ ! -f "$kinesalite_dir/package.json" ] ||
 fi
 
 # --- start both servers --------------------------------------------------------------------
-# Waits until FILE has a line matching PATTERN written by process PID; prints that line.
-wait_for_line() {
-    local pid=$1 file=$2 pattern=$3 line
-    for _ in $(seq 1 $((startup_wait_s * 10))); do
-        line=$(grep -m1 -E "$pattern" "$file" 2>/dev/null || true)
-        if [ -n "$line" ]; then
-            echo "$line"
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
 "$riffle_bin" serve --listen 127.0.0.1:0 --data-dir "$work/riffle-data" --limits off \
     >"$work/riffle.out" 2>"$work/riffle.log" &
 riffle_pid=$!
@@ -186,7 +148,6 @@ for entry in "${workloads[@]}"; do
 done
 
 # Peak resident memory over the whole run, before the servers are stopped.
-hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 riffle_hwm=$(hwm_kib "$riffle_pid")
 riffle_async_hwm=$(hwm_kib "$riffle_async_pid")
 kinesalite_hwm=$(hwm_kib "$kinesalite_pid")

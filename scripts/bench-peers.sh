@@ -57,6 +57,8 @@ riffle_bin=$root/target/release/riffle
 nats_bench_bin=$root/target/release/riffle-bench-nats
 
 say() { echo "bench-peers: $*" >&2; }
+# stop_server, run_child, wait_for_line, hwm_kib
+. "$root/scripts/lib/bench-common.sh"
 
 # Seconds in BENCH_DURATION (10s, 500ms, 2m), for tools that count requests instead of time.
 duration_s=$(node -e '
@@ -69,31 +71,6 @@ mkdir -p "$work_parent"
 work=$(mktemp -d "$work_parent/bench-peers.XXXXXX")
 server_pid=""
 child_pid=""
-
-stop_server() {
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    # A server that ignores SIGTERM for 10 s is killed. (An exited child stays a zombie until
-    # waited for, so kill -0 polling would not see the exit.)
-    (sleep 10 && kill -KILL "$pid" 2>/dev/null) &
-    local watchdog=$!
-    wait "$pid" 2>/dev/null || true
-    kill "$watchdog" 2>/dev/null || true
-    wait "$watchdog" 2>/dev/null || true
-}
-
-# Runs a command in the background and waits for it: `wait` is interrupted by SIGINT/SIGTERM,
-# so the traps below run at once.
-run_child() {
-    "$@" &
-    child_pid=$!
-    local status=0
-    wait "$child_pid" || status=$?
-    child_pid=""
-    return "$status"
-}
 
 cleanup() {
     stop_server "$child_pid"
@@ -147,21 +124,6 @@ free_port() {
 s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
 }
 
-# Waits until FILE has a line matching PATTERN written by process PID; prints that line.
-wait_for_line() {
-    local pid=$1 file=$2 pattern=$3 line
-    for _ in $(seq 1 $((startup_wait_s * 10))); do
-        line=$(grep -m1 -E "$pattern" "$file" 2>/dev/null || true)
-        if [ -n "$line" ]; then
-            echo "$line"
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
 # Waits until process PID accepts TCP connections on 127.0.0.1:PORT.
 wait_for_port() {
     local pid=$1 port=$2
@@ -174,8 +136,6 @@ wait_for_port() {
     done
     return 1
 }
-
-hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 results="$work/results"
 mkdir -p "$results"

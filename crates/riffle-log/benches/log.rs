@@ -34,14 +34,24 @@ fn payloads() -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn append_many(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let (mut log, _) = Log::open(dir.path(), LogOptions::default()).expect("a new log opens");
-    let payloads = payloads();
-    let frames: Vec<(EntryMeta, &[u8])> = payloads
+fn frames(payloads: &[Vec<u8>]) -> Vec<(EntryMeta, &[u8])> {
+    payloads
         .iter()
         .map(|payload| (meta(), payload.as_slice()))
-        .collect();
+        .collect()
+}
+
+/// A new, empty log in a temporary directory (dropped with the directory).
+fn new_log() -> (tempfile::TempDir, Log) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (log, _) = Log::open(dir.path(), LogOptions::default()).expect("a new log opens");
+    (dir, log)
+}
+
+fn append_many(c: &mut Criterion) {
+    let (_dir, mut log) = new_log();
+    let payloads = payloads();
+    let frames = frames(&payloads);
     let mut group = c.benchmark_group("log");
     group.throughput(Throughput::Elements(FRAMES as u64));
     // The log grows by ~30 MB per 1,000 iterations; segments roll at 128 MiB as in production.
@@ -52,13 +62,9 @@ fn append_many(c: &mut Criterion) {
 }
 
 fn read_range(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let (mut log, _) = Log::open(dir.path(), LogOptions::default()).expect("a new log opens");
+    let (_dir, mut log) = new_log();
     let payloads = payloads();
-    let frames: Vec<(EntryMeta, &[u8])> = payloads
-        .iter()
-        .map(|payload| (meta(), payload.as_slice()))
-        .collect();
+    let frames = frames(&payloads);
     while log.next_index() <= READ_LOG_ENTRIES {
         log.append_many(&frames).expect("append");
     }
