@@ -40,8 +40,10 @@ pub mod reshard;
 pub mod scaler;
 pub mod service;
 pub mod shard_log;
+pub mod startup;
 pub mod subscribe;
 pub mod throttle;
+pub mod watermarks;
 
 pub use node::{Node, NodeConfig};
 pub use riffle_proto::KinesisError as Error;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use riffle_log::LogOptions;
+use riffle_log::{Expect, Log, LogOptions};
 use tokio::sync::{watch, Mutex as AsyncMutex};
 
 use crate::meta::{
@@ -27,6 +27,8 @@ use crate::metrics::{ShardMetrics, StreamMetrics};
 use crate::reshard::{self, OpenShard, Step};
 use crate::shard_log::{AppendError, Durability, Flusher, ShardLog};
 use crate::throttle::{ControlThrottle, Limits, ShardThrottle};
+use crate::watermarks::{self, WatermarkDocument};
+use crate::startup;
 
 /// Everything `riffle serve` can configure about the domain.
 #[derive(Debug, Clone)]
@@ -58,6 +60,9 @@ pub struct NodeConfig {
     pub commitment_minimum: Duration,
     /// The KMS keys of `--kms-keys` (see [`crate::crypto`]); empty without one.
     pub kms_keys: Arc<crate::crypto::KeyStore>,
+    /// `--accept-data-loss`: start even when shard logs lack acknowledged data or hold damaged
+    /// data, setting the damage aside (see [`Node::open`]) instead of refusing.
+    pub accept_data_loss: bool,
 }
 
 impl NodeConfig {
@@ -80,6 +85,7 @@ impl NodeConfig {
                 riffle_proto::limits::BILLING_COMMITMENT_MIN_MS,
             ),
             kms_keys: Arc::new(crate::crypto::KeyStore::empty()),
+            accept_data_loss: false,
         }
     }
 }
@@ -107,6 +113,12 @@ pub enum OpenError {
     },
     /// A stream's records are sealed with a key this start cannot provide.
     Encryption(String),
+    /// The data directory has no catalogue but holds these entries: not riffle's, or a
+    /// riffle directory whose `meta.json` was lost.
+    Foreign { dir: PathBuf, entries: Vec<String> },
+    /// Acknowledged data is missing or damaged, or data the catalogue does not name is
+    /// present: one line each. Nothing was changed on disk.
+    DataLost(Vec<String>),
 }
 
 impl std::fmt::Display for OpenError {
@@ -122,6 +134,34 @@ impl std::fmt::Display for OpenError {
             }
             OpenError::Io { path, error } => write!(f, "{}: {error}", path.display()),
             OpenError::Encryption(reason) => f.write_str(reason),
+            OpenError::Foreign { dir, entries } => write!(
+                f,
+                "{} is not empty and has no meta.json, so it is not a riffle data directory \
+                 (or its catalogue was lost); it holds: {}. riffle starts only in an empty or \
+                 new directory, or in one it wrote, and never deletes what it did not write: \
+                 pick another --data-dir, or restore meta.json from a backup",
+                dir.display(),
+                entries.join(", ")
+            ),
+            OpenError::DataLost(problems) => {
+                write!(
+                    f,
+                    "refusing to start: {} problem(s) with the data directory, nothing was \
+                     changed:",
+                    problems.len()
+                )?;
+                for problem in problems {
+                    write!(f, "\n  - {problem}")?;
+                }
+                write!(
+                    f,
+                    "\nRestore the missing files from a backup, or start with \
+                     --accept-data-loss to move the damaged or unknown data into \
+                     lost+found/ inside the data directory and go on without it (a damaged \
+                     open shard is closed at its last intact record and a new shard takes \
+                     its hash range)."
+                )
+            }
         }
     }
 }
@@ -334,7 +374,15 @@ pub struct Node {
     pub subscriptions: crate::subscribe::Subscriptions,
     /// Account settings by account id (see `crate::advantage`); changed under `control`.
     accounts: RwLock<BTreeMap<String, AccountMeta>>,
+    /// Directories (`DIR_ID` or `DIR_ID/ORDINAL` under `streams/`) being removed: persisted
+    /// with the catalogue as `removing`, so a start after a crash knows they are leftovers.
+    removing: std::sync::Mutex<Vec<String>>,
+    /// The last watermarks written (see `crate::watermarks`); its lock orders the writes.
+    watermarks: std::sync::Mutex<WatermarkDocument>,
 }
+
+/// How often the watermarks are rewritten (when something changed).
+const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -388,28 +436,44 @@ fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
 }
 
 impl Node {
-    /// Opens the data directory, recovers every shard log and starts the flusher. Fails with a
-    /// clear message on corruption rather than serving a damaged log.
+    /// Opens the data directory, recovers every shard log and starts the flusher.
+    ///
+    /// Refuses, changing nothing, a directory it cannot account for (see `crate::startup`)
+    /// and any shard log that lacks acknowledged data or holds damaged data (see
+    /// `crate::watermarks`), naming every such shard at once. With
+    /// `config.accept_data_loss` it instead sets the damaged parts aside in
+    /// `DATA/lost+found/` and closes each damaged open shard at its last intact record, with
+    /// a new shard taking its hash range, so that no sequence number is ever issued twice.
     pub fn open(config: NodeConfig) -> Result<Arc<Node>, OpenError> {
-        std::fs::create_dir_all(streams_dir(&config.data_dir))
-            .map_err(io_error(&config.data_dir))?;
+        let data_dir = config.data_dir.clone();
+        let loaded = if startup::has_catalogue(&data_dir) {
+            meta::load(&data_dir).map_err(OpenError::Meta)?
+        } else {
+            match startup::check_new_dir(&data_dir).map_err(io_error(&data_dir))? {
+                Ok(()) => None,
+                Err(entries) => return Err(OpenError::Foreign { dir: data_dir, entries }),
+            }
+        };
+        riffle_log::create_owner_only_dirs(&streams_dir(&data_dir))
+            .map_err(io_error(&data_dir))?;
         let linger = match config.durability {
             Durability::Async { interval_ms } => Duration::from_millis(interval_ms),
             Durability::Sync | Durability::None => Duration::ZERO,
         };
-        let flusher = Flusher::start(linger).map_err(io_error(&config.data_dir))?;
-        let document = meta::load(&config.data_dir).map_err(OpenError::Meta)?;
-        let fresh = document.is_none();
-        let document = document.unwrap_or_else(|| MetaDocument {
+        let flusher = Flusher::start(linger).map_err(io_error(&data_dir))?;
+        let fresh = loaded.is_none();
+        let mut document = loaded.unwrap_or_else(|| MetaDocument {
             format_version: meta::META_FORMAT_VERSION,
             token_key_hex: hex(&random_bytes::<32>()),
             streams: Vec::new(),
             accounts: BTreeMap::new(),
             aws_managed_key: None,
+            removing: Vec::new(),
+            watermarks: false,
         });
         let token_key = parse_hex_key(&document.token_key_hex).ok_or_else(|| {
             OpenError::Meta(meta::MetaError::Corrupt {
-                path: config.data_dir.join("meta.json"),
+                path: data_dir.join(meta::META_FILE),
                 reason: "token_key_hex is not 64 hex digits".into(),
             })
         })?;
@@ -425,15 +489,171 @@ impl Node {
                 crate::encryption::restore(&keys, stream_meta).map_err(OpenError::Encryption)?,
             );
         }
+
+        let marks = match watermarks::load(&data_dir).map_err(OpenError::Meta)? {
+            Some(marks) => marks,
+            None if document.watermarks && !config.accept_data_loss => {
+                return Err(OpenError::DataLost(vec![format!(
+                    "{} is missing although {} says it was kept: without it riffle cannot \
+                     tell whether any shard lost acknowledged records",
+                    data_dir.join(watermarks::WATERMARKS_FILE).display(),
+                    data_dir.join(meta::META_FILE).display()
+                )]))
+            }
+            // A directory written before watermarks existed (or the operator accepts the
+            // loss of the file): nothing is known beyond what the logs and catalogue say.
+            None => WatermarkDocument::default(),
+        };
+        let now = now_ms();
+        let keep = startup::lost_and_found(&data_dir, now);
+        let mut problems = Vec::new();
+        let mut changed = false;
+
+        // Directories the catalogue does not name.
+        for found in startup::sweep_streams(&data_dir, &document).map_err(io_error(&data_dir))? {
+            match found {
+                startup::Unknown::Removed(_) => {}
+                startup::Unknown::Unaccounted(relative) if config.accept_data_loss => {
+                    let to = startup::set_aside_dir(&data_dir, &relative, &keep)
+                        .map_err(io_error(&data_dir))?;
+                    tracing::warn!(dir = %relative, kept = %to.display(), "set aside data the catalogue does not name (--accept-data-loss)");
+                }
+                startup::Unknown::Unaccounted(relative) => problems.push(format!(
+                    "{} holds data that {} does not name; riffle will not delete or adopt it \
+                     (restore the catalogue that names it, or move it out of the data directory)",
+                    streams_dir(&data_dir).join(&relative).display(),
+                    meta::META_FILE
+                )),
+            }
+        }
+        if !document.removing.is_empty() {
+            document.removing.clear();
+            changed = true;
+        }
+
+        // Every shard log, checked against what was synced and trimmed.
+        let mut logs: Vec<Vec<Option<Log>>> = Vec::with_capacity(document.streams.len());
+        let mut damaged: Vec<(usize, usize)> = Vec::new();
+        for (stream_position, stream_meta) in document.streams.iter().enumerate() {
+            let mut stream_logs = Vec::with_capacity(stream_meta.shards.len());
+            for (shard_position, shard_meta) in stream_meta.shards.iter().enumerate() {
+                let name = format!(
+                    "stream {} (account {}) {}",
+                    stream_meta.name,
+                    stream_meta.account,
+                    riffle_proto::shard_id::shard_id(shard_meta.ordinal)
+                );
+                let mark = marks
+                    .shards
+                    .get(&watermarks::key(&stream_meta.dir_id, shard_meta.ordinal))
+                    .copied()
+                    .unwrap_or_default();
+                let closed_last = shard_meta.closed.map_or(0, |closed| closed.last_index);
+                let expect = Expect {
+                    synced_through: mark.synced.max(closed_last),
+                    torn_tail_allowed: !marks.clean_shutdown,
+                };
+                let dir = shard_dir(&data_dir, &stream_meta.dir_id, shard_meta.ordinal);
+                match Self::open_log(&config, &dir, expect, mark.first, &keep, &name) {
+                    Ok((log, lost)) => {
+                        if let Some(lost) = lost {
+                            problems.push(format!("{name}: {lost}"));
+                            damaged.push((stream_position, shard_position));
+                        }
+                        stream_logs.push(Some(log));
+                    }
+                    Err(error) => {
+                        problems.push(format!("{name}: {error}"));
+                        stream_logs.push(None);
+                    }
+                }
+            }
+            logs.push(stream_logs);
+        }
+        if config.accept_data_loss {
+            for problem in &problems {
+                tracing::warn!(%problem, "going on without lost or damaged data (--accept-data-loss)");
+            }
+        } else if !problems.is_empty() {
+            return Err(OpenError::DataLost(problems));
+        }
+
+        // Accepted damage: each damaged shard closes at its last intact record; an open one
+        // hands its hash range to a new shard, so its lost sequence numbers are never
+        // issued again.
+        for &(stream_position, shard_position) in &damaged {
+            let Some(last_index) = logs[stream_position][shard_position]
+                .as_ref()
+                .map(Log::last_index)
+            else {
+                continue;
+            };
+            let stream_meta = &mut document.streams[stream_position];
+            let shard_meta = stream_meta.shards[shard_position].clone();
+            match shard_meta.closed {
+                Some(closed) => {
+                    stream_meta.shards[shard_position].closed = Some(ClosedShard {
+                        last_index: closed.last_index.min(last_index),
+                        ..closed
+                    });
+                }
+                None => {
+                    stream_meta.shards[shard_position].closed = Some(ClosedShard {
+                        last_index,
+                        closed_ms: now,
+                    });
+                    let ordinal = stream_meta.next_shard_ordinal;
+                    stream_meta.next_shard_ordinal += 1;
+                    let replacement = ShardMeta {
+                        ordinal,
+                        starting_hash_key: shard_meta.starting_hash_key,
+                        ending_hash_key: shard_meta.ending_hash_key,
+                        parent: Some(shard_meta.ordinal),
+                        adjacent_parent: None,
+                        created_ms: now,
+                        sequence_epoch_s: (now / 1000).max(shard_meta.sequence_epoch_s() + 1),
+                        closed: None,
+                    };
+                    let dir = shard_dir(&data_dir, &stream_meta.dir_id, ordinal);
+                    let (log, _) = Log::open(&dir, config.log_options)
+                        .map_err(|error| OpenError::Log { dir, error })?;
+                    tracing::warn!(
+                        stream = %stream_meta.name,
+                        closed = %riffle_proto::shard_id::shard_id(shard_meta.ordinal),
+                        replacement = %riffle_proto::shard_id::shard_id(ordinal),
+                        "closed a damaged shard at its last intact record; a new shard takes its hash range"
+                    );
+                    stream_meta.shards.push(replacement);
+                    logs[stream_position].push(Some(log));
+                }
+            }
+            changed = true;
+        }
+
         let mut streams = HashMap::new();
-        for (stream_meta, crypto) in document.streams.iter().zip(cryptos) {
-            let stream = Self::open_stream(&config, &flusher, stream_meta, crypto)?;
+        for ((stream_meta, crypto), stream_logs) in document.streams.iter().zip(cryptos).zip(logs) {
+            let mut shard_logs = Vec::with_capacity(stream_logs.len());
+            for (shard_meta, log) in stream_meta.shards.iter().zip(stream_logs) {
+                let dir = shard_dir(&data_dir, &stream_meta.dir_id, shard_meta.ordinal);
+                let log = log.ok_or_else(|| OpenError::DataLost(vec![format!(
+                    "{} could not be opened",
+                    dir.display()
+                )]))?;
+                let log = ShardLog::from_log(
+                    log,
+                    config.durability,
+                    flusher.clone(),
+                    shard_meta.closed.is_some(),
+                )
+                .map_err(|error| OpenError::Log { dir, error })?;
+                shard_logs.push(log);
+            }
+            let stream = Self::build_stream(&config, stream_meta, shard_logs, crypto)?;
             streams.insert(
                 (stream.account.clone(), stream.name.clone()),
                 Arc::new(stream),
             );
         }
-        Self::remove_orphans(&config.data_dir, &document)?;
         let node = Arc::new(Node {
             control_throttle: ControlThrottle::for_limits(config.limits),
             config,
@@ -444,33 +664,105 @@ impl Node {
             flusher,
             subscriptions: crate::subscribe::Subscriptions::default(),
             accounts: RwLock::new(document.accounts.clone()),
+            removing: std::sync::Mutex::new(Vec::new()),
+            watermarks: std::sync::Mutex::new(marks),
         });
-        if fresh {
+        // The watermarks first (this start is not clean until it shuts down cleanly), then a
+        // catalogue that says they exist: a crash between the two leaves a catalogue that
+        // does not yet expect them.
+        node.write_watermarks(false).map_err(OpenError::Meta)?;
+        if fresh || changed || !document.watermarks {
             node.persist_blocking(&node.catalogue())
                 .map_err(OpenError::Meta)?;
         }
         Ok(node)
     }
 
-    fn open_stream(
+    /// Opens one shard's log against its watermarks: `Ok((log, None))` when everything
+    /// acknowledged is there, `Ok((log, Some(what)))` when data was lost and
+    /// `accept_data_loss` set the damage aside (the log ends at its last intact record),
+    /// `Err` when data was lost and the start must be refused (nothing was changed).
+    fn open_log(
         config: &NodeConfig,
-        flusher: &Flusher,
+        dir: &Path,
+        expect: Expect,
+        first_kept: u64,
+        keep: &Path,
+        name: &str,
+    ) -> Result<(Log, Option<String>), riffle_log::LogError> {
+        use riffle_log::LogError;
+        let mut lost = None;
+        let mut log = match Log::open_expecting(dir, config.log_options, expect) {
+            Ok((log, report)) => {
+                if report.torn_tail_bytes_truncated > 0 {
+                    tracing::warn!(
+                        shard = %name,
+                        bytes = report.torn_tail_bytes_truncated,
+                        synced_through = expect.synced_through,
+                        "cut an incomplete write after the last synced index (a crash \
+                         interrupted it before its fsync, so it was never acknowledged)"
+                    );
+                }
+                log
+            }
+            Err(error @ (LogError::Corrupt { .. } | LogError::Missing { .. }))
+                if config.accept_data_loss =>
+            {
+                let (damaged, offset) = match &error {
+                    LogError::Corrupt { path, offset, .. } => (path.clone(), Some(*offset)),
+                    LogError::Missing { path, .. } => (path.clone(), None),
+                    _ => unreachable!("matched above"),
+                };
+                if damaged.is_file() {
+                    let relative = dir
+                        .strip_prefix(&config.data_dir)
+                        .unwrap_or(dir)
+                        .to_path_buf();
+                    let report =
+                        riffle_log::salvage::set_aside(dir, &damaged, offset, &keep.join(relative))?;
+                    tracing::warn!(shard = %name, files = report.files, bytes = report.bytes_removed_from_log, kept = %keep.display(), "set damaged log data aside (--accept-data-loss)");
+                }
+                lost = Some(error.to_string());
+                Log::open(dir, config.log_options)?.0
+            }
+            Err(error) => return Err(error),
+        };
+        if first_kept > log.first_index() {
+            // A retention pass recorded its new first index, then a crash stopped it before
+            // (or while) it deleted the segments below: finish it.
+            log.purge_before(first_kept)?;
+        } else if first_kept > 0 && log.first_index() > first_kept && log.last_index() > 0 {
+            let error = LogError::Missing {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "the log starts at index {}, but retention had kept everything from \
+                     index {first_kept}: segments at the start of the log are gone",
+                    log.first_index()
+                ),
+            };
+            if !config.accept_data_loss {
+                return Err(error);
+            }
+            // The start of a log is history: going on loses those records but no sequence
+            // number can be reissued, so the shard stays as it is.
+            lost.get_or_insert_with(|| error.to_string());
+        }
+        Ok((log, lost))
+    }
+
+    /// A stream over opened shard logs (in `stream_meta.shards` order).
+    fn build_stream(
+        config: &NodeConfig,
         stream_meta: &StreamMeta,
+        logs: Vec<Arc<ShardLog>>,
         crypto: Option<Arc<crate::crypto::StreamCrypto>>,
     ) -> Result<Stream, OpenError> {
-        let mut shards = Vec::with_capacity(stream_meta.shards.len());
-        for shard_meta in &stream_meta.shards {
-            let dir = shard_dir(&config.data_dir, &stream_meta.dir_id, shard_meta.ordinal);
-            let log = ShardLog::open(
-                &dir,
-                config.log_options,
-                config.durability,
-                flusher.clone(),
-                shard_meta.closed.is_some(),
-            )
-            .map_err(|error| OpenError::Log { dir, error })?;
-            shards.push(Arc::new(Shard::new(shard_meta.clone(), log, config.limits)));
-        }
+        let mut shards: Vec<Arc<Shard>> = stream_meta
+            .shards
+            .iter()
+            .zip(logs)
+            .map(|(shard_meta, log)| Arc::new(Shard::new(shard_meta.clone(), log, config.limits)))
+            .collect();
         shards.sort_by_key(|shard| shard.meta.ordinal);
         // A stored policy was validated when it was put; one that no longer parses is refused
         // rather than dropped, since dropping a Deny could widen access.
@@ -540,37 +832,6 @@ impl Node {
         Ok(stream)
     }
 
-    /// Removes stream and shard directories the catalogue does not name: leftovers of a crash
-    /// during CreateStream, DeleteStream or a reshard.
-    fn remove_orphans(data_dir: &Path, document: &MetaDocument) -> Result<(), OpenError> {
-        let dir = streams_dir(data_dir);
-        let entries = std::fs::read_dir(&dir).map_err(io_error(&dir))?;
-        for entry in entries {
-            let entry = entry.map_err(io_error(&dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(stream) = document.streams.iter().find(|stream| stream.dir_id == name) else {
-                tracing::info!(dir = %name, "removing a stream directory the catalogue does not name");
-                std::fs::remove_dir_all(entry.path()).map_err(io_error(&entry.path()))?;
-                continue;
-            };
-            let stream_dir = entry.path();
-            let shards = std::fs::read_dir(&stream_dir).map_err(io_error(&stream_dir))?;
-            for shard in shards {
-                let shard = shard.map_err(io_error(&stream_dir))?;
-                let named = shard
-                    .file_name()
-                    .to_str()
-                    .and_then(|text| text.parse::<u32>().ok())
-                    .is_some_and(|ordinal| stream.shards.iter().any(|s| s.ordinal == ordinal));
-                if !named {
-                    tracing::info!(stream = %stream.name, dir = ?shard.file_name(), "removing a shard directory the catalogue does not name");
-                    std::fs::remove_dir_all(shard.path()).map_err(io_error(&shard.path()))?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn catalogue(&self) -> MetaDocument {
         self.catalogue_with(None)
     }
@@ -604,6 +865,12 @@ impl Node {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
             aws_managed_key: self.keys.managed().cloned(),
+            removing: self
+                .removing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            watermarks: true,
         }
     }
 
@@ -720,26 +987,42 @@ impl Node {
         };
         let config = self.config.clone();
         let flusher = self.flusher.clone();
-        // Shard directories first, catalogue second: a crash in between leaves only orphan
-        // directories, which the next start removes.
+        // Shard directories first, catalogue second, publication last: a crash before the
+        // catalogue names the stream leaves directories of empty logs, which the next start
+        // recognises as holding no data and removes; and no put can reach the stream (and be
+        // acknowledged) before the catalogue that names it is durable.
+        let document_meta = stream_meta.clone();
         let stream = tokio::task::spawn_blocking(move || {
-            Self::open_stream(&config, &flusher, &stream_meta, None)
+            let mut logs = Vec::with_capacity(stream_meta.shards.len());
+            for shard_meta in &stream_meta.shards {
+                let dir = shard_dir(&config.data_dir, &stream_meta.dir_id, shard_meta.ordinal);
+                let log = ShardLog::open(
+                    &dir,
+                    config.log_options,
+                    config.durability,
+                    flusher.clone(),
+                    false,
+                    Expect::default(),
+                )
+                .map_err(|error| OpenError::Log { dir, error })?;
+                logs.push(log);
+            }
+            Self::build_stream(&config, &stream_meta, logs, None)
         })
         .await
         .map_err(|error| crate::Error::internal(format!("stream creation failed: {error}")))?
         .map_err(|error| crate::Error::internal(error.to_string()))?;
         let stream = Arc::new(stream);
+        let mut document = self.catalogue();
+        document.streams.push(document_meta);
+        document
+            .streams
+            .sort_by(|a, b| (&a.account, &a.name).cmp(&(&b.account, &b.name)));
+        self.persist_document(document).await?;
         self.streams
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert((account.to_owned(), name.to_owned()), Arc::clone(&stream));
-        if let Err(error) = self.persist().await {
-            self.streams
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&(account.to_owned(), name.to_owned()));
-            return Err(error);
-        }
         Ok(stream)
     }
 
@@ -750,14 +1033,18 @@ impl Node {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
-        self.persist().await?;
-        let dir = streams_dir(&self.config.data_dir).join(&stream.dir_id);
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = std::fs::remove_dir_all(&dir) {
-                // The catalogue no longer names it: the next start removes it.
-                tracing::warn!(dir = %dir.display(), %error, "could not remove a deleted stream's data");
-            }
-        });
+        // The catalogue that drops the stream also lists its directory as being removed, so a
+        // start after a crash mid-removal knows the leftover is one.
+        self.start_removing(&stream.dir_id);
+        if let Err(error) = self.persist().await {
+            self.finish_removing(&stream.dir_id);
+            self.streams
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, Arc::clone(stream));
+            return Err(error);
+        }
+        self.remove_data_dir(stream.dir_id.clone());
         Ok(())
     }
 
@@ -877,6 +1164,7 @@ impl Node {
                         config.durability,
                         flusher.clone(),
                         false,
+                        Expect::default(),
                     )
                     .map_err(|error| {
                         crate::Error::internal(format!(
@@ -1038,7 +1326,9 @@ impl Node {
             // leaves the disk at most ~10 % later than it leaves the API.
             let roll_before_ms = now.saturating_sub(retention_ms / 10);
             for shard in &state.shards {
-                if let Err(error) = shard.log.trim(cutoff_ms, roll_before_ms) {
+                let key = watermarks::key(&stream.dir_id, shard.meta.ordinal);
+                let record_first = |first: u64| self.record_first(&key, first);
+                if let Err(error) = shard.log.trim(cutoff_ms, roll_before_ms, record_first) {
                     tracing::error!(stream = %stream.name, shard = %shard.id(), %error, "retention failed");
                 }
             }
@@ -1071,6 +1361,15 @@ impl Node {
                 continue;
             }
             let mut gone = Vec::new();
+            let listed: Vec<String> = state
+                .shards
+                .iter()
+                .filter(|shard| expired(shard))
+                .map(|shard| format!("{}/{}", stream.dir_id, shard.meta.ordinal))
+                .collect();
+            for relative in &listed {
+                self.start_removing(relative);
+            }
             let result = self
                 .update_stream(&stream, |state| {
                     state.shards.retain(|shard| {
@@ -1086,18 +1385,124 @@ impl Node {
             match result {
                 Ok(()) => {
                     for ordinal in gone {
-                        let dir = shard_dir(&self.config.data_dir, &stream.dir_id, ordinal);
                         tracing::info!(stream = %stream.name, shard = ordinal, "closed shard expired");
-                        if let Err(error) = std::fs::remove_dir_all(&dir) {
-                            // The catalogue no longer names it: the next start removes it.
-                            tracing::warn!(dir = %dir.display(), %error, "could not remove an expired shard's log");
-                        }
+                        self.remove_data_dir(format!("{}/{ordinal}", stream.dir_id));
                     }
                 }
                 Err(error) => {
+                    for relative in &listed {
+                        self.finish_removing(relative);
+                    }
                     tracing::error!(stream = %stream.name, %error, "could not expire closed shards")
                 }
             }
+        }
+    }
+
+    fn start_removing(&self, relative: &str) {
+        self.removing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(relative.to_owned());
+    }
+
+    fn finish_removing(&self, relative: &str) {
+        self.removing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|entry| entry != relative);
+    }
+
+    /// Removes `DATA/streams/<relative>`, then forgets it was being
+    /// removed (the next catalogue write drops it from `removing`; until then a start would
+    /// only find it gone).
+    fn remove_data_dir(&self, relative: String) {
+        let dir = streams_dir(&self.config.data_dir).join(&relative);
+        let result = std::fs::remove_dir_all(&dir);
+        match result {
+            Ok(()) => self.finish_removing(&relative),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                self.finish_removing(&relative)
+            }
+            // Still listed in `removing`: the next start finishes it.
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "could not remove data the catalogue no longer needs")
+            }
+        }
+    }
+
+    /// Records `first` as shard `key`'s first kept index, durably, before retention deletes
+    /// the segments below it.
+    fn record_first(&self, key: &str, first: u64) -> std::io::Result<()> {
+        let mut marks = self.watermarks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = marks.clone();
+        let mark = next.shards.entry(key.to_owned()).or_default();
+        mark.first = mark.first.max(first);
+        next.clean_shutdown = false;
+        watermarks::store(&self.config.data_dir, &next, self.durable_meta())
+            .map_err(|error| std::io::Error::other(error.to_string()))?;
+        *marks = next;
+        Ok(())
+    }
+
+    /// Writes `DATA/watermarks.json` from every shard's current first and synced index, if
+    /// anything changed since the last write (or `clean_shutdown` is asked for).
+    pub fn write_watermarks(&self, clean_shutdown: bool) -> Result<(), meta::MetaError> {
+        let streams = self.all_streams();
+        let mut marks = self.watermarks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = WatermarkDocument {
+            format_version: watermarks::WATERMARKS_FORMAT_VERSION,
+            clean_shutdown,
+            shards: BTreeMap::new(),
+        };
+        for stream in streams {
+            for shard in &stream.state().shards {
+                let key = watermarks::key(&stream.dir_id, shard.meta.ordinal);
+                let (first, synced) = shard.log.marks();
+                let recorded = marks.shards.get(&key).map_or(0, |mark| mark.first);
+                next.shards.insert(
+                    key,
+                    watermarks::Mark {
+                        first: first.max(recorded),
+                        synced,
+                    },
+                );
+            }
+        }
+        if next == *marks && !clean_shutdown {
+            return Ok(());
+        }
+        watermarks::store(&self.config.data_dir, &next, self.durable_meta())?;
+        *marks = next;
+        Ok(())
+    }
+
+    /// Rewrites the watermarks about once a second while anything changes (see
+    /// `crate::watermarks`). Runs until the node is dropped.
+    pub fn start_watermarks(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(WATERMARK_INTERVAL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(node) = weak.upgrade() else { return };
+                let result = tokio::task::spawn_blocking(move || node.write_watermarks(false)).await;
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::error!(%error, "could not write the watermarks"),
+                    Err(error) => tracing::error!(%error, "watermark writer panicked"),
+                }
+            }
+        });
+    }
+
+    /// Clean shutdown: fsyncs every shard, then records that nothing written is unsynced, so
+    /// the next start treats any damaged end as lost data rather than a torn write.
+    pub fn shut_down_cleanly(&self) {
+        self.sync_all();
+        if let Err(error) = self.write_watermarks(true) {
+            tracing::error!(%error, "could not record the clean shutdown");
         }
     }
 

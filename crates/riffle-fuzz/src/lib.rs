@@ -201,7 +201,12 @@ pub fn recovery_scan(data: &[u8]) {
                 .expect("a log that opened reads back");
             assert_eq!(entries.len() as u64, report.entries);
         }
-        Err(LogError::Corrupt { .. } | LogError::Io(_) | LogError::InvalidArgument(_)) => {}
+        Err(
+            LogError::Corrupt { .. }
+            | LogError::Missing { .. }
+            | LogError::Io(_)
+            | LogError::InvalidArgument(_),
+        ) => {}
         Err(LogError::Poisoned) => panic!("a fresh log cannot be poisoned"),
     }
 }

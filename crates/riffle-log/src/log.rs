@@ -12,7 +12,9 @@ use crate::frame::{self, FrameHeader, FRAME_PAYLOAD_BYTES_MAX};
 use crate::reader::LogReader;
 use crate::recovery;
 use crate::segment::{self, Segment, SegmentState, WalkFrom};
-use crate::{EntryMeta, LogError, LogOptions, RecoveryReport, SegmentInfo, APPEND_BYTES_MAX};
+use crate::{
+    EntryMeta, Expect, LogError, LogOptions, RecoveryReport, SegmentInfo, APPEND_BYTES_MAX,
+};
 
 /// Which fsync flavour to issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,9 +157,21 @@ impl Log {
     /// other damage is [`LogError::Corrupt`]. Everything recovered is fsynced, so
     /// `durable_index() == last_index()` afterwards.
     pub fn open(dir: &Path, options: LogOptions) -> Result<(Log, RecoveryReport), LogError> {
+        Log::open_expecting(dir, options, Expect::default())
+    }
+
+    /// [`Log::open`], checking what the caller knows must be there: a log that ends below
+    /// `expect.synced_through`, or a damaged end that would have to be cut although
+    /// `expect` rules out a torn write, fails with [`LogError::Missing`] before anything on
+    /// disk is changed.
+    pub fn open_expecting(
+        dir: &Path,
+        options: LogOptions,
+        expect: Expect,
+    ) -> Result<(Log, RecoveryReport), LogError> {
         options.validate()?;
         let shared = Arc::new(Shared::new(dir.to_path_buf()));
-        let recovered = recovery::recover(&shared, &options)?;
+        let recovered = recovery::recover(&shared, &options, &expect)?;
         let active = recovered.active;
         let (next_index, last_term) = {
             let state = active.state();

@@ -159,18 +159,24 @@ impl Segment {
         }
     }
 
-    /// Opens an existing segment file for reading and writing.
+    /// Opens an existing segment file for reading and writing. A file left readable by
+    /// others (by an older riffle, or a copy) is made owner-only: records are private.
     pub fn open_file(path: &Path) -> io::Result<File> {
-        OpenOptions::new().read(true).write(true).open(path)
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        crate::owner_only_file(&file)?;
+        Ok(file)
     }
 
-    /// Creates a new, empty segment file; fails if it already exists.
+    /// Creates a new, empty segment file, readable by its owner only; fails if it already
+    /// exists.
     pub fn create_file(path: &Path) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
+        crate::owner_only_options(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true),
+        )
+        .open(path)
     }
 
     /// Shared access to the state. A panic while the lock was held cannot leave the state

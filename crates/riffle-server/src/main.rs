@@ -73,6 +73,12 @@ struct ServeArgs {
     /// Keep data in a throwaway temporary directory, never fsync, delete it on exit (tests).
     #[arg(long, conflicts_with = "data_dir")]
     in_memory: bool,
+    /// Start even though acknowledged records are missing or damaged, or the data directory
+    /// holds data the catalogue does not name: the damaged or unknown data is moved into
+    /// DATA/lost+found/ (never deleted) and a damaged open shard is closed at its last intact
+    /// record, with a new shard taking its hash range. Without it such a start is refused.
+    #[arg(long)]
+    accept_data_loss: bool,
     /// When a write is acknowledged relative to fdatasync.
     #[arg(long, value_enum, default_value = "sync")]
     durability: DurabilityArg,
@@ -211,6 +217,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let mut config = NodeConfig::new(data_dir);
     config.ephemeral = ephemeral;
+    config.accept_data_loss = args.accept_data_loss;
     config.durability = match (args.in_memory, args.durability) {
         (true, _) => Durability::None,
         (false, DurabilityArg::Sync) => Durability::Sync,
@@ -311,6 +318,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     node.start_retention();
     node.start_scaler();
+    node.start_watermarks();
     // Tests and scripts read the port from this line; keep its shape.
     println!("riffle listening on {local}");
     if let Some(listener) = &metrics_listener {
@@ -356,7 +364,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     )
     .await;
     let final_node = std::sync::Arc::clone(&node);
-    let _ = tokio::task::spawn_blocking(move || final_node.sync_all()).await;
+    let _ = tokio::task::spawn_blocking(move || final_node.shut_down_cleanly()).await;
     drop(node);
     match result {
         Ok(()) => ExitCode::SUCCESS,
