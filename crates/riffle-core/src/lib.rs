@@ -21,6 +21,8 @@
 //! - [`reshard`]: pure plans for splits, merges and uniform scaling, with their lineage.
 //! - [`scaler`]: ON_DEMAND streams split hot shards and merge cold ones by themselves.
 //! - [`meta`]: the persisted catalogue (`meta.json`).
+//! - [`watermarks`]: each shard's synced and first-kept index, so a start can see lost data.
+//! - [`startup`]: what a start may do to a data directory, and what it must refuse.
 //! - [`metrics`]: CloudWatch's stream metrics as counters, their Prometheus text, and enhanced
 //!   (shard-level) monitoring.
 //! - [`advantage`]: the account's On-demand Advantage commitment, warm throughput.

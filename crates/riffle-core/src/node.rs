@@ -7,9 +7,10 @@
 //! stream up, routes each record with a binary search over the open shards' hash ranges, and
 //! appends to the shard logs.
 //!
-//! **Layout on disk.** `DATA/meta.json` (see [`crate::meta`]) and `DATA/streams/<dir_id>/<ordinal>/`
-//! holding each shard's segment log. Directories that `meta.json` does not name are leftovers of
-//! a crash during CreateStream or DeleteStream and are removed at start.
+//! **Layout on disk.** `DATA/meta.json` (see [`crate::meta`]), `DATA/watermarks.json` (see
+//! [`crate::watermarks`]) and `DATA/streams/<dir_id>/<ordinal>/` holding each shard's segment
+//! log. What a start does with directories the catalogue does not name, and with logs that
+//! lack what the watermarks say they hold, is in [`crate::startup`] and [`Node::open`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -26,9 +27,9 @@ use crate::meta::{
 use crate::metrics::{ShardMetrics, StreamMetrics};
 use crate::reshard::{self, OpenShard, Step};
 use crate::shard_log::{AppendError, Durability, Flusher, ShardLog};
+use crate::startup;
 use crate::throttle::{ControlThrottle, Limits, ShardThrottle};
 use crate::watermarks::{self, WatermarkDocument};
-use crate::startup;
 
 /// Everything `riffle serve` can configure about the domain.
 #[derive(Debug, Clone)]
@@ -115,7 +116,10 @@ pub enum OpenError {
     Encryption(String),
     /// The data directory has no catalogue but holds these entries: not riffle's, or a
     /// riffle directory whose `meta.json` was lost.
-    Foreign { dir: PathBuf, entries: Vec<String> },
+    Foreign {
+        dir: PathBuf,
+        entries: Vec<String>,
+    },
     /// Acknowledged data is missing or damaged, or data the catalogue does not name is
     /// present: one line each. Nothing was changed on disk.
     DataLost(Vec<String>),
@@ -451,11 +455,15 @@ impl Node {
         } else {
             match startup::check_new_dir(&data_dir).map_err(io_error(&data_dir))? {
                 Ok(()) => None,
-                Err(entries) => return Err(OpenError::Foreign { dir: data_dir, entries }),
+                Err(entries) => {
+                    return Err(OpenError::Foreign {
+                        dir: data_dir,
+                        entries,
+                    })
+                }
             }
         };
-        riffle_log::create_owner_only_dirs(&streams_dir(&data_dir))
-            .map_err(io_error(&data_dir))?;
+        riffle_log::create_owner_only_dirs(&streams_dir(&data_dir)).map_err(io_error(&data_dir))?;
         let linger = match config.durability {
             Durability::Async { interval_ms } => Duration::from_millis(interval_ms),
             Durability::Sync | Durability::None => Duration::ZERO,
@@ -635,10 +643,9 @@ impl Node {
             let mut shard_logs = Vec::with_capacity(stream_logs.len());
             for (shard_meta, log) in stream_meta.shards.iter().zip(stream_logs) {
                 let dir = shard_dir(&data_dir, &stream_meta.dir_id, shard_meta.ordinal);
-                let log = log.ok_or_else(|| OpenError::DataLost(vec![format!(
-                    "{} could not be opened",
-                    dir.display()
-                )]))?;
+                let log = log.ok_or_else(|| {
+                    OpenError::DataLost(vec![format!("{} could not be opened", dir.display())])
+                })?;
                 let log = ShardLog::from_log(
                     log,
                     config.durability,
@@ -718,8 +725,12 @@ impl Node {
                         .strip_prefix(&config.data_dir)
                         .unwrap_or(dir)
                         .to_path_buf();
-                    let report =
-                        riffle_log::salvage::set_aside(dir, &damaged, offset, &keep.join(relative))?;
+                    let report = riffle_log::salvage::set_aside(
+                        dir,
+                        &damaged,
+                        offset,
+                        &keep.join(relative),
+                    )?;
                     tracing::warn!(shard = %name, files = report.files, bytes = report.bytes_removed_from_log, kept = %keep.display(), "set damaged log data aside (--accept-data-loss)");
                 }
                 lost = Some(error.to_string());
@@ -1487,7 +1498,8 @@ impl Node {
             loop {
                 ticker.tick().await;
                 let Some(node) = weak.upgrade() else { return };
-                let result = tokio::task::spawn_blocking(move || node.write_watermarks(false)).await;
+                let result =
+                    tokio::task::spawn_blocking(move || node.write_watermarks(false)).await;
                 match result {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => tracing::error!(%error, "could not write the watermarks"),

@@ -161,9 +161,7 @@ fn remove_dir(path: &Path) -> io::Result<()> {
 
 /// A fresh folder under `DATA/lost+found/` for one start's set-aside data.
 pub fn lost_and_found(data_dir: &Path, now_ms: u64) -> PathBuf {
-    data_dir
-        .join(LOST_AND_FOUND)
-        .join(format!("{now_ms}"))
+    data_dir.join(LOST_AND_FOUND).join(format!("{now_ms}"))
 }
 
 /// Moves `DATA/streams/<relative>` into `keep/streams/<relative>` (same file system: a
@@ -198,10 +196,16 @@ mod tests {
         fs::create_dir(dir.join(LOST_AND_FOUND)).unwrap();
         assert_eq!(check_new_dir(&dir).unwrap(), Ok(()));
         fs::create_dir(dir.join("streams").join("abc")).unwrap();
-        assert_eq!(check_new_dir(&dir).unwrap(), Err(vec!["streams".to_string()]));
+        assert_eq!(
+            check_new_dir(&dir).unwrap(),
+            Err(vec!["streams".to_string()])
+        );
         fs::remove_dir(dir.join("streams").join("abc")).unwrap();
         fs::write(dir.join("notes.txt"), b"mine").unwrap();
-        assert_eq!(check_new_dir(&dir).unwrap(), Err(vec!["notes.txt".to_string()]));
+        assert_eq!(
+            check_new_dir(&dir).unwrap(),
+            Err(vec!["notes.txt".to_string()])
+        );
     }
 
     #[test]
@@ -211,7 +215,10 @@ mod tests {
         fs::create_dir(&shard).unwrap();
         fs::write(shard.join("00000000000000000001.log"), b"").unwrap();
         assert!(holds_no_data(dir.path(), 1).unwrap());
-        assert!(!holds_no_data(dir.path(), 0).unwrap(), "depth bounds the search");
+        assert!(
+            !holds_no_data(dir.path(), 0).unwrap(),
+            "depth bounds the search"
+        );
         fs::write(shard.join("00000000000000000001.log"), b"x").unwrap();
         assert!(!holds_no_data(dir.path(), 1).unwrap());
         fs::write(shard.join("00000000000000000001.log"), b"").unwrap();

@@ -112,7 +112,13 @@ mod tests {
         let document = WatermarkDocument {
             format_version: WATERMARKS_FORMAT_VERSION,
             clean_shutdown: true,
-            shards: BTreeMap::from([(key("ab", 3), Mark { first: 7, synced: 99 })]),
+            shards: BTreeMap::from([(
+                key("ab", 3),
+                Mark {
+                    first: 7,
+                    synced: 99,
+                },
+            )]),
         };
         store(dir.path(), &document, true).unwrap();
         assert_eq!(load(dir.path()).unwrap(), Some(document.clone()));

@@ -195,6 +195,13 @@ pub(crate) fn recover(
             ),
         });
     }
+    // The active segment has no index file; one left from before a truncation, or from a
+    // roll a crash interrupted, is stale. Removed only now that the log is accepted.
+    match fs::remove_file(dir.join(segment::index_file_name(active.base_index))) {
+        Ok(()) => shared.fsync_dir()?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(LogError::Io(error)),
+    }
     Ok(Recovered {
         sealed,
         active,
@@ -273,12 +280,6 @@ fn recover_active(
     // Whatever survived may still be only in the page cache (the process, not the machine,
     // crashed); make it durable so `durable_index() == last_index()` is true after open.
     shared.fsync(file, SyncKind::All, path)?;
-    // The active segment has no index file; one left from before a truncation is stale.
-    match fs::remove_file(path.with_file_name(segment::index_file_name(base))) {
-        Ok(()) => shared.fsync_dir()?,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(LogError::Io(error)),
-    }
     Ok(scan.state)
 }
 
@@ -455,13 +456,9 @@ pub(crate) fn write_index_file(
     let mut temp_name: OsString = index_path.as_os_str().to_owned();
     temp_name.push(TEMP_SUFFIX);
     let temp_path = PathBuf::from(temp_name);
-    let mut file = crate::owner_only_options(
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true),
-    )
-    .open(&temp_path)?;
+    let mut file =
+        crate::owner_only_options(OpenOptions::new().write(true).create(true).truncate(true))
+            .open(&temp_path)?;
     file.write_all(&index::encode_index_file(entries))?;
     shared.fsync(&file, SyncKind::All, &temp_path)?;
     fs::rename(&temp_path, index_path)?;

@@ -170,13 +170,8 @@ impl Segment {
     /// Creates a new, empty segment file, readable by its owner only; fails if it already
     /// exists.
     pub fn create_file(path: &Path) -> io::Result<File> {
-        crate::owner_only_options(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true),
-        )
-        .open(path)
+        crate::owner_only_options(OpenOptions::new().read(true).write(true).create_new(true))
+            .open(path)
     }
 
     /// Shared access to the state. A panic while the lock was held cannot leave the state

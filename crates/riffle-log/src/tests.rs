@@ -1016,7 +1016,11 @@ fn expect_tells_lost_data_from_a_torn_write() {
         Log::open_expecting(dir.path(), options, expect_all),
         Err(LogError::Missing { .. })
     ));
-    assert_eq!(fs::metadata(&path).unwrap().len(), length - 3, "nothing cut");
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        length - 3,
+        "nothing cut"
+    );
     // After a clean shutdown no write can be torn: the same damage is refused too.
     let clean = Expect {
         synced_through: 4,
@@ -1080,7 +1084,12 @@ fn set_aside_keeps_what_it_cuts() {
     let damaged_offset = 5 * (FRAME_HEADER_BYTES as u64 + 100);
     let original = fs::read(&path).unwrap();
     flip_byte(&path, damaged_offset + 70);
-    let Err(LogError::Corrupt { path: found, offset, .. }) = Log::open(dir.path(), options) else {
+    let Err(LogError::Corrupt {
+        path: found,
+        offset,
+        ..
+    }) = Log::open(dir.path(), options)
+    else {
         panic!("expected Corrupt");
     };
     let report = crate::salvage::set_aside(dir.path(), &found, Some(offset), keep.path()).unwrap();
@@ -1097,7 +1106,10 @@ fn set_aside_keeps_what_it_cuts() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(segment_path(keep.path(), 1)).unwrap().permissions().mode();
+        let mode = fs::metadata(segment_path(keep.path(), 1))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "kept data is owner-only");
     }
 }

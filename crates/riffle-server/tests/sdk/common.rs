@@ -2,7 +2,8 @@
 //! real `aws-sdk-kinesis` client, and a few helpers that encode Kinesis facts (hash ranges,
 //! MD5 routing, sequence-number order) independently of the server's own code.
 //!
-//! Both test binaries (`sdk` and `crash`) include this file, and each uses only part of it.
+//! Several test binaries (`sdk`, `crash`, `damaged_data_dir`, ...) include this file, and each
+//! uses only part of it.
 #![allow(dead_code)]
 
 use std::cmp::Ordering;
@@ -359,6 +360,27 @@ impl Server {
 
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then waits (up to 30 s) for the clean shutdown to finish with success.
+    pub fn stop_cleanly(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM {pid} failed");
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                assert!(status.success(), "clean shutdown exited with {status}");
+                return;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                self.fail("the server did not shut down within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGKILL (no clean shutdown), then reap the process.
