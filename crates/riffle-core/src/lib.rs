@@ -28,6 +28,7 @@
 //! - [`advantage`]: the account's On-demand Advantage commitment, warm throughput.
 
 pub mod advantage;
+pub mod catalogue;
 pub mod consumers;
 pub mod control;
 pub mod crypto;

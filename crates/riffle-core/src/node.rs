@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use riffle_log::{Expect, Log, LogOptions};
 use tokio::sync::{watch, Mutex as AsyncMutex};
 
+use crate::catalogue::{Applied, CatalogueState, Command};
 use crate::meta::{
     self, AccountMeta, ClosedShard, ConsumerMeta, MetaDocument, ShardMeta, StreamMeta, StreamMode,
 };
@@ -330,10 +331,6 @@ impl Stream {
         self.updating_until_ms.store(until, Ordering::Release);
     }
 
-    fn to_meta(&self) -> StreamMeta {
-        self.to_meta_with(&self.state())
-    }
-
     fn to_meta_with(&self, state: &StreamState) -> StreamMeta {
         let (encryption, sealing_keys) = crate::encryption::to_meta(state.crypto.as_deref());
         StreamMeta {
@@ -376,11 +373,9 @@ pub struct Node {
     pub control_throttle: Option<ControlThrottle>,
     /// Live SubscribeToShard streams, by consumer and shard.
     pub subscriptions: crate::subscribe::Subscriptions,
-    /// Account settings by account id (see `crate::advantage`); changed under `control`.
-    accounts: RwLock<BTreeMap<String, AccountMeta>>,
-    /// Directories (`DIR_ID` or `DIR_ID/ORDINAL` under `streams/`) being removed: persisted
-    /// with the catalogue as `removing`, so a start after a crash knows they are leftovers.
-    removing: std::sync::Mutex<Vec<String>>,
+    /// The catalogue state machine's state as last persisted (see [`crate::catalogue`]): the
+    /// truth `meta.json` holds. Changed only by [`Node::propose`], under `control`.
+    catalogue: std::sync::Mutex<CatalogueState>,
     /// The last watermarks written (see `crate::watermarks`); its lock orders the writes.
     watermarks: std::sync::Mutex<WatermarkDocument>,
 }
@@ -670,8 +665,7 @@ impl Node {
             control: AsyncMutex::new(()),
             flusher,
             subscriptions: crate::subscribe::Subscriptions::default(),
-            accounts: RwLock::new(document.accounts.clone()),
-            removing: std::sync::Mutex::new(Vec::new()),
+            catalogue: std::sync::Mutex::new(CatalogueState::from_document(&document)),
             watermarks: std::sync::Mutex::new(marks),
         });
         // The watermarks first (this start is not clean until it shuts down cleanly), then a
@@ -679,8 +673,8 @@ impl Node {
         // does not yet expect them.
         node.write_watermarks(false).map_err(OpenError::Meta)?;
         if fresh || changed || !document.watermarks {
-            node.persist_blocking(&node.catalogue())
-                .map_err(OpenError::Meta)?;
+            let current = node.catalogue_state().to_document();
+            node.persist_blocking(&current).map_err(OpenError::Meta)?;
         }
         Ok(node)
     }
@@ -843,46 +837,58 @@ impl Node {
         Ok(stream)
     }
 
-    fn catalogue(&self) -> MetaDocument {
-        self.catalogue_with(None)
+    /// A copy of the catalogue state as persisted.
+    pub fn catalogue_state(&self) -> CatalogueState {
+        self.catalogue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    /// The catalogue, with `replace`'s stream in the given state instead of its current one:
-    /// what to persist *before* publishing a change that writes may depend on.
-    fn catalogue_with(&self, replace: Option<(&Stream, &StreamState)>) -> MetaDocument {
-        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
-        let mut metas: Vec<StreamMeta> = streams
-            .values()
-            .map(|stream| match replace {
-                Some((replaced, state)) if std::ptr::eq(replaced, stream.as_ref()) => {
-                    stream.to_meta_with(state)
-                }
-                _ => stream.to_meta(),
-            })
-            .collect();
-        metas.sort_by(|a, b| (&a.account, &a.name).cmp(&(&b.account, &b.name)));
-        let encrypted = metas.iter().any(|meta| !meta.sealing_keys.is_empty());
-        MetaDocument {
-            format_version: if encrypted {
-                meta::META_FORMAT_VERSION
-            } else {
-                meta::META_FORMAT_VERSION_UNENCRYPTED
-            },
-            token_key_hex: hex(&self.token_key),
-            streams: metas,
-            accounts: self
-                .accounts
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            aws_managed_key: self.keys.managed().cloned(),
-            removing: self
-                .removing
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            watermarks: true,
+    /// The version of `stream` in the catalogue (what a change to it is decided on).
+    fn stream_version(&self, stream: &Stream) -> u64 {
+        self.catalogue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stream(&stream.account, &stream.name)
+            .filter(|entry| entry.meta.dir_id == stream.dir_id)
+            .map_or(0, |entry| entry.version)
+    }
+
+    /// Applies `command` to the catalogue and makes the result durable (`meta.json`), before
+    /// the caller publishes anything that depends on it. The single-node implementation of
+    /// the catalogue replica (ARCHITECTURE.md, the two seams): in a cluster the command goes
+    /// through the metadata Raft group instead. The caller holds `control()`. An AWS-managed
+    /// key made since the last write is recorded in the same write.
+    pub async fn propose(&self, command: Command) -> Result<Applied, crate::Error> {
+        let mut next = self.catalogue_state();
+        if let Some(key) = self.keys.managed() {
+            if next.aws_managed_key.as_ref() != Some(key) {
+                next.apply(&Command::SetManagedKey { key: key.clone() })
+                    .map_err(|rejection| crate::Error::internal(rejection.to_string()))?;
+            }
         }
+        let applied = next
+            .apply(&command)
+            .map_err(|rejection| crate::Error::internal(rejection.to_string()))?;
+        self.persist_document(next.to_document()).await?;
+        *self.catalogue.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(applied)
+    }
+
+    /// Replaces `stream`'s catalogue entry with `state`.
+    async fn propose_stream(
+        &self,
+        stream: &Stream,
+        state: &StreamState,
+    ) -> Result<(), crate::Error> {
+        let if_version = self.stream_version(stream);
+        self.propose(Command::ReplaceStream {
+            meta: stream.to_meta_with(state),
+            if_version,
+        })
+        .await
+        .map(|_| ())
     }
 
     fn durable_meta(&self) -> bool {
@@ -891,11 +897,6 @@ impl Node {
 
     fn persist_blocking(&self, document: &MetaDocument) -> Result<(), meta::MetaError> {
         meta::store(&self.config.data_dir, document, self.durable_meta())
-    }
-
-    /// Persists the current catalogue off the async workers.
-    async fn persist(&self) -> Result<(), crate::Error> {
-        self.persist_document(self.catalogue()).await
     }
 
     async fn persist_document(&self, document: MetaDocument) -> Result<(), crate::Error> {
@@ -1024,12 +1025,10 @@ impl Node {
         .map_err(|error| crate::Error::internal(format!("stream creation failed: {error}")))?
         .map_err(|error| crate::Error::internal(error.to_string()))?;
         let stream = Arc::new(stream);
-        let mut document = self.catalogue();
-        document.streams.push(document_meta);
-        document
-            .streams
-            .sort_by(|a, b| (&a.account, &a.name).cmp(&(&b.account, &b.name)));
-        self.persist_document(document).await?;
+        self.propose(Command::CreateStream {
+            meta: document_meta,
+        })
+        .await?;
         self.streams
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -1046,16 +1045,19 @@ impl Node {
             .remove(&key);
         // The catalogue that drops the stream also lists its directory as being removed, so a
         // start after a crash mid-removal knows the leftover is one.
-        self.start_removing(&stream.dir_id);
-        if let Err(error) = self.persist().await {
-            self.finish_removing(&stream.dir_id);
+        let command = Command::DeleteStream {
+            account: stream.account.clone(),
+            name: stream.name.clone(),
+            if_version: self.stream_version(stream),
+        };
+        if let Err(error) = self.propose(command).await {
             self.streams
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(key, Arc::clone(stream));
             return Err(error);
         }
-        self.remove_data_dir(stream.dir_id.clone());
+        self.remove_data_dir(stream.dir_id.clone()).await;
         Ok(())
     }
 
@@ -1068,16 +1070,15 @@ impl Node {
     ) -> Result<(), crate::Error> {
         let mut next = (*stream.state()).clone();
         change(&mut next);
-        self.persist_document(self.catalogue_with(Some((stream, &next))))
-            .await?;
+        self.propose_stream(stream, &next).await?;
         stream.set_state(next);
         Ok(())
     }
 
     /// An account's settings (defaults for an account that never changed them).
     pub fn account(&self, account: &str) -> AccountMeta {
-        let accounts = self.accounts.read().unwrap_or_else(|p| p.into_inner());
-        accounts.get(account).cloned().unwrap_or_default()
+        let catalogue = self.catalogue.lock().unwrap_or_else(|p| p.into_inner());
+        catalogue.accounts.get(account).cloned().unwrap_or_default()
     }
 
     /// Replaces an account's settings: persisted first, then published, as `update_stream`.
@@ -1087,13 +1088,11 @@ impl Node {
         account: &str,
         next: AccountMeta,
     ) -> Result<(), crate::Error> {
-        let mut document = self.catalogue();
-        document.accounts.insert(account.to_owned(), next.clone());
-        self.persist_document(document).await?;
-        self.accounts
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(account.to_owned(), next);
+        self.propose(Command::PutAccount {
+            account: account.to_owned(),
+            meta: next,
+        })
+        .await?;
         Ok(())
     }
 
@@ -1272,10 +1271,7 @@ impl Node {
             next_shard_ordinal: outcome.next_ordinal,
             ..(*state).clone()
         };
-        if let Err(error) = self
-            .persist_document(self.catalogue_with(Some((stream, &next))))
-            .await
-        {
+        if let Err(error) = self.propose_stream(stream, &next).await {
             undo(&seals);
             return Err(error);
         }
@@ -1372,15 +1368,6 @@ impl Node {
                 continue;
             }
             let mut gone = Vec::new();
-            let listed: Vec<String> = state
-                .shards
-                .iter()
-                .filter(|shard| expired(shard))
-                .map(|shard| format!("{}/{}", stream.dir_id, shard.meta.ordinal))
-                .collect();
-            for relative in &listed {
-                self.start_removing(relative);
-            }
             let result = self
                 .update_stream(&stream, |state| {
                     state.shards.retain(|shard| {
@@ -1397,48 +1384,40 @@ impl Node {
                 Ok(()) => {
                     for ordinal in gone {
                         tracing::info!(stream = %stream.name, shard = ordinal, "closed shard expired");
-                        self.remove_data_dir(format!("{}/{ordinal}", stream.dir_id));
+                        self.remove_data_dir(format!("{}/{ordinal}", stream.dir_id))
+                            .await;
                     }
                 }
                 Err(error) => {
-                    for relative in &listed {
-                        self.finish_removing(relative);
-                    }
                     tracing::error!(stream = %stream.name, %error, "could not expire closed shards")
                 }
             }
         }
     }
 
-    fn start_removing(&self, relative: &str) {
-        self.removing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(relative.to_owned());
-    }
-
-    fn finish_removing(&self, relative: &str) {
-        self.removing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|entry| entry != relative);
-    }
-
-    /// Removes `DATA/streams/<relative>`, then forgets it was being
-    /// removed (the next catalogue write drops it from `removing`; until then a start would
-    /// only find it gone).
-    fn remove_data_dir(&self, relative: String) {
+    /// Removes `DATA/streams/<relative>`, which the catalogue lists as being removed, then
+    /// records that it is gone (so a failure leaves it listed, for the next start to finish).
+    async fn remove_data_dir(&self, relative: String) {
         let dir = streams_dir(&self.config.data_dir).join(&relative);
-        let result = std::fs::remove_dir_all(&dir);
-        match result {
-            Ok(()) => self.finish_removing(&relative),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                self.finish_removing(&relative)
+        let removal = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(format!("{}: {error}", dir.display())),
+        })
+        .await;
+        match removal {
+            Ok(Ok(())) => {
+                let command = Command::FinishRemoving {
+                    dirs: vec![relative],
+                };
+                if let Err(error) = self.propose(command).await {
+                    tracing::warn!(%error, "could not record a finished removal; the next start does");
+                }
             }
-            // Still listed in `removing`: the next start finishes it.
-            Err(error) => {
-                tracing::warn!(dir = %dir.display(), %error, "could not remove data the catalogue no longer needs")
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not remove data the catalogue no longer needs; the next start retries")
             }
+            Err(error) => tracing::warn!(%error, "directory removal panicked"),
         }
     }
 
