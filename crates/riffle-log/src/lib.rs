@@ -5,7 +5,8 @@
 //! nothing of Kinesis, HTTP or async runtimes: it does synchronous std I/O, and payloads are
 //! opaque bytes. It is shaped to be the log storage of a Raft engine (openraft): every frame
 //! carries an index and a term, indexes are contiguous, and the log supports
-//! [`Log::truncate_after`] and [`Log::purge_before`].
+//! [`Log::truncate_after`], [`Log::purge_before`] and [`Log::reset`] (empty the log and
+//! continue at any index, as a follower does after installing a snapshot).
 //!
 //! # On-disk format
 //!

@@ -572,6 +572,69 @@ impl Log {
         Ok(())
     }
 
+    /// Drops every entry and makes the log empty, with `next_index()` (and `first_index()`)
+    /// equal to `next_index`, durably: every segment is deleted, oldest first, then one empty
+    /// segment named `next_index` is created. The term floor goes back to 0 (an empty log has
+    /// no entry to take a term from, and this is also what recovery finds after a reopen).
+    ///
+    /// This is how a Raft log jumps: a follower that installs a snapshot beyond its last entry
+    /// purges everything and continues after the snapshot, and a brand-new log may start at
+    /// any index. [`purge_before`](Log::purge_before) cannot do it, since it keeps the active
+    /// segment and never moves `next_index()`.
+    ///
+    /// A crash midway leaves a suffix of the old log (deletion is oldest first) or, at worst,
+    /// an empty directory that reopens as a fresh log at index 1; the caller, which knows where
+    /// it wanted the log to start, calls `reset` again after reopening. Readers already holding
+    /// a deleted segment keep reading it through their open handle, as after a purge. An I/O
+    /// error midway leaves memory and disk out of step, so it poisons the log.
+    /// `InvalidArgument` if `next_index` is 0 (indexes start at 1).
+    pub fn reset(&mut self, next_index: u64) -> Result<(), LogError> {
+        self.shared.check_poisoned()?;
+        if next_index == 0 {
+            return Err(LogError::InvalidArgument(
+                "cannot reset the log to index 0: indexes start at 1".to_string(),
+            ));
+        }
+        let segments = self.shared.snapshot();
+        let path = self.shared.dir.join(segment::segment_file_name(next_index));
+        match self.replace_segments(&segments, &path) {
+            Ok(file) => {
+                let fresh = Arc::new(Segment::new(
+                    next_index,
+                    path,
+                    file,
+                    SegmentState::empty(next_index, 0),
+                ));
+                *self.shared.segments_mut() = vec![fresh.clone()];
+                self.active = fresh;
+                self.next_index = next_index;
+                self.last_term = 0;
+                self.durable_index = next_index - 1;
+                self.truncation_epoch += 1;
+                Ok(())
+            }
+            Err(error) => {
+                if self.shared.check_poisoned().is_ok() {
+                    self.shared.set_poisoned(&error, &path);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The file work of [`Log::reset`]: deletes `segments` oldest first, then creates the
+    /// empty segment at `path`.
+    fn replace_segments(&self, segments: &[Arc<Segment>], path: &Path) -> Result<File, LogError> {
+        for segment in segments {
+            fs::remove_file(&segment.path)?;
+            remove_if_exists(&segment.index_path())?;
+            self.shared.fsync_dir()?;
+        }
+        let file = Segment::create_file(path)?;
+        self.shared.fsync_dir()?;
+        Ok(file)
+    }
+
     /// A summary of every segment, oldest first; the last one is the active segment.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         self.shared

@@ -789,6 +789,90 @@ fn truncate_after_edge_cases() {
 }
 
 #[test]
+fn reset_empties_the_log_at_any_index_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = small_options();
+    let mut log = open(dir.path(), options);
+    append_entries(&mut log, 40, 100);
+    let old = log.segments();
+    assert!(old.len() > 2);
+    let reader = log.reader();
+    let stale = log.sync_handle();
+
+    // Beyond the end (a Raft follower installing a snapshot past its log): every segment
+    // and index file goes, one empty segment named after the new start remains.
+    log.reset(1000).unwrap();
+    assert_eq!((log.first_index(), log.next_index()), (1000, 1000));
+    assert_eq!(log.last_index(), 999);
+    assert_eq!(log.durable_index(), 999);
+    assert_eq!(log.last_term(), 0);
+    let now = log.segments();
+    assert_eq!(now.len(), 1);
+    assert_eq!((now[0].base_index, now[0].bytes), (1000, 0));
+    for segment in &old {
+        assert!(!segment_path(dir.path(), segment.base_index).exists());
+        assert!(!index_path(dir.path(), segment.base_index).exists());
+    }
+    assert!(segment_path(dir.path(), 1000).exists());
+    // Readers see the empty log; a sync handle from before the reset vouches for nothing.
+    assert!(read_all(&log).is_empty());
+    assert!(reader.read(1, u64::MAX, 100, usize::MAX).unwrap().is_empty());
+    assert_eq!((reader.first_index(), reader.next_index()), (1000, 1000));
+    stale.sync().unwrap();
+    log.mark_synced(&stale);
+    assert_eq!(log.durable_index(), 999);
+
+    // Appends continue at the new index, with any term (the floor went back to 0).
+    let index = log.next_index();
+    log.append(&meta(0, index), &payload(index, 100)).unwrap();
+    append_entries(&mut log, 2, 100);
+    assert_entries(&read_all(&log), 1000..=1002, 100);
+    drop(log);
+    let (mut log, report) = Log::open(dir.path(), options).unwrap();
+    assert_eq!((report.segments, report.entries), (1, 3));
+    assert_eq!(log.first_index(), 1000);
+    assert_entries(&read_all(&log), 1000..=1002, 100);
+
+    // Backwards, onto the base of the segment that holds entries: it is replaced.
+    log.reset(1000).unwrap();
+    assert!(read_all(&log).is_empty());
+    assert_eq!(log.next_index(), 1000);
+    // Back to 1, as a brand-new log; reset to 0 is refused and changes nothing.
+    log.reset(1).unwrap();
+    assert!(matches!(log.reset(0), Err(LogError::InvalidArgument(_))));
+    append_entries(&mut log, 2, 100);
+    drop(log);
+    let log = open(dir.path(), options);
+    assert_eq!(log.first_index(), 1);
+    assert_entries(&read_all(&log), 1..=2, 100);
+    let names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec![segment_file_name(1)]);
+}
+
+#[test]
+fn a_failed_reset_poisons_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_options());
+    append_entries(&mut log, 40, 100);
+    log.fail_next_sync();
+    assert!(matches!(log.reset(100), Err(LogError::Io(_))));
+    assert!(matches!(log.reset(100), Err(LogError::Poisoned)));
+    assert!(matches!(
+        log.append(&meta(1, 41), b"x"),
+        Err(LogError::Poisoned)
+    ));
+    drop(log);
+    // What the crash-like stop left is a suffix of the old log: oldest segment gone first.
+    let log = open(dir.path(), small_options());
+    assert!(log.first_index() > 1);
+    assert_eq!(log.next_index(), 41);
+    assert_entries(&read_all(&log), log.first_index()..=40, 100);
+}
+
+#[test]
 fn truncation_survives_reopen_and_keeps_the_index_consistent() {
     let dir = tempfile::tempdir().unwrap();
     let options = LogOptions {
