@@ -816,7 +816,10 @@ fn reset_empties_the_log_at_any_index_and_survives_reopen() {
     assert!(segment_path(dir.path(), 1000).exists());
     // Readers see the empty log; a sync handle from before the reset vouches for nothing.
     assert!(read_all(&log).is_empty());
-    assert!(reader.read(1, u64::MAX, 100, usize::MAX).unwrap().is_empty());
+    assert!(reader
+        .read(1, u64::MAX, 100, usize::MAX)
+        .unwrap()
+        .is_empty());
     assert_eq!((reader.first_index(), reader.next_index()), (1000, 1000));
     stale.sync().unwrap();
     log.mark_synced(&stale);
