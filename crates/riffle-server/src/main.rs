@@ -201,11 +201,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     // Held for the life of the process: it marks the throwaway directory as in use.
     let mut _in_memory_lock = None;
+    let mut throwaway_root = None;
     let (data_dir, ephemeral) = if args.in_memory {
         match throwaway_data_dir() {
             Ok((dir, lock)) => {
                 _in_memory_lock = Some(lock);
-                (dir, true)
+                // The store is a fresh, empty subdirectory: the lock file beside it is not
+                // part of the data directory (which must be empty to be new).
+                throwaway_root = Some(dir.clone());
+                (dir.join("store"), true)
             }
             Err(error) => {
                 tracing::error!("cannot create the --in-memory directory: {error}");
@@ -366,6 +370,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let final_node = std::sync::Arc::clone(&node);
     let _ = tokio::task::spawn_blocking(move || final_node.shut_down_cleanly()).await;
     drop(node);
+    if let Some(root) = throwaway_root {
+        let _ = std::fs::remove_dir_all(root);
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
