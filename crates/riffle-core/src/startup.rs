@@ -105,10 +105,18 @@ pub fn sweep_streams(data_dir: &Path, document: &MetaDocument) -> io::Result<Vec
     let streams_dir = data_dir.join(STREAMS);
     let mut found = Vec::new();
     let removing = |relative: &str| document.removing.iter().any(|entry| entry == relative);
+    // Directories made by older versions (or restored from a copy) may be readable by others;
+    // shard directories are narrowed when their logs open.
+    riffle_log::owner_only_dir(&streams_dir)?;
     for entry in fs::read_dir(&streams_dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
+        if entry.file_type()?.is_dir()
+            && document.streams.iter().any(|stream| stream.dir_id == name)
+        {
+            riffle_log::owner_only_dir(&path)?;
+        }
         if !entry.file_type()?.is_dir() {
             found.push(Unknown::Unaccounted(name));
             continue;

@@ -140,6 +140,19 @@ pub fn owner_only_file(file: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Narrows an existing directory to owner-only access if its group or others have any.
+pub fn owner_only_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    Ok(())
+}
+
 /// Creates `dir` and any missing parents with mode 0700 (owner only).
 pub fn create_owner_only_dirs(dir: &std::path::Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();

@@ -76,6 +76,7 @@ pub(crate) fn recover(
         }
     }
 
+    crate::owner_only_dir(dir)?;
     let mut bases = Vec::new();
     let mut index_bases = Vec::new();
     let mut dir_changed = false;

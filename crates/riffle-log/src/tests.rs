@@ -1222,6 +1222,8 @@ fn log_files_are_owner_only() {
     }
     let first = segment_path(&dir, 1);
     fs::set_permissions(&first, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
     drop(open(&dir, small_options()));
     assert_eq!(mode(&first), 0o600);
+    assert_eq!(mode(&dir), 0o700);
 }
