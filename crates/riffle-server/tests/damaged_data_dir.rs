@@ -66,32 +66,6 @@ fn segments(data: &Path, ordinal: u32) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Every record of a closed shard, from TRIM_HORIZON to its end (no NextShardIterator).
-async fn read_closed_shard(client: &Client, shard: &str) -> Vec<aws_sdk_kinesis::types::Record> {
-    let mut iterator = shard_iterator(
-        client,
-        STREAM,
-        shard,
-        aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon,
-    )
-    .await;
-    let mut records = Vec::new();
-    for _ in 0..1_000 {
-        let page = client
-            .get_records()
-            .shard_iterator(&iterator)
-            .send()
-            .await
-            .unwrap();
-        records.extend(page.records().iter().cloned());
-        match page.next_shard_iterator() {
-            Some(next) => iterator = next.to_string(),
-            None => return records,
-        }
-    }
-    panic!("a closed shard never ended");
-}
-
 /// Puts `count` records with explicit hash key 0 (shard 0), returning their numbers.
 async fn put_to_shard_0(client: &Client, count: usize, tag: &str) -> Vec<String> {
     let mut numbers = Vec::with_capacity(count);
@@ -250,7 +224,7 @@ async fn a_lost_active_segment_refuses_the_start_then_never_reuses_numbers() {
         .find(|s| s.parent_shard_id() == Some(&shard_id(0)))
         .expect("a shard replaces it");
     assert_eq!(hash_range(replacement), hash_range(old));
-    let kept = read_closed_shard(&client, &shard_id(0)).await;
+    let kept = read_closed_shard(&client, STREAM, &shard_id(0)).await;
     assert!(!kept.is_empty() && kept.len() < numbers.len());
     for (record, number) in kept.iter().zip(&numbers) {
         assert_eq!(
@@ -347,7 +321,7 @@ async fn damage_in_a_sealed_segment_is_found_at_start() {
     // Accepted: the records before the damage stay readable, the rest is kept aside.
     let server = accepting(&data);
     let client = server.client();
-    let kept = read_closed_shard(&client, &shard_id(0)).await;
+    let kept = read_closed_shard(&client, STREAM, &shard_id(0)).await;
     assert!(kept.len() < numbers.len());
     for (record, number) in kept.iter().zip(&numbers) {
         assert_eq!(record.sequence_number(), number);

@@ -646,6 +646,32 @@ pub async fn read_shard(client: &Client, stream: &str, shard: &str) -> Vec<Recor
     read_until_caught_up(client, iterator).await
 }
 
+/// Every record of a closed shard, from TRIM_HORIZON until GetRecords ends it (no
+/// NextShardIterator), checking that sequence numbers strictly increase.
+pub async fn read_closed_shard(client: &Client, stream: &str, shard: &str) -> Vec<Record> {
+    let mut iterator = shard_iterator(client, stream, shard, ShardIteratorType::TrimHorizon).await;
+    let mut records: Vec<Record> = Vec::new();
+    for _ in 0..10_000 {
+        let page = client
+            .get_records()
+            .shard_iterator(&iterator)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GetRecords: {error:?}"));
+        for record in page.records() {
+            if let Some(previous) = records.last() {
+                assert_sequence_before(previous.sequence_number(), record.sequence_number());
+            }
+            records.push(record.clone());
+        }
+        match page.next_shard_iterator() {
+            Some(next) => iterator = next.to_string(),
+            None => return records,
+        }
+    }
+    panic!("closed shard {shard} of {stream} never ended");
+}
+
 /// The service error of a call that must fail, with its HTTP status. A success or a failure
 /// that never reached the service (connection, timeout) fails the test.
 pub fn service_error<T: Debug, E: Debug + ProvideErrorMetadata>(
