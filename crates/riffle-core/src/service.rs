@@ -429,7 +429,8 @@ fn policy_target(node: &Node, caller: &Caller, arn: &str) -> Result<PolicyTarget
     }
 }
 
-/// PutResourcePolicy (`Some`) and DeleteResourcePolicy (`None`).
+/// PutResourcePolicy (`Some`) and DeleteResourcePolicy (`None`). Deleting a policy that is not
+/// there is ResourceNotFoundException, as on AWS.
 async fn set_policy(
     node: &Node,
     caller: &Caller,
@@ -440,6 +441,9 @@ async fn set_policy(
     let _control = node.control().await;
     match target {
         PolicyTarget::Stream(stream) => {
+            if policy.is_none() && stream.state().policy.is_none() {
+                return Err(Error::resource_policy_not_found(arn));
+            }
             let policy = policy.map(Arc::new);
             node.update_stream(&stream, |state| state.policy = policy)
                 .await
@@ -447,6 +451,15 @@ async fn set_policy(
         PolicyTarget::Consumer(found) => {
             let text = policy.map(|policy| policy.text);
             let (name, created_ms) = (found.consumer.name.clone(), found.consumer.created_ms);
+            // The consumer as it is now, under the control lock.
+            let has_policy = found.stream.state().consumers.iter().any(|consumer| {
+                consumer.name == name
+                    && consumer.created_ms == created_ms
+                    && consumer.policy.is_some()
+            });
+            if text.is_none() && !has_policy {
+                return Err(Error::resource_policy_not_found(arn));
+            }
             node.update_stream(&found.stream, |state| {
                 for consumer in &mut state.consumers {
                     if consumer.name == name && consumer.created_ms == created_ms {
