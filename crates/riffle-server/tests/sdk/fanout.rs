@@ -783,6 +783,94 @@ async fn consumers_list_in_pages_and_stop_at_twenty() {
     assert_eq!(consumer_count(&client, "wide").await, Some(20));
 }
 
+/// AWS takes ConsumerARN together with StreamARN (LocalStack's suite recorded
+/// DescribeStreamConsumer so against AWS): the consumer ARN names the consumer, and the stream
+/// ARN must be its stream.
+#[tokio::test]
+async fn consumers_are_found_by_consumer_and_stream_arn_together() {
+    let server = fanout_server(&[]);
+    let client = server.client();
+    let stream_arn = stream_with(&client, "both", 1).await;
+    let other_arn = stream_with(&client, "elsewhere", 1).await;
+    let consumer_arn = register(&client, &stream_arn, "app").await;
+    let described = client
+        .describe_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await
+        .expect("DescribeStreamConsumer with StreamARN and ConsumerARN");
+    let description = described
+        .consumer_description()
+        .expect("ConsumerDescription");
+    assert_eq!(description.consumer_name(), "app");
+    assert_eq!(description.consumer_arn(), consumer_arn);
+    assert_eq!(description.stream_arn(), stream_arn);
+    // The consumer's name may come along too, if it is the consumer's.
+    client
+        .describe_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name("app")
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await
+        .expect("all three members, agreeing");
+
+    let mismatch =
+        format!("StreamARN {other_arn} does not match the stream of ConsumerARN {consumer_arn}.");
+    let result = client
+        .describe_stream_consumer()
+        .stream_arn(&other_arn)
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await;
+    expect_error(result, "InvalidArgumentException", Some(&mismatch));
+    let result = client
+        .deregister_stream_consumer()
+        .stream_arn(&other_arn)
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await;
+    expect_error(result, "InvalidArgumentException", Some(&mismatch));
+    let result = client
+        .describe_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name("other-name")
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await;
+    expect_error(
+        result,
+        "InvalidArgumentException",
+        Some(&format!(
+            "ConsumerName other-name does not match the name of ConsumerARN {consumer_arn}."
+        )),
+    );
+    assert_eq!(
+        consumer_status(&client, &consumer_arn).await,
+        ConsumerStatus::Active,
+        "a refused DeregisterStreamConsumer leaves the consumer"
+    );
+
+    client
+        .deregister_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await
+        .expect("DeregisterStreamConsumer with StreamARN and ConsumerARN");
+    let gone = client
+        .describe_stream_consumer()
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await;
+    expect_error(
+        gone,
+        "ResourceNotFoundException",
+        Some(&format!("Consumer {consumer_arn} not found.")),
+    );
+}
+
 #[tokio::test]
 async fn unknown_consumers_and_streams_are_not_found() {
     let server = Server::in_memory_limits(Limits::Off);
