@@ -503,8 +503,8 @@ fn check_records(event: &SubscribeToShardEvent, previous: Option<&Rec>) {
     }
 }
 
-/// An event of an open shard: a continuation number at or after its last record (the last
-/// record's own number when it has records), no ChildShards.
+/// An event of an open shard: a continuation number past its last record (AWS's is the
+/// position after the last record delivered, not that record's own number), no ChildShards.
 fn check_open_event(event: &SubscribeToShardEvent, previous: Option<&Rec>) {
     check_records(event, previous);
     let continuation = event.continuation_sequence_number();
@@ -514,11 +514,7 @@ fn check_open_event(event: &SubscribeToShardEvent, previous: Option<&Rec>) {
         "ChildShards on an open shard: {event:?}"
     );
     if let Some(last) = event.records().last() {
-        assert_eq!(
-            continuation,
-            last.sequence_number(),
-            "ContinuationSequenceNumber of an event is its last record's: {event:?}"
-        );
+        assert_sequence_before(last.sequence_number(), continuation);
     } else if let Some(previous) = previous {
         assert_ne!(
             compare_sequence_numbers(continuation, &previous.seq),
@@ -1316,6 +1312,34 @@ async fn live_records_and_continuation(transport: Transport) {
     .await;
     let last_continuation = resumed.expect_records(&live).await;
     drop(resumed);
+    // A continuation number is a checkpoint for polling readers too: GetShardIterator at it and
+    // after it both start at the first record it did not cover.
+    for kind in [
+        ShardIteratorType::AtSequenceNumber,
+        ShardIteratorType::AfterSequenceNumber,
+    ] {
+        let iterator = client
+            .get_shard_iterator()
+            .stream_name("live")
+            .shard_id(shard_id(0))
+            .shard_iterator_type(kind.clone())
+            .starting_sequence_number(&idle_continuation)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator()
+            .unwrap()
+            .to_string();
+        let records: Vec<Rec> = read_until_caught_up(&client, iterator)
+            .await
+            .iter()
+            .map(Rec::of)
+            .collect();
+        assert_eq!(
+            records, live,
+            "GetShardIterator {kind:?} the continuation number"
+        );
+    }
     for i in 0..2 {
         written.push(put_to(0, format!("later{i}")).await);
     }
@@ -1368,9 +1392,10 @@ async fn live_records_and_continuation_over_http2() {
     live_records_and_continuation(Transport::H2c).await;
 }
 
-/// With a 2 s lifetime, subscriptions end cleanly and a consumer that resubscribes after its
-/// continuation number sees every record a concurrent producer wrote exactly once, in order.
-async fn renewal(transport: Transport) {
+/// With a 2 s lifetime, subscriptions end cleanly and a consumer that resubscribes from its
+/// continuation number, with `resume` (AT_ or AFTER_SEQUENCE_NUMBER: clients use both), sees
+/// every record a concurrent producer wrote exactly once, in order.
+async fn renewal(transport: Transport, resume: ShardIteratorType) {
     let server = fanout_server(&["--subscription-lifetime-s", "2"]);
     let (client, h2c) = client_over(&server, transport);
     let stream_arn = stream_with(&client, "renew", 1).await;
@@ -1425,7 +1450,7 @@ async fn renewal(transport: Transport) {
             Some(subscription) => subscription,
             None => {
                 let start = match &continuation {
-                    Some(seq) => position_at(ShardIteratorType::AfterSequenceNumber, seq),
+                    Some(seq) => position_at(resume.clone(), seq),
                     None => position(ShardIteratorType::TrimHorizon),
                 };
                 subscriptions += 1;
@@ -1447,7 +1472,8 @@ async fn renewal(transport: Transport) {
     }
     let produced = produced.unwrap();
     eprintln!(
-        "{transport:?}: {} records over {subscriptions} subscriptions, {clean_ends} clean ends",
+        "{transport:?}, resuming {resume:?}: {} records over {subscriptions} subscriptions, \
+         {clean_ends} clean ends",
         produced.len()
     );
     assert_eq!(received, produced, "every record exactly once, in order");
@@ -1458,12 +1484,22 @@ async fn renewal(transport: Transport) {
 
 #[tokio::test]
 async fn renewal_over_http1() {
-    renewal(Transport::Http1).await;
+    renewal(Transport::Http1, ShardIteratorType::AfterSequenceNumber).await;
 }
 
 #[tokio::test]
 async fn renewal_over_http2() {
-    renewal(Transport::H2c).await;
+    renewal(Transport::H2c, ShardIteratorType::AfterSequenceNumber).await;
+}
+
+#[tokio::test]
+async fn renewal_at_the_continuation_number_over_http1() {
+    renewal(Transport::Http1, ShardIteratorType::AtSequenceNumber).await;
+}
+
+#[tokio::test]
+async fn renewal_at_the_continuation_number_over_http2() {
+    renewal(Transport::H2c, ShardIteratorType::AtSequenceNumber).await;
 }
 
 /// Subscribing to a shard that is split: its records, then a last event with the ChildShards
