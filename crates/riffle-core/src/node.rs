@@ -49,8 +49,13 @@ pub struct NodeConfig {
     pub retention_interval: Duration,
     /// How long a stream shows `UPDATING` after a reshard or mode change (AWS takes seconds
     /// to minutes; 0 keeps streams `ACTIVE`, which is what local tests want). While a stream
-    /// is `UPDATING`, further resharding gets ResourceInUseException as on AWS.
+    /// is `UPDATING`, further resharding gets ResourceInUseException as on AWS, and
+    /// DescribeStream, DescribeStreamSummary and ListShards show the shards from before a
+    /// reshard (see [`Stream::shown_state`]).
     pub update_window: Duration,
+    /// How long a new stream shows `CREATING` (0, the default: `ACTIVE` when CreateStream
+    /// returns). A `CREATING` stream lists no shards and refuses data-plane calls as AWS does.
+    pub create_window: Duration,
     /// How ON_DEMAND streams are sized (see [`crate::scaler`]).
     pub on_demand: crate::scaler::OnDemandConfig,
     /// SubscribeToShard lifetime and keep-alive (see [`crate::subscribe`]).
@@ -80,6 +85,7 @@ impl NodeConfig {
             on_demand_stream_limit: ON_DEMAND_STREAM_LIMIT_DEFAULT,
             retention_interval: Duration::from_secs(60),
             update_window: Duration::ZERO,
+            create_window: Duration::ZERO,
             on_demand: crate::scaler::OnDemandConfig::default(),
             subscriptions: crate::subscribe::SubscriptionConfig::default(),
             limits: Limits::Aws,
@@ -257,6 +263,13 @@ pub struct Stream {
     routes_epoch: watch::Sender<u64>,
     /// The stream reports `UPDATING` until this time (epoch ms).
     updating_until_ms: AtomicU64,
+    /// The stream reports `CREATING` until this time (epoch ms); 0 once it is `ACTIVE`, so the
+    /// data path pays no clock read for it.
+    creating_until_ms: AtomicU64,
+    /// The shards (their metadata only, so no log is kept open for them) from before the last
+    /// reshard, and the `updating_until_ms` it set: what the listings show while that window
+    /// lasts (see [`Stream::shown_state`]).
+    shards_before_reshard: std::sync::Mutex<Option<(u64, Vec<ShardMeta>)>>,
     /// When UpdateShardCount was called (epoch ms) within the last 24 hours, for AWS's limit of
     /// ten per rolling day. Kept in memory only: a restart forgets it, which errs on the side
     /// of allowing a scaling.
@@ -300,12 +313,89 @@ impl Stream {
         Arc::clone(shard)
     }
 
+    /// `CREATING` for `--create-window-ms` after CreateStream, `UPDATING` for
+    /// `--update-window-ms` after a change, else `ACTIVE`.
     pub fn status(&self) -> &'static str {
-        if now_ms() < self.updating_until_ms.load(Ordering::Acquire) {
+        if self.is_creating() {
+            "CREATING"
+        } else if now_ms() < self.updating_until_ms.load(Ordering::Acquire) {
             "UPDATING"
         } else {
             "ACTIVE"
         }
+    }
+
+    /// Whether the stream is still `CREATING`: then it has no shards to write to or read from
+    /// yet, and data-plane calls are refused as for a stream that does not exist, as AWS does.
+    /// Costs one atomic load once the stream is `ACTIVE`.
+    pub fn is_creating(&self) -> bool {
+        let until = self.creating_until_ms.load(Ordering::Acquire);
+        if until == 0 {
+            return false;
+        }
+        if now_ms() < until {
+            return true;
+        }
+        self.creating_until_ms.store(0, Ordering::Release);
+        false
+    }
+
+    /// Shows the new stream as `CREATING` for `window` from now.
+    pub fn mark_creating(&self, window: Duration) {
+        if !window.is_zero() {
+            let until = now_ms().saturating_add(window.as_millis() as u64);
+            self.creating_until_ms.store(until, Ordering::Release);
+        }
+    }
+
+    /// The state DescribeStream, DescribeStreamSummary and ListShards show: the current one,
+    /// except that a `CREATING` stream shows no shards yet, and one `UPDATING` after a reshard
+    /// shows the shards from before it (parents still open, no children), as AWS does until the
+    /// stream is `ACTIVE` again. Only what is shown differs: writes and reads already use the
+    /// new shards.
+    pub fn shown_state(&self) -> Arc<StreamState> {
+        let state = self.state();
+        let shards = match self.status() {
+            "CREATING" => Vec::new(),
+            "UPDATING" => {
+                let until = self.updating_until_ms.load(Ordering::Acquire);
+                let before = self
+                    .shards_before_reshard
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                match before.as_ref() {
+                    Some((window_until, metas)) if *window_until == until => {
+                        Self::shards_as_they_were(&state, metas)
+                    }
+                    _ => return state,
+                }
+            }
+            _ => return state,
+        };
+        Arc::new(StreamState {
+            shards,
+            ..(*state).clone()
+        })
+    }
+
+    /// The shards of `metas` as they are in `state`, or, for a parent a reshard closed since,
+    /// as it was then (open): the same log, limiter and counters under the old metadata.
+    fn shards_as_they_were(state: &StreamState, metas: &[ShardMeta]) -> Vec<Arc<Shard>> {
+        metas
+            .iter()
+            .filter_map(|meta| {
+                let current = state.shard(meta.ordinal)?;
+                if current.meta.closed.is_some() == meta.closed.is_some() {
+                    return Some(Arc::clone(current));
+                }
+                Some(Arc::new(Shard {
+                    meta: meta.clone(),
+                    log: Arc::clone(&current.log),
+                    throttle: current.throttle.clone(),
+                    metrics: Arc::clone(&current.metrics),
+                }))
+            })
+            .collect()
     }
 
     /// Records an UpdateShardCount at `now_ms` and returns how many fall within the last 24
@@ -328,6 +418,30 @@ impl Stream {
     /// Shows the stream as `UPDATING` for `window` from now.
     pub fn mark_updating(&self, window: Duration) {
         let until = now_ms().saturating_add(window.as_millis() as u64);
+        let mut before = self
+            .shards_before_reshard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *before = None;
+        self.updating_until_ms.store(until, Ordering::Release);
+    }
+
+    /// Shows the stream as `UPDATING` for `window` from now after a reshard, listing the shards
+    /// of `before` (the state the reshard started from) until then.
+    pub fn mark_resharded(&self, window: Duration, before: &StreamState) {
+        let until = now_ms().saturating_add(window.as_millis() as u64);
+        let mut shown = self
+            .shards_before_reshard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *shown = (!window.is_zero()).then(|| {
+            let metas = before
+                .shards
+                .iter()
+                .map(|shard| shard.meta.clone())
+                .collect();
+            (until, metas)
+        });
         self.updating_until_ms.store(until, Ordering::Release);
     }
 
@@ -811,6 +925,8 @@ impl Node {
             routes: RwLock::new(Arc::new(Vec::new())),
             routes_epoch: watch::channel(0).0,
             updating_until_ms: AtomicU64::new(0),
+            creating_until_ms: AtomicU64::new(0),
+            shards_before_reshard: std::sync::Mutex::new(None),
             scalings_ms: std::sync::Mutex::new(Vec::new()),
             metrics: StreamMetrics::default(),
             encryption_changes: Default::default(),
@@ -1024,6 +1140,7 @@ impl Node {
         .await
         .map_err(|error| crate::Error::internal(format!("stream creation failed: {error}")))?
         .map_err(|error| crate::Error::internal(error.to_string()))?;
+        stream.mark_creating(self.config.create_window);
         let stream = Arc::new(stream);
         self.propose(Command::CreateStream {
             meta: document_meta,

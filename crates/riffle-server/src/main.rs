@@ -108,6 +108,10 @@ struct ServeArgs {
     /// default, keeps streams ACTIVE so waiters never sleep).
     #[arg(long, default_value_t = 0)]
     update_window_ms: u64,
+    /// Milliseconds a new stream shows CREATING, listing no shards and refusing writes and
+    /// iterators as AWS does (0, the default: ACTIVE when CreateStream returns).
+    #[arg(long, default_value_t = 0)]
+    create_window_ms: u64,
     /// ON_DEMAND scaling: how often shard write rates are measured.
     #[arg(long, default_value_t = 1000)]
     on_demand_interval_ms: u64,
@@ -239,6 +243,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     config.log_options.segment_bytes_max = args.segment_bytes_max;
     config.retention_interval = Duration::from_secs(args.retention_interval_s.max(1));
     config.update_window = Duration::from_millis(args.update_window_ms);
+    config.create_window = Duration::from_millis(args.create_window_ms);
     config.commitment_minimum = Duration::from_secs(args.commitment_minimum_s);
     config.subscriptions = riffle_core::subscribe::SubscriptionConfig {
         lifetime: Duration::from_secs(args.subscription_lifetime_s.max(1)),
