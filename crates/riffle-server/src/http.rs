@@ -180,13 +180,19 @@ async fn handle(
     let (parts, body) = request.into_parts();
     // The answer, errors included, is in the request's format: CBOR clients cannot read JSON.
     let format = wire_format(&parts.headers);
+    // What riffle logs while running the call (the detail of an internal failure, for one)
+    // carries the request id, which the client has in `x-amzn-RequestId`.
+    let span = tracing::info_span!("request", id = %request_id);
     let outcome = match read_body(body, &parts.headers, budget).await {
         // The reservation lives until the answer is built: the decoded request and the
         // records it produces are about as large as the body. Nothing runs, whatever the
         // target, unless the request is authenticated (the payload hash needs the body).
         Ok((body, _reservation)) => match auth.caller(&node, &parts, &body) {
             Ok(caller) => match target_operation(&parts.headers) {
-                Some(operation) => service::call(&node, &caller, format, operation, &body).await,
+                Some(operation) => {
+                    let call = service::call(&node, &caller, format, operation, &body);
+                    tracing::Instrument::instrument(call, span).await
+                }
                 None => Err(KinesisError::new(
                     ErrorKind::UnknownOperationException,
                     None,
@@ -204,8 +210,9 @@ async fn handle(
             EVENT_STREAM_CONTENT_TYPE,
         ),
         Err(error) => {
-            if error.http_status() >= 500 {
-                tracing::error!(%peer, %request_id, error = %error.type_name(), message = ?error.message, "internal failure");
+            if error.is_internal() {
+                // In full here, once; the client gets AWS's generic text (`client_view`).
+                tracing::error!(%peer, %request_id, detail = ?error.message, "internal failure");
             } else {
                 tracing::debug!(%peer, %request_id, error = %error.type_name(), message = ?error.log_message(), "request refused");
             }
