@@ -180,9 +180,6 @@ async fn handle(
     let (parts, body) = request.into_parts();
     // The answer, errors included, is in the request's format: CBOR clients cannot read JSON.
     let format = wire_format(&parts.headers);
-    // What riffle logs while running the call (the detail of an internal failure, for one)
-    // carries the request id, which the client has in `x-amzn-RequestId`.
-    let span = tracing::info_span!("request", id = %request_id);
     let outcome = match read_body(body, &parts.headers, budget).await {
         // The reservation lives until the answer is built: the decoded request and the
         // records it produces are about as large as the body. Nothing runs, whatever the
@@ -190,6 +187,9 @@ async fn handle(
         Ok((body, _reservation)) => match auth.caller(&node, &parts, &body) {
             Ok(caller) => match target_operation(&parts.headers) {
                 Some(operation) => {
+                    // What riffle logs while running the call (the detail of an internal
+                    // failure, for one) carries the id the client has in `x-amzn-RequestId`.
+                    let span = tracing::info_span!("request", id = %request_id);
                     let call = service::call(&node, &caller, format, operation, &body);
                     tracing::Instrument::instrument(call, span).await
                 }
