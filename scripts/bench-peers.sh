@@ -17,12 +17,13 @@
 #   redis         Debian redis-server, XADD to one stream, appendonly with appendfsync always,
 #                 driven by redis-benchmark (pipelined like PutRecords, or not, like PutRecord)
 #   nats          Debian nats-server with JetStream file storage, driven by riffle-bench-nats
-#                 (crates/riffle-bench/src/nats.rs). Debian's 2.9 has no `sync_interval`
+#                 (crates/riffle-bench/src/nats.rs, built as an example). Debian's 2.9 has no `sync_interval`
 #                 (2.10+), so its acks never wait for an fsync: the comparison flatters it.
 #
 # What is installed when missing: redis-server and nats-server with apt-get (needs root), and
 # kinesalite and kinesis-local with npm into BENCH_TOOLS (default ~/.cache/riffle-bench-peers,
-# outside the repository). riffle is built in release, riffle-bench-nats with --features nats.
+# outside the repository). riffle is built in release, riffle-bench-nats with --features nats
+# (an example of riffle-bench, so that `cargo run` in the workspace finds one binary).
 #
 # Settings (environment):
 #   BENCH_DURATION        time per put and latency workload (default 10s)
@@ -54,7 +55,7 @@ shards=4
 startup_wait_s=60
 startup_samples=5
 riffle_bin=$root/target/release/riffle
-nats_bench_bin=$root/target/release/riffle-bench-nats
+nats_bench_bin=$root/target/release/examples/riffle-bench-nats
 
 say() { echo "bench-peers: $*" >&2; }
 # stop_server, run_child, wait_for_line, hwm_kib
@@ -111,7 +112,7 @@ wanted kinesis-mock && npm_install kinesis-local "$kinesis_local_version"
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     say "building riffle and riffle-bench-nats (release)"
     run_child bash -c 'cd "$1" && cargo build --release -p riffle-server >&2 &&
-        cargo build --release -p riffle-bench --features nats --bin riffle-bench-nats >&2' _ "$root"
+        cargo build --release -p riffle-bench --features nats --example riffle-bench-nats >&2' _ "$root"
 fi
 [ -x "$riffle_bin" ] || { say "no riffle binary at $riffle_bin"; exit 1; }
 if wanted nats && [ ! -x "$nats_bench_bin" ]; then

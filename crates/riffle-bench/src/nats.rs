@@ -1,5 +1,5 @@
 //! A NATS JetStream publisher shaped like `riffle bench put`, so that scripts/bench-peers.sh
-//! can set JetStream's figures beside riffle's (feature `nats`, binary `riffle-bench-nats`).
+//! can set JetStream's figures beside riffle's (feature `nats`, example `riffle-bench-nats`).
 //!
 //! Debian ships `nats-server` but not the `nats` CLI (whose `nats bench` would do this), so the
 //! publisher is written on async-nats, the NATS maintainers' own Rust client.

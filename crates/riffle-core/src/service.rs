@@ -1060,11 +1060,14 @@ async fn put_records(
             },
             Err(error) => {
                 failed += 1;
+                // AWS's code and text for an internal failure; its detail was logged where
+                // it happened.
+                let (code, message) = error.put_records_entry();
                 PutRecordsResultEntry {
                     sequence_number: None,
                     shard_id: None,
-                    error_code: Some(error.type_name().to_owned()),
-                    error_message: error.message.clone(),
+                    error_code: Some(code.to_owned()),
+                    error_message: message.map(str::to_owned),
                 }
             }
         })

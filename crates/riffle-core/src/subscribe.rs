@@ -184,7 +184,7 @@ pub fn start(
     ticket: Ticket,
 ) -> mpsc::Receiver<Bytes> {
     let (frames, receiver) = mpsc::channel(1);
-    tokio::spawn(async move {
+    let task = async move {
         let outcome = feed(
             &node,
             &found,
@@ -202,17 +202,30 @@ pub fn start(
                     .await;
         }
         node.subscriptions.finish(&ticket);
-    });
+    };
+    // The task logs under the request that started it (its request id).
+    tokio::spawn(tracing::Instrument::instrument(
+        task,
+        tracing::Span::current(),
+    ));
     receiver
 }
 
 /// An exception message for an error that ends a subscription.
 fn exception_frame(error: &Error) -> Bytes {
     // The type travels in the `:exception-type` header (botocore, the Java SDK); the Rust SDK
-    // reads the code from `__type` in the payload, as in an error response.
+    // reads the code from `__type` in the payload, as in an error response. An internal
+    // failure keeps its modeled type here (InternalFailureException is a member of the event
+    // stream) but not its detail, which goes to the log.
+    let message = if error.is_internal() {
+        tracing::error!(detail = ?error.message, "subscription failed");
+        riffle_proto::error::INTERNAL_FAILURE_MESSAGE
+    } else {
+        error.message.as_deref().unwrap_or_default()
+    };
     let payload = serde_json::json!({
         "__type": error.type_name(),
-        "message": error.message.clone().unwrap_or_default(),
+        "message": message,
     });
     Bytes::from(eventstream::exception(
         error.type_name(),

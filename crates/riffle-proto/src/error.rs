@@ -143,6 +143,15 @@ impl fmt::Display for ErrorKind {
 /// The text PutRecords puts in a failed entry's `ErrorMessage` when riffle failed internally.
 pub const INTERNAL_SERVICE_FAILURE: &str = "Internal Service Failure";
 
+/// The `__type` of a request that failed inside the service, as AWS answers it: the common
+/// error `InternalFailure`, not the modeled `InternalFailureException` (which AWS sends only
+/// inside a SubscribeToShard event stream), and the `ErrorCode` of such a PutRecords entry.
+pub const INTERNAL_FAILURE: &str = "InternalFailure";
+
+/// AWS's text for `InternalFailure` (its API reference, "Common Errors").
+pub const INTERNAL_FAILURE_MESSAGE: &str =
+    "The request processing has failed because of an unknown error, exception or failure.";
+
 /// A Kinesis error: what the client sees as `__type` and `message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KinesisError {
@@ -168,13 +177,43 @@ impl KinesisError {
         self.kind.http_status()
     }
 
+    /// Whether riffle failed inside (a 500). Its message is detail for the server's log
+    /// (file paths, OS errors) and never reaches a client: see [`KinesisError::client_view`].
+    pub fn is_internal(&self) -> bool {
+        self.kind == ErrorKind::InternalFailureException
+    }
+
+    /// The `__type` and text a client is told. An internal failure becomes AWS's generic
+    /// [`INTERNAL_FAILURE`] with [`INTERNAL_FAILURE_MESSAGE`], whatever its detail; every
+    /// other error is sent as it is.
+    pub fn client_view(&self) -> (&'static str, Option<&str>) {
+        if self.is_internal() {
+            (INTERNAL_FAILURE, Some(INTERNAL_FAILURE_MESSAGE))
+        } else {
+            (self.type_name(), self.message.as_deref())
+        }
+    }
+
+    /// The `ErrorCode` and `ErrorMessage` of a failed PutRecords entry: AWS's
+    /// `InternalFailure` / "Internal Service Failure" for an internal failure (its detail stays
+    /// in the log), the error's own type and text otherwise.
+    pub fn put_records_entry(&self) -> (&'static str, Option<&str>) {
+        if self.is_internal() {
+            (INTERNAL_FAILURE, Some(INTERNAL_SERVICE_FAILURE))
+        } else {
+            (self.type_name(), self.message.as_deref())
+        }
+    }
+
     /// The JSON error body: `{"__type":"X","message":"…"}` (`Message` for
-    /// SerializationException; no text member at all when there is no message).
+    /// SerializationException; no text member at all when there is no message). An internal
+    /// failure is written as [`KinesisError::client_view`] says, without its detail.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(64 + self.message.as_ref().map_or(0, String::len));
+        let (type_name, message) = self.client_view();
+        let mut body = Vec::with_capacity(64 + message.map_or(0, str::len));
         body.extend_from_slice(b"{\"__type\":");
-        write_json_string(&mut body, self.type_name());
-        if let Some(message) = &self.message {
+        write_json_string(&mut body, type_name);
+        if let Some(message) = message {
             body.push(b',');
             write_json_string(&mut body, self.kind.message_key());
             body.push(b':');
@@ -187,11 +226,12 @@ impl KinesisError {
     /// The CBOR error body: a map of `__type` and `message` (`Message` for
     /// SerializationException), the members of [`KinesisError::to_json`].
     pub fn to_cbor(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(48 + self.message.as_ref().map_or(0, String::len));
-        crate::cbor::write_map_head(&mut body, 1 + u64::from(self.message.is_some()));
+        let (type_name, message) = self.client_view();
+        let mut body = Vec::with_capacity(48 + message.map_or(0, str::len));
+        crate::cbor::write_map_head(&mut body, 1 + u64::from(message.is_some()));
         crate::cbor::write_text(&mut body, "__type");
-        crate::cbor::write_text(&mut body, self.type_name());
-        if let Some(message) = &self.message {
+        crate::cbor::write_text(&mut body, type_name);
+        if let Some(message) = message {
             crate::cbor::write_text(&mut body, self.kind.message_key());
             crate::cbor::write_text(&mut body, message);
         }
@@ -208,8 +248,10 @@ impl KinesisError {
         KinesisError::with(ErrorKind::ExpiredNextTokenException, message)
     }
 
-    pub fn internal(message: impl Into<String>) -> KinesisError {
-        KinesisError::with(ErrorKind::InternalFailureException, message)
+    /// A failure inside riffle. `detail` is for the log only (it may name files); clients get
+    /// AWS's generic text instead ([`KinesisError::client_view`]).
+    pub fn internal(detail: impl Into<String>) -> KinesisError {
+        KinesisError::with(ErrorKind::InternalFailureException, detail)
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> KinesisError {
@@ -919,6 +961,46 @@ mod tests {
             };
             assert_eq!(kind.http_status(), expected, "{kind}");
         }
+    }
+
+    /// An internal failure's detail (here a file path and an OS error) stays out of every
+    /// body a client sees: the response in both wire formats and a PutRecords entry.
+    #[test]
+    fn internal_failures_reach_clients_as_aws_generic_text() {
+        let detail = "cannot persist the catalogue: /srv/riffle/data/meta.json.tmp: No space left";
+        let error = KinesisError::internal(detail);
+        assert_eq!(error.http_status(), 500);
+        assert_eq!(
+            error.to_json(),
+            br#"{"__type":"InternalFailure","message":"The request processing has failed because of an unknown error, exception or failure."}"#
+        );
+        let mut expected = vec![0xa2, 0x66];
+        expected.extend_from_slice(b"__type");
+        expected.push(0x60 + INTERNAL_FAILURE.len() as u8);
+        expected.extend_from_slice(INTERNAL_FAILURE.as_bytes());
+        expected.push(0x67);
+        expected.extend_from_slice(b"message");
+        expected.extend_from_slice(&[0x78, INTERNAL_FAILURE_MESSAGE.len() as u8]);
+        expected.extend_from_slice(INTERNAL_FAILURE_MESSAGE.as_bytes());
+        assert_eq!(error.to_cbor(), expected);
+        assert_eq!(
+            error.put_records_entry(),
+            ("InternalFailure", Some("Internal Service Failure"))
+        );
+        // The detail is still there for the log.
+        assert_eq!(error.message.as_deref(), Some(detail));
+        assert!(error.to_string().contains(detail));
+
+        // Other errors are sent as they are.
+        let throttled = KinesisError::write_throttled("shardId-000000000000", "s", "123456789012");
+        assert_eq!(
+            throttled.client_view(),
+            (
+                "ProvisionedThroughputExceededException",
+                throttled.message.as_deref()
+            )
+        );
+        assert_eq!(throttled.put_records_entry(), throttled.client_view());
     }
 
     #[test]

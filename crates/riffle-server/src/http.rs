@@ -210,7 +210,13 @@ async fn handle(
         // target, unless the request is authenticated (the payload hash needs the body).
         Ok((body, _reservation)) => match auth.caller(&node, &parts, &body) {
             Ok(caller) => match target_operation(&parts.headers) {
-                Some(operation) => service::call(&node, &caller, format, operation, &body).await,
+                Some(operation) => {
+                    // What riffle logs while running the call (the detail of an internal
+                    // failure, for one) carries the id the client has in `x-amzn-RequestId`.
+                    let span = tracing::info_span!("request", id = %request_id);
+                    let call = service::call(&node, &caller, format, operation, &body);
+                    tracing::Instrument::instrument(call, span).await
+                }
                 None => Err(KinesisError::new(
                     ErrorKind::UnknownOperationException,
                     None,
@@ -228,8 +234,9 @@ async fn handle(
             EVENT_STREAM_CONTENT_TYPE,
         ),
         Err(error) => {
-            if error.http_status() >= 500 {
-                tracing::error!(%peer, %request_id, error = %error.type_name(), message = ?error.message, "internal failure");
+            if error.is_internal() {
+                // In full here, once; the client gets AWS's generic text (`client_view`).
+                tracing::error!(%peer, %request_id, detail = ?error.message, "internal failure");
             } else {
                 tracing::debug!(%peer, %request_id, error = %error.type_name(), message = ?error.log_message(), "request refused");
             }

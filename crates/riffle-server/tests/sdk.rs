@@ -30,6 +30,8 @@ mod iterators;
 mod limits;
 #[path = "sdk/listing.rs"]
 mod listing;
+#[path = "sdk/logging.rs"]
+mod logging;
 #[path = "sdk/monitoring.rs"]
 mod monitoring;
 #[path = "sdk/on_demand.rs"]

@@ -871,7 +871,7 @@ fn tamper_with_sealed_frames(file: &Path) -> usize {
 }
 
 /// A sealed frame changed on disk (checksum fixed up, so the log finds nothing wrong) is
-/// caught by its authentication tag: the read answers InternalFailureException instead of
+/// caught by its authentication tag: the read answers InternalFailure (500) instead of
 /// serving altered bytes, the plain records before it are served, and the records after it
 /// stay readable.
 #[tokio::test]
@@ -933,11 +933,11 @@ async fn a_tampered_sealed_frame_is_never_served() {
     );
     let next = first.next_shard_iterator().expect("the shard is open");
     let (error, status) = service_error(client.get_records().shard_iterator(next).send().await);
-    assert_eq!(error.code(), Some("InternalFailureException"), "{error:?}");
+    assert_eq!(error.code(), Some("InternalFailure"), "{error:?}");
     assert_eq!(status, 500);
     // Asked again, the answer is the same: the frame is never skipped silently or served.
     let (error, _) = service_error(client.get_records().shard_iterator(next).send().await);
-    assert_eq!(error.code(), Some("InternalFailureException"), "{error:?}");
+    assert_eq!(error.code(), Some("InternalFailure"), "{error:?}");
 
     let iterator = client
         .get_shard_iterator()

@@ -1,6 +1,7 @@
 //! Cross-cutting error behaviour: every stream-addressed operation reports a missing stream
 //! the same way, and responses carry request ids that SDKs surface.
 
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::operation::RequestId;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
@@ -120,4 +121,87 @@ async fn successful_responses_carry_request_ids() {
         ids[0] != ids[1] && ids[1] != ids[2],
         "request ids are unique: {ids:?}"
     );
+}
+
+/// AWS's answer to a request that failed inside the service.
+const INTERNAL_FAILURE_BODY: &str = r#"{"__type":"InternalFailure","message":"The request processing has failed because of an unknown error, exception or failure."}"#;
+
+/// A failure inside the server (here: the data directory's `streams/` turned into a file under
+/// it) reaches the client as AWS's generic InternalFailure, a 500 without the server's file
+/// paths or OS errors, and the log in full, with the request id the client was given.
+#[tokio::test]
+async fn internal_failures_tell_the_log_everything_and_the_client_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let data_arg = data_dir.to_str().expect("temp dir path is UTF-8");
+    let server = Server::with_log_filter(&["--data-dir", data_arg], "info");
+    let client = server.client();
+    create_stream(&client, "before", 1).await;
+    std::fs::rename(data_dir.join("streams"), dir.path().join("streams-aside"))
+        .expect("move streams/ aside");
+    std::fs::write(data_dir.join("streams"), b"not a directory").expect("a file in its place");
+
+    let result = client
+        .create_stream()
+        .stream_name("after")
+        .shard_count(1)
+        .send()
+        .await;
+    let (error, status) = service_error(result);
+    assert_eq!(
+        (status, error.code()),
+        (500, Some("InternalFailure")),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.message(),
+        Some(
+            "The request processing has failed because of an unknown error, exception or failure."
+        ),
+        "{error:?}"
+    );
+    let sdk_request_id = error.request_id().expect("a request id").to_owned();
+
+    let response = crate::raw_http::call(
+        server.addr,
+        "CreateStream",
+        br#"{"StreamName":"raw","ShardCount":1}"#,
+    );
+    assert_eq!(response.status, 500);
+    assert_eq!(
+        String::from_utf8_lossy(&response.body),
+        INTERNAL_FAILURE_BODY,
+        "the body names nothing of the server"
+    );
+    let raw_request_id = response
+        .header("x-amzn-requestid")
+        .expect("a request id")
+        .to_owned();
+
+    // The log has each failure in full (the path), under the id the client was given.
+    let data_path = data_dir.display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = server.log_tail();
+        let logged = |id: &str| {
+            log.lines()
+                .any(|line| line.contains(id) && line.contains(&data_path))
+        };
+        if logged(&sdk_request_id) && logged(&raw_request_id) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line with the request ids {sdk_request_id}, {raw_request_id} and the \
+             path {data_path}:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The server keeps serving what does not need the broken directory.
+    client
+        .describe_stream_summary()
+        .stream_name("before")
+        .send()
+        .await
+        .expect("the server still answers");
 }

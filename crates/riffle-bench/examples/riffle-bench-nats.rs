@@ -1,5 +1,6 @@
 //! `riffle-bench-nats`: the NATS JetStream publisher of scripts/bench-peers.sh; see
-//! `riffle_bench::nats`. Built only with the `nats` feature.
+//! `riffle_bench::nats`. Built only with the `nats` feature, as an example so that `cargo run`
+//! in the workspace has one binary to run (`riffle`).
 
 use std::process::ExitCode;
 
