@@ -211,9 +211,11 @@ async fn handle(
         Ok((body, _reservation)) => match auth.caller(&node, &parts, &body) {
             Ok(caller) => match target_operation(&parts.headers) {
                 Some(operation) => {
-                    // What riffle logs while running the call (the detail of an internal
-                    // failure, for one) carries the id the client has in `x-amzn-RequestId`.
-                    let span = tracing::info_span!("request", id = %request_id);
+                    // With RIFFLE_LOG=debug, what riffle logs while running the call carries
+                    // the id the client has in `x-amzn-RequestId`. A debug span costs nothing
+                    // at the default level (the put path makes one per request); an internal
+                    // failure is logged below with its id at any level.
+                    let span = tracing::debug_span!("request", id = %request_id);
                     let call = service::call(&node, &caller, format, operation, &body);
                     tracing::Instrument::instrument(call, span).await
                 }
