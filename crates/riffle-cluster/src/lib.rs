@@ -73,8 +73,11 @@
 //! ```
 
 mod codec;
+mod durable_file;
 pub mod flush;
 mod log_store;
+pub mod meta_group;
+pub mod meta_snapshot;
 pub mod types;
 pub mod vote_file;
 
@@ -82,7 +85,11 @@ pub use crate::flush::{Flusher, PendingFlush, SyncNow};
 pub use crate::log_store::{
     LogStore, LogStoreReader, LIMITED_READ_BYTES_MAX, LIMITED_READ_ENTRIES_MAX,
 };
+pub use crate::meta_group::{
+    command_payload, decode_command, open_meta_group, propose, MetaRaft, MetaSnapshot,
+    MetaStateMachine, MetaView, ProposeError, META_DIR_NAME,
+};
 pub use crate::types::{
     frame_index, raft_index, Applied, ClusterNode, Entry, FramePayload, LogId, Membership,
-    PayloadKind, RiffleRaft, StoredMembership, Vote,
+    PayloadKind, Response, RiffleRaft, StoredMembership, Vote,
 };
