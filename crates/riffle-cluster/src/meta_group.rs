@@ -453,3 +453,109 @@ impl RaftStateMachine<RiffleRaft> for MetaStateMachine {
         Ok(self.shared.read().snapshot.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use openraft::impls::leader_id_adv::LeaderId;
+    use riffle_core::meta::AccountMeta;
+
+    use super::*;
+    use crate::types::{ClusterNode, Membership};
+
+    fn log_id(index: u64) -> LogId {
+        LogId::new(
+            LeaderId {
+                term: 1,
+                node_id: 1,
+            },
+            index,
+        )
+    }
+
+    fn put_account() -> Command {
+        Command::PutAccount {
+            account: "000000000000".into(),
+            meta: AccountMeta::default(),
+        }
+    }
+
+    #[test]
+    fn commands_travel_in_an_envelope_and_foreign_data_is_named() {
+        let command = put_account();
+        let data = command_payload(&command).unwrap();
+        assert_eq!(data.kind, PayloadKind::Records);
+        assert!(std::str::from_utf8(&data.payload)
+            .unwrap()
+            .starts_with("{\"format\":1,\"command\":"));
+        assert_eq!(decode_command(&data), Ok(command));
+
+        let with = |kind, payload: &'static [u8]| FramePayload {
+            kind,
+            payload: Bytes::from_static(payload),
+            ..data.clone()
+        };
+        let newer = br#"{"format":2,"command":{"FinishRemoving":{"dirs":[]}}}"#;
+        assert!(decode_command(&with(PayloadKind::Records, newer))
+            .unwrap_err()
+            .contains("format 2"));
+        let unknown = br#"{"format":1,"command":{"Rename":{}}}"#;
+        assert!(decode_command(&with(PayloadKind::Records, unknown)).is_err());
+        assert!(decode_command(&with(PayloadKind::Records, b"records, not json")).is_err());
+        assert!(decode_command(&with(PayloadKind::Seal, b""))
+            .unwrap_err()
+            .contains("Seal"));
+    }
+
+    #[test]
+    fn entries_apply_in_order_and_an_undecodable_one_stops_without_a_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let machine = MetaStateMachine::open(dir.path()).unwrap();
+        let view = machine.view();
+        assert_eq!(view.applied(), None);
+        assert_eq!(view.catalogue(), CatalogueState::new(String::new()));
+
+        let nodes = BTreeMap::from([(1, ClusterNode::default())]);
+        let membership = Membership::new(vec![BTreeSet::from([1])], nodes).unwrap();
+        let answer = machine
+            .apply_entry(log_id(0), &EntryPayload::Membership(membership.clone()))
+            .unwrap();
+        assert_eq!(answer, Response::Appended(Applied { frame_index: 1 }));
+        assert_eq!(view.membership().log_id(), &Some(log_id(0)));
+        machine
+            .apply_entry(log_id(1), &EntryPayload::Blank)
+            .unwrap();
+
+        let command = EntryPayload::Normal(command_payload(&put_account()).unwrap());
+        let answer = machine.apply_entry(log_id(2), &command).unwrap();
+        assert_eq!(answer, Response::Catalogue(Ok(CatalogueApplied::Done)));
+        assert!(view.read(|state| state.accounts.contains_key("000000000000")));
+        assert_eq!(view.applied(), Some(log_id(2)));
+        // A command the catalogue rejects is an answer, and the entry counts as applied.
+        let delete = Command::DeleteStream {
+            account: "000000000000".into(),
+            name: "none".into(),
+            if_version: 1,
+        };
+        let answer = machine
+            .apply_entry(
+                log_id(3),
+                &EntryPayload::Normal(command_payload(&delete).unwrap()),
+            )
+            .unwrap();
+        assert_eq!(answer, Response::Catalogue(Err(Rejection::NotFound)));
+        assert_eq!(view.applied(), Some(log_id(3)));
+
+        let before = view.catalogue();
+        let garbage = EntryPayload::Normal(FramePayload {
+            payload: Bytes::from_static(b"\xff not a command"),
+            ..command_payload(&put_account()).unwrap()
+        });
+        let error = machine.apply_entry(log_id(4), &garbage).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("Raft index 4"), "{error}");
+        assert_eq!(view.applied(), Some(log_id(3)), "not applied");
+        assert_eq!(view.catalogue(), before);
+    }
+}
