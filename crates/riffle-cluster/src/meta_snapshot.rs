@@ -2,7 +2,8 @@
 //! version, and the Raft facts openraft needs back (the last applied log id and the
 //! membership), in one checksummed file beside the group's segments.
 //!
-//! Layout: the [sealed](crate::durable_file) JSON document
+//! Layout: `len u32 | crc32c u32 | body` (little-endian, the CRC32C covering the body, as
+//! in the [vote file](crate::vote_file)), where `body` is the JSON document
 //!
 //! ```text
 //! {"format":1,
@@ -71,14 +72,11 @@ pub(crate) struct Decoded {
 
 /// The bytes of the snapshot of `state` as of `meta`.
 pub(crate) fn encode(meta: &MetaSnapshotMeta, state: &CatalogueState) -> io::Result<Bytes> {
-    let membership = &meta.last_membership;
-    let membership = match membership.log_id() {
-        Some(log_id) => Some(MembershipAt {
-            log_id: LogIdDoc::from(log_id),
-            membership: MembershipDoc::of(membership.membership()),
-        }),
-        None => None,
-    };
+    let stored = &meta.last_membership;
+    let membership = stored.log_id().as_ref().map(|log_id| MembershipAt {
+        log_id: LogIdDoc::from(log_id),
+        membership: MembershipDoc::of(stored.membership()),
+    });
     let doc = Doc {
         format: FORMAT,
         last_applied: meta.last_log_id.as_ref().map(LogIdDoc::from),
