@@ -32,9 +32,9 @@ use crate::types::{
 /// Version of [`MembershipDoc`] this crate writes and reads.
 const MEMBERSHIP_FORMAT: u32 = 1;
 
-/// A membership as stored in a `Membership` frame.
+/// A membership as stored in a `Membership` frame (and in the metadata group's snapshot).
 #[derive(Debug, Serialize, Deserialize)]
-struct MembershipDoc {
+pub(crate) struct MembershipDoc {
     /// [`MEMBERSHIP_FORMAT`].
     format: u32,
     /// The voter sets: one in a uniform configuration, two during a joint change.
@@ -122,33 +122,43 @@ pub(crate) fn decode(frame: riffle_log::Entry) -> io::Result<Entry> {
     Ok(Entry::new(log_id, payload))
 }
 
+impl MembershipDoc {
+    /// The document of `membership`.
+    pub(crate) fn of(membership: &Membership) -> MembershipDoc {
+        MembershipDoc {
+            format: MEMBERSHIP_FORMAT,
+            configs: membership.get_joint_config().clone(),
+            nodes: membership
+                .nodes()
+                .map(|(id, node)| (*id, node.clone()))
+                .collect(),
+        }
+    }
+
+    /// The membership it describes; refused if its format is unknown or openraft would not
+    /// build it.
+    pub(crate) fn into_membership(self) -> Result<Membership, String> {
+        if self.format != MEMBERSHIP_FORMAT {
+            return Err(format!(
+                "membership format {} (this build reads {MEMBERSHIP_FORMAT})",
+                self.format
+            ));
+        }
+        Membership::new(self.configs, self.nodes)
+            .map_err(|error| format!("membership is not valid: {error}"))
+    }
+}
+
 fn encode_membership(membership: &Membership) -> io::Result<Bytes> {
-    let doc = MembershipDoc {
-        format: MEMBERSHIP_FORMAT,
-        configs: membership.get_joint_config().clone(),
-        nodes: membership
-            .nodes()
-            .map(|(id, node)| (*id, node.clone()))
-            .collect(),
-    };
-    let bytes = serde_json::to_vec(&doc).map_err(io::Error::other)?;
+    let bytes = serde_json::to_vec(&MembershipDoc::of(membership)).map_err(io::Error::other)?;
     Ok(Bytes::from(bytes))
 }
 
 fn decode_membership(payload: &[u8], index: u64) -> io::Result<Membership> {
     let doc: MembershipDoc = serde_json::from_slice(payload)
         .map_err(|error| invalid_frame(index, &format!("membership does not parse: {error}")))?;
-    if doc.format != MEMBERSHIP_FORMAT {
-        return Err(invalid_frame(
-            index,
-            &format!(
-                "membership format {} (this build reads {MEMBERSHIP_FORMAT})",
-                doc.format
-            ),
-        ));
-    }
-    Membership::new(doc.configs, doc.nodes)
-        .map_err(|error| invalid_frame(index, &format!("membership is not valid: {error}")))
+    doc.into_membership()
+        .map_err(|reason| invalid_frame(index, &reason))
 }
 
 fn invalid_frame(index: u64, what: &str) -> io::Error {

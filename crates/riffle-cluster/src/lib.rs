@@ -1,5 +1,5 @@
-//! riffle's openraft glue, storage half: the Raft log of a group **is** a riffle-log segment
-//! log.
+//! riffle's openraft glue: the Raft log of a group **is** a riffle-log segment log, and the
+//! metadata group replicates riffle-core's catalogue.
 //!
 //! A riffle cluster runs one Raft group for its metadata (the catalogue) and one per shard.
 //! Each group keeps its log in one directory of riffle-log segment files, opened as a
@@ -7,12 +7,44 @@
 //! its `RaftLogReader`). For a shard, the frames openraft appends are the shard's data: a
 //! record batch is written once, as the Raft entry that replicates it, and reads, the sparse
 //! index and retention work on the same files as on a single node today. riffle-log knows
-//! nothing of openraft; everything Raft-specific lives here.
+//! nothing of openraft; everything Raft-specific lives here. riffle-core knows nothing of
+//! openraft either: this crate depends on it, for the catalogue it replicates, never the
+//! other way round.
 //!
-//! This crate has no network and no state machines yet (see ARCHITECTURE.md's departures);
-//! its tests run openraft's storage conformance suite (`openraft::testing::log::Suite`)
-//! against [`LogStore`] with a minimal state machine, plus restart and damage scenarios the
-//! suite does not cover.
+//! The [metadata group](meta_group) applies riffle-core's catalogue commands
+//! ([`riffle_core::catalogue::Command`]) in log order with [`MetaStateMachine`], answers each
+//! proposer with the catalogue's verdict, and snapshots the catalogue with every stream's
+//! version into `DATA/meta/snapshot` ([`meta_snapshot`]). This crate has no peer network
+//! and no shard state machines yet (see ARCHITECTURE.md's departures); its tests run
+//! openraft's storage conformance suite (`openraft::testing::log::Suite`) against
+//! [`LogStore`], restart and damage scenarios the suite does not cover, and the metadata
+//! group on one and three nodes over an in-process network (`tests/router/`).
+//!
+//! # One type configuration for every group
+//!
+//! The metadata group and the shard groups share [`RiffleRaft`]. Its application data stays
+//! a [`FramePayload`], "what one frame carries": a shard's entry holds a record batch, a
+//! metadata entry a catalogue command in riffle's JSON envelope ([`command_payload`]), both
+//! as `Data` frames. Its answer is a [`Response`]: where an entry landed
+//! ([`Response::Appended`], for shards and membership changes) or the catalogue's verdict
+//! ([`Response::Catalogue`]). The alternatives were weighed and set aside:
+//!
+//! * a second type configuration for the metadata group would make every generic piece
+//!   generic twice over: [`LogStore`], the codec and the flusher are written against
+//!   `RiffleRaft`, and the peer network, which multiplexes all groups over one connection
+//!   per peer, would need two sets of RPC types. Type safety between groups would be the
+//!   gain, but a shard group's state machine still has to refuse foreign entries whatever
+//!   the types say;
+//! * an enum of "shard frame" and "catalogue command" as the application data would decode
+//!   commands inside the log codec, so an entry a node cannot decode (a newer riffle's
+//!   command) would make its log unreadable, replication of it to others included. Keeping
+//!   commands opaque to the log and decoding them in the state machine leaves that decision
+//!   to [`MetaStateMachine`], which stops the group on that node, naming the entry, rather
+//!   than skip it and let catalogues drift apart.
+//!
+//! Snapshots need no such choice: in openraft 0.10 each state machine owns its snapshot type,
+//! so the metadata group ships its snapshot file's bytes while shard groups will ship their
+//! own.
 //!
 //! # Which openraft
 //!
@@ -31,7 +63,7 @@
 //!
 //! | openraft entry                                | frame kind   | frame payload            |
 //! |-----------------------------------------------|--------------|--------------------------|
-//! | `Normal`, [`FramePayload`] of kind `Records`  | `Data`       | the batch, opaque        |
+//! | `Normal`, [`FramePayload`] of kind `Records`  | `Data`       | the batch (a shard) or a command (metadata), opaque |
 //! | `Normal`, [`FramePayload`] of kind `Seal`     | `Seal`       | as given (usually empty) |
 //! | `Blank`                                       | `Blank`      | empty                    |
 //! | `Membership`                                  | `Membership` | riffle's JSON document   |
@@ -66,15 +98,19 @@
 //! one fdatasync for many pending flushes of many groups and then complete them all.
 //!
 //! ```text
-//! <group dir>/
+//! <group dir>/                   DATA/meta/ for the metadata group
 //!   vote                         vote, committed and purged log ids (this crate)
+//!   snapshot                     the metadata group's last snapshot (meta_snapshot)
 //!   00000000000000000001.log     riffle-log segments: frame i = Raft entry i - 1
 //!   00000000000000000001.idx
 //! ```
 
 mod codec;
+mod durable_file;
 pub mod flush;
 mod log_store;
+pub mod meta_group;
+pub mod meta_snapshot;
 pub mod types;
 pub mod vote_file;
 
@@ -82,7 +118,11 @@ pub use crate::flush::{Flusher, PendingFlush, SyncNow};
 pub use crate::log_store::{
     LogStore, LogStoreReader, LIMITED_READ_BYTES_MAX, LIMITED_READ_ENTRIES_MAX,
 };
+pub use crate::meta_group::{
+    command_payload, decode_command, open_meta_group, propose, MetaRaft, MetaSnapshot,
+    MetaStateMachine, MetaView, ProposeError, META_DIR_NAME,
+};
 pub use crate::types::{
     frame_index, raft_index, Applied, ClusterNode, Entry, FramePayload, LogId, Membership,
-    PayloadKind, RiffleRaft, StoredMembership, Vote,
+    PayloadKind, Response, RiffleRaft, StoredMembership, Vote,
 };

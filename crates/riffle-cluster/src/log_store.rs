@@ -195,6 +195,11 @@ impl LogStore {
         &self.dir
     }
 
+    /// The last purged log id: entries up to it are gone (a snapshot must hold them).
+    pub fn last_purged(&self) -> Option<LogId> {
+        self.hard.purged
+    }
+
     /// The riffle-log underneath, for reads by frame index and for inspection.
     pub fn log(&self) -> &Log {
         &self.log

@@ -5,6 +5,7 @@ use std::fmt;
 
 use bytes::Bytes;
 use openraft::type_config::alias::{EntryOf, LogIdOf, StoredMembershipOf, VoteOf};
+use riffle_core::catalogue::{Applied as CatalogueApplied, Rejection};
 use serde::{Deserialize, Serialize};
 
 /// A riffle node as Raft knows it: where its peers reach it.
@@ -82,14 +83,27 @@ pub struct Applied {
     pub frame_index: u64,
 }
 
+/// What applying an entry answers the one who proposed it (`client_write`, or a membership
+/// change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Where the entry landed: a shard group's answer to a batch (and any group's answer to
+    /// a membership change).
+    Appended(Applied),
+    /// The catalogue's answer to a metadata group's command. A rejection is a normal,
+    /// deterministic answer that every node gave alike, not an error of the group.
+    Catalogue(Result<CatalogueApplied, Rejection>),
+}
+
 openraft::declare_raft_types!(
     /// riffle's openraft type configuration, shared by the metadata group and every shard
     /// group: node ids are `u64`, a node is its cluster address, leader ids are openraft's
     /// default "advanced" ones (term and node id, which is what a frame's `term` and
-    /// `leader` fields hold), application data is a [`FramePayload`].
+    /// `leader` fields hold), application data is a [`FramePayload`], the answer a
+    /// [`Response`].
     pub RiffleRaft:
         D = FramePayload,
-        R = Applied,
+        R = Response,
         NodeId = u64,
         Node = ClusterNode,
         AsyncRuntime = openraft_rt_tokio::TokioRuntime,

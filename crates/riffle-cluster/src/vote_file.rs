@@ -27,26 +27,21 @@
 //! its checksum was damaged after it was written, and opening fails with
 //! `io::ErrorKind::InvalidData`, naming the file.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use openraft::impls::leader_id_adv::LeaderId;
 use serde::{Deserialize, Serialize};
 
+use crate::durable_file;
 use crate::types::{LogId, Vote};
 
 /// Name of the file in the log directory.
 pub const VOTE_FILE_NAME: &str = "vote";
 
-/// The temporary file a write goes through.
-const VOTE_TEMP_FILE_NAME: &str = "vote.tmp";
-
 /// Version of [`Doc`] this crate writes and reads.
 const FORMAT: u32 = 1;
-
-/// `len u32 | crc32c u32`.
-const HEADER_BYTES: usize = 8;
 
 /// A vote file larger than this is damaged (a real one is a few hundred bytes).
 const FILE_BYTES_MAX: usize = 64 << 10;
@@ -79,7 +74,7 @@ struct VoteDoc {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct LogIdDoc {
+pub(crate) struct LogIdDoc {
     term: u64,
     node_id: u64,
     index: u64,
@@ -115,11 +110,7 @@ pub(crate) fn vote_path(dir: &Path) -> PathBuf {
 /// Reads the vote file of `dir`; the default state if there is none. Removes a temporary
 /// file a crash left behind (its rename never happened, so it holds nothing that counted).
 pub(crate) fn read(dir: &Path) -> io::Result<HardState> {
-    match fs::remove_file(dir.join(VOTE_TEMP_FILE_NAME)) {
-        Ok(()) => sync_dir(dir)?,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
-    }
+    durable_file::remove_leftover(dir, VOTE_FILE_NAME)?;
     let path = vote_path(dir);
     let bytes = match fs::read(&path) {
         Ok(bytes) => bytes,
@@ -140,25 +131,7 @@ pub(crate) fn read(dir: &Path) -> io::Result<HardState> {
 
 /// Replaces the vote file of `dir` with `state`, durably (see the module docs).
 pub(crate) fn write(dir: &Path, state: &HardState) -> io::Result<()> {
-    let bytes = encode(state)?;
-    let temp = dir.join(VOTE_TEMP_FILE_NAME);
-    // A leftover temp file may have other permissions; mode() applies only at creation.
-    match fs::remove_file(&temp) {
-        Ok(()) => {}
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
-    }
-    let mut file = riffle_log::owner_only_options(OpenOptions::new().write(true).create_new(true))
-        .open(&temp)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&temp, vote_path(dir))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    durable_file::replace(dir, VOTE_FILE_NAME, &encode(state)?)
 }
 
 fn encode(state: &HardState) -> io::Result<Vec<u8>> {
@@ -173,39 +146,11 @@ fn encode(state: &HardState) -> io::Result<Vec<u8>> {
         purged: state.purged.as_ref().map(LogIdDoc::from),
     };
     let body = serde_json::to_vec(&doc).map_err(io::Error::other)?;
-    let len = u32::try_from(body.len()).map_err(io::Error::other)?;
-    let mut bytes = Vec::with_capacity(HEADER_BYTES + body.len());
-    bytes.extend_from_slice(&len.to_le_bytes());
-    bytes.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-    bytes.extend_from_slice(&body);
-    Ok(bytes)
+    durable_file::seal(&body)
 }
 
 fn decode(bytes: &[u8]) -> Result<HardState, String> {
-    if bytes.len() < HEADER_BYTES {
-        return Err(format!(
-            "{} bytes, shorter than its {HEADER_BYTES}-byte header",
-            bytes.len()
-        ));
-    }
-    if bytes.len() > FILE_BYTES_MAX {
-        return Err(format!("{} bytes, more than any vote file", bytes.len()));
-    }
-    let (header, body) = bytes.split_at(HEADER_BYTES);
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let stored = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if body.len() != len {
-        return Err(format!(
-            "the header announces {len} bytes of body, the file holds {}",
-            body.len()
-        ));
-    }
-    let computed = crc32c::crc32c(body);
-    if computed != stored {
-        return Err(format!(
-            "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
-        ));
-    }
+    let body = durable_file::unseal(bytes, FILE_BYTES_MAX, "vote file")?;
     let doc: Doc = serde_json::from_slice(body).map_err(|error| error.to_string())?;
     if doc.format != FORMAT {
         return Err(format!("format {} (this build reads {FORMAT})", doc.format));
@@ -273,9 +218,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &state()).unwrap();
         // A crash between writing the temp file and renaming it.
-        fs::write(dir.path().join(VOTE_TEMP_FILE_NAME), b"half").unwrap();
+        fs::write(durable_file::temp_path(dir.path(), VOTE_FILE_NAME), b"half").unwrap();
         assert_eq!(read(dir.path()).unwrap(), state());
-        assert!(!dir.path().join(VOTE_TEMP_FILE_NAME).exists());
+        assert!(!durable_file::temp_path(dir.path(), VOTE_FILE_NAME).exists());
     }
 
     #[test]

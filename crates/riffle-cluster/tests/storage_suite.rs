@@ -18,7 +18,8 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
 use openraft::{EntryPayload, OptionalSend, StorageError};
 use riffle_cluster::{
-    frame_index, Applied, ClusterNode, LogId, LogStore, RiffleRaft, StoredMembership, SyncNow,
+    frame_index, Applied, ClusterNode, LogId, LogStore, Response, RiffleRaft, StoredMembership,
+    SyncNow,
 };
 use riffle_log::LogOptions;
 use tempfile::TempDir;
@@ -100,7 +101,7 @@ impl RaftStateMachine<RiffleRaft> for TestStateMachine {
             if let Some(responder) = responder {
                 let frame_index = frame_index(log_id.index)
                     .ok_or_else(|| io::Error::other("Raft index beyond any log"))?;
-                responder.send(Applied { frame_index });
+                responder.send(Response::Appended(Applied { frame_index }));
             }
         }
         Ok(())

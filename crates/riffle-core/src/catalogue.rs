@@ -19,8 +19,10 @@
 //!
 //! **Persistence.** The state is written as `meta.json` ([`crate::meta::MetaDocument`], its
 //! snapshot form): [`CatalogueState::from_document`] and [`CatalogueState::to_document`] are
-//! inverse, versions aside (they restart at 1 with the process; a cluster keeps them in the
-//! replicated snapshot).
+//! inverse, versions aside: a single node restarts them at 1 with the process, while a
+//! replicated snapshot must restore them exactly (every node has to reject the same stale
+//! commands), so it carries them beside the document ([`CatalogueState::versions`],
+//! [`CatalogueState::from_document_with_versions`]).
 
 use std::collections::BTreeMap;
 
@@ -50,6 +52,14 @@ pub struct CatalogueState {
     pub aws_managed_key: Option<ManagedKey>,
     /// Directories whose data the catalogue no longer needs (see `MetaDocument::removing`).
     pub removing: Vec<String>,
+}
+
+/// The version of one stream, as a snapshot carries it beside the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamVersion {
+    pub account: String,
+    pub name: String,
+    pub version: u64,
 }
 
 /// A change to the catalogue.
@@ -150,6 +160,54 @@ impl CatalogueState {
             aws_managed_key: document.aws_managed_key.clone(),
             removing: document.removing.clone(),
         }
+    }
+
+    /// Every stream's version, sorted by (account, name) like the document's streams.
+    pub fn versions(&self) -> Vec<StreamVersion> {
+        self.streams
+            .iter()
+            .map(|((account, name), entry)| StreamVersion {
+                account: account.clone(),
+                name: name.clone(),
+                version: entry.version,
+            })
+            .collect()
+    }
+
+    /// The state `document` and `versions` describe: the inverse of
+    /// ([`to_document`](Self::to_document), [`versions`](Self::versions)). Refused unless
+    /// every stream has exactly one version, at least 1, and every version names a stream.
+    pub fn from_document_with_versions(
+        document: &MetaDocument,
+        versions: &[StreamVersion],
+    ) -> Result<CatalogueState, String> {
+        let mut state = CatalogueState::from_document(document);
+        if state.streams.len() != document.streams.len() {
+            return Err("the document lists a stream twice".into());
+        }
+        let mut given = BTreeMap::new();
+        for version in versions {
+            let key = (version.account.clone(), version.name.clone());
+            if !state.streams.contains_key(&key) {
+                return Err(format!(
+                    "a version is given for stream {} of account {}, which the document does \
+                     not hold",
+                    version.name, version.account
+                ));
+            }
+            if version.version == 0 {
+                return Err(format!("stream {} has version 0", version.name));
+            }
+            if given.insert(key, version.version).is_some() {
+                return Err(format!("stream {} has two versions", version.name));
+            }
+        }
+        for (key, entry) in &mut state.streams {
+            entry.version = *given
+                .get(key)
+                .ok_or_else(|| format!("stream {} has no version", key.1))?;
+        }
+        Ok(state)
     }
 
     /// The document to persist: streams sorted by (account, name), the format version that
@@ -555,6 +613,32 @@ mod tests {
         let text = serde_json::to_string(&commands).unwrap();
         let back: Vec<Command> = serde_json::from_str(&text).unwrap();
         assert_eq!(back, commands);
+        // With the versions beside it, the document gives back the same state, versions
+        // included (what a replicated snapshot needs).
+        assert_eq!(state.stream("000000000000", "a").unwrap().version, 2);
+        let exact = CatalogueState::from_document_with_versions(&document, &state.versions());
+        assert_eq!(exact.as_ref(), Ok(&state));
+        assert_eq!(restored.stream("000000000000", "a").unwrap().version, 1);
+        // A version missing, doubled, 0 or for a stream the document lacks is refused.
+        let versions = state.versions();
+        let stray = StreamVersion {
+            account: "000000000000".into(),
+            name: "gone".into(),
+            version: 3,
+        };
+        let mut zero = versions.clone();
+        zero[0].version = 0;
+        for bad in [
+            Vec::new(),
+            [versions.clone(), versions.clone()].concat(),
+            zero,
+            [versions.clone(), vec![stray]].concat(),
+        ] {
+            assert!(CatalogueState::from_document_with_versions(&document, &bad).is_err());
+        }
+        let mut twice = document.clone();
+        twice.streams.push(twice.streams[0].clone());
+        assert!(CatalogueState::from_document_with_versions(&twice, &versions).is_err());
         // A second managed key never replaces the first.
         let mut state = state;
         assert!(state
