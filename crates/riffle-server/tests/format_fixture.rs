@@ -65,20 +65,19 @@ async fn everything(client: &Client) -> BTreeMap<String, (String, Vec<u8>)> {
 #[tokio::test]
 async fn a_data_directory_from_before_watermarks_opens_and_keeps_every_record() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/before-watermarks");
-    let acks: Vec<(String, String, String, String)> =
-        fs::read_to_string(fixture.join("acks.tsv"))
-            .unwrap()
-            .lines()
-            .map(|line| {
-                let fields: Vec<&str> = line.split('\t').collect();
-                (
-                    fields[0].to_string(),
-                    fields[1].to_string(),
-                    fields[2].to_string(),
-                    fields[3].to_string(),
-                )
-            })
-            .collect();
+    let acks: Vec<(String, String, String, String)> = fs::read_to_string(fixture.join("acks.tsv"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            (
+                fields[0].to_string(),
+                fields[1].to_string(),
+                fields[2].to_string(),
+                fields[3].to_string(),
+            )
+        })
+        .collect();
     assert_eq!(acks.len(), 30);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
