@@ -58,6 +58,11 @@ pub struct NodeConfig {
     pub commitment_minimum: Duration,
     /// The KMS keys of `--kms-keys` (see [`crate::crypto`]); empty without one.
     pub kms_keys: Arc<crate::crypto::KeyStore>,
+    /// The node-wide cache of segment file handles: every shard log keeps its sealed
+    /// segments' handles there (and a closed shard its last one), so the node holds one file
+    /// per open shard plus the cache's capacity, whatever its reshard history. Handles idle for
+    /// a retention interval are closed.
+    pub file_cache: riffle_log::FileCache,
 }
 
 impl NodeConfig {
@@ -80,14 +85,15 @@ impl NodeConfig {
                 riffle_proto::limits::BILLING_COMMITMENT_MIN_MS,
             ),
             kms_keys: Arc::new(crate::crypto::KeyStore::empty()),
+            file_cache: riffle_log::FileCache::default(),
         }
     }
 }
 
 /// Open shards per account unless `--shard-limit` says otherwise (DescribeLimits' ShardLimit).
 /// AWS grants 20,000 in its three largest regions ([`riffle_proto::limits::SHARD_LIMIT_DEFAULT`])
-/// and 1,000 or 6,000 elsewhere; riffle takes 1,000 because every shard keeps its segment files
-/// open on this one node.
+/// and 1,000 or 6,000 elsewhere; riffle takes 1,000 because every open shard keeps its active
+/// segment file open on this one node.
 pub const SHARD_LIMIT_DEFAULT: u32 = 1_000;
 /// On-demand streams per account (DescribeLimits' OnDemandStreamCountLimit), AWS's default.
 pub const ON_DEMAND_STREAM_LIMIT_DEFAULT: u32 =
@@ -467,6 +473,7 @@ impl Node {
                 config.durability,
                 flusher.clone(),
                 shard_meta.closed.is_some(),
+                &config.file_cache,
             )
             .map_err(|error| OpenError::Log { dir, error })?;
             shards.push(Arc::new(Shard::new(shard_meta.clone(), log, config.limits)));
@@ -877,6 +884,7 @@ impl Node {
                         config.durability,
                         flusher.clone(),
                         false,
+                        &config.file_cache,
                     )
                     .map_err(|error| {
                         crate::Error::internal(format!(
@@ -1016,6 +1024,10 @@ impl Node {
                     tracing::error!(%error, "retention pass panicked");
                 }
                 node.expire_closed_shards().await;
+                let closed = node.config.file_cache.close_idle(interval);
+                if closed > 0 {
+                    tracing::debug!(closed, "closed segment files idle for a retention interval");
+                }
             }
         });
     }

@@ -66,9 +66,20 @@
 //! short-held `RwLock`s: a reader copies what it needs (a segment's published length, last
 //! index and index start point) under the lock and does all its `pread`s without one, so a
 //! reader never blocks an append for the duration of disk I/O, and sees every append that
-//! completed before its call. Purged segments stay readable through handles readers already
-//! hold. A [`SyncHandle`] lets another thread fsync the active segment while the writer keeps
-//! appending; the writer then calls [`Log::mark_durable`].
+//! completed before its call. A [`SyncHandle`] lets another thread fsync the active segment
+//! while the writer keeps appending; the writer then calls [`Log::mark_durable`].
+//!
+//! # Open files
+//!
+//! The writer keeps the active segment open (read-write). Every other segment is opened
+//! read-only when a read needs it, and its handle is kept by a [`FileCache`] — one per
+//! process, shared by all its logs through [`Log::open_with_cache`] — that closes the least
+//! recently used handles beyond its capacity and, on [`FileCache::close_idle`], the idle ones.
+//! A log that takes no more appends can let its active segment go the same way
+//! ([`Log::unpin_active`]). So the files a process holds open are one per writable log plus
+//! the cache's capacity, however many sealed segments and logs it has on disk. A read that
+//! reaches a segment after a purge or truncation deleted it ends there, as if it had raced
+//! the change.
 //!
 //! # Example
 //!
@@ -112,6 +123,7 @@ pub use crate::error::LogError;
 pub use crate::frame::FRAME_HEADER_BYTES;
 pub use crate::log::{Log, SyncHandle};
 pub use crate::reader::LogReader;
+pub use crate::segment::{FileCache, FILE_CACHE_CAPACITY_DEFAULT};
 
 /// Default size at which the active segment is sealed and a new one started.
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 128 << 20;

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::frame::{self, FrameHeader, FRAME_PAYLOAD_BYTES_MAX};
 use crate::reader::LogReader;
 use crate::recovery;
-use crate::segment::{self, Segment, SegmentState, WalkFrom};
+use crate::segment::{self, FileCache, Segment, SegmentState, WalkFrom};
 use crate::{EntryMeta, LogError, LogOptions, RecoveryReport, SegmentInfo, APPEND_BYTES_MAX};
 
 /// Which fsync flavour to issue.
@@ -36,18 +36,21 @@ pub(crate) struct Shared {
     /// Sparse-index entries that did not lead to their frame (see
     /// [`LogReader::index_misses`]).
     pub index_misses: AtomicU64,
+    /// Where the handles of segments the writer does not pin are kept (see [`FileCache`]).
+    pub files: FileCache,
     /// Disk faults to inject (see [`crate::faults`]).
     #[cfg(any(test, feature = "fault-injection"))]
     pub faults: crate::faults::Faults,
 }
 
 impl Shared {
-    pub fn new(dir: PathBuf) -> Shared {
+    pub fn new(dir: PathBuf, files: FileCache) -> Shared {
         Shared {
             dir,
             segments: RwLock::new(Vec::new()),
             poisoned: AtomicBool::new(false),
             index_misses: AtomicU64::new(0),
+            files,
             #[cfg(any(test, feature = "fault-injection"))]
             faults: crate::faults::Faults::default(),
         }
@@ -154,11 +157,29 @@ impl Log {
     /// valid after it is a torn tail from a crash: it is cut off and the cut fsynced. Any
     /// other damage is [`LogError::Corrupt`]. Everything recovered is fsynced, so
     /// `durable_index() == last_index()` afterwards.
+    ///
+    /// The log gets a [`FileCache`] of its own; [`Log::open_with_cache`] shares one.
     pub fn open(dir: &Path, options: LogOptions) -> Result<(Log, RecoveryReport), LogError> {
+        Log::open_with_cache(dir, options, &FileCache::default())
+    }
+
+    /// [`Log::open`], keeping the read handles of this log's sealed segments in `files`,
+    /// shared with other logs, so that a process with many logs keeps a bounded number of
+    /// segment files open: the active segment of each log that takes appends, plus the
+    /// cache's capacity. Sealed segments are closed once recovery has checked them.
+    pub fn open_with_cache(
+        dir: &Path,
+        options: LogOptions,
+        files: &FileCache,
+    ) -> Result<(Log, RecoveryReport), LogError> {
         options.validate()?;
-        let shared = Arc::new(Shared::new(dir.to_path_buf()));
+        let shared = Arc::new(Shared::new(dir.to_path_buf(), files.clone()));
         let recovered = recovery::recover(&shared, &options)?;
+        for segment in &recovered.sealed {
+            segment.close();
+        }
         let active = recovered.active;
+        active.pin()?;
         let (next_index, last_term) = {
             let state = active.state();
             (state.last_index + 1, state.last_term)
@@ -201,6 +222,8 @@ impl Log {
         self.roll_if_full()?;
 
         let active = self.active.clone();
+        // Pinned already, unless `unpin_active` let the handle go: then appends pin it again.
+        let file = active.pin()?;
         let position = active.state().bytes;
         self.scratch.clear();
         for (offset, (meta, payload)) in frames.iter().enumerate() {
@@ -213,8 +236,8 @@ impl Log {
             .map_err(|error| LogError::InvalidArgument(error.to_string()))?;
         }
         assert_eq!(self.scratch.len() as u64, batch_bytes);
-        if let Err(error) = self.write_scratch(&active, position) {
-            self.undo_partial_write(&active, position);
+        if let Err(error) = self.write_scratch(&file, position) {
+            self.undo_partial_write(&active, &file, position);
             return Err(LogError::Io(error));
         }
 
@@ -287,29 +310,25 @@ impl Log {
     }
 
     /// Writes the encoded batch at `position` with one positional write.
-    fn write_scratch(&self, segment: &Segment, position: u64) -> io::Result<()> {
+    fn write_scratch(&self, file: &File, position: u64) -> io::Result<()> {
         #[cfg(any(test, feature = "fault-injection"))]
         if let Some((written, error)) = self.shared.faults.take_write(self.scratch.len()) {
-            segment
-                .file
-                .write_all_at(&self.scratch[..written], position)?;
+            file.write_all_at(&self.scratch[..written], position)?;
             return Err(error);
         }
-        segment.file.write_all_at(&self.scratch, position)
+        file.write_all_at(&self.scratch, position)
     }
 
     /// After a failed write, part of the batch may be in the file. It is cut off, durably:
     /// otherwise a later, shorter append at the same position could leave complete old
     /// frames behind it that recovery would take for live ones. If even that fails, the file
     /// no longer matches memory and the log is poisoned.
-    fn undo_partial_write(&self, segment: &Segment, position: u64) {
-        match segment.file.set_len(position) {
+    fn undo_partial_write(&self, segment: &Segment, file: &File, position: u64) {
+        match file.set_len(position) {
             Ok(()) => {
                 // A failure here poisons the log inside `fsync`; the write error that got
                 // us here is the one reported.
-                let _ = self
-                    .shared
-                    .fsync(&segment.file, SyncKind::All, &segment.path);
+                let _ = self.shared.fsync(file, SyncKind::All, &segment.path);
             }
             Err(error) => self.shared.set_poisoned(&error, &segment.path),
         }
@@ -431,8 +450,10 @@ impl Log {
         // exists, and its index before any later segment exists. So every segment that is
         // not the last one is complete and has an index (or, after a crash in between,
         // recovery scans it as the active segment).
+        let active_file = active.file(&self.shared.files)?;
         self.shared
-            .fsync(&active.file, SyncKind::Data, &active.path)?;
+            .fsync(&active_file, SyncKind::Data, &active.path)?;
+        drop(active_file);
         self.durable_index = self.next_index - 1;
         recovery::write_index_file(&self.shared, &active.index_path(), &entries)?;
         let base_index = self.next_index;
@@ -445,9 +466,12 @@ impl Log {
             file,
             SegmentState::empty(base_index, self.last_term),
         ));
+        fresh.pin()?;
         active.state_mut().sealed = true;
         self.shared.segments_mut().push(fresh.clone());
         self.active = fresh;
+        // The sealed segment's handle now belongs to the cache, like any reader's.
+        active.unpin(&self.shared.files);
         Ok(())
     }
 
@@ -478,11 +502,14 @@ impl Log {
         let later = &segments[keep..];
         // Find the cut before touching anything, so a damaged frame fails cleanly.
         let cut = locate_cut(&self.shared, &target, index, &segments[..keep - 1])?;
+        // The target becomes the active segment: appends need its read-write handle.
+        let target_file = target.pin()?;
 
         // Publish the shorter log before cutting the file, so no reader that starts from
         // here on looks at the doomed bytes; readers already running notice the
         // generation change.
         for segment in later {
+            segment.mark_removed();
             segment.state_mut().generation += 1;
         }
         {
@@ -496,12 +523,15 @@ impl Log {
             state.generation += 1;
         }
         self.shared.segments_mut().truncate(keep);
+        if !Arc::ptr_eq(&self.active, &target) {
+            self.active.unpin(&self.shared.files);
+        }
         self.active = target.clone();
         self.next_index = index + 1;
         self.last_term = cut.last_term;
         self.truncation_epoch += 1;
 
-        if let Err(error) = self.cut_files(later, &target, cut.position) {
+        if let Err(error) = self.cut_files(later, &target, &target_file, cut.position) {
             if self.shared.check_poisoned().is_ok() {
                 self.shared.set_poisoned(&error, &target.path);
             }
@@ -515,6 +545,7 @@ impl Log {
         &self,
         later: &[Arc<Segment>],
         target: &Segment,
+        target_file: &File,
         position: u64,
     ) -> Result<(), LogError> {
         for segment in later.iter().rev() {
@@ -522,9 +553,9 @@ impl Log {
             remove_if_exists(&segment.index_path())?;
             self.shared.fsync_dir()?;
         }
-        target.file.set_len(position)?;
+        target_file.set_len(position)?;
         self.shared
-            .fsync(&target.file, SyncKind::All, &target.path)?;
+            .fsync(target_file, SyncKind::All, &target.path)?;
         if remove_if_exists(&target.index_path())? {
             self.shared.fsync_dir()?;
         }
@@ -533,8 +564,9 @@ impl Log {
 
     /// Deletes whole sealed segments whose `last_index < index`, oldest first; never
     /// deletes the active segment. `first_index()` moves to the first remaining segment's
-    /// base, so entries below `index` may remain (purging is by whole segments). Readers
-    /// that already hold a purged segment keep reading it through their open handle.
+    /// base, so entries below `index` may remain (purging is by whole segments). A read
+    /// already inside a purged segment finishes it through its open handle; one that reaches
+    /// the segment after its file is gone ends there, as if it had raced a truncation.
     pub fn purge_before(&mut self, index: u64) -> Result<(), LogError> {
         self.shared.check_poisoned()?;
         loop {
@@ -550,6 +582,7 @@ impl Log {
             }
             // Oldest first and one directory fsync per segment: a crash midway leaves a
             // suffix of the log, never a hole.
+            oldest.mark_removed();
             fs::remove_file(&oldest.path)?;
             self.shared.segments_mut().remove(0);
             remove_if_exists(&oldest.index_path())?;
@@ -567,9 +600,25 @@ impl Log {
             .collect()
     }
 
+    /// Lets the [`FileCache`] close the active segment's handle when it is idle, as it does
+    /// sealed segments': for a log that takes no more appends (a closed shard), which then
+    /// keeps no file open while nobody reads it. The next append pins the segment again.
+    ///
+    /// Call it only once everything written is durable (or durability does not matter): a
+    /// later fsync may go through a handle opened after an earlier write-back error, and
+    /// would not report it.
+    pub fn unpin_active(&mut self) {
+        self.active.unpin(&self.shared.files);
+    }
+
+    /// The cache holding this log's unpinned segment handles.
+    pub fn file_cache(&self) -> &FileCache {
+        &self.shared.files
+    }
+
     /// A cheap, cloneable, `Send + Sync` reader that reads concurrently with appends,
-    /// without the log's `&mut` (pread through shared file handles; a purged segment's
-    /// open handle stays readable until dropped). It sees later appends.
+    /// without the log's `&mut` (pread through shared file handles, opening closed segments
+    /// as needed). It sees later appends.
     pub fn reader(&self) -> LogReader {
         LogReader::new(self.shared.clone())
     }
@@ -617,7 +666,7 @@ impl fmt::Debug for Log {
 /// precedes it), with the facts the segment keeps about its new last entry.
 fn locate_cut(
     shared: &Shared,
-    target: &Segment,
+    target: &Arc<Segment>,
     index: u64,
     earlier: &[Arc<Segment>],
 ) -> Result<Cut, LogError> {
@@ -641,20 +690,15 @@ fn locate_cut(
     };
     let mut cut: Option<(u64, u64)> = None; // (position after entry `index`, its term)
     let mut frames_ts_max_ms = 0u64;
-    let walk = segment::walk_segment(
-        target,
-        &shared.index_misses,
-        WalkFrom::Index(index),
-        |frame| {
-            frames_ts_max_ms = frames_ts_max_ms.max(frame.header.meta.ts_max_ms);
-            if frame.header.index == index {
-                let end = frame.position + frame.header.frame_bytes as u64;
-                cut = Some((end, frame.header.meta.term));
-                return Ok(false);
-            }
-            Ok(true)
-        },
-    )?;
+    let walk = segment::walk_segment(shared, target, WalkFrom::Index(index), |frame| {
+        frames_ts_max_ms = frames_ts_max_ms.max(frame.header.meta.ts_max_ms);
+        if frame.header.index == index {
+            let end = frame.position + frame.header.frame_bytes as u64;
+            cut = Some((end, frame.header.meta.term));
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
     match cut {
         Some((position, last_term)) => Ok(Cut {
             position,
@@ -694,8 +738,8 @@ impl SyncHandle {
     /// Fsyncs (`fdatasync`) the segment that was active when the handle was taken. A
     /// failure poisons the log.
     pub fn sync(&self) -> Result<(), LogError> {
-        self.shared
-            .fsync(&self.segment.file, SyncKind::Data, &self.segment.path)
+        let file = self.segment.file(&self.shared.files)?;
+        self.shared.fsync(&file, SyncKind::Data, &self.segment.path)
     }
 
     /// The last index written when the handle was taken: what a successful `sync()` makes

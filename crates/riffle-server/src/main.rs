@@ -6,6 +6,7 @@
 
 mod auth;
 mod devcert;
+mod fdlimit;
 mod http;
 mod metrics;
 mod transport;
@@ -186,6 +187,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    fdlimit::raise_open_file_limit();
     let auth = match authentication(&args) {
         Ok(auth) => std::sync::Arc::new(auth),
         Err(error) => {
