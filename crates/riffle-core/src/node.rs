@@ -63,6 +63,10 @@ pub struct NodeConfig {
     /// per open shard plus the cache's capacity, whatever its reshard history. Handles idle for
     /// a retention interval are closed.
     pub file_cache: riffle_log::FileCache,
+    /// The answer bytes held in memory at once, node-wide (`--response-memory-mib`; see
+    /// [`crate::responses`]). GetRecords sizes its reads by it; the front end leases every
+    /// answer it sends.
+    pub responses: Arc<crate::responses::ResponseBudget>,
 }
 
 impl NodeConfig {
@@ -86,6 +90,7 @@ impl NodeConfig {
             ),
             kms_keys: Arc::new(crate::crypto::KeyStore::empty()),
             file_cache: riffle_log::FileCache::default(),
+            responses: Arc::default(),
         }
     }
 }
