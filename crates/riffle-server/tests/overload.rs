@@ -453,7 +453,7 @@ async fn an_answer_not_taken_within_the_send_timeout_closes_its_connection() {
         "--response-memory-mib",
         "40",
         "--send-timeout-s",
-        "2",
+        "3",
     ]);
     let client = server.client();
     let iterator = big_stream(&client).await;
@@ -473,23 +473,12 @@ async fn an_answer_not_taken_within_the_send_timeout_closes_its_connection() {
         .into_iter()
         .map(|client| client.join().expect("stalled client"))
         .collect();
-    // While they hold the 40 MiB budget, a read gets fewer records or the budget's retriable
-    // 500.
-    match client.get_records().shard_iterator(&iterator).send().await {
-        Ok(page) => assert!(
-            page.records().len() < 10,
-            "{} records",
-            page.records().len()
-        ),
-        Err(error) => assert_eq!(service_error(Err::<(), _>(error)).1, 500),
-    }
-
     // Past the timeout, reading shows what the server did. An answer small enough to fit in
     // the sockets' kernel buffers was written out whole (the process held nothing). A full
     // 13 MB answer does not fit: its connection was closed, so the client gets what the
     // buffers held, then the end of the stream. A connection still open would send the rest
     // now that it is read, and the answer would arrive whole.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let mut cut = 0;
     for (i, (stream, declared)) in stalled.iter_mut().enumerate() {
         let declared = *declared;
