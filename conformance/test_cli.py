@@ -113,3 +113,28 @@ def test_cli_reports_service_errors(aws, new_stream):
     assert result.returncode != 0
     assert "(InvalidArgumentException)" in result.stderr
     assert "Must either specify (1) AT_SEQUENCE_NUMBER" in result.stderr
+
+
+def test_cli_reads_with_an_iterator_pasted_in_quotes(aws, new_stream):
+    """`--query ShardIterator` without `--output text` prints the iterator as a JSON string, in
+    double quotes; a script that passes that on gets its records from AWS, and from riffle."""
+    name = new_stream(shard_count=1)
+    aws(
+        "put-record",
+        "--stream-name", name,
+        "--partition-key", "k",
+        *h.raw_text_blob_args(),
+        "--data", "quoted",
+    ).json()
+    printed = aws(
+        "get-shard-iterator",
+        "--stream-name", name,
+        "--shard-id", h.shard_id(0),
+        "--shard-iterator-type", "TRIM_HORIZON",
+        "--query", "ShardIterator",
+    )
+    assert printed.returncode == 0, printed.stderr
+    quoted = printed.stdout.strip()
+    assert quoted.startswith('"') and quoted.endswith('"'), quoted
+    records = aws("get-records", "--shard-iterator", quoted).json()
+    assert [base64.b64decode(r["Data"]) for r in records["Records"]] == [b"quoted"]

@@ -233,7 +233,9 @@ pub async fn update_warm_throughput(
         node.update_stream(&stream, |state| state.warm_throughput_mibps = Some(target))
             .await?;
     }
-    if changed {
+    if !steps.is_empty() {
+        stream.mark_resharded(node.config.update_window, &state);
+    } else if changed {
         stream.mark_updating(node.config.update_window);
     }
     let open_now = stream.state().open_shards().count() as u32;

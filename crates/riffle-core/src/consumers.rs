@@ -61,8 +61,9 @@ fn stream_of_arn(node: &Node, caller: &Caller, stream_arn: &str) -> Result<Arc<S
     crate::control::resolve_stream(node, caller, None, Some(stream_arn))
 }
 
-/// Finds a consumer by `ConsumerARN`, or by `StreamARN` and `ConsumerName`; AWS wants one way or
-/// the other, not both.
+/// Finds a consumer by `ConsumerARN`, or by `StreamARN` and `ConsumerName`. AWS also takes
+/// `ConsumerARN` together with the others: the consumer ARN names the consumer, and a
+/// `StreamARN` or `ConsumerName` beside it must be the consumer's.
 pub fn find(
     node: &Node,
     caller: &Caller,
@@ -71,7 +72,29 @@ pub fn find(
     consumer_arn: Option<&str>,
 ) -> Result<FoundConsumer, Error> {
     match (consumer_arn, stream_arn, consumer_name) {
-        (Some(arn), None, None) => find_by_arn(node, caller, arn),
+        (Some(arn), stream_arn, name) => {
+            // A mismatch is InvalidArgumentException, not ResourceNotFoundException: the request
+            // contradicts itself whether or not the consumer exists, and AWS refuses arguments
+            // that disagree with each other that way (a sequence number of another shard in
+            // GetShardIterator, a NextToken beside a ShardFilter in ListShards). Checked on the
+            // ARNs alone, before the look-up, so the answer does not depend on what exists.
+            if let Some(parsed) = riffle_proto::arn::parse_consumer_arn(arn) {
+                let disagrees = stream_arn.filter(|stream_arn| {
+                    riffle_proto::arn::parse_stream_arn(stream_arn).as_ref() != Some(&parsed.stream)
+                });
+                if let Some(stream_arn) = disagrees {
+                    return Err(Error::invalid_argument(format!(
+                        "StreamARN {stream_arn} does not match the stream of ConsumerARN {arn}."
+                    )));
+                }
+                if let Some(name) = name.filter(|name| *name != parsed.consumer_name) {
+                    return Err(Error::invalid_argument(format!(
+                        "ConsumerName {name} does not match the name of ConsumerARN {arn}."
+                    )));
+                }
+            }
+            find_by_arn(node, caller, arn)
+        }
         (None, Some(stream_arn), Some(name)) => {
             let stream = stream_of_arn(node, caller, stream_arn)?;
             let state = stream.state();
@@ -83,9 +106,8 @@ pub fn find(
                 .ok_or_else(|| consumer_not_found(name))?;
             Ok(FoundConsumer { stream, consumer })
         }
-        _ => Err(Error::invalid_argument(
-            "Either ConsumerARN or both StreamARN and ConsumerName must be provided, not both."
-                .to_owned(),
+        (None, _, _) => Err(Error::invalid_argument(
+            "Either ConsumerARN or both StreamARN and ConsumerName must be provided.".to_owned(),
         )),
     }
 }

@@ -441,7 +441,7 @@ pub async fn split_shard(
         }],
     )
     .await?;
-    stream.mark_updating(node.config.update_window);
+    stream.mark_resharded(node.config.update_window, &state);
     Ok(())
 }
 
@@ -478,7 +478,7 @@ pub async fn merge_shards(
         }],
     )
     .await?;
-    stream.mark_updating(node.config.update_window);
+    stream.mark_resharded(node.config.update_window, &state);
     Ok(())
 }
 
@@ -537,7 +537,7 @@ pub async fn update_shard_count(
         stream.forget_last_scaling();
         return Err(error);
     }
-    stream.mark_updating(node.config.update_window);
+    stream.mark_resharded(node.config.update_window, &state);
     Ok(current)
 }
 

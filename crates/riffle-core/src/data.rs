@@ -6,8 +6,16 @@
 //! strictly increasing per shard, survive restarts (log indexes do), and are never reused.
 //! Iterators carry a position too, authenticated by an HMAC under the node's token key, so they
 //! need no server-side state and survive restarts.
+//!
+//! **Continuation numbers.** SubscribeToShard's `ContinuationSequenceNumber` is, as on AWS, the
+//! position *after* the last record delivered, not that record's number: a number with the
+//! counter of the record before the next position and an arrival time no record has
+//! (`riffle_proto::seqno::CONTINUATION_ARRIVAL_S`). It sorts after that record and before the
+//! next, and [`SequencePoint`] resolves it to the next record for AT_SEQUENCE_NUMBER and
+//! AFTER_SEQUENCE_NUMBER alike, so a consumer resuming either way neither repeats nor skips one.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use riffle_proto::iterator::IteratorToken;
 use riffle_proto::seqno::{SeqNo, SequenceRun};
@@ -42,17 +50,6 @@ impl Position {
             },
         }
     }
-}
-
-/// The sequence number of the record at `position` in `shard`.
-pub fn sequence_number(shard: &Shard, position: Position, arrival_ms: u64) -> String {
-    SeqNo {
-        shard_created_s: shard.created_s(),
-        shard_ordinal: shard.meta.ordinal,
-        counter: (position.index << SLOT_BITS) | u64::from(position.slot),
-        arrival_s: arrival_ms / 1000,
-    }
-    .encode()
 }
 
 /// The sequence numbers of `shard`'s entry `index` from `slot` on, for records that arrived at
@@ -248,9 +245,34 @@ fn append_error(error: &AppendError) -> Error {
 pub enum StartAt {
     TrimHorizon,
     Latest,
-    AtSequence(Position),
-    AfterSequence(Position),
+    AtSequence(SequencePoint),
+    AfterSequence(SequencePoint),
     AtTimestamp(u64),
+}
+
+/// What a sequence number given to GetShardIterator or SubscribeToShard points at: a record's
+/// position, or (a continuation number) the point just after the record at `position`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SequencePoint {
+    position: Position,
+    continuation: bool,
+}
+
+impl SequencePoint {
+    /// Where AT_SEQUENCE_NUMBER starts: the record itself, or, for a continuation number, the
+    /// record after the one it was made from.
+    pub fn at(self) -> Position {
+        if self.continuation {
+            self.position.after()
+        } else {
+            self.position
+        }
+    }
+
+    /// Where AFTER_SEQUENCE_NUMBER starts: the record after, either way.
+    pub fn after(self) -> Position {
+        self.position.after()
+    }
 }
 
 /// Decodes a sequence number given to `shard`, with AWS's texts for numbers that are malformed,
@@ -259,7 +281,7 @@ pub fn position_of(
     stream: &Stream,
     shard: &Shard,
     sequence_number: &str,
-) -> Result<Position, Error> {
+) -> Result<SequencePoint, Error> {
     let decoded = SeqNo::decode(sequence_number).ok_or_else(|| {
         Error::starting_sequence_number_invalid(
             sequence_number,
@@ -282,9 +304,12 @@ pub fn position_of(
             &stream.account,
         ));
     }
-    Ok(Position {
-        index: decoded.counter >> SLOT_BITS,
-        slot: (decoded.counter & u64::from(u16::MAX)) as u16,
+    Ok(SequencePoint {
+        position: Position {
+            index: decoded.counter >> SLOT_BITS,
+            slot: (decoded.counter & u64::from(u16::MAX)) as u16,
+        },
+        continuation: decoded.is_continuation(),
     })
 }
 
@@ -311,8 +336,8 @@ pub fn start_position(shard: &Shard, start: StartAt) -> Result<Position, Error> 
             index: tail.visible_index + 1,
             slot: 0,
         },
-        StartAt::AtSequence(position) => position,
-        StartAt::AfterSequence(position) => position.after(),
+        StartAt::AtSequence(point) => point.at(),
+        StartAt::AfterSequence(point) => point.after(),
         StartAt::AtTimestamp(ts_ms) => {
             let index = shard
                 .log
@@ -324,9 +349,10 @@ pub fn start_position(shard: &Shard, start: StartAt) -> Result<Position, Error> 
     })
 }
 
-/// The sequence number to resume *after* so that the next record read is the one at
-/// `position`: SubscribeToShard's `ContinuationSequenceNumber`, also when nothing was read yet
-/// (so an idle subscriber's checkpoint still advances).
+/// SubscribeToShard's `ContinuationSequenceNumber` for a reader whose next record is at
+/// `position`: the continuation number just after the position before it (see the module
+/// notes), from which AT_SEQUENCE_NUMBER and AFTER_SEQUENCE_NUMBER both start at `position`.
+/// Also sent when nothing was read yet, so an idle subscriber's checkpoint still advances.
 pub fn continuation_sequence_number(shard: &Shard, position: Position) -> String {
     let before = if position.slot > 0 {
         Position {
@@ -340,7 +366,26 @@ pub fn continuation_sequence_number(shard: &Shard, position: Position) -> String
             slot: u16::MAX,
         }
     };
-    sequence_number(shard, before, shard.log.tail().ts_last_ms)
+    SeqNo {
+        shard_created_s: shard.created_s(),
+        shard_ordinal: shard.meta.ordinal,
+        counter: (before.index << SLOT_BITS) | u64::from(before.slot),
+        arrival_s: riffle_proto::seqno::CONTINUATION_ARRIVAL_S,
+    }
+    .encode()
+}
+
+/// A number no other iterator of this process carries with the same position and issue
+/// millisecond: AWS hands out a new iterator on every call, so riffle does too. It starts at a
+/// random value, so a restarted server does not repeat the previous run's iterators either.
+fn iterator_nonce() -> u32 {
+    static NEXT: LazyLock<AtomicU32> = LazyLock::new(|| {
+        let mut seed = [0u8; 4];
+        // Without OS randomness the counter still makes this process's iterators unique.
+        let _ = getrandom::fill(&mut seed);
+        AtomicU32::new(u32::from_le_bytes(seed))
+    });
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 fn encode_iterator(
@@ -357,6 +402,7 @@ fn encode_iterator(
         log_index: position.index,
         sub: position.slot,
         issued_ms,
+        nonce: Some(iterator_nonce()),
     }
     .encode(&node.token_key)
 }
@@ -385,24 +431,27 @@ pub fn get_records(
     bytes_max: impl FnOnce(&Arc<Stream>) -> Result<usize, Error>,
     authorize: impl FnOnce(&Arc<Stream>) -> Result<(), Error>,
 ) -> Result<ReadBatch, Error> {
-    let token = IteratorToken::decode(iterator, &node.token_key)?;
+    let token = IteratorToken::decode(riffle_proto::iterator::unquoted(iterator), &node.token_key)?;
     let now = now_ms();
     if now.saturating_sub(token.issued_ms) > riffle_proto::limits::ITERATOR_LIFETIME_MS {
         return Err(Error::expired_iterator(token.issued_ms, now));
     }
+    // AWS names the iterator's shard when its stream is gone (deleted, or deleted and created
+    // again), as when the shard is.
+    let shard_gone = || {
+        Error::shard_not_found(
+            &riffle_proto::shard_id::shard_id(token.shard_ordinal),
+            &token.stream_name,
+            account,
+        )
+    };
     let stream = node
         .stream(account, &token.stream_name)
         .filter(|stream| stream.created_ms == token.stream_created_ms)
-        .ok_or_else(|| Error::stream_not_found(&token.stream_name, account))?;
+        .ok_or_else(shard_gone)?;
     authorize(&stream)?;
     let state = stream.state();
-    let shard = state.shard(token.shard_ordinal).ok_or_else(|| {
-        Error::shard_not_found(
-            &riffle_proto::shard_id::shard_id(token.shard_ordinal),
-            &stream.name,
-            account,
-        )
-    })?;
+    let shard = state.shard(token.shard_ordinal).ok_or_else(shard_gone)?;
     throttle::admit_read(shard, &stream)?;
     let bytes_max = bytes_max(&stream)?;
     let position = Position {

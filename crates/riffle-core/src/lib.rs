@@ -21,12 +21,15 @@
 //! - [`reshard`]: pure plans for splits, merges and uniform scaling, with their lineage.
 //! - [`scaler`]: ON_DEMAND streams split hot shards and merge cold ones by themselves.
 //! - [`meta`]: the persisted catalogue (`meta.json`).
+//! - [`watermarks`]: each shard's synced and first-kept index, so a start can see lost data.
+//! - [`startup`]: what a start may do to a data directory, and what it must refuse.
 //! - [`metrics`]: CloudWatch's stream metrics as counters, their Prometheus text, and enhanced
 //!   (shard-level) monitoring.
 //! - [`advantage`]: the account's On-demand Advantage commitment, warm throughput.
 //! - [`responses`]: the node-wide budget of answer bytes held in memory; sizes GetRecords.
 
 pub mod advantage;
+pub mod catalogue;
 pub mod consumers;
 pub mod control;
 pub mod crypto;
@@ -42,8 +45,10 @@ pub mod responses;
 pub mod scaler;
 pub mod service;
 pub mod shard_log;
+pub mod startup;
 pub mod subscribe;
 pub mod throttle;
+pub mod watermarks;
 
 pub use node::{Node, NodeConfig};
 pub use riffle_proto::KinesisError as Error;

@@ -24,8 +24,8 @@ pub const META_FORMAT_VERSION: u32 = 2;
 /// never used encryption stays readable by servers older than it, and one that did is refused
 /// by them (they would take sealed frames for records).
 pub const META_FORMAT_VERSION_UNENCRYPTED: u32 = 1;
-const META_FILE: &str = "meta.json";
-const META_TMP_FILE: &str = "meta.json.tmp";
+pub(crate) const META_FILE: &str = "meta.json";
+pub(crate) const META_TMP_FILE: &str = "meta.json.tmp";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StreamMode {
@@ -176,6 +176,17 @@ pub struct MetaDocument {
     /// The key behind `alias/aws/kinesis`, once a stream asked for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_managed_key: Option<crate::crypto::ManagedKey>,
+    /// Directories under `streams/` (`DIR_ID` or `DIR_ID/ORDINAL`) whose data the catalogue
+    /// no longer needs: deleted streams and expired shards, recorded in the same write that
+    /// drops them, so that a start can finish removing them after a crash knowing they are
+    /// leftovers. Any other directory the catalogue does not name is refused, never removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<String>,
+    /// Set once `watermarks.json` exists beside this document (see [`crate::watermarks`]),
+    /// so that a start can tell a lost watermark file from a directory written by a riffle
+    /// that kept none.
+    #[serde(default)]
+    pub watermarks: bool,
 }
 
 /// One account's settings.
@@ -267,7 +278,14 @@ pub fn store(dir: &Path, document: &MetaDocument, durable: bool) -> Result<(), M
         path: dir.join(META_FILE),
         reason: error.to_string(),
     })?;
-    let tmp_path = dir.join(META_TMP_FILE);
+    store_file(dir, META_FILE, &bytes, durable)
+}
+
+/// Atomically replaces `dir/name` with `bytes`, readable by its owner only: write
+/// `name.tmp`, fdatasync it, rename it over `name`, fsync the directory (the fsyncs only when
+/// `durable`).
+pub fn store_file(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Result<(), MetaError> {
+    let tmp_path = dir.join(format!("{name}.tmp"));
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -282,12 +300,12 @@ pub fn store(dir: &Path, document: &MetaDocument, durable: bool) -> Result<(), M
         }
     }
     let mut file = options.open(&tmp_path).map_err(io_error(&tmp_path))?;
-    file.write_all(&bytes).map_err(io_error(&tmp_path))?;
+    file.write_all(bytes).map_err(io_error(&tmp_path))?;
     if durable {
         file.sync_data().map_err(io_error(&tmp_path))?;
     }
     drop(file);
-    let path = dir.join(META_FILE);
+    let path = dir.join(name);
     fs::rename(&tmp_path, &path).map_err(io_error(&path))?;
     if durable {
         sync_dir(dir).map_err(io_error(dir))?;
@@ -358,6 +376,8 @@ mod tests {
                 key_id: "3f0b1c52-8a4e-4d36-9a57-0c2f1e6d8b41".into(),
                 material_hex: "11".repeat(32),
             }),
+            removing: vec!["0123/4".into()],
+            watermarks: true,
         }
     }
 

@@ -7,9 +7,10 @@
 //! stream up, routes each record with a binary search over the open shards' hash ranges, and
 //! appends to the shard logs.
 //!
-//! **Layout on disk.** `DATA/meta.json` (see [`crate::meta`]) and `DATA/streams/<dir_id>/<ordinal>/`
-//! holding each shard's segment log. Directories that `meta.json` does not name are leftovers of
-//! a crash during CreateStream or DeleteStream and are removed at start.
+//! **Layout on disk.** `DATA/meta.json` (see [`crate::meta`]), `DATA/watermarks.json` (see
+//! [`crate::watermarks`]) and `DATA/streams/<dir_id>/<ordinal>/` holding each shard's segment
+//! log. What a start does with directories the catalogue does not name, and with logs that
+//! lack what the watermarks say they hold, is in [`crate::startup`] and [`Node::open`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,16 +18,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use riffle_log::LogOptions;
+use riffle_log::{Expect, Log, LogOptions};
 use tokio::sync::{watch, Mutex as AsyncMutex};
 
+use crate::catalogue::{Applied, CatalogueState, Command};
 use crate::meta::{
     self, AccountMeta, ClosedShard, ConsumerMeta, MetaDocument, ShardMeta, StreamMeta, StreamMode,
 };
 use crate::metrics::{ShardMetrics, StreamMetrics};
 use crate::reshard::{self, OpenShard, Step};
 use crate::shard_log::{AppendError, Durability, Flusher, ShardLog};
+use crate::startup;
 use crate::throttle::{ControlThrottle, Limits, ShardThrottle};
+use crate::watermarks::{self, WatermarkDocument};
 
 /// Everything `riffle serve` can configure about the domain.
 #[derive(Debug, Clone)]
@@ -45,8 +49,13 @@ pub struct NodeConfig {
     pub retention_interval: Duration,
     /// How long a stream shows `UPDATING` after a reshard or mode change (AWS takes seconds
     /// to minutes; 0 keeps streams `ACTIVE`, which is what local tests want). While a stream
-    /// is `UPDATING`, further resharding gets ResourceInUseException as on AWS.
+    /// is `UPDATING`, further resharding gets ResourceInUseException as on AWS, and
+    /// DescribeStream, DescribeStreamSummary and ListShards show the shards from before a
+    /// reshard (see [`Stream::shown_state`]).
     pub update_window: Duration,
+    /// How long a new stream shows `CREATING` (0, the default: `ACTIVE` when CreateStream
+    /// returns). A `CREATING` stream lists no shards and refuses data-plane calls as AWS does.
+    pub create_window: Duration,
     /// How ON_DEMAND streams are sized (see [`crate::scaler`]).
     pub on_demand: crate::scaler::OnDemandConfig,
     /// SubscribeToShard lifetime and keep-alive (see [`crate::subscribe`]).
@@ -67,6 +76,9 @@ pub struct NodeConfig {
     /// [`crate::responses`]). GetRecords sizes its reads by it; the front end leases every
     /// answer it sends.
     pub responses: Arc<crate::responses::ResponseBudget>,
+    /// `--accept-data-loss`: start even when shard logs lack acknowledged data or hold damaged
+    /// data, setting the damage aside (see [`Node::open`]) instead of refusing.
+    pub accept_data_loss: bool,
 }
 
 impl NodeConfig {
@@ -82,6 +94,7 @@ impl NodeConfig {
             on_demand_stream_limit: ON_DEMAND_STREAM_LIMIT_DEFAULT,
             retention_interval: Duration::from_secs(60),
             update_window: Duration::ZERO,
+            create_window: Duration::ZERO,
             on_demand: crate::scaler::OnDemandConfig::default(),
             subscriptions: crate::subscribe::SubscriptionConfig::default(),
             limits: Limits::Aws,
@@ -91,6 +104,7 @@ impl NodeConfig {
             kms_keys: Arc::new(crate::crypto::KeyStore::empty()),
             file_cache: riffle_log::FileCache::default(),
             responses: Arc::default(),
+            accept_data_loss: false,
         }
     }
 }
@@ -118,6 +132,15 @@ pub enum OpenError {
     },
     /// A stream's records are sealed with a key this start cannot provide.
     Encryption(String),
+    /// The data directory has no catalogue but holds these entries: not riffle's, or a
+    /// riffle directory whose `meta.json` was lost.
+    Foreign {
+        dir: PathBuf,
+        entries: Vec<String>,
+    },
+    /// Acknowledged data is missing or damaged, or data the catalogue does not name is
+    /// present: one line each. Nothing was changed on disk.
+    DataLost(Vec<String>),
 }
 
 impl std::fmt::Display for OpenError {
@@ -133,6 +156,34 @@ impl std::fmt::Display for OpenError {
             }
             OpenError::Io { path, error } => write!(f, "{}: {error}", path.display()),
             OpenError::Encryption(reason) => f.write_str(reason),
+            OpenError::Foreign { dir, entries } => write!(
+                f,
+                "{} is not empty and has no meta.json, so it is not a riffle data directory \
+                 (or its catalogue was lost); it holds: {}. riffle starts only in an empty or \
+                 new directory, or in one it wrote, and never deletes what it did not write: \
+                 pick another --data-dir, or restore meta.json from a backup",
+                dir.display(),
+                entries.join(", ")
+            ),
+            OpenError::DataLost(problems) => {
+                write!(
+                    f,
+                    "refusing to start: {} problem(s) with the data directory, nothing was \
+                     changed:",
+                    problems.len()
+                )?;
+                for problem in problems {
+                    write!(f, "\n  - {problem}")?;
+                }
+                write!(
+                    f,
+                    "\nRestore the missing files from a backup, or start with \
+                     --accept-data-loss to move the damaged or unknown data into \
+                     lost+found/ inside the data directory and go on without it (a damaged \
+                     open shard is closed at its last intact record and a new shard takes \
+                     its hash range)."
+                )
+            }
         }
     }
 }
@@ -223,6 +274,13 @@ pub struct Stream {
     routes_epoch: watch::Sender<u64>,
     /// The stream reports `UPDATING` until this time (epoch ms).
     updating_until_ms: AtomicU64,
+    /// The stream reports `CREATING` until this time (epoch ms); 0 once it is `ACTIVE`, so the
+    /// data path pays no clock read for it.
+    creating_until_ms: AtomicU64,
+    /// The shards (their metadata only, so no log is kept open for them) from before the last
+    /// reshard, and the `updating_until_ms` it set: what the listings show while that window
+    /// lasts (see [`Stream::shown_state`]).
+    shards_before_reshard: std::sync::Mutex<Option<(u64, Vec<ShardMeta>)>>,
     /// When UpdateShardCount was called (epoch ms) within the last 24 hours, for AWS's limit of
     /// ten per rolling day. Kept in memory only: a restart forgets it, which errs on the side
     /// of allowing a scaling.
@@ -266,12 +324,89 @@ impl Stream {
         Arc::clone(shard)
     }
 
+    /// `CREATING` for `--create-window-ms` after CreateStream, `UPDATING` for
+    /// `--update-window-ms` after a change, else `ACTIVE`.
     pub fn status(&self) -> &'static str {
-        if now_ms() < self.updating_until_ms.load(Ordering::Acquire) {
+        if self.is_creating() {
+            "CREATING"
+        } else if now_ms() < self.updating_until_ms.load(Ordering::Acquire) {
             "UPDATING"
         } else {
             "ACTIVE"
         }
+    }
+
+    /// Whether the stream is still `CREATING`: then it has no shards to write to or read from
+    /// yet, and data-plane calls are refused as for a stream that does not exist, as AWS does.
+    /// Costs one atomic load once the stream is `ACTIVE`.
+    pub fn is_creating(&self) -> bool {
+        let until = self.creating_until_ms.load(Ordering::Acquire);
+        if until == 0 {
+            return false;
+        }
+        if now_ms() < until {
+            return true;
+        }
+        self.creating_until_ms.store(0, Ordering::Release);
+        false
+    }
+
+    /// Shows the new stream as `CREATING` for `window` from now.
+    pub fn mark_creating(&self, window: Duration) {
+        if !window.is_zero() {
+            let until = now_ms().saturating_add(window.as_millis() as u64);
+            self.creating_until_ms.store(until, Ordering::Release);
+        }
+    }
+
+    /// The state DescribeStream, DescribeStreamSummary and ListShards show: the current one,
+    /// except that a `CREATING` stream shows no shards yet, and one `UPDATING` after a reshard
+    /// shows the shards from before it (parents still open, no children), as AWS does until the
+    /// stream is `ACTIVE` again. Only what is shown differs: writes and reads already use the
+    /// new shards.
+    pub fn shown_state(&self) -> Arc<StreamState> {
+        let state = self.state();
+        let shards = match self.status() {
+            "CREATING" => Vec::new(),
+            "UPDATING" => {
+                let until = self.updating_until_ms.load(Ordering::Acquire);
+                let before = self
+                    .shards_before_reshard
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                match before.as_ref() {
+                    Some((window_until, metas)) if *window_until == until => {
+                        Self::shards_as_they_were(&state, metas)
+                    }
+                    _ => return state,
+                }
+            }
+            _ => return state,
+        };
+        Arc::new(StreamState {
+            shards,
+            ..(*state).clone()
+        })
+    }
+
+    /// The shards of `metas` as they are in `state`, or, for a parent a reshard closed since,
+    /// as it was then (open): the same log, limiter and counters under the old metadata.
+    fn shards_as_they_were(state: &StreamState, metas: &[ShardMeta]) -> Vec<Arc<Shard>> {
+        metas
+            .iter()
+            .filter_map(|meta| {
+                let current = state.shard(meta.ordinal)?;
+                if current.meta.closed.is_some() == meta.closed.is_some() {
+                    return Some(Arc::clone(current));
+                }
+                Some(Arc::new(Shard {
+                    meta: meta.clone(),
+                    log: Arc::clone(&current.log),
+                    throttle: current.throttle.clone(),
+                    metrics: Arc::clone(&current.metrics),
+                }))
+            })
+            .collect()
     }
 
     /// Records an UpdateShardCount at `now_ms` and returns how many fall within the last 24
@@ -294,11 +429,31 @@ impl Stream {
     /// Shows the stream as `UPDATING` for `window` from now.
     pub fn mark_updating(&self, window: Duration) {
         let until = now_ms().saturating_add(window.as_millis() as u64);
+        let mut before = self
+            .shards_before_reshard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *before = None;
         self.updating_until_ms.store(until, Ordering::Release);
     }
 
-    fn to_meta(&self) -> StreamMeta {
-        self.to_meta_with(&self.state())
+    /// Shows the stream as `UPDATING` for `window` from now after a reshard, listing the shards
+    /// of `before` (the state the reshard started from) until then.
+    pub fn mark_resharded(&self, window: Duration, before: &StreamState) {
+        let until = now_ms().saturating_add(window.as_millis() as u64);
+        let mut shown = self
+            .shards_before_reshard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *shown = (!window.is_zero()).then(|| {
+            let metas = before
+                .shards
+                .iter()
+                .map(|shard| shard.meta.clone())
+                .collect();
+            (until, metas)
+        });
+        self.updating_until_ms.store(until, Ordering::Release);
     }
 
     fn to_meta_with(&self, state: &StreamState) -> StreamMeta {
@@ -343,9 +498,15 @@ pub struct Node {
     pub control_throttle: Option<ControlThrottle>,
     /// Live SubscribeToShard streams, by consumer and shard.
     pub subscriptions: crate::subscribe::Subscriptions,
-    /// Account settings by account id (see `crate::advantage`); changed under `control`.
-    accounts: RwLock<BTreeMap<String, AccountMeta>>,
+    /// The catalogue state machine's state as last persisted (see [`crate::catalogue`]): the
+    /// truth `meta.json` holds. Changed only by [`Node::propose`], under `control`.
+    catalogue: std::sync::Mutex<CatalogueState>,
+    /// The last watermarks written (see `crate::watermarks`); its lock orders the writes.
+    watermarks: std::sync::Mutex<WatermarkDocument>,
 }
+
+/// How often the watermarks are rewritten (when something changed).
+const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -399,28 +560,48 @@ fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
 }
 
 impl Node {
-    /// Opens the data directory, recovers every shard log and starts the flusher. Fails with a
-    /// clear message on corruption rather than serving a damaged log.
+    /// Opens the data directory, recovers every shard log and starts the flusher.
+    ///
+    /// Refuses, changing nothing, a directory it cannot account for (see `crate::startup`)
+    /// and any shard log that lacks acknowledged data or holds damaged data (see
+    /// `crate::watermarks`), naming every such shard at once. With
+    /// `config.accept_data_loss` it instead sets the damaged parts aside in
+    /// `DATA/lost+found/` and closes each damaged open shard at its last intact record, with
+    /// a new shard taking its hash range, so that no sequence number is ever issued twice.
     pub fn open(config: NodeConfig) -> Result<Arc<Node>, OpenError> {
-        std::fs::create_dir_all(streams_dir(&config.data_dir))
-            .map_err(io_error(&config.data_dir))?;
+        let data_dir = config.data_dir.clone();
+        let loaded = if startup::has_catalogue(&data_dir) {
+            meta::load(&data_dir).map_err(OpenError::Meta)?
+        } else {
+            match startup::check_new_dir(&data_dir).map_err(io_error(&data_dir))? {
+                Ok(()) => None,
+                Err(entries) => {
+                    return Err(OpenError::Foreign {
+                        dir: data_dir,
+                        entries,
+                    })
+                }
+            }
+        };
+        riffle_log::create_owner_only_dirs(&streams_dir(&data_dir)).map_err(io_error(&data_dir))?;
         let linger = match config.durability {
             Durability::Async { interval_ms } => Duration::from_millis(interval_ms),
             Durability::Sync | Durability::None => Duration::ZERO,
         };
-        let flusher = Flusher::start(linger).map_err(io_error(&config.data_dir))?;
-        let document = meta::load(&config.data_dir).map_err(OpenError::Meta)?;
-        let fresh = document.is_none();
-        let document = document.unwrap_or_else(|| MetaDocument {
+        let flusher = Flusher::start(linger).map_err(io_error(&data_dir))?;
+        let fresh = loaded.is_none();
+        let mut document = loaded.unwrap_or_else(|| MetaDocument {
             format_version: meta::META_FORMAT_VERSION,
             token_key_hex: hex(&random_bytes::<32>()),
             streams: Vec::new(),
             accounts: BTreeMap::new(),
             aws_managed_key: None,
+            removing: Vec::new(),
+            watermarks: false,
         });
         let token_key = parse_hex_key(&document.token_key_hex).ok_or_else(|| {
             OpenError::Meta(meta::MetaError::Corrupt {
-                path: config.data_dir.join("meta.json"),
+                path: data_dir.join(meta::META_FILE),
                 reason: "token_key_hex is not 64 hex digits".into(),
             })
         })?;
@@ -436,15 +617,180 @@ impl Node {
                 crate::encryption::restore(&keys, stream_meta).map_err(OpenError::Encryption)?,
             );
         }
+
+        let marks = match watermarks::load(&data_dir).map_err(OpenError::Meta)? {
+            Some(marks) => marks,
+            None if document.watermarks && !config.accept_data_loss => {
+                return Err(OpenError::DataLost(vec![format!(
+                    "{} is missing although {} says it was kept: without it riffle cannot \
+                     tell whether any shard lost acknowledged records",
+                    data_dir.join(watermarks::WATERMARKS_FILE).display(),
+                    data_dir.join(meta::META_FILE).display()
+                )]))
+            }
+            // A directory written before watermarks existed (or the operator accepts the
+            // loss of the file): nothing is known beyond what the logs and catalogue say.
+            None => WatermarkDocument::default(),
+        };
+        let now = now_ms();
+        let keep = startup::lost_and_found(&data_dir, now);
+        let mut problems = Vec::new();
+        let mut changed = false;
+
+        // Directories the catalogue does not name.
+        for found in startup::sweep_streams(&data_dir, &document).map_err(io_error(&data_dir))? {
+            match found {
+                startup::Unknown::Removed(_) => {}
+                startup::Unknown::Unaccounted(relative) if config.accept_data_loss => {
+                    let to = startup::set_aside_dir(&data_dir, &relative, &keep)
+                        .map_err(io_error(&data_dir))?;
+                    tracing::warn!(dir = %relative, kept = %to.display(), "set aside data the catalogue does not name (--accept-data-loss)");
+                }
+                startup::Unknown::Unaccounted(relative) => problems.push(format!(
+                    "{} holds data that {} does not name; riffle will not delete or adopt it \
+                     (restore the catalogue that names it, or move it out of the data directory)",
+                    streams_dir(&data_dir).join(&relative).display(),
+                    meta::META_FILE
+                )),
+            }
+        }
+        if !document.removing.is_empty() {
+            document.removing.clear();
+            changed = true;
+        }
+
+        // Every shard log, checked against what was synced and trimmed.
+        let mut logs: Vec<Vec<Option<Log>>> = Vec::with_capacity(document.streams.len());
+        let mut damaged: Vec<(usize, usize)> = Vec::new();
+        for (stream_position, stream_meta) in document.streams.iter().enumerate() {
+            let mut stream_logs = Vec::with_capacity(stream_meta.shards.len());
+            for (shard_position, shard_meta) in stream_meta.shards.iter().enumerate() {
+                let name = format!(
+                    "stream {} (account {}) {}",
+                    stream_meta.name,
+                    stream_meta.account,
+                    riffle_proto::shard_id::shard_id(shard_meta.ordinal)
+                );
+                let mark = marks
+                    .shards
+                    .get(&watermarks::key(&stream_meta.dir_id, shard_meta.ordinal))
+                    .copied()
+                    .unwrap_or_default();
+                let closed_last = shard_meta.closed.map_or(0, |closed| closed.last_index);
+                let expect = Expect {
+                    synced_through: mark.synced.max(closed_last),
+                    torn_tail_allowed: !marks.clean_shutdown,
+                };
+                let dir = shard_dir(&data_dir, &stream_meta.dir_id, shard_meta.ordinal);
+                match Self::open_log(&config, &dir, expect, mark.first, &keep, &name) {
+                    Ok((mut log, lost)) => {
+                        if shard_meta.closed.is_some() {
+                            // Recovered, so durable: a closed shard keeps no file open while
+                            // it is not read, even while every log is being checked.
+                            log.unpin_active();
+                        }
+                        if let Some(lost) = lost {
+                            problems.push(format!("{name}: {lost}"));
+                            damaged.push((stream_position, shard_position));
+                        }
+                        stream_logs.push(Some(log));
+                    }
+                    Err(error) => {
+                        problems.push(format!("{name}: {error}"));
+                        stream_logs.push(None);
+                    }
+                }
+            }
+            logs.push(stream_logs);
+        }
+        if config.accept_data_loss {
+            for problem in &problems {
+                tracing::warn!(%problem, "going on without lost or damaged data (--accept-data-loss)");
+            }
+        } else if !problems.is_empty() {
+            return Err(OpenError::DataLost(problems));
+        }
+
+        // Accepted damage: each damaged shard closes at its last intact record; an open one
+        // hands its hash range to a new shard, so its lost sequence numbers are never
+        // issued again.
+        for &(stream_position, shard_position) in &damaged {
+            let Some(last_index) = logs[stream_position][shard_position]
+                .as_ref()
+                .map(Log::last_index)
+            else {
+                continue;
+            };
+            let stream_meta = &mut document.streams[stream_position];
+            let shard_meta = stream_meta.shards[shard_position].clone();
+            match shard_meta.closed {
+                Some(closed) => {
+                    stream_meta.shards[shard_position].closed = Some(ClosedShard {
+                        last_index: closed.last_index.min(last_index),
+                        ..closed
+                    });
+                }
+                None => {
+                    stream_meta.shards[shard_position].closed = Some(ClosedShard {
+                        last_index,
+                        closed_ms: now,
+                    });
+                    let ordinal = stream_meta.next_shard_ordinal;
+                    stream_meta.next_shard_ordinal += 1;
+                    let replacement = ShardMeta {
+                        ordinal,
+                        starting_hash_key: shard_meta.starting_hash_key,
+                        ending_hash_key: shard_meta.ending_hash_key,
+                        parent: Some(shard_meta.ordinal),
+                        adjacent_parent: None,
+                        created_ms: now,
+                        sequence_epoch_s: (now / 1000).max(shard_meta.sequence_epoch_s() + 1),
+                        closed: None,
+                    };
+                    let dir = shard_dir(&data_dir, &stream_meta.dir_id, ordinal);
+                    let (log, _) = Log::open_with_cache(
+                        &dir,
+                        config.log_options,
+                        Expect::default(),
+                        &config.file_cache,
+                    )
+                    .map_err(|error| OpenError::Log { dir, error })?;
+                    tracing::warn!(
+                        stream = %stream_meta.name,
+                        closed = %riffle_proto::shard_id::shard_id(shard_meta.ordinal),
+                        replacement = %riffle_proto::shard_id::shard_id(ordinal),
+                        "closed a damaged shard at its last intact record; a new shard takes its hash range"
+                    );
+                    stream_meta.shards.push(replacement);
+                    logs[stream_position].push(Some(log));
+                }
+            }
+            changed = true;
+        }
+
         let mut streams = HashMap::new();
-        for (stream_meta, crypto) in document.streams.iter().zip(cryptos) {
-            let stream = Self::open_stream(&config, &flusher, stream_meta, crypto)?;
+        for ((stream_meta, crypto), stream_logs) in document.streams.iter().zip(cryptos).zip(logs) {
+            let mut shard_logs = Vec::with_capacity(stream_logs.len());
+            for (shard_meta, log) in stream_meta.shards.iter().zip(stream_logs) {
+                let dir = shard_dir(&data_dir, &stream_meta.dir_id, shard_meta.ordinal);
+                let log = log.ok_or_else(|| {
+                    OpenError::DataLost(vec![format!("{} could not be opened", dir.display())])
+                })?;
+                let log = ShardLog::from_log(
+                    log,
+                    config.durability,
+                    flusher.clone(),
+                    shard_meta.closed.is_some(),
+                )
+                .map_err(|error| OpenError::Log { dir, error })?;
+                shard_logs.push(log);
+            }
+            let stream = Self::build_stream(&config, stream_meta, shard_logs, crypto)?;
             streams.insert(
                 (stream.account.clone(), stream.name.clone()),
                 Arc::new(stream),
             );
         }
-        Self::remove_orphans(&config.data_dir, &document)?;
         let node = Arc::new(Node {
             control_throttle: ControlThrottle::for_limits(config.limits),
             config,
@@ -454,35 +800,120 @@ impl Node {
             control: AsyncMutex::new(()),
             flusher,
             subscriptions: crate::subscribe::Subscriptions::default(),
-            accounts: RwLock::new(document.accounts.clone()),
+            catalogue: std::sync::Mutex::new(CatalogueState::from_document(&document)),
+            watermarks: std::sync::Mutex::new(marks),
         });
-        if fresh {
-            node.persist_blocking(&node.catalogue())
-                .map_err(OpenError::Meta)?;
+        // The watermarks first (this start is not clean until it shuts down cleanly), then a
+        // catalogue that says they exist: a crash between the two leaves a catalogue that
+        // does not yet expect them.
+        node.write_watermarks(false).map_err(OpenError::Meta)?;
+        if fresh || changed || !document.watermarks {
+            let current = node.catalogue_state().to_document();
+            node.persist_blocking(&current).map_err(OpenError::Meta)?;
         }
         Ok(node)
     }
 
-    fn open_stream(
+    /// Opens one shard's log against its watermarks: `Ok((log, None))` when everything
+    /// acknowledged is there, `Ok((log, Some(what)))` when data was lost and
+    /// `accept_data_loss` set the damage aside (the log ends at its last intact record),
+    /// `Err` when data was lost and the start must be refused (nothing was changed).
+    fn open_log(
         config: &NodeConfig,
-        flusher: &Flusher,
+        dir: &Path,
+        expect: Expect,
+        first_kept: u64,
+        keep: &Path,
+        name: &str,
+    ) -> Result<(Log, Option<String>), riffle_log::LogError> {
+        use riffle_log::LogError;
+        let mut lost = None;
+        let mut log = match Log::open_with_cache(
+            dir,
+            config.log_options,
+            expect,
+            &config.file_cache,
+        ) {
+            Ok((log, report)) => {
+                if report.torn_tail_bytes_truncated > 0 {
+                    tracing::warn!(
+                        shard = %name,
+                        bytes = report.torn_tail_bytes_truncated,
+                        synced_through = expect.synced_through,
+                        "cut an incomplete write after the last synced index (a crash \
+                         interrupted it before its fsync, so it was never acknowledged)"
+                    );
+                }
+                log
+            }
+            Err(error @ (LogError::Corrupt { .. } | LogError::Missing { .. }))
+                if config.accept_data_loss =>
+            {
+                let (damaged, offset) = match &error {
+                    LogError::Corrupt { path, offset, .. } => (path.clone(), Some(*offset)),
+                    LogError::Missing { path, .. } => (path.clone(), None),
+                    _ => unreachable!("matched above"),
+                };
+                if damaged.is_file() {
+                    let relative = dir
+                        .strip_prefix(&config.data_dir)
+                        .unwrap_or(dir)
+                        .to_path_buf();
+                    let report = riffle_log::salvage::set_aside(
+                        dir,
+                        &damaged,
+                        offset,
+                        &keep.join(relative),
+                    )?;
+                    tracing::warn!(shard = %name, files = report.files, bytes = report.bytes_removed_from_log, kept = %keep.display(), "set damaged log data aside (--accept-data-loss)");
+                }
+                lost = Some(error.to_string());
+                Log::open_with_cache(
+                    dir,
+                    config.log_options,
+                    Expect::default(),
+                    &config.file_cache,
+                )?
+                .0
+            }
+            Err(error) => return Err(error),
+        };
+        if first_kept > log.first_index() {
+            // A retention pass recorded its new first index, then a crash stopped it before
+            // (or while) it deleted the segments below: finish it.
+            log.purge_before(first_kept)?;
+        } else if first_kept > 0 && log.first_index() > first_kept && log.last_index() > 0 {
+            let error = LogError::Missing {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "the log starts at index {}, but retention had kept everything from \
+                     index {first_kept}: segments at the start of the log are gone",
+                    log.first_index()
+                ),
+            };
+            if !config.accept_data_loss {
+                return Err(error);
+            }
+            // The start of a log is history: going on loses those records but no sequence
+            // number can be reissued, so the shard stays as it is.
+            lost.get_or_insert_with(|| error.to_string());
+        }
+        Ok((log, lost))
+    }
+
+    /// A stream over opened shard logs (in `stream_meta.shards` order).
+    fn build_stream(
+        config: &NodeConfig,
         stream_meta: &StreamMeta,
+        logs: Vec<Arc<ShardLog>>,
         crypto: Option<Arc<crate::crypto::StreamCrypto>>,
     ) -> Result<Stream, OpenError> {
-        let mut shards = Vec::with_capacity(stream_meta.shards.len());
-        for shard_meta in &stream_meta.shards {
-            let dir = shard_dir(&config.data_dir, &stream_meta.dir_id, shard_meta.ordinal);
-            let log = ShardLog::open(
-                &dir,
-                config.log_options,
-                config.durability,
-                flusher.clone(),
-                shard_meta.closed.is_some(),
-                &config.file_cache,
-            )
-            .map_err(|error| OpenError::Log { dir, error })?;
-            shards.push(Arc::new(Shard::new(shard_meta.clone(), log, config.limits)));
-        }
+        let mut shards: Vec<Arc<Shard>> = stream_meta
+            .shards
+            .iter()
+            .zip(logs)
+            .map(|(shard_meta, log)| Arc::new(Shard::new(shard_meta.clone(), log, config.limits)))
+            .collect();
         shards.sort_by_key(|shard| shard.meta.ordinal);
         // A stored policy was validated when it was put; one that no longer parses is refused
         // rather than dropped, since dropping a Deny could widen access.
@@ -526,6 +957,8 @@ impl Node {
             routes: RwLock::new(Arc::new(Vec::new())),
             routes_epoch: watch::channel(0).0,
             updating_until_ms: AtomicU64::new(0),
+            creating_until_ms: AtomicU64::new(0),
+            shards_before_reshard: std::sync::Mutex::new(None),
             scalings_ms: std::sync::Mutex::new(Vec::new()),
             metrics: StreamMetrics::default(),
             encryption_changes: Default::default(),
@@ -552,71 +985,58 @@ impl Node {
         Ok(stream)
     }
 
-    /// Removes stream and shard directories the catalogue does not name: leftovers of a crash
-    /// during CreateStream, DeleteStream or a reshard.
-    fn remove_orphans(data_dir: &Path, document: &MetaDocument) -> Result<(), OpenError> {
-        let dir = streams_dir(data_dir);
-        let entries = std::fs::read_dir(&dir).map_err(io_error(&dir))?;
-        for entry in entries {
-            let entry = entry.map_err(io_error(&dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(stream) = document.streams.iter().find(|stream| stream.dir_id == name) else {
-                tracing::info!(dir = %name, "removing a stream directory the catalogue does not name");
-                std::fs::remove_dir_all(entry.path()).map_err(io_error(&entry.path()))?;
-                continue;
-            };
-            let stream_dir = entry.path();
-            let shards = std::fs::read_dir(&stream_dir).map_err(io_error(&stream_dir))?;
-            for shard in shards {
-                let shard = shard.map_err(io_error(&stream_dir))?;
-                let named = shard
-                    .file_name()
-                    .to_str()
-                    .and_then(|text| text.parse::<u32>().ok())
-                    .is_some_and(|ordinal| stream.shards.iter().any(|s| s.ordinal == ordinal));
-                if !named {
-                    tracing::info!(stream = %stream.name, dir = ?shard.file_name(), "removing a shard directory the catalogue does not name");
-                    std::fs::remove_dir_all(shard.path()).map_err(io_error(&shard.path()))?;
-                }
+    /// A copy of the catalogue state as persisted.
+    pub fn catalogue_state(&self) -> CatalogueState {
+        self.catalogue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The version of `stream` in the catalogue (what a change to it is decided on).
+    fn stream_version(&self, stream: &Stream) -> u64 {
+        self.catalogue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stream(&stream.account, &stream.name)
+            .filter(|entry| entry.meta.dir_id == stream.dir_id)
+            .map_or(0, |entry| entry.version)
+    }
+
+    /// Applies `command` to the catalogue and makes the result durable (`meta.json`), before
+    /// the caller publishes anything that depends on it. The single-node implementation of
+    /// the catalogue replica (ARCHITECTURE.md, the two seams): in a cluster the command goes
+    /// through the metadata Raft group instead. The caller holds `control()`. An AWS-managed
+    /// key made since the last write is recorded in the same write.
+    pub async fn propose(&self, command: Command) -> Result<Applied, crate::Error> {
+        let mut next = self.catalogue_state();
+        if let Some(key) = self.keys.managed() {
+            if next.aws_managed_key.as_ref() != Some(key) {
+                next.apply(&Command::SetManagedKey { key: key.clone() })
+                    .map_err(|rejection| crate::Error::internal(rejection.to_string()))?;
             }
         }
-        Ok(())
+        let applied = next
+            .apply(&command)
+            .map_err(|rejection| crate::Error::internal(rejection.to_string()))?;
+        self.persist_document(next.to_document()).await?;
+        *self.catalogue.lock().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(applied)
     }
 
-    fn catalogue(&self) -> MetaDocument {
-        self.catalogue_with(None)
-    }
-
-    /// The catalogue, with `replace`'s stream in the given state instead of its current one:
-    /// what to persist *before* publishing a change that writes may depend on.
-    fn catalogue_with(&self, replace: Option<(&Stream, &StreamState)>) -> MetaDocument {
-        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
-        let mut metas: Vec<StreamMeta> = streams
-            .values()
-            .map(|stream| match replace {
-                Some((replaced, state)) if std::ptr::eq(replaced, stream.as_ref()) => {
-                    stream.to_meta_with(state)
-                }
-                _ => stream.to_meta(),
-            })
-            .collect();
-        metas.sort_by(|a, b| (&a.account, &a.name).cmp(&(&b.account, &b.name)));
-        let encrypted = metas.iter().any(|meta| !meta.sealing_keys.is_empty());
-        MetaDocument {
-            format_version: if encrypted {
-                meta::META_FORMAT_VERSION
-            } else {
-                meta::META_FORMAT_VERSION_UNENCRYPTED
-            },
-            token_key_hex: hex(&self.token_key),
-            streams: metas,
-            accounts: self
-                .accounts
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-            aws_managed_key: self.keys.managed().cloned(),
-        }
+    /// Replaces `stream`'s catalogue entry with `state`.
+    async fn propose_stream(
+        &self,
+        stream: &Stream,
+        state: &StreamState,
+    ) -> Result<(), crate::Error> {
+        let if_version = self.stream_version(stream);
+        self.propose(Command::ReplaceStream {
+            meta: stream.to_meta_with(state),
+            if_version,
+        })
+        .await
+        .map(|_| ())
     }
 
     fn durable_meta(&self) -> bool {
@@ -625,11 +1045,6 @@ impl Node {
 
     fn persist_blocking(&self, document: &MetaDocument) -> Result<(), meta::MetaError> {
         meta::store(&self.config.data_dir, document, self.durable_meta())
-    }
-
-    /// Persists the current catalogue off the async workers.
-    async fn persist(&self) -> Result<(), crate::Error> {
-        self.persist_document(self.catalogue()).await
     }
 
     async fn persist_document(&self, document: MetaDocument) -> Result<(), crate::Error> {
@@ -732,26 +1147,42 @@ impl Node {
         };
         let config = self.config.clone();
         let flusher = self.flusher.clone();
-        // Shard directories first, catalogue second: a crash in between leaves only orphan
-        // directories, which the next start removes.
+        // Shard directories first, catalogue second, publication last: a crash before the
+        // catalogue names the stream leaves directories of empty logs, which the next start
+        // recognises as holding no data and removes; and no put can reach the stream (and be
+        // acknowledged) before the catalogue that names it is durable.
+        let document_meta = stream_meta.clone();
         let stream = tokio::task::spawn_blocking(move || {
-            Self::open_stream(&config, &flusher, &stream_meta, None)
+            let mut logs = Vec::with_capacity(stream_meta.shards.len());
+            for shard_meta in &stream_meta.shards {
+                let dir = shard_dir(&config.data_dir, &stream_meta.dir_id, shard_meta.ordinal);
+                let log = ShardLog::open(
+                    &dir,
+                    config.log_options,
+                    config.durability,
+                    flusher.clone(),
+                    false,
+                    Expect::default(),
+                    &config.file_cache,
+                )
+                .map_err(|error| OpenError::Log { dir, error })?;
+                logs.push(log);
+            }
+            Self::build_stream(&config, &stream_meta, logs, None)
         })
         .await
         .map_err(|error| crate::Error::internal(format!("stream creation failed: {error}")))?
         .map_err(|error| crate::Error::internal(error.to_string()))?;
+        stream.mark_creating(self.config.create_window);
         let stream = Arc::new(stream);
+        self.propose(Command::CreateStream {
+            meta: document_meta,
+        })
+        .await?;
         self.streams
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert((account.to_owned(), name.to_owned()), Arc::clone(&stream));
-        if let Err(error) = self.persist().await {
-            self.streams
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&(account.to_owned(), name.to_owned()));
-            return Err(error);
-        }
         Ok(stream)
     }
 
@@ -762,14 +1193,21 @@ impl Node {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
-        self.persist().await?;
-        let dir = streams_dir(&self.config.data_dir).join(&stream.dir_id);
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = std::fs::remove_dir_all(&dir) {
-                // The catalogue no longer names it: the next start removes it.
-                tracing::warn!(dir = %dir.display(), %error, "could not remove a deleted stream's data");
-            }
-        });
+        // The catalogue that drops the stream also lists its directory as being removed, so a
+        // start after a crash mid-removal knows the leftover is one.
+        let command = Command::DeleteStream {
+            account: stream.account.clone(),
+            name: stream.name.clone(),
+            if_version: self.stream_version(stream),
+        };
+        if let Err(error) = self.propose(command).await {
+            self.streams
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, Arc::clone(stream));
+            return Err(error);
+        }
+        self.remove_data_dir(stream.dir_id.clone()).await;
         Ok(())
     }
 
@@ -782,16 +1220,15 @@ impl Node {
     ) -> Result<(), crate::Error> {
         let mut next = (*stream.state()).clone();
         change(&mut next);
-        self.persist_document(self.catalogue_with(Some((stream, &next))))
-            .await?;
+        self.propose_stream(stream, &next).await?;
         stream.set_state(next);
         Ok(())
     }
 
     /// An account's settings (defaults for an account that never changed them).
     pub fn account(&self, account: &str) -> AccountMeta {
-        let accounts = self.accounts.read().unwrap_or_else(|p| p.into_inner());
-        accounts.get(account).cloned().unwrap_or_default()
+        let catalogue = self.catalogue.lock().unwrap_or_else(|p| p.into_inner());
+        catalogue.accounts.get(account).cloned().unwrap_or_default()
     }
 
     /// Replaces an account's settings: persisted first, then published, as `update_stream`.
@@ -801,13 +1238,11 @@ impl Node {
         account: &str,
         next: AccountMeta,
     ) -> Result<(), crate::Error> {
-        let mut document = self.catalogue();
-        document.accounts.insert(account.to_owned(), next.clone());
-        self.persist_document(document).await?;
-        self.accounts
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(account.to_owned(), next);
+        self.propose(Command::PutAccount {
+            account: account.to_owned(),
+            meta: next,
+        })
+        .await?;
         Ok(())
     }
 
@@ -889,6 +1324,7 @@ impl Node {
                         config.durability,
                         flusher.clone(),
                         false,
+                        Expect::default(),
                         &config.file_cache,
                     )
                     .map_err(|error| {
@@ -986,10 +1422,7 @@ impl Node {
             next_shard_ordinal: outcome.next_ordinal,
             ..(*state).clone()
         };
-        if let Err(error) = self
-            .persist_document(self.catalogue_with(Some((stream, &next))))
-            .await
-        {
+        if let Err(error) = self.propose_stream(stream, &next).await {
             undo(&seals);
             return Err(error);
         }
@@ -1055,7 +1488,9 @@ impl Node {
             // leaves the disk at most ~10 % later than it leaves the API.
             let roll_before_ms = now.saturating_sub(retention_ms / 10);
             for shard in &state.shards {
-                if let Err(error) = shard.log.trim(cutoff_ms, roll_before_ms) {
+                let key = watermarks::key(&stream.dir_id, shard.meta.ordinal);
+                let record_first = |first: u64| self.record_first(&key, first);
+                if let Err(error) = shard.log.trim(cutoff_ms, roll_before_ms, record_first) {
                     tracing::error!(stream = %stream.name, shard = %shard.id(), %error, "retention failed");
                 }
             }
@@ -1103,18 +1538,117 @@ impl Node {
             match result {
                 Ok(()) => {
                     for ordinal in gone {
-                        let dir = shard_dir(&self.config.data_dir, &stream.dir_id, ordinal);
                         tracing::info!(stream = %stream.name, shard = ordinal, "closed shard expired");
-                        if let Err(error) = std::fs::remove_dir_all(&dir) {
-                            // The catalogue no longer names it: the next start removes it.
-                            tracing::warn!(dir = %dir.display(), %error, "could not remove an expired shard's log");
-                        }
+                        self.remove_data_dir(format!("{}/{ordinal}", stream.dir_id))
+                            .await;
                     }
                 }
                 Err(error) => {
                     tracing::error!(stream = %stream.name, %error, "could not expire closed shards")
                 }
             }
+        }
+    }
+
+    /// Removes `DATA/streams/<relative>`, which the catalogue lists as being removed, then
+    /// records that it is gone (so a failure leaves it listed, for the next start to finish).
+    async fn remove_data_dir(&self, relative: String) {
+        let dir = streams_dir(&self.config.data_dir).join(&relative);
+        let removal = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(format!("{}: {error}", dir.display())),
+        })
+        .await;
+        match removal {
+            Ok(Ok(())) => {
+                let command = Command::FinishRemoving {
+                    dirs: vec![relative],
+                };
+                if let Err(error) = self.propose(command).await {
+                    tracing::warn!(%error, "could not record a finished removal; the next start does");
+                }
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not remove data the catalogue no longer needs; the next start retries")
+            }
+            Err(error) => tracing::warn!(%error, "directory removal panicked"),
+        }
+    }
+
+    /// Records `first` as shard `key`'s first kept index, durably, before retention deletes
+    /// the segments below it.
+    fn record_first(&self, key: &str, first: u64) -> std::io::Result<()> {
+        let mut marks = self.watermarks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = marks.clone();
+        let mark = next.shards.entry(key.to_owned()).or_default();
+        mark.first = mark.first.max(first);
+        next.clean_shutdown = false;
+        watermarks::store(&self.config.data_dir, &next, self.durable_meta())
+            .map_err(|error| std::io::Error::other(error.to_string()))?;
+        *marks = next;
+        Ok(())
+    }
+
+    /// Writes `DATA/watermarks.json` from every shard's current first and synced index, if
+    /// anything changed since the last write (or `clean_shutdown` is asked for).
+    pub fn write_watermarks(&self, clean_shutdown: bool) -> Result<(), meta::MetaError> {
+        let streams = self.all_streams();
+        let mut marks = self.watermarks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = WatermarkDocument {
+            format_version: watermarks::WATERMARKS_FORMAT_VERSION,
+            clean_shutdown,
+            shards: BTreeMap::new(),
+        };
+        for stream in streams {
+            for shard in &stream.state().shards {
+                let key = watermarks::key(&stream.dir_id, shard.meta.ordinal);
+                let (first, synced) = shard.log.marks();
+                let recorded = marks.shards.get(&key).map_or(0, |mark| mark.first);
+                next.shards.insert(
+                    key,
+                    watermarks::Mark {
+                        first: first.max(recorded),
+                        synced,
+                    },
+                );
+            }
+        }
+        if next == *marks && !clean_shutdown {
+            return Ok(());
+        }
+        watermarks::store(&self.config.data_dir, &next, self.durable_meta())?;
+        *marks = next;
+        Ok(())
+    }
+
+    /// Rewrites the watermarks about once a second while anything changes (see
+    /// `crate::watermarks`). Runs until the node is dropped.
+    pub fn start_watermarks(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(WATERMARK_INTERVAL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(node) = weak.upgrade() else { return };
+                let result =
+                    tokio::task::spawn_blocking(move || node.write_watermarks(false)).await;
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::error!(%error, "could not write the watermarks"),
+                    Err(error) => tracing::error!(%error, "watermark writer panicked"),
+                }
+            }
+        });
+    }
+
+    /// Clean shutdown: fsyncs every shard, then records that nothing written is unsynced, so
+    /// the next start treats any damaged end as lost data rather than a torn write.
+    pub fn shut_down_cleanly(&self) {
+        self.sync_all();
+        if let Err(error) = self.write_watermarks(true) {
+            tracing::error!(%error, "could not record the clean shutdown");
         }
     }
 

@@ -440,7 +440,8 @@ fn policy_target(node: &Node, caller: &Caller, arn: &str) -> Result<PolicyTarget
     }
 }
 
-/// PutResourcePolicy (`Some`) and DeleteResourcePolicy (`None`).
+/// PutResourcePolicy (`Some`) and DeleteResourcePolicy (`None`). Deleting a policy that is not
+/// there is ResourceNotFoundException, as on AWS.
 async fn set_policy(
     node: &Node,
     caller: &Caller,
@@ -451,6 +452,9 @@ async fn set_policy(
     let _control = node.control().await;
     match target {
         PolicyTarget::Stream(stream) => {
+            if policy.is_none() && stream.state().policy.is_none() {
+                return Err(Error::resource_policy_not_found(arn));
+            }
             let policy = policy.map(Arc::new);
             node.update_stream(&stream, |state| state.policy = policy)
                 .await
@@ -458,6 +462,15 @@ async fn set_policy(
         PolicyTarget::Consumer(found) => {
             let text = policy.map(|policy| policy.text);
             let (name, created_ms) = (found.consumer.name.clone(), found.consumer.created_ms);
+            // The consumer as it is now, under the control lock.
+            let has_policy = found.stream.state().consumers.iter().any(|consumer| {
+                consumer.name == name
+                    && consumer.created_ms == created_ms
+                    && consumer.policy.is_some()
+            });
+            if text.is_none() && !has_policy {
+                return Err(Error::resource_policy_not_found(arn));
+            }
             node.update_stream(&found.stream, |state| {
                 for consumer in &mut state.consumers {
                     if consumer.name == name && consumer.created_ms == created_ms {
@@ -548,11 +561,13 @@ fn shard_shape(shard: &Shard) -> riffle_proto::ops::Shard {
     }
 }
 
-/// ACTIVE, or UPDATING for `--update-window-ms` after a reshard or a mode change: what
-/// DescribeStream, DescribeStreamSummary and ListStreams report, and what the resharding
-/// calls check (`control::check_reshardable`), so clients see the state they are refused for.
+/// CREATING for `--create-window-ms` after CreateStream, UPDATING for `--update-window-ms`
+/// after a reshard or a mode change, else ACTIVE: what DescribeStream, DescribeStreamSummary
+/// and ListStreams report, and what the resharding calls check (`control::check_reshardable`),
+/// so clients see the state they are refused for.
 fn stream_status(stream: &Stream) -> StreamStatus {
     match stream.status() {
+        "CREATING" => StreamStatus::Creating,
         "UPDATING" => StreamStatus::Updating,
         _ => StreamStatus::Active,
     }
@@ -590,7 +605,7 @@ fn describe_stream(
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
-    let state = stream.state();
+    let state = stream.shown_state();
     let limit = input
         .limit
         .map(|limit| limit.max(1) as usize)
@@ -639,7 +654,7 @@ fn describe_stream_summary(
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
-    let state = stream.state();
+    let state = stream.shown_state();
     let (encryption_type, key_id) = encryption::described(&state);
     Ok(DescribeStreamSummaryOutput {
         stream_description_summary: StreamDescriptionSummary {
@@ -805,7 +820,16 @@ fn list_shards(
             (stream, after, filter)
         }
     };
-    let state = stream.state();
+    // AWS's ListShards needs the shards to exist (ResourceInUseException while CREATING) and
+    // lists the layout from before a reshard while the stream is UPDATING.
+    if stream.is_creating() {
+        return Err(Error::stream_not_active(
+            &stream.name,
+            &stream.account,
+            "CREATING",
+        ));
+    }
+    let state = stream.shown_state();
     let selected: Vec<Arc<Shard>> = control::filter_shards(&state, &filter)
         .into_iter()
         .filter(|shard| after.is_none_or(|after| shard.meta.ordinal > after))
@@ -918,6 +942,15 @@ fn partition_keys_missing(records: impl IntoIterator<Item = Option<usize>>) -> E
         .unwrap_or_else(|| Error::partition_key_missing(None))
 }
 
+/// A `CREATING` stream has no shards to write to yet: AWS refuses PutRecord(s) with the
+/// ResourceNotFoundException of a stream it cannot find.
+fn refuse_writes_while_creating(stream: &Stream) -> Result<(), Error> {
+    if stream.is_creating() {
+        return Err(Error::stream_not_found(&stream.name, &stream.account));
+    }
+    Ok(())
+}
+
 async fn put_record(
     node: &Node,
     caller: &Caller,
@@ -930,6 +963,7 @@ async fn put_record(
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
+    refuse_writes_while_creating(&stream)?;
     let Some(partition_key) = input.partition_key else {
         return Err(partition_keys_missing([None]));
     };
@@ -982,6 +1016,7 @@ async fn put_records(
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
+    refuse_writes_while_creating(&stream)?;
     let state = stream.state();
     let entries = input.records.unwrap_or_default();
     let keyless: Vec<Option<usize>> = entries
@@ -1101,6 +1136,10 @@ fn get_shard_iterator(
         }
         Err(error) => return Err(error),
     };
+    if stream.is_creating() {
+        // No shard exists yet: AWS answers as for a stream it cannot find.
+        return Err(missing_shard(&stream.name, &stream.account));
+    }
     let state = stream.state();
     let shard = ordinal
         .and_then(|ordinal| state.shard(ordinal))

@@ -29,7 +29,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use riffle_log::{Entry, EntryMeta, FileCache, FrameKind, Log, LogError, LogOptions, LogReader};
+use riffle_log::{
+    Entry, EntryMeta, Expect, FileCache, FrameKind, Log, LogError, LogOptions, LogReader,
+};
 use tokio::sync::watch;
 
 use crate::crypto::{self, Sealer};
@@ -114,7 +116,8 @@ pub struct ShardLog {
 }
 
 impl ShardLog {
-    /// Opens (recovers) the log in `dir`, keeping its segment handles in `files`. A `sealed`
+    /// Opens (recovers) the log in `dir`, refusing one that lacks what `expect` says must be
+    /// there (see `crate::watermarks`), and keeping its segment handles in `files`. A `sealed`
     /// log (a closed shard's) refuses appends and keeps no file open while it is not read.
     pub fn open(
         dir: &Path,
@@ -122,16 +125,29 @@ impl ShardLog {
         durability: Durability,
         flusher: Flusher,
         sealed: bool,
+        expect: Expect,
         files: &FileCache,
     ) -> Result<Arc<ShardLog>, LogError> {
-        let (mut log, report) = Log::open_with_cache(dir, options, files)?;
+        let (log, report) = Log::open_with_cache(dir, options, expect, files)?;
         if report.torn_tail_bytes_truncated > 0 {
             tracing::warn!(
                 dir = %dir.display(),
                 bytes = report.torn_tail_bytes_truncated,
-                "truncated a torn tail (never acknowledged)"
+                synced_through = expect.synced_through,
+                "cut an incomplete write after the last synced index (a crash interrupted it \
+                 before its fsync, so it was never acknowledged)"
             );
         }
+        ShardLog::from_log(log, durability, flusher, sealed)
+    }
+
+    /// Wraps a recovered log.
+    pub fn from_log(
+        mut log: Log,
+        durability: Durability,
+        flusher: Flusher,
+        sealed: bool,
+    ) -> Result<Arc<ShardLog>, LogError> {
         let reader = log.reader();
         let last_index = log.last_index();
         let mut ts_last_ms = 0;
@@ -390,6 +406,24 @@ impl ShardLog {
         self.lock().log.first_index()
     }
 
+    /// The last index stored (written, synced or not).
+    pub fn last_index(&self) -> u64 {
+        self.lock().log.last_index()
+    }
+
+    /// First stored index and the highest index known to be fsynced, read together (what
+    /// `crate::watermarks` records).
+    pub fn marks(&self) -> (u64, u64) {
+        let writer = self.lock();
+        (writer.log.first_index(), writer.log.durable_index())
+    }
+
+    /// Deletes whole sealed segments below `index` (finishing a retention pass a crash
+    /// interrupted).
+    pub fn purge_before(&self, index: u64) -> Result<(), LogError> {
+        self.lock().log.purge_before(index)
+    }
+
     /// Visible entries from `from`, bounded by count and payload bytes.
     pub fn read(
         &self,
@@ -414,8 +448,15 @@ impl ShardLog {
     }
 
     /// Retention: rolls the active segment once it holds data older than `roll_age_ms`, and
-    /// deletes sealed segments whose newest record is older than `cutoff_ms`.
-    pub fn trim(&self, cutoff_ms: u64, roll_before_ms: u64) -> Result<u64, LogError> {
+    /// deletes sealed segments whose newest record is older than `cutoff_ms`. Before deleting
+    /// anything it hands the new first index to `record_first`, which must make it durable
+    /// (the node's watermarks); if that fails, nothing is deleted.
+    pub fn trim(
+        &self,
+        cutoff_ms: u64,
+        roll_before_ms: u64,
+        record_first: impl FnOnce(u64) -> std::io::Result<()>,
+    ) -> Result<u64, LogError> {
         let mut writer = self.lock();
         let mut purge_below = 0;
         let segments = writer.log.segments();
@@ -443,10 +484,12 @@ impl ShardLog {
                 }
             }
         }
-        if purge_below > 0 {
+        if purge_below > writer.log.first_index() {
+            record_first(purge_below)?;
             writer.log.purge_before(purge_below)?;
+            return Ok(purge_below);
         }
-        Ok(purge_below)
+        Ok(0)
     }
 }
 
@@ -601,6 +644,7 @@ mod tests {
             Durability::Sync,
             flusher,
             false,
+            Expect::default(),
             &files,
         )
         .unwrap()
@@ -657,6 +701,7 @@ mod tests {
                     Durability::Sync,
                     flusher.clone(),
                     false,
+                    Expect::default(),
                     &FileCache::default(),
                 )
                 .unwrap()
@@ -691,6 +736,7 @@ mod tests {
                 Durability::Sync,
                 flusher.clone(),
                 sealed,
+                Expect::default(),
                 &files,
             )
             .unwrap()

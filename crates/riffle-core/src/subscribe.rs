@@ -7,7 +7,8 @@
 //! [`start`] spawns the task that feeds the response: first an `initial-response` event, then
 //! `SubscribeToShardEvent`s, each with the records from the current position up to the shard's
 //! visible tail (at most [`EVENT_RECORDS_MAX`] records and [`EVENT_BYTES_MAX`] bytes), the
-//! `ContinuationSequenceNumber` to resume after, and `MillisBehindLatest`. When it has caught
+//! `ContinuationSequenceNumber` to resume from (the position after the last record delivered,
+//! see `data::continuation_sequence_number`), and `MillisBehindLatest`. When it has caught
 //! up, the task sleeps on the shard's tail `watch` — the same wake-up every subscriber of the
 //! shard shares, once per committed batch, no polling — or until the keep-alive interval passes
 //! (an empty event, so idle checkpoints advance). A closed shard ends with an event carrying
@@ -288,9 +289,6 @@ async fn feed(
                 .map(|(_, stored)| (stored.data.len() + stored.partition_key.len()) as u64)
                 .sum();
             let record_count = read.records.len() as u64;
-            // AWS's continuation number is the last delivered record's sequence number; only an
-            // event without records carries the position itself (so idle checkpoints advance).
-            let last_sequence_number = read.records.last().map(|(seq, _)| seq.clone());
             let event = SubscribeToShardEvent {
                 records: read
                     .records
@@ -299,10 +297,10 @@ async fn feed(
                         crate::service::record_shape(sequence_number, stored)
                     })
                     .collect(),
-                continuation_sequence_number: (!read.ended).then(|| {
-                    last_sequence_number
-                        .unwrap_or_else(|| data::continuation_sequence_number(&shard, position))
-                }),
+                // As AWS's, the position after the last record delivered (or, idle, the
+                // current position): resuming AT or AFTER it repeats and skips nothing.
+                continuation_sequence_number: (!read.ended)
+                    .then(|| data::continuation_sequence_number(&shard, position)),
                 millis_behind_latest: read.millis_behind_latest,
                 child_shards: read.ended.then(|| {
                     data::children(&state, &shard)

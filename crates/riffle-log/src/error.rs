@@ -22,6 +22,16 @@ pub enum LogError {
         /// Human-readable explanation.
         reason: String,
     },
+    /// Data the caller said must be there is not (see [`crate::Expect`]): the log ends below
+    /// an index that had been synced, its directory or every segment is gone, or its end is
+    /// damaged although it was closed cleanly. Nothing was changed on disk; `path` is the
+    /// directory or the segment where the loss shows.
+    Missing {
+        /// The log directory or segment file.
+        path: PathBuf,
+        /// Human-readable explanation.
+        reason: String,
+    },
     /// An fsync failed earlier. The kernel may have dropped the dirty pages it could not
     /// write, so nothing written since the last good fsync can be trusted and a retry could
     /// falsely succeed; every later call fails with this error. Reopen the log (normally by
@@ -45,6 +55,9 @@ impl fmt::Display for LogError {
                 "log corrupt in {} at byte offset {offset}: {reason}",
                 path.display()
             ),
+            LogError::Missing { path, reason } => {
+                write!(f, "log data missing in {}: {reason}", path.display())
+            }
             LogError::Poisoned => write!(
                 f,
                 "log poisoned: an earlier fsync failed, reopen the log to recover"

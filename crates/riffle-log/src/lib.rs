@@ -5,7 +5,8 @@
 //! nothing of Kinesis, HTTP or async runtimes: it does synchronous std I/O, and payloads are
 //! opaque bytes. It is shaped to be the log storage of a Raft engine (openraft): every frame
 //! carries an index and a term, indexes are contiguous, and the log supports
-//! [`Log::truncate_after`] and [`Log::purge_before`].
+//! [`Log::truncate_after`], [`Log::purge_before`] and [`Log::reset`] (empty the log and
+//! continue at any index, as a follower does after installing a snapshot).
 //!
 //! # On-disk format
 //!
@@ -114,6 +115,7 @@ mod index;
 mod log;
 mod reader;
 mod recovery;
+pub mod salvage;
 mod segment;
 
 #[cfg(test)]
@@ -124,6 +126,56 @@ pub use crate::frame::FRAME_HEADER_BYTES;
 pub use crate::log::{Log, SyncHandle};
 pub use crate::reader::LogReader;
 pub use crate::segment::{FileCache, FILE_CACHE_CAPACITY_DEFAULT};
+
+/// Options that create a file readable and writable by its owner only (mode 0600): a log
+/// holds every record of its shard, which other local users must not read.
+pub fn owner_only_options(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
+
+/// Narrows an open file to owner-only access if its group or others have any (files made by
+/// older versions, or copied in with a looser umask).
+pub fn owner_only_file(file: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Narrows an existing directory to owner-only access if its group or others have any.
+pub fn owner_only_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` and any missing parents with mode 0700 (owner only).
+pub fn create_owner_only_dirs(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
 
 /// Default size at which the active segment is sealed and a new one started.
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 128 << 20;
@@ -251,6 +303,28 @@ pub struct SegmentInfo {
     pub bytes: u64,
     /// Whether it is sealed (every segment but the active one, the last).
     pub sealed: bool,
+}
+
+/// What the caller knows must be in a log it opens ([`Log::open_expecting`]), so that
+/// recovery can tell a torn write, which a crash explains, from lost data, which it does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expect {
+    /// Every index up to this one had been fsynced (and so possibly acknowledged) when the
+    /// caller last recorded it: a log ending below it has lost data. 0 knows nothing.
+    pub synced_through: u64,
+    /// Whether a damaged suffix of the active segment beyond `synced_through` may be cut as
+    /// a torn write. False after a clean shutdown, which synced everything it wrote.
+    pub torn_tail_allowed: bool,
+}
+
+impl Default for Expect {
+    /// Knows nothing: any torn tail is cut.
+    fn default() -> Expect {
+        Expect {
+            synced_through: 0,
+            torn_tail_allowed: true,
+        }
+    }
 }
 
 /// What [`Log::open`] found.

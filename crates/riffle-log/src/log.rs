@@ -12,7 +12,9 @@ use crate::frame::{self, FrameHeader, FRAME_PAYLOAD_BYTES_MAX};
 use crate::reader::LogReader;
 use crate::recovery;
 use crate::segment::{self, FileCache, Segment, SegmentState, WalkFrom};
-use crate::{EntryMeta, LogError, LogOptions, RecoveryReport, SegmentInfo, APPEND_BYTES_MAX};
+use crate::{
+    EntryMeta, Expect, LogError, LogOptions, RecoveryReport, SegmentInfo, APPEND_BYTES_MAX,
+};
 
 /// Which fsync flavour to issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,21 +162,34 @@ impl Log {
     ///
     /// The log gets a [`FileCache`] of its own; [`Log::open_with_cache`] shares one.
     pub fn open(dir: &Path, options: LogOptions) -> Result<(Log, RecoveryReport), LogError> {
-        Log::open_with_cache(dir, options, &FileCache::default())
+        Log::open_expecting(dir, options, Expect::default())
     }
 
-    /// [`Log::open`], keeping the read handles of this log's sealed segments in `files`,
-    /// shared with other logs, so that a process with many logs keeps a bounded number of
-    /// segment files open: the active segment of each log that takes appends, plus the
-    /// cache's capacity. Sealed segments are closed once recovery has checked them.
+    /// [`Log::open`], checking what the caller knows must be there: a log that ends below
+    /// `expect.synced_through`, or a damaged end that would have to be cut although
+    /// `expect` rules out a torn write, fails with [`LogError::Missing`] before anything on
+    /// disk is changed.
+    pub fn open_expecting(
+        dir: &Path,
+        options: LogOptions,
+        expect: Expect,
+    ) -> Result<(Log, RecoveryReport), LogError> {
+        Log::open_with_cache(dir, options, expect, &FileCache::default())
+    }
+
+    /// [`Log::open_expecting`], keeping the read handles of this log's sealed segments in
+    /// `files`, shared with other logs, so that a process with many logs keeps a bounded
+    /// number of segment files open: the active segment of each log that takes appends, plus
+    /// the cache's capacity. Sealed segments are closed once recovery has checked them.
     pub fn open_with_cache(
         dir: &Path,
         options: LogOptions,
+        expect: Expect,
         files: &FileCache,
     ) -> Result<(Log, RecoveryReport), LogError> {
         options.validate()?;
         let shared = Arc::new(Shared::new(dir.to_path_buf(), files.clone()));
-        let recovered = recovery::recover(&shared, &options)?;
+        let recovered = recovery::recover(&shared, &options, &expect)?;
         for segment in &recovered.sealed {
             segment.close();
         }
@@ -460,13 +475,12 @@ impl Log {
         let path = self.shared.dir.join(segment::segment_file_name(base_index));
         let file = Segment::create_file(&path)?;
         self.shared.fsync_dir()?;
-        let fresh = Arc::new(Segment::new(
+        let fresh = Arc::new(Segment::new_active(
             base_index,
             path,
             file,
             SegmentState::empty(base_index, self.last_term),
         ));
-        fresh.pin()?;
         active.state_mut().sealed = true;
         self.shared.segments_mut().push(fresh.clone());
         self.active = fresh;
@@ -589,6 +603,70 @@ impl Log {
             self.shared.fsync_dir()?;
         }
         Ok(())
+    }
+
+    /// Drops every entry and makes the log empty, with `next_index()` (and `first_index()`)
+    /// equal to `next_index`, durably: every segment is deleted, oldest first, then one empty
+    /// segment named `next_index` is created. The term floor goes back to 0 (an empty log has
+    /// no entry to take a term from, and this is also what recovery finds after a reopen).
+    ///
+    /// This is how a Raft log jumps: a follower that installs a snapshot beyond its last entry
+    /// purges everything and continues after the snapshot, and a brand-new log may start at
+    /// any index. [`purge_before`](Log::purge_before) cannot do it, since it keeps the active
+    /// segment and never moves `next_index()`.
+    ///
+    /// A crash midway leaves a suffix of the old log (deletion is oldest first) or, at worst,
+    /// an empty directory that reopens as a fresh log at index 1; the caller, which knows where
+    /// it wanted the log to start, calls `reset` again after reopening. A read already inside a
+    /// deleted segment finishes it through its handle, as after a purge. An I/O
+    /// error midway leaves memory and disk out of step, so it poisons the log.
+    /// `InvalidArgument` if `next_index` is 0 (indexes start at 1).
+    pub fn reset(&mut self, next_index: u64) -> Result<(), LogError> {
+        self.shared.check_poisoned()?;
+        if next_index == 0 {
+            return Err(LogError::InvalidArgument(
+                "cannot reset the log to index 0: indexes start at 1".to_string(),
+            ));
+        }
+        let segments = self.shared.snapshot();
+        let path = self.shared.dir.join(segment::segment_file_name(next_index));
+        match self.replace_segments(&segments, &path) {
+            Ok(file) => {
+                let fresh = Arc::new(Segment::new_active(
+                    next_index,
+                    path,
+                    file,
+                    SegmentState::empty(next_index, 0),
+                ));
+                *self.shared.segments_mut() = vec![fresh.clone()];
+                self.active = fresh;
+                self.next_index = next_index;
+                self.last_term = 0;
+                self.durable_index = next_index - 1;
+                self.truncation_epoch += 1;
+                Ok(())
+            }
+            Err(error) => {
+                if self.shared.check_poisoned().is_ok() {
+                    self.shared.set_poisoned(&error, &path);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The file work of [`Log::reset`]: deletes `segments` oldest first, then creates the
+    /// empty segment at `path`.
+    fn replace_segments(&self, segments: &[Arc<Segment>], path: &Path) -> Result<File, LogError> {
+        for segment in segments {
+            segment.mark_removed();
+            fs::remove_file(&segment.path)?;
+            remove_if_exists(&segment.index_path())?;
+            self.shared.fsync_dir()?;
+        }
+        let file = Segment::create_file(path)?;
+        self.shared.fsync_dir()?;
+        Ok(file)
     }
 
     /// A summary of every segment, oldest first; the last one is the active segment.

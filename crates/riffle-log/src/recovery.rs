@@ -29,7 +29,7 @@ use crate::segment::{
     self, find_valid_frame_after, read_frame, ReadError, Segment, SegmentState, Window,
     INDEX_EXTENSION, SEGMENT_EXTENSION, TEMP_SUFFIX,
 };
-use crate::{LogError, LogOptions, RecoveryReport};
+use crate::{Expect, LogError, LogOptions, RecoveryReport};
 
 /// What recovery hands to [`crate::Log::open`].
 pub(crate) struct Recovered {
@@ -53,16 +53,30 @@ struct Scan {
     bad: Option<BadFrame>,
 }
 
-pub(crate) fn recover(shared: &Shared, options: &LogOptions) -> Result<Recovered, LogError> {
+pub(crate) fn recover(
+    shared: &Shared,
+    options: &LogOptions,
+    expect: &Expect,
+) -> Result<Recovered, LogError> {
     let dir = &shared.dir;
     if !dir.is_dir() {
-        fs::create_dir_all(dir)?;
+        if expect.synced_through > 0 {
+            return Err(LogError::Missing {
+                path: dir.clone(),
+                reason: format!(
+                    "the log directory is missing, but index {} had been synced",
+                    expect.synced_through
+                ),
+            });
+        }
+        crate::create_owner_only_dirs(dir)?;
         if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             let parent_file = fs::File::open(parent)?;
             shared.fsync(&parent_file, SyncKind::All, parent)?;
         }
     }
 
+    crate::owner_only_dir(dir)?;
     let mut bases = Vec::new();
     let mut index_bases = Vec::new();
     let mut dir_changed = false;
@@ -91,6 +105,15 @@ pub(crate) fn recover(shared: &Shared, options: &LogOptions) -> Result<Recovered
         }
     }
     if bases.is_empty() {
+        if expect.synced_through > 0 {
+            return Err(LogError::Missing {
+                path: dir.clone(),
+                reason: format!(
+                    "the log holds no segment, but index {} had been synced",
+                    expect.synced_through
+                ),
+            });
+        }
         let path = dir.join(segment::segment_file_name(1));
         Segment::create_file(&path)?;
         bases.push(1);
@@ -142,6 +165,7 @@ pub(crate) fn recover(shared: &Shared, options: &LogOptions) -> Result<Recovered
                 file_bytes,
                 term_floor,
                 options,
+                expect,
                 &mut report,
             )?
         } else {
@@ -161,6 +185,24 @@ pub(crate) fn recover(shared: &Shared, options: &LogOptions) -> Result<Recovered
     let active = sealed
         .pop()
         .ok_or_else(|| LogError::InvalidArgument("no segment could be opened".to_string()))?;
+    let last_index = active.state().last_index;
+    if last_index < expect.synced_through {
+        return Err(LogError::Missing {
+            path: active.path.clone(),
+            reason: format!(
+                "the log ends at index {last_index}, but index {} had been synced: \
+                 segments or frames at the end of the log are gone",
+                expect.synced_through
+            ),
+        });
+    }
+    // The active segment has no index file; one left from before a truncation, or from a
+    // roll a crash interrupted, is stale. Removed only now that the log is accepted.
+    match fs::remove_file(dir.join(segment::index_file_name(active.base_index))) {
+        Ok(()) => shared.fsync_dir()?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(LogError::Io(error)),
+    }
     Ok(Recovered {
         sealed,
         active,
@@ -186,6 +228,7 @@ fn recover_active(
     file_bytes: u64,
     term_floor: u64,
     options: &LogOptions,
+    expect: &Expect,
     report: &mut RecoveryReport,
 ) -> Result<SegmentState, LogError> {
     let scan = scan_segment(path, file, base, file_bytes, term_floor, options)?;
@@ -204,12 +247,33 @@ fn recover_active(
             ));
         }
         let cut_bytes = file_bytes - bad.position;
+        let kept_last = scan.state.last_index;
+        if kept_last < expect.synced_through || !expect.torn_tail_allowed {
+            // Cutting here would drop frames that were synced (so possibly acknowledged), or
+            // the log was closed cleanly and no write can have been torn: this is lost data,
+            // not a torn write. Leave the file as it is for the caller to decide.
+            return Err(LogError::Missing {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "{} at offset {}; the frames before it end at index {kept_last}, but {}",
+                    bad.reason,
+                    bad.position,
+                    if kept_last < expect.synced_through {
+                        format!("index {} had been synced", expect.synced_through)
+                    } else {
+                        "the log was closed cleanly, so no write was torn".to_string()
+                    }
+                ),
+            });
+        }
         tracing::warn!(
             segment = %path.display(),
             offset = bad.position,
             bytes = cut_bytes,
             reason = %bad.reason,
-            "truncating torn tail of the active segment"
+            synced_through = expect.synced_through,
+            "cutting an incomplete write at the end of the active segment: frames after the \
+             last synced index, which a crash leaves behind unacknowledged"
         );
         file.set_len(bad.position)?;
         report.torn_tail_bytes_truncated += cut_bytes;
@@ -217,12 +281,6 @@ fn recover_active(
     // Whatever survived may still be only in the page cache (the process, not the machine,
     // crashed); make it durable so `durable_index() == last_index()` is true after open.
     shared.fsync(file, SyncKind::All, path)?;
-    // The active segment has no index file; one left from before a truncation is stale.
-    match fs::remove_file(path.with_file_name(segment::index_file_name(base))) {
-        Ok(()) => shared.fsync_dir()?,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(LogError::Io(error)),
-    }
     Ok(scan.state)
 }
 
@@ -237,6 +295,17 @@ fn recover_sealed(
     options: &LogOptions,
 ) -> Result<SegmentState, LogError> {
     let index_path = path.with_file_name(segment::index_file_name(base));
+    // Every frame of a sealed segment is read and checked at open, not only those after its
+    // last index point: damage anywhere is found now, with a clear error, rather than by the
+    // first reader to reach it (which could only fail, again and again).
+    let scan = scan_segment(path, file, base, file_bytes, term_floor, options)?;
+    if let Some(bad) = scan.bad {
+        return Err(corrupt(
+            path,
+            bad.position,
+            &format!("bad frame in a sealed segment: {}", bad.reason),
+        ));
+    }
     let problem = match fs::read(&index_path) {
         Ok(bytes) => match index::decode_index_file(&bytes, file_bytes) {
             Ok(entries) => match verify_with_index(file, base, file_bytes, term_floor, entries) {
@@ -253,14 +322,6 @@ fn recover_sealed(
         %problem,
         "rebuilding the sparse index by scanning the sealed segment"
     );
-    let scan = scan_segment(path, file, base, file_bytes, term_floor, options)?;
-    if let Some(bad) = scan.bad {
-        return Err(corrupt(
-            path,
-            bad.position,
-            &format!("bad frame in a sealed segment: {}", bad.reason),
-        ));
-    }
     let mut state = scan.state;
     state.sealed = true;
     write_index_file(shared, &index_path, &state.index)?;
@@ -396,11 +457,9 @@ pub(crate) fn write_index_file(
     let mut temp_name: OsString = index_path.as_os_str().to_owned();
     temp_name.push(TEMP_SUFFIX);
     let temp_path = PathBuf::from(temp_name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&temp_path)?;
+    let mut file =
+        crate::owner_only_options(OpenOptions::new().write(true).create(true).truncate(true))
+            .open(&temp_path)?;
     file.write_all(&index::encode_index_file(entries))?;
     shared.fsync(&file, SyncKind::All, &temp_path)?;
     fs::rename(&temp_path, index_path)?;

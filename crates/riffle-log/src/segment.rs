@@ -192,17 +192,25 @@ impl Segment {
         }
     }
 
-    /// Opens an existing segment file for reading and writing.
-    pub fn open_file(path: &Path) -> io::Result<File> {
-        OpenOptions::new().read(true).write(true).open(path)
+    /// A new segment for the writer: `file` opened read-write, pinned.
+    pub fn new_active(base_index: u64, path: PathBuf, file: File, state: SegmentState) -> Segment {
+        let segment = Segment::new(base_index, path, file, state);
+        segment.handle().pinned = true;
+        segment
     }
 
-    /// Creates a new, empty segment file; fails if it already exists.
+    /// Opens an existing segment file for reading and writing. A file left readable by
+    /// others (by an older riffle, or a copy) is made owner-only: records are private.
+    pub fn open_file(path: &Path) -> io::Result<File> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        crate::owner_only_file(&file)?;
+        Ok(file)
+    }
+
+    /// Creates a new, empty segment file, readable by its owner only; fails if it already
+    /// exists.
     pub fn create_file(path: &Path) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
+        crate::owner_only_options(OpenOptions::new().read(true).write(true).create_new(true))
             .open(path)
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::frame::{self, FRAME_HEADER_BYTES};
 use crate::segment::{index_file_name, segment_file_name};
-use crate::{Entry, EntryMeta, FileCache, FrameKind, Log, LogError, LogOptions};
+use crate::{Entry, EntryMeta, Expect, FileCache, FrameKind, Log, LogError, LogOptions};
 
 /// A deterministic pseudo-random sequence (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -604,25 +604,22 @@ fn damage_in_a_sealed_segment_is_corruption() {
     assert!(first.sealed);
     drop(log);
     // Index points are at frames 5 (offset 616) and 9 (offset 1232). Frame 6 (offset 770)
-    // lies between them, where open does not look; the reader's checksum finds it.
+    // lies between them; open reads every frame of a sealed segment, so it finds the damage
+    // at once instead of leaving it to the first reader (which could only fail).
     let path = segment_path(dir.path(), 1);
     let damaged_offset = 5 * (FRAME_HEADER_BYTES as u64 + 100);
     flip_byte(&path, damaged_offset + 70);
-    let log = open(dir.path(), options);
-    let reader = log.reader();
-    assert_entries(&reader.read(1, 5, 100, usize::MAX).unwrap(), 1..=5, 100);
-    match reader.read(1, 10, 100, usize::MAX) {
+    match Log::open(dir.path(), options) {
         Err(LogError::Corrupt {
             path: found,
             offset,
             ..
         }) => assert_eq!((found, offset), (path.clone(), damaged_offset)),
-        other => panic!("expected Corrupt, got {other:?}"),
+        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
     }
-    // Reads starting at the next index point never touch the damage.
-    assert_entries(&reader.read(9, 20, 100, usize::MAX).unwrap(), 9..=20, 100);
-    drop(log);
-    // With its index gone, open scans the segment and refuses to start.
+    // Refusing changed nothing: the index is still there and so is every byte.
+    assert!(index_path(dir.path(), 1).exists());
+    // With its index gone, open refuses the same way.
     fs::remove_file(index_path(dir.path(), 1)).unwrap();
     assert!(matches!(
         Log::open(dir.path(), options),
@@ -754,9 +751,13 @@ fn a_shared_file_cache_bounds_the_open_segments() {
     let files = FileCache::new(3);
     let mut logs: Vec<Log> = (0..6)
         .map(|i| {
-            let (mut log, _) =
-                Log::open_with_cache(&dir.path().join(i.to_string()), small_options(), &files)
-                    .unwrap();
+            let (mut log, _) = Log::open_with_cache(
+                &dir.path().join(i.to_string()),
+                small_options(),
+                Expect::default(),
+                &files,
+            )
+            .unwrap();
             append_entries(&mut log, 40, 100);
             assert!(log.segments().len() > 3, "several sealed segments per log");
             log
@@ -880,6 +881,93 @@ fn truncate_after_edge_cases() {
     let (log, report) = Log::open(dir.path(), options).unwrap();
     assert_eq!((report.segments, report.entries), (1, 3));
     assert_entries(&read_all(&log), first..=first + 2, 100);
+}
+
+#[test]
+fn reset_empties_the_log_at_any_index_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = small_options();
+    let mut log = open(dir.path(), options);
+    append_entries(&mut log, 40, 100);
+    let old = log.segments();
+    assert!(old.len() > 2);
+    let reader = log.reader();
+    let stale = log.sync_handle();
+
+    // Beyond the end (a Raft follower installing a snapshot past its log): every segment
+    // and index file goes, one empty segment named after the new start remains.
+    log.reset(1000).unwrap();
+    assert_eq!((log.first_index(), log.next_index()), (1000, 1000));
+    assert_eq!(log.last_index(), 999);
+    assert_eq!(log.durable_index(), 999);
+    assert_eq!(log.last_term(), 0);
+    let now = log.segments();
+    assert_eq!(now.len(), 1);
+    assert_eq!((now[0].base_index, now[0].bytes), (1000, 0));
+    for segment in &old {
+        assert!(!segment_path(dir.path(), segment.base_index).exists());
+        assert!(!index_path(dir.path(), segment.base_index).exists());
+    }
+    assert!(segment_path(dir.path(), 1000).exists());
+    // Readers see the empty log; a sync handle from before the reset vouches for nothing.
+    assert!(read_all(&log).is_empty());
+    assert!(reader
+        .read(1, u64::MAX, 100, usize::MAX)
+        .unwrap()
+        .is_empty());
+    assert_eq!((reader.first_index(), reader.next_index()), (1000, 1000));
+    stale.sync().unwrap();
+    log.mark_synced(&stale);
+    assert_eq!(log.durable_index(), 999);
+
+    // Appends continue at the new index, with any term (the floor went back to 0).
+    let index = log.next_index();
+    log.append(&meta(0, index), &payload(index, 100)).unwrap();
+    append_entries(&mut log, 2, 100);
+    assert_entries(&read_all(&log), 1000..=1002, 100);
+    drop(log);
+    let (mut log, report) = Log::open(dir.path(), options).unwrap();
+    assert_eq!((report.segments, report.entries), (1, 3));
+    assert_eq!(log.first_index(), 1000);
+    assert_entries(&read_all(&log), 1000..=1002, 100);
+
+    // Backwards, onto the base of the segment that holds entries: it is replaced.
+    log.reset(1000).unwrap();
+    assert!(read_all(&log).is_empty());
+    assert_eq!(log.next_index(), 1000);
+    // Back to 1, as a brand-new log; reset to 0 is refused and changes nothing.
+    log.reset(1).unwrap();
+    assert!(matches!(log.reset(0), Err(LogError::InvalidArgument(_))));
+    append_entries(&mut log, 2, 100);
+    drop(log);
+    let log = open(dir.path(), options);
+    assert_eq!(log.first_index(), 1);
+    assert_entries(&read_all(&log), 1..=2, 100);
+    let names: Vec<String> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec![segment_file_name(1)]);
+}
+
+#[test]
+fn a_failed_reset_poisons_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_options());
+    append_entries(&mut log, 40, 100);
+    log.fail_next_sync();
+    assert!(matches!(log.reset(100), Err(LogError::Io(_))));
+    assert!(matches!(log.reset(100), Err(LogError::Poisoned)));
+    assert!(matches!(
+        log.append(&meta(1, 41), b"x"),
+        Err(LogError::Poisoned)
+    ));
+    drop(log);
+    // What the crash-like stop left is a suffix of the old log: oldest segment gone first.
+    let log = open(dir.path(), small_options());
+    assert!(log.first_index() > 1);
+    assert_eq!(log.next_index(), 41);
+    assert_entries(&read_all(&log), log.first_index()..=40, 100);
 }
 
 #[test]
@@ -1081,4 +1169,156 @@ fn handles_can_cross_threads() {
     assert_send_sync::<crate::SyncHandle>();
     assert_send::<Log>();
     assert_send_sync::<LogError>();
+}
+
+/// Opening with what the caller knows was synced tells lost data from a torn write, and
+/// refuses without changing a byte.
+#[test]
+fn expect_tells_lost_data_from_a_torn_write() {
+    let options = small_options();
+    // A cut end below the synced index is lost data, not a torn tail.
+    let (dir, _) = {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, _) = one_segment_log(dir.path(), 5, 20);
+        (dir, bytes)
+    };
+    let path = segment_path(dir.path(), 1);
+    let length = fs::metadata(&path).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(length - 3)
+        .unwrap();
+    let expect_all = Expect {
+        synced_through: 5,
+        torn_tail_allowed: true,
+    };
+    assert!(matches!(
+        Log::open_expecting(dir.path(), options, expect_all),
+        Err(LogError::Missing { .. })
+    ));
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        length - 3,
+        "nothing cut"
+    );
+    // After a clean shutdown no write can be torn: the same damage is refused too.
+    let clean = Expect {
+        synced_through: 4,
+        torn_tail_allowed: false,
+    };
+    assert!(matches!(
+        Log::open_expecting(dir.path(), options, clean),
+        Err(LogError::Missing { .. })
+    ));
+    // Beyond the synced index, after a crash, it is a torn write and is cut.
+    let crashed = Expect {
+        synced_through: 4,
+        torn_tail_allowed: true,
+    };
+    let (log, report) = Log::open_expecting(dir.path(), options, crashed).unwrap();
+    assert_eq!(log.last_index(), 4);
+    assert!(report.torn_tail_bytes_truncated > 0);
+    drop(log);
+
+    // A log whose last segments are gone ends below the synced index.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), options);
+    append_entries(&mut log, 60, 100);
+    log.sync().unwrap();
+    let last = log.last_index();
+    let active = log.segments().last().unwrap().base_index;
+    drop(log);
+    fs::remove_file(segment_path(dir.path(), active)).unwrap();
+    let synced = Expect {
+        synced_through: last,
+        torn_tail_allowed: true,
+    };
+    assert!(matches!(
+        Log::open_expecting(dir.path(), options, synced),
+        Err(LogError::Missing { .. })
+    ));
+    // And a missing directory with synced data is refused, not recreated.
+    let gone = dir.path().join("gone");
+    assert!(matches!(
+        Log::open_expecting(&gone, options, synced),
+        Err(LogError::Missing { .. })
+    ));
+    assert!(!gone.exists());
+}
+
+/// `set_aside` cuts a damaged log so it opens again, keeping every byte it removes.
+#[test]
+fn set_aside_keeps_what_it_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = tempfile::tempdir().unwrap();
+    let options = LogOptions {
+        segment_bytes_max: 4096,
+        index_interval_bytes: 512,
+    };
+    let mut log = open(dir.path(), options);
+    append_entries(&mut log, 100, 100);
+    let segments = log.segments();
+    assert!(segments.len() >= 3);
+    drop(log);
+    let path = segment_path(dir.path(), 1);
+    let damaged_offset = 5 * (FRAME_HEADER_BYTES as u64 + 100);
+    let original = fs::read(&path).unwrap();
+    flip_byte(&path, damaged_offset + 70);
+    let Err(LogError::Corrupt {
+        path: found,
+        offset,
+        ..
+    }) = Log::open(dir.path(), options)
+    else {
+        panic!("expected Corrupt");
+    };
+    let report = crate::salvage::set_aside(dir.path(), &found, Some(offset), keep.path()).unwrap();
+    assert_eq!(report.files, segments.len());
+    let log = open(dir.path(), options);
+    assert_eq!(log.last_index(), 5);
+    assert_entries(&read_all(&log), 1..=5, 100);
+    // The copy of the damaged segment is whole, and the later segments moved intact.
+    let copy = fs::read(segment_path(keep.path(), 1)).unwrap();
+    assert_eq!(copy.len(), original.len());
+    for info in &segments[1..] {
+        assert!(segment_path(keep.path(), info.base_index).exists());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(segment_path(keep.path(), 1))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "kept data is owner-only");
+    }
+}
+
+/// Segment and index files, and directories the log creates, are owner-only; a file left
+/// readable by others is narrowed when the log opens it.
+#[cfg(unix)]
+#[test]
+fn log_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("a").join("b");
+    let mut log = open(&dir, small_options());
+    append_entries(&mut log, 40, 100);
+    log.sync().unwrap();
+    drop(log);
+    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&parent.path().join("a")), 0o700);
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    let first = segment_path(&dir, 1);
+    fs::set_permissions(&first, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    drop(open(&dir, small_options()));
+    assert_eq!(mode(&first), 0o600);
+    assert_eq!(mode(&dir), 0o700);
 }

@@ -264,6 +264,15 @@ impl KinesisError {
         ))
     }
 
+    /// DeleteResourcePolicy on a stream or consumer that has no policy. AWS answers
+    /// ResourceNotFoundException (LocalStack's suite, recorded against AWS); the text is
+    /// LocalStack's, as AWS's own is not published.
+    pub fn resource_policy_not_found(resource_arn: &str) -> KinesisError {
+        KinesisError::resource_not_found(format!(
+            "No resource policy found for resource ARN {resource_arn}"
+        ))
+    }
+
     /// `Shard sid in stream S under account A does not exist` (AWS has no final period here).
     pub fn shard_not_found(shard_id: &str, stream: &str, account: &str) -> KinesisError {
         KinesisError::resource_not_found(format!(

@@ -20,6 +20,12 @@
 //! Riffle's counter is `(log_index << 16) | sub`: the Raft/log index of the batch and the
 //! record's slot within it ([`SeqNo::position`]).
 //!
+//! A *continuation number* (SubscribeToShard's `ContinuationSequenceNumber`) names the point
+//! just after a record rather than a record: it carries that record's counter and the arrival
+//! time [`CONTINUATION_ARRIVAL_S`], which no record has. Arrival sits below the counter, so it
+//! sorts after the record and before the next one, and a reader starting AT or AFTER it starts
+//! at the next record either way ([`SeqNo::is_continuation`]).
+//!
 //! The arithmetic is a small fixed-width 192-bit integer (`U192` below); no bignum crate.
 
 /// Decimal digits of every sequence number riffle issues.
@@ -37,6 +43,10 @@ const COUNTER_MAX: u64 = i64::MAX as u64;
 
 /// Largest log index that fits in the counter next to a 16-bit slot.
 pub const LOG_INDEX_MAX: u64 = COUNTER_MAX >> SUB_BITS;
+
+/// The arrival time of a continuation number: the largest the field holds (the year 4147), so
+/// no record ever has it and it sorts after every record with the same counter.
+pub const CONTINUATION_ARRIVAL_S: u64 = TIME_MAX;
 
 const VERSION: u64 = 2;
 const LEADING: u64 = 2;
@@ -86,6 +96,12 @@ impl SeqNo {
     /// The (log index, slot) the counter encodes.
     pub fn position(&self) -> (u64, u16) {
         (self.counter >> SUB_BITS, (self.counter & 0xffff) as u16)
+    }
+
+    /// Whether this is a continuation number: the point just after the record at
+    /// [`SeqNo::position`], not that record.
+    pub fn is_continuation(&self) -> bool {
+        self.arrival_s == CONTINUATION_ARRIVAL_S
     }
 
     /// The 56-digit decimal form.
@@ -337,6 +353,42 @@ mod tests {
                     run.advance();
                 }
             }
+        }
+    }
+
+    proptest! {
+        /// A continuation number sorts after the record whose counter it carries, whatever
+        /// that record's arrival time, and before the record with the next counter.
+        #[test]
+        fn continuation_numbers_sort_between_records(
+            created in 0u64..(1 << 36),
+            ordinal in any::<u32>(),
+            counter in 0u64..COUNTER_MAX,
+            arrival in 0u64..CONTINUATION_ARRIVAL_S,
+            next_arrival in 0u64..CONTINUATION_ARRIVAL_S,
+        ) {
+            let record = SeqNo {
+                shard_created_s: created,
+                shard_ordinal: ordinal,
+                counter,
+                arrival_s: arrival,
+            };
+            let continuation = SeqNo {
+                arrival_s: CONTINUATION_ARRIVAL_S,
+                ..record
+            };
+            let next = SeqNo {
+                counter: counter + 1,
+                arrival_s: next_arrival,
+                ..record
+            };
+            let decoded = SeqNo::decode(&continuation.encode()).unwrap();
+            prop_assert!(decoded.is_continuation());
+            prop_assert!(!record.is_continuation());
+            prop_assert_eq!(decoded.position(), record.position());
+            // Fixed width: string order is numeric order.
+            prop_assert!(record.encode() < continuation.encode());
+            prop_assert!(continuation.encode() < next.encode());
         }
     }
 

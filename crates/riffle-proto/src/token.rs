@@ -191,6 +191,7 @@ mod tests {
             log_index: 3,
             sub: 4,
             issued_ms: 5,
+            nonce: Some(6),
         }
         .encode(&KEY);
         assert_invalid(decode_page_token(&iterator, &KEY));

@@ -6,9 +6,15 @@
 //! `Content-Type` (`application/x-amz-cbor-1.1` is CBOR, anything else JSON), authenticates the
 //! request before anything runs (SigV4 with `--credentials`: `auth.rs`), hands the call to
 //! [`riffle_core::service`], and writes the answer — errors included — in the request's format,
-//! with the headers SDKs expect (`Content-Type`, `x-amzn-RequestId`, `Date`). It never panics
-//! on client input: anything malformed becomes an AWS-style error response and the connection
-//! keeps serving.
+//! with the headers SDKs expect (`Content-Type`, `x-amzn-RequestId`, `x-amz-id-2`, `Date`). It
+//! never panics on client input: anything malformed becomes an AWS-style error response and the
+//! connection keeps serving.
+//!
+//! **Browsers (CORS).** The AWS JS SDK in a web page first sends an `OPTIONS` preflight; it is
+//! answered at once (200, no body, never authenticated: browsers do not sign it) with the
+//! origin, methods and headers a Kinesis call uses. Every answer, errors included, carries
+//! `Access-Control-Allow-Origin` (the request's `Origin`, or `*`) and exposes the response
+//! headers SDKs read. The signature, not CORS, is what protects the API, as on AWS.
 //!
 //! **Memory.** Request bodies are bounded twice: each by [`REQUEST_BYTES_MAX`], and all of them
 //! together by a node-wide budget ([`RequestBudget`]). A request reserves its declared length
@@ -49,6 +55,20 @@ const BUDGET_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 const BUDGET_UNIT_BYTES: u64 = 1024;
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
+
+/// Random bytes in `x-amz-id-2`: 76 characters of base64, as AWS's.
+const ID_2_BYTES: usize = 57;
+/// What a preflight allows: the methods of the API (every call is a POST)...
+const CORS_ALLOW_METHODS: &str = "POST, OPTIONS";
+/// ...the headers the SDKs sign and send (SigV4's, the JSON and CBOR protocols', the JS SDK's
+/// own), to which a preflight's own list is added...
+const CORS_ALLOW_HEADERS: &str = "authorization, content-type, content-encoding, \
+     x-amz-content-sha256, x-amz-date, x-amz-security-token, x-amz-target, x-amz-user-agent, \
+     x-amzn-trace-id, amz-sdk-invocation-id, amz-sdk-request";
+/// ...and for how long a browser may reuse the answer (seconds).
+const CORS_MAX_AGE: &str = "86400";
+/// The response headers a page's script may read: what the SDKs take from an answer.
+const CORS_EXPOSE_HEADERS: &str = "x-amzn-RequestId, x-amz-id-2, Date";
 
 /// A response body: a whole answer, or (SubscribeToShard) a stream of event frames.
 pub type ResponseBody = BoxBody<Bytes, std::io::Error>;
@@ -186,7 +206,11 @@ async fn handle(
     watch: &Arc<SendWatch>,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let (request_id, id_2) = response_ids();
+    let origin = request.headers().get(http::header::ORIGIN).cloned();
+    if request.method() == http::Method::OPTIONS {
+        return preflight(request.headers(), origin, &request_id, &id_2);
+    }
     let (parts, body) = request.into_parts();
     // The answer, errors included, is in the request's format: CBOR clients cannot read JSON.
     let format = wire_format(&parts.headers);
@@ -239,13 +263,109 @@ async fn handle(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(content_type),
     );
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    aws_headers(headers, &request_id, &id_2, origin);
+    headers.insert(
+        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(CORS_EXPOSE_HEADERS),
+    );
+    response
+}
+
+/// A request id (a UUID, `x-amzn-RequestId`) and an `x-amz-id-2` (base64 of random bytes),
+/// from one read of the OS random source.
+fn response_ids() -> (String, String) {
+    let mut random = [0u8; 16 + ID_2_BYTES];
+    if getrandom::fill(&mut random).is_err() {
+        // Identifiers, not secrets: std's randomly keyed hasher over a counter and the clock
+        // still makes them unique per process.
+        fallback_random(&mut random);
+    }
+    let (id, id_2) = random.split_at(16);
+    let mut id_bytes = [0u8; 16];
+    id_bytes.copy_from_slice(id);
+    let request_id = uuid::Builder::from_random_bytes(id_bytes)
+        .into_uuid()
+        .to_string();
+    use base64::Engine as _;
+    (
+        request_id,
+        base64::engine::general_purpose::STANDARD.encode(id_2),
+    )
+}
+
+fn fallback_random(bytes: &mut [u8]) {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let keys = std::collections::hash_map::RandomState::new();
+    for chunk in bytes.chunks_mut(8) {
+        let mut hasher = keys.build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_nanos()),
+        );
+        let word = hasher.finish().to_le_bytes();
+        chunk.copy_from_slice(&word[..chunk.len()]);
+    }
+}
+
+/// The headers of every answer: the ids, `Date` (SDKs correct clock skew from it), and the
+/// origin a browser may read it from.
+fn aws_headers(headers: &mut HeaderMap, request_id: &str, id_2: &str, origin: Option<HeaderValue>) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(id_2) {
+        headers.insert("x-amz-id-2", value);
     }
     if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now()))
     {
         headers.insert(http::header::DATE, value);
     }
+    match origin {
+        Some(origin) => {
+            headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(http::header::VARY, HeaderValue::from_static("Origin"));
+        }
+        None => {
+            headers.insert(
+                http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+        }
+    }
+}
+
+/// The answer to a CORS preflight (any `OPTIONS`): 200 with what a Kinesis call from a page
+/// needs, whatever the origin. The headers the preflight asks for are allowed beside the SDKs'
+/// own, so a header a newer SDK adds does not break pages.
+fn preflight(
+    request: &HeaderMap,
+    origin: Option<HeaderValue>,
+    request_id: &str,
+    id_2: &str,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(full_body(Vec::new()));
+    let headers = response.headers_mut();
+    aws_headers(headers, request_id, id_2, origin);
+    headers.insert(
+        http::header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(CORS_ALLOW_METHODS),
+    );
+    let requested = request
+        .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .and_then(|value| value.to_str().ok())
+        .filter(|list| !list.trim().is_empty())
+        .and_then(|list| HeaderValue::from_str(&format!("{CORS_ALLOW_HEADERS}, {list}")).ok());
+    headers.insert(
+        http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+        requested.unwrap_or(HeaderValue::from_static(CORS_ALLOW_HEADERS)),
+    );
+    headers.insert(
+        http::header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static(CORS_MAX_AGE),
+    );
     response
 }
 

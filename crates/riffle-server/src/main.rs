@@ -75,6 +75,12 @@ struct ServeArgs {
     /// Keep data in a throwaway temporary directory, never fsync, delete it on exit (tests).
     #[arg(long, conflicts_with = "data_dir")]
     in_memory: bool,
+    /// Start even though acknowledged records are missing or damaged, or the data directory
+    /// holds data the catalogue does not name: the damaged or unknown data is moved into
+    /// DATA/lost+found/ (never deleted) and a damaged open shard is closed at its last intact
+    /// record, with a new shard taking its hash range. Without it such a start is refused.
+    #[arg(long)]
+    accept_data_loss: bool,
     /// When a write is acknowledged relative to fdatasync.
     #[arg(long, value_enum, default_value = "sync")]
     durability: DurabilityArg,
@@ -104,6 +110,10 @@ struct ServeArgs {
     /// default, keeps streams ACTIVE so waiters never sleep).
     #[arg(long, default_value_t = 0)]
     update_window_ms: u64,
+    /// Milliseconds a new stream shows CREATING, listing no shards and refusing writes and
+    /// iterators as AWS does (0, the default: ACTIVE when CreateStream returns).
+    #[arg(long, default_value_t = 0)]
+    create_window_ms: u64,
     /// ON_DEMAND scaling: how often shard write rates are measured.
     #[arg(long, default_value_t = 1000)]
     on_demand_interval_ms: u64,
@@ -206,11 +216,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     // Held for the life of the process: it marks the throwaway directory as in use.
     let mut _in_memory_lock = None;
+    let mut throwaway_root = None;
     let (data_dir, ephemeral) = if args.in_memory {
         match throwaway_data_dir() {
             Ok((dir, lock)) => {
                 _in_memory_lock = Some(lock);
-                (dir, true)
+                // The store is a fresh, empty subdirectory: the lock file beside it is not
+                // part of the data directory (which must be empty to be new).
+                throwaway_root = Some(dir.clone());
+                (dir.join("store"), true)
             }
             Err(error) => {
                 tracing::error!("cannot create the --in-memory directory: {error}");
@@ -222,6 +236,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let mut config = NodeConfig::new(data_dir);
     config.ephemeral = ephemeral;
+    config.accept_data_loss = args.accept_data_loss;
     config.durability = match (args.in_memory, args.durability) {
         (true, _) => Durability::None,
         (false, DurabilityArg::Sync) => Durability::Sync,
@@ -242,6 +257,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     ));
     config.retention_interval = Duration::from_secs(args.retention_interval_s.max(1));
     config.update_window = Duration::from_millis(args.update_window_ms);
+    config.create_window = Duration::from_millis(args.create_window_ms);
     config.commitment_minimum = Duration::from_secs(args.commitment_minimum_s);
     config.subscriptions = riffle_core::subscribe::SubscriptionConfig {
         lifetime: Duration::from_secs(args.subscription_lifetime_s.max(1)),
@@ -326,6 +342,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     node.start_retention();
     node.start_scaler();
+    node.start_watermarks();
     // Tests and scripts read the port from this line; keep its shape.
     println!("riffle listening on {local}");
     if let Some(listener) = &metrics_listener {
@@ -371,8 +388,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     )
     .await;
     let final_node = std::sync::Arc::clone(&node);
-    let _ = tokio::task::spawn_blocking(move || final_node.sync_all()).await;
+    let _ = tokio::task::spawn_blocking(move || final_node.shut_down_cleanly()).await;
     drop(node);
+    if let Some(root) = throwaway_root {
+        let _ = std::fs::remove_dir_all(root);
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

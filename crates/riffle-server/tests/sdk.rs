@@ -12,6 +12,8 @@ mod common;
 mod account;
 #[path = "sdk/arn.rs"]
 mod arn;
+#[path = "sdk/browser.rs"]
+mod browser;
 #[path = "sdk/cbor.rs"]
 mod cbor;
 #[path = "sdk/encryption.rs"]

@@ -2,7 +2,8 @@
 //! real `aws-sdk-kinesis` client, and a few helpers that encode Kinesis facts (hash ranges,
 //! MD5 routing, sequence-number order) independently of the server's own code.
 //!
-//! Both test binaries (`sdk` and `crash`) include this file, and each uses only part of it.
+//! Several test binaries (`sdk`, `crash`, `damaged_data_dir`, ...) include this file, and each
+//! uses only part of it.
 #![allow(dead_code)]
 
 use std::cmp::Ordering;
@@ -381,6 +382,27 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// SIGTERM, then waits (up to 30 s) for the clean shutdown to finish with success.
+    pub fn stop_cleanly(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill -TERM");
+        assert!(status.success(), "kill -TERM {pid} failed");
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                assert!(status.success(), "clean shutdown exited with {status}");
+                return;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                self.fail("the server did not shut down within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL (no clean shutdown), then reap the process.
     pub fn kill(mut self) {
         self.child.kill().expect("kill -9 the server");
@@ -642,6 +664,32 @@ pub async fn read_until_caught_up(client: &Client, mut iterator: String) -> Vec<
 pub async fn read_shard(client: &Client, stream: &str, shard: &str) -> Vec<Record> {
     let iterator = shard_iterator(client, stream, shard, ShardIteratorType::TrimHorizon).await;
     read_until_caught_up(client, iterator).await
+}
+
+/// Every record of a closed shard, from TRIM_HORIZON until GetRecords ends it (no
+/// NextShardIterator), checking that sequence numbers strictly increase.
+pub async fn read_closed_shard(client: &Client, stream: &str, shard: &str) -> Vec<Record> {
+    let mut iterator = shard_iterator(client, stream, shard, ShardIteratorType::TrimHorizon).await;
+    let mut records: Vec<Record> = Vec::new();
+    for _ in 0..10_000 {
+        let page = client
+            .get_records()
+            .shard_iterator(&iterator)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GetRecords: {error:?}"));
+        for record in page.records() {
+            if let Some(previous) = records.last() {
+                assert_sequence_before(previous.sequence_number(), record.sequence_number());
+            }
+            records.push(record.clone());
+        }
+        match page.next_shard_iterator() {
+            Some(next) => iterator = next.to_string(),
+            None => return records,
+        }
+    }
+    panic!("closed shard {shard} of {stream} never ended");
 }
 
 /// The service error of a call that must fail, with its HTTP status. A success or a failure

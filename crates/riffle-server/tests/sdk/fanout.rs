@@ -503,8 +503,8 @@ fn check_records(event: &SubscribeToShardEvent, previous: Option<&Rec>) {
     }
 }
 
-/// An event of an open shard: a continuation number at or after its last record (the last
-/// record's own number when it has records), no ChildShards.
+/// An event of an open shard: a continuation number past its last record (AWS's is the
+/// position after the last record delivered, not that record's own number), no ChildShards.
 fn check_open_event(event: &SubscribeToShardEvent, previous: Option<&Rec>) {
     check_records(event, previous);
     let continuation = event.continuation_sequence_number();
@@ -514,11 +514,7 @@ fn check_open_event(event: &SubscribeToShardEvent, previous: Option<&Rec>) {
         "ChildShards on an open shard: {event:?}"
     );
     if let Some(last) = event.records().last() {
-        assert_eq!(
-            continuation,
-            last.sequence_number(),
-            "ContinuationSequenceNumber of an event is its last record's: {event:?}"
-        );
+        assert_sequence_before(last.sequence_number(), continuation);
     } else if let Some(previous) = previous {
         assert_ne!(
             compare_sequence_numbers(continuation, &previous.seq),
@@ -781,6 +777,94 @@ async fn consumers_list_in_pages_and_stop_at_twenty() {
         .unwrap();
     register(&client, &stream_arn, "c20").await;
     assert_eq!(consumer_count(&client, "wide").await, Some(20));
+}
+
+/// AWS takes ConsumerARN together with StreamARN (LocalStack's suite recorded
+/// DescribeStreamConsumer so against AWS): the consumer ARN names the consumer, and the stream
+/// ARN must be its stream.
+#[tokio::test]
+async fn consumers_are_found_by_consumer_and_stream_arn_together() {
+    let server = fanout_server(&[]);
+    let client = server.client();
+    let stream_arn = stream_with(&client, "both", 1).await;
+    let other_arn = stream_with(&client, "elsewhere", 1).await;
+    let consumer_arn = register(&client, &stream_arn, "app").await;
+    let described = client
+        .describe_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await
+        .expect("DescribeStreamConsumer with StreamARN and ConsumerARN");
+    let description = described
+        .consumer_description()
+        .expect("ConsumerDescription");
+    assert_eq!(description.consumer_name(), "app");
+    assert_eq!(description.consumer_arn(), consumer_arn);
+    assert_eq!(description.stream_arn(), stream_arn);
+    // The consumer's name may come along too, if it is the consumer's.
+    client
+        .describe_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name("app")
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await
+        .expect("all three members, agreeing");
+
+    let mismatch =
+        format!("StreamARN {other_arn} does not match the stream of ConsumerARN {consumer_arn}.");
+    let result = client
+        .describe_stream_consumer()
+        .stream_arn(&other_arn)
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await;
+    expect_error(result, "InvalidArgumentException", Some(&mismatch));
+    let result = client
+        .deregister_stream_consumer()
+        .stream_arn(&other_arn)
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await;
+    expect_error(result, "InvalidArgumentException", Some(&mismatch));
+    let result = client
+        .describe_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name("other-name")
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await;
+    expect_error(
+        result,
+        "InvalidArgumentException",
+        Some(&format!(
+            "ConsumerName other-name does not match the name of ConsumerARN {consumer_arn}."
+        )),
+    );
+    assert_eq!(
+        consumer_status(&client, &consumer_arn).await,
+        ConsumerStatus::Active,
+        "a refused DeregisterStreamConsumer leaves the consumer"
+    );
+
+    client
+        .deregister_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await
+        .expect("DeregisterStreamConsumer with StreamARN and ConsumerARN");
+    let gone = client
+        .describe_stream_consumer()
+        .consumer_arn(&consumer_arn)
+        .send()
+        .await;
+    expect_error(
+        gone,
+        "ResourceNotFoundException",
+        Some(&format!("Consumer {consumer_arn} not found.")),
+    );
 }
 
 #[tokio::test]
@@ -1228,6 +1312,34 @@ async fn live_records_and_continuation(transport: Transport) {
     .await;
     let last_continuation = resumed.expect_records(&live).await;
     drop(resumed);
+    // A continuation number is a checkpoint for polling readers too: GetShardIterator at it and
+    // after it both start at the first record it did not cover.
+    for kind in [
+        ShardIteratorType::AtSequenceNumber,
+        ShardIteratorType::AfterSequenceNumber,
+    ] {
+        let iterator = client
+            .get_shard_iterator()
+            .stream_name("live")
+            .shard_id(shard_id(0))
+            .shard_iterator_type(kind.clone())
+            .starting_sequence_number(&idle_continuation)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator()
+            .unwrap()
+            .to_string();
+        let records: Vec<Rec> = read_until_caught_up(&client, iterator)
+            .await
+            .iter()
+            .map(Rec::of)
+            .collect();
+        assert_eq!(
+            records, live,
+            "GetShardIterator {kind:?} the continuation number"
+        );
+    }
     for i in 0..2 {
         written.push(put_to(0, format!("later{i}")).await);
     }
@@ -1280,9 +1392,10 @@ async fn live_records_and_continuation_over_http2() {
     live_records_and_continuation(Transport::H2c).await;
 }
 
-/// With a 2 s lifetime, subscriptions end cleanly and a consumer that resubscribes after its
-/// continuation number sees every record a concurrent producer wrote exactly once, in order.
-async fn renewal(transport: Transport) {
+/// With a 2 s lifetime, subscriptions end cleanly and a consumer that resubscribes from its
+/// continuation number, with `resume` (AT_ or AFTER_SEQUENCE_NUMBER: clients use both), sees
+/// every record a concurrent producer wrote exactly once, in order.
+async fn renewal(transport: Transport, resume: ShardIteratorType) {
     let server = fanout_server(&["--subscription-lifetime-s", "2"]);
     let (client, h2c) = client_over(&server, transport);
     let stream_arn = stream_with(&client, "renew", 1).await;
@@ -1337,7 +1450,7 @@ async fn renewal(transport: Transport) {
             Some(subscription) => subscription,
             None => {
                 let start = match &continuation {
-                    Some(seq) => position_at(ShardIteratorType::AfterSequenceNumber, seq),
+                    Some(seq) => position_at(resume.clone(), seq),
                     None => position(ShardIteratorType::TrimHorizon),
                 };
                 subscriptions += 1;
@@ -1359,7 +1472,8 @@ async fn renewal(transport: Transport) {
     }
     let produced = produced.unwrap();
     eprintln!(
-        "{transport:?}: {} records over {subscriptions} subscriptions, {clean_ends} clean ends",
+        "{transport:?}, resuming {resume:?}: {} records over {subscriptions} subscriptions, \
+         {clean_ends} clean ends",
         produced.len()
     );
     assert_eq!(received, produced, "every record exactly once, in order");
@@ -1370,12 +1484,22 @@ async fn renewal(transport: Transport) {
 
 #[tokio::test]
 async fn renewal_over_http1() {
-    renewal(Transport::Http1).await;
+    renewal(Transport::Http1, ShardIteratorType::AfterSequenceNumber).await;
 }
 
 #[tokio::test]
 async fn renewal_over_http2() {
-    renewal(Transport::H2c).await;
+    renewal(Transport::H2c, ShardIteratorType::AfterSequenceNumber).await;
+}
+
+#[tokio::test]
+async fn renewal_at_the_continuation_number_over_http1() {
+    renewal(Transport::Http1, ShardIteratorType::AtSequenceNumber).await;
+}
+
+#[tokio::test]
+async fn renewal_at_the_continuation_number_over_http2() {
+    renewal(Transport::H2c, ShardIteratorType::AtSequenceNumber).await;
 }
 
 /// Subscribing to a shard that is split: its records, then a last event with the ChildShards

@@ -710,3 +710,165 @@ async fn get_records_limit_below_one_is_a_validation_error() {
         .unwrap();
     assert!(page.records().is_empty());
 }
+
+/// AWS (and the AWS CLI) accept a shard iterator wrapped in one pair of double quotes, as a
+/// shell script that pastes `--query ShardIterator` output without `--output text` passes it
+/// (LocalStack's suite recorded this against AWS). Only one whole pair is taken off.
+#[tokio::test]
+async fn an_iterator_in_double_quotes_is_accepted() {
+    let server = Server::in_memory();
+    let client = server.client();
+    create_stream(&client, "quoted", 1).await;
+    put(&client, "quoted", "q0").await;
+    put(&client, "quoted", "q1").await;
+    let iterator = shard_iterator(
+        &client,
+        "quoted",
+        &shard_id(0),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    let page = client
+        .get_records()
+        .shard_iterator(format!("\"{iterator}\""))
+        .limit(1)
+        .send()
+        .await
+        .expect("a quoted iterator is read like the bare one");
+    assert_eq!(data_of(page.records()), ["q0"]);
+    let next = page.next_shard_iterator().expect("NextShardIterator");
+    assert!(!next.starts_with('"'), "iterators are issued bare: {next}");
+    let page = client
+        .get_records()
+        .shard_iterator(format!("\"{next}\""))
+        .send()
+        .await
+        .expect("a quoted NextShardIterator is read too");
+    assert_eq!(data_of(page.records()), ["q1"]);
+
+    for bad in [
+        format!("\"{iterator}"),
+        format!("{iterator}\""),
+        format!("\"\"{iterator}\"\""),
+        "\"\"".to_string(),
+    ] {
+        let result = client.get_records().shard_iterator(&bad).send().await;
+        expect_error(
+            result,
+            "InvalidArgumentException",
+            Some("Invalid ShardIterator."),
+        );
+    }
+}
+
+/// AWS issues a new iterator on every call. Many calls at once at the same position (some of
+/// them within one millisecond) still each get an iterator of their own, and every one reads.
+#[tokio::test]
+async fn every_call_issues_an_iterator_of_its_own() {
+    const CALLS: usize = 64;
+    let server = Server::in_memory_limits(Limits::Off);
+    let client = server.client();
+    create_stream(&client, "fresh", 1).await;
+    put(&client, "fresh", "f0").await;
+    let iterator = shard_iterator(
+        &client,
+        "fresh",
+        &shard_id(0),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..CALLS {
+        let client = client.clone();
+        let iterator = iterator.clone();
+        reads.spawn(async move {
+            let page = client
+                .get_records()
+                .shard_iterator(iterator)
+                .send()
+                .await
+                .expect("GetRecords");
+            assert_eq!(data_of(page.records()), ["f0"]);
+            page.next_shard_iterator()
+                .expect("NextShardIterator")
+                .to_string()
+        });
+    }
+    let mut next_iterators = std::collections::HashSet::new();
+    while let Some(next) = reads.join_next().await {
+        next_iterators.insert(next.expect("a reader task"));
+    }
+    assert_eq!(
+        next_iterators.len(),
+        CALLS,
+        "{CALLS} GetRecords calls from one position must return {CALLS} different iterators"
+    );
+
+    let mut issued = tokio::task::JoinSet::new();
+    for _ in 0..CALLS {
+        let client = client.clone();
+        issued.spawn(async move {
+            shard_iterator(&client, "fresh", &shard_id(0), ShardIteratorType::Latest).await
+        });
+    }
+    let mut iterators = std::collections::HashSet::new();
+    while let Some(iterator) = issued.join_next().await {
+        iterators.insert(iterator.expect("a GetShardIterator task"));
+    }
+    assert_eq!(
+        iterators.len(),
+        CALLS,
+        "GetShardIterator repeats no iterator"
+    );
+    // Each of them is a working iterator at the same place: nothing after the first record.
+    for iterator in iterators.iter().take(3) {
+        let page = client
+            .get_records()
+            .shard_iterator(iterator)
+            .send()
+            .await
+            .unwrap();
+        assert!(page.records().is_empty());
+    }
+    put(&client, "fresh", "f1").await;
+    for next in next_iterators.iter().take(3) {
+        let page = client
+            .get_records()
+            .shard_iterator(next)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(data_of(page.records()), ["f1"]);
+    }
+}
+
+/// An iterator of a deleted stream, or of a stream deleted and created again under its name,
+/// gets AWS's ResourceNotFoundException naming the iterator's shard.
+#[tokio::test]
+async fn iterators_of_a_deleted_stream_name_their_shard() {
+    let server = Server::in_memory_limits(Limits::Off);
+    let client = server.client();
+    create_stream(&client, "ephemeral", 2).await;
+    let iterator = shard_iterator(
+        &client,
+        "ephemeral",
+        &shard_id(1),
+        ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    client
+        .delete_stream()
+        .stream_name("ephemeral")
+        .send()
+        .await
+        .unwrap();
+    let message = shard_not_found("ephemeral", &shard_id(1));
+    let result = client.get_records().shard_iterator(&iterator).send().await;
+    let error = expect_error(result, "ResourceNotFoundException", Some(&message));
+    assert!(error.is_resource_not_found_exception());
+
+    create_stream(&client, "ephemeral", 2).await;
+    let result = client.get_records().shard_iterator(&iterator).send().await;
+    expect_error(result, "ResourceNotFoundException", Some(&message));
+}

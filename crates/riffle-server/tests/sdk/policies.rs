@@ -404,3 +404,75 @@ async fn policies_are_validated_and_survive_a_restart() {
         .await
         .expect("the policy still applies after a restart");
 }
+
+/// AWS answers DeleteResourcePolicy on a stream or consumer without a policy with
+/// ResourceNotFoundException (LocalStack's suite, recorded against AWS, expects an error there;
+/// the text is LocalStack's), also right after a policy was deleted.
+#[tokio::test]
+async fn deleting_a_policy_that_is_not_there_is_not_found() {
+    let server = Server::in_memory_limits(Limits::Off);
+    let owner = server.client_with_key(OWNER);
+    create_stream(&owner, "bare", 1).await;
+    let arn = arn_of(OWNER, "bare");
+    let no_policy = |arn: &str| format!("No resource policy found for resource ARN {arn}");
+    let result = owner
+        .delete_resource_policy()
+        .resource_arn(&arn)
+        .send()
+        .await;
+    expect_error(result, "ResourceNotFoundException", Some(&no_policy(&arn)));
+
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{OTHER}:root"}},"Action":"kinesis:DescribeStreamSummary","Resource":"{arn}"}}]}}"#
+    );
+    owner
+        .put_resource_policy()
+        .resource_arn(&arn)
+        .policy(&policy)
+        .send()
+        .await
+        .expect("PutResourcePolicy");
+    owner
+        .delete_resource_policy()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .expect("the first DeleteResourcePolicy deletes it");
+    let again = owner
+        .delete_resource_policy()
+        .resource_arn(&arn)
+        .send()
+        .await;
+    expect_error(again, "ResourceNotFoundException", Some(&no_policy(&arn)));
+
+    // A consumer without a policy, likewise.
+    let consumer_arn = owner
+        .register_stream_consumer()
+        .stream_arn(&arn)
+        .consumer_name("plain")
+        .send()
+        .await
+        .expect("RegisterStreamConsumer")
+        .consumer()
+        .expect("Consumer")
+        .consumer_arn()
+        .to_owned();
+    let result = owner
+        .delete_resource_policy()
+        .resource_arn(&consumer_arn)
+        .send()
+        .await;
+    expect_error(
+        result,
+        "ResourceNotFoundException",
+        Some(&no_policy(&consumer_arn)),
+    );
+    // The refusals changed nothing: the stream still reads as having no policy.
+    let stored = owner
+        .get_resource_policy()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .expect("GetResourcePolicy");
+    assert_eq!(stored.policy(), "{}");
+}

@@ -1935,6 +1935,76 @@ async fn statuses(client: &Client, stream: &str) -> [StreamStatus; 3] {
     ]
 }
 
+/// The shard layout a stream shows: (every shard ListShards lists, the open ones among them,
+/// the shards DescribeStream lists, DescribeStreamSummary's OpenShardCount).
+async fn shown_layout(
+    client: &Client,
+    stream: &str,
+) -> (Vec<String>, Vec<String>, Vec<String>, i32) {
+    let listed = list_all_shards(client, stream).await;
+    let open: Vec<Shard> = listed
+        .iter()
+        .filter(|shard| {
+            shard
+                .sequence_number_range()
+                .is_some_and(|range| range.ending_sequence_number().is_none())
+        })
+        .cloned()
+        .collect();
+    let described = client
+        .describe_stream()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap()
+        .stream_description()
+        .unwrap()
+        .shards()
+        .to_vec();
+    let open_count = client
+        .describe_stream_summary()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary()
+        .unwrap()
+        .open_shard_count();
+    (ids(&listed), ids(&open), ids(&described), open_count)
+}
+
+/// Shard ids from ordinals.
+fn shard_ids(ordinals: &[u32]) -> Vec<String> {
+    ordinals.iter().map(|ordinal| shard_id(*ordinal)).collect()
+}
+
+/// Waits (at most 30 s) until all three statuses are ACTIVE, asserting they are UPDATING till
+/// then.
+async fn until_active(client: &Client, stream: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = statuses(client, stream).await;
+        if now
+            == [
+                StreamStatus::Active,
+                StreamStatus::Active,
+                StreamStatus::Active,
+            ]
+        {
+            return;
+        }
+        assert!(
+            now.iter().all(|status| status == &StreamStatus::Updating),
+            "UPDATING or ACTIVE everywhere: {now:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "still {now:?} 30 s after the reshard"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_reshard_leaves_the_stream_updating_for_the_window() {
     const STREAM: &str = "window";
@@ -1953,12 +2023,15 @@ async fn a_reshard_leaves_the_stream_updating_for_the_window() {
             StreamStatus::Active
         ]
     );
+    let (_, before_sequence) = put(&client, STREAM, "before", b"parent".to_vec(), Some(5)).await;
     split(&client, STREAM, &shard_id(0), 1 << 126).await; // -> 2, 3
     let resharded = Instant::now();
 
     let in_use =
         format!("Stream {STREAM} under account {ACCOUNT} not ACTIVE, instead in state UPDATING");
     let status = statuses(&client, STREAM).await;
+    // AWS shows the layout from before the split until the stream is ACTIVE again.
+    let layout_while_updating = shown_layout(&client, STREAM).await;
     let second_split = client
         .split_shard()
         .stream_name(STREAM)
@@ -2022,45 +2095,67 @@ async fn a_reshard_leaves_the_stream_updating_for_the_window() {
         let error = expect_error(mode_change, "ResourceInUseException", Some(&in_use));
         assert!(error.is_resource_in_use_exception());
         assert_eq!(
-            list_all_shards(&client, STREAM).await.len(),
-            4,
-            "nothing else resharded"
+            layout_while_updating,
+            (
+                shard_ids(&[0, 1]),
+                shard_ids(&[0, 1]),
+                shard_ids(&[0, 1]),
+                2
+            ),
+            "the layout from before the split while UPDATING"
         );
     } else {
         eprintln!("the machine stalled past the UPDATING window; its checks were skipped");
     }
 
-    // ACTIVE again after the window, and resharding works again.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = statuses(&client, STREAM).await;
-        if now
-            == [
-                StreamStatus::Active,
-                StreamStatus::Active,
-                StreamStatus::Active,
-            ]
-        {
-            break;
-        }
-        assert!(
-            now.iter().all(|status| status == &StreamStatus::Updating),
-            "UPDATING or ACTIVE everywhere: {now:?}"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "still {now:?} 30 s after the reshard"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // ACTIVE again after the window, with the new layout, and resharding works again.
+    until_active(&client, STREAM).await;
     // The window runs from before the SplitShard response was sent; allow a slow response.
     assert!(
         resharded.elapsed() >= Duration::from_millis(WINDOW_MS - 1_000),
         "ACTIVE again only after the window"
     );
+    assert_eq!(
+        shown_layout(&client, STREAM).await,
+        (
+            shard_ids(&[0, 1, 2, 3]),
+            shard_ids(&[1, 2, 3]),
+            shard_ids(&[0, 1, 2, 3]),
+            3
+        )
+    );
+    // Nothing written around the window was lost: the parent ends with its record and
+    // ChildShards, the child holds the one put while UPDATING.
+    let parent_iterator = iterator_patiently(
+        &client,
+        STREAM,
+        &shard_id(0),
+        ShardIteratorType::TrimHorizon,
+        None,
+    )
+    .await;
+    let parent = read_from(&client, parent_iterator, true, None).await;
+    assert_eq!(
+        parent
+            .records
+            .iter()
+            .map(|r| r.sequence_number())
+            .collect::<Vec<_>>(),
+        [before_sequence.as_str()]
+    );
+    let child = read_shard(&client, STREAM, &shard_id(2)).await;
+    assert_eq!(
+        child
+            .iter()
+            .map(|r| r.sequence_number())
+            .collect::<Vec<_>>(),
+        [sequence.as_str()]
+    );
+
     merge(&client, STREAM, &shard_id(2), &shard_id(3)).await;
     let merged = Instant::now();
     let status = statuses(&client, STREAM).await;
+    let layout_while_updating = shown_layout(&client, STREAM).await;
     if merged.elapsed() < CHECKS_WITHIN {
         assert_eq!(
             status,
@@ -2070,7 +2165,18 @@ async fn a_reshard_leaves_the_stream_updating_for_the_window() {
                 StreamStatus::Updating
             ]
         );
+        assert_eq!(
+            layout_while_updating,
+            (
+                shard_ids(&[0, 1, 2, 3]),
+                shard_ids(&[1, 2, 3]),
+                shard_ids(&[0, 1, 2, 3]),
+                3
+            ),
+            "the layout from before the merge while UPDATING"
+        );
     }
+    until_active(&client, STREAM).await;
     let listing = list_all_shards(&client, STREAM).await;
     assert_eq!(listing.len(), 5);
     assert_lineage_invariants(&listing);

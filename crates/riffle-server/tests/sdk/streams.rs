@@ -526,3 +526,141 @@ async fn describe_stream_summary_counts_open_shards() {
     )
     .is_resource_not_found_exception());
 }
+
+/// With `--create-window-ms`, a new stream is CREATING for the window, as on AWS: it lists no
+/// shards yet, refuses writes and iterators with ResourceNotFoundException, ListShards and
+/// every change with ResourceInUseException, and then becomes ACTIVE with its shards.
+#[tokio::test]
+async fn a_new_stream_is_creating_for_the_create_window() {
+    const STREAM: &str = "fresh";
+    const WINDOW_MS: u64 = 3_000;
+    /// The window's checks count only if they ran this soon after CreateStream returned.
+    const CHECKS_WITHIN: std::time::Duration = std::time::Duration::from_millis(2_000);
+    let server = Server::in_memory_with(&[
+        "--limits",
+        "off",
+        "--create-window-ms",
+        &WINDOW_MS.to_string(),
+    ]);
+    let client = server.client();
+    create_stream(&client, STREAM, 2).await;
+    let created = std::time::Instant::now();
+
+    let summary = client
+        .describe_stream_summary()
+        .stream_name(STREAM)
+        .send()
+        .await
+        .unwrap();
+    let summary = summary.stream_description_summary().unwrap();
+    let described = client
+        .describe_stream()
+        .stream_name(STREAM)
+        .send()
+        .await
+        .unwrap();
+    let described = described.stream_description().unwrap().clone();
+    let listed = client.list_streams().send().await.unwrap();
+    let listed_status = listed.stream_summaries()[0].stream_status().clone();
+    let put = client
+        .put_record()
+        .stream_name(STREAM)
+        .partition_key("k")
+        .data(Blob::new("too early"))
+        .send()
+        .await;
+    let put_many = client
+        .put_records()
+        .stream_name(STREAM)
+        .records(
+            aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                .partition_key("k")
+                .data(Blob::new("too early"))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await;
+    let iterator = client
+        .get_shard_iterator()
+        .stream_name(STREAM)
+        .shard_id(shard_id(0))
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await;
+    let list_shards = client.list_shards().stream_name(STREAM).send().await;
+    let split = client
+        .split_shard()
+        .stream_name(STREAM)
+        .shard_to_split(shard_id(0))
+        .new_starting_hash_key("12345")
+        .send()
+        .await;
+    if created.elapsed() < CHECKS_WITHIN {
+        assert_eq!(summary.stream_status(), &StreamStatus::Creating);
+        assert_eq!(summary.open_shard_count(), 0, "{summary:?}");
+        assert_eq!(described.stream_status(), &StreamStatus::Creating);
+        assert!(described.shards().is_empty(), "{described:?}");
+        assert!(!described.has_more_shards());
+        assert_eq!(listed_status, StreamStatus::Creating);
+        let not_found = stream_not_found(STREAM);
+        expect_error(put, "ResourceNotFoundException", Some(&not_found));
+        expect_error(put_many, "ResourceNotFoundException", Some(&not_found));
+        expect_error(
+            iterator,
+            "ResourceNotFoundException",
+            Some(&shard_not_found(STREAM, &shard_id(0))),
+        );
+        let in_use = format!(
+            "Stream {STREAM} under account {ACCOUNT} not ACTIVE, instead in state CREATING"
+        );
+        expect_error(list_shards, "ResourceInUseException", Some(&in_use));
+        expect_error(split, "ResourceInUseException", Some(&in_use));
+    } else {
+        eprintln!("the machine stalled past the CREATING window; its checks were skipped");
+    }
+
+    // ACTIVE after the window, with its shards, and writable.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = client
+            .describe_stream_summary()
+            .stream_name(STREAM)
+            .send()
+            .await
+            .unwrap()
+            .stream_description_summary()
+            .unwrap()
+            .stream_status()
+            .clone();
+        if status == StreamStatus::Active {
+            break;
+        }
+        assert_eq!(status, StreamStatus::Creating);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still CREATING after 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        created.elapsed() >= std::time::Duration::from_millis(WINDOW_MS - 1_000),
+        "ACTIVE only after the window"
+    );
+    assert_fresh_shards(&list_all_shards(&client, STREAM).await, 2);
+    client
+        .put_record()
+        .stream_name(STREAM)
+        .partition_key("k")
+        .explicit_hash_key("0")
+        .data(Blob::new("on time"))
+        .send()
+        .await
+        .expect("PutRecord once ACTIVE");
+    let records = read_shard(&client, STREAM, &shard_id(0)).await;
+    assert_eq!(
+        records.len(),
+        1,
+        "only the record put once ACTIVE: {records:?}"
+    );
+}

@@ -1,0 +1,569 @@
+//! The catalogue state machine: every control-plane change as a command, applied to the state
+//! deterministically.
+//!
+//! The catalogue is what every node of a cluster must agree on: streams, their shards and
+//! lineage, consumers, tags, policies, encryption, account settings and the node-wide keys.
+//! [`CatalogueState::apply`] takes a [`Command`] and either changes the state or rejects the
+//! command, and does nothing else: no I/O, no clock (a command carries its time), no
+//! randomness (a command carries its ids and keys), no tokio. So the same sequence of commands
+//! gives the same state on every node and in every replay — what a Raft state machine needs,
+//! what the simulator replays, and what the tests below check alone.
+//!
+//! **Who decides.** The AWS rules (may this stream be resharded now? is this key enabled?)
+//! stay in the service, which decides on the state it sees and sends the resulting stream as
+//! a command. Because two entry nodes may decide at once on the same state, every command
+//! that changes an existing stream names the **version** of the stream it was decided on; the
+//! state machine rejects it if the stream moved on since ([`Rejection::Stale`]), and the
+//! service decides again on the new state. A version counts the changes of one stream
+//! incarnation, so a re-created stream never matches a command meant for its predecessor.
+//!
+//! **Persistence.** The state is written as `meta.json` ([`crate::meta::MetaDocument`], its
+//! snapshot form): [`CatalogueState::from_document`] and [`CatalogueState::to_document`] are
+//! inverse, versions aside (they restart at 1 with the process; a cluster keeps them in the
+//! replicated snapshot).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::ManagedKey;
+use crate::meta::{self, AccountMeta, MetaDocument, StreamMeta};
+
+/// A stream's place in the catalogue: account and name.
+pub type StreamKey = (String, String);
+
+/// One stream and how many changes it has seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub meta: StreamMeta,
+    /// 1 when created, +1 on every change.
+    pub version: u64,
+}
+
+/// The whole catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueState {
+    /// Hex of the key that authenticates iterators and pagination tokens.
+    pub token_key_hex: String,
+    pub streams: BTreeMap<StreamKey, StreamEntry>,
+    pub accounts: BTreeMap<String, AccountMeta>,
+    pub aws_managed_key: Option<ManagedKey>,
+    /// Directories whose data the catalogue no longer needs (see `MetaDocument::removing`).
+    pub removing: Vec<String>,
+}
+
+/// A change to the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Adds a stream; rejected if one of that name exists in the account.
+    CreateStream { meta: StreamMeta },
+    /// Replaces a stream's catalogue entry (its shards, settings, consumers, ...) with what
+    /// the service decided on version `if_version`. The stream's identity (account, name,
+    /// directory, creation time) must not change.
+    ReplaceStream { meta: StreamMeta, if_version: u64 },
+    /// Removes a stream; its directory is listed as being removed.
+    DeleteStream {
+        account: String,
+        name: String,
+        if_version: u64,
+    },
+    /// Replaces an account's settings.
+    PutAccount { account: String, meta: AccountMeta },
+    /// Records the AWS-managed KMS key; rejected if a different one is already recorded (the
+    /// first node to make one wins, the others use it).
+    SetManagedKey { key: ManagedKey },
+    /// Forgets directories whose removal completed.
+    FinishRemoving { dirs: Vec<String> },
+}
+
+/// What an applied command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The stream's new version.
+    Stream { version: u64 },
+    /// A change that is not about one stream.
+    Done,
+}
+
+/// Why a command was not applied. The state is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// CreateStream of a name the account already has.
+    Exists,
+    /// The stream is not in the catalogue.
+    NotFound,
+    /// The stream changed since the command was decided: decide again on `current`.
+    Stale { current: u64 },
+    /// The command would change what identifies a stream, or break an invariant.
+    Invalid(String),
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Exists => f.write_str("the stream exists"),
+            Rejection::NotFound => f.write_str("the stream does not exist"),
+            Rejection::Stale { current } => {
+                write!(f, "the stream changed meanwhile (now version {current})")
+            }
+            Rejection::Invalid(reason) => write!(f, "invalid catalogue change: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+fn key_of(meta: &StreamMeta) -> StreamKey {
+    (meta.account.clone(), meta.name.clone())
+}
+
+impl CatalogueState {
+    /// An empty catalogue with its token key.
+    pub fn new(token_key_hex: String) -> CatalogueState {
+        CatalogueState {
+            token_key_hex,
+            streams: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            aws_managed_key: None,
+            removing: Vec::new(),
+        }
+    }
+
+    /// The state a persisted document describes; every stream at version 1.
+    pub fn from_document(document: &MetaDocument) -> CatalogueState {
+        CatalogueState {
+            token_key_hex: document.token_key_hex.clone(),
+            streams: document
+                .streams
+                .iter()
+                .map(|meta| {
+                    (
+                        key_of(meta),
+                        StreamEntry {
+                            meta: meta.clone(),
+                            version: 1,
+                        },
+                    )
+                })
+                .collect(),
+            accounts: document.accounts.clone(),
+            aws_managed_key: document.aws_managed_key.clone(),
+            removing: document.removing.clone(),
+        }
+    }
+
+    /// The document to persist: streams sorted by (account, name), the format version that
+    /// the oldest server able to read it understands (see `meta::META_FORMAT_VERSION`).
+    pub fn to_document(&self) -> MetaDocument {
+        let streams: Vec<StreamMeta> = self
+            .streams
+            .values()
+            .map(|entry| entry.meta.clone())
+            .collect();
+        let encrypted = streams.iter().any(|meta| !meta.sealing_keys.is_empty());
+        MetaDocument {
+            format_version: if encrypted {
+                meta::META_FORMAT_VERSION
+            } else {
+                meta::META_FORMAT_VERSION_UNENCRYPTED
+            },
+            token_key_hex: self.token_key_hex.clone(),
+            streams,
+            accounts: self.accounts.clone(),
+            aws_managed_key: self.aws_managed_key.clone(),
+            removing: self.removing.clone(),
+            watermarks: true,
+        }
+    }
+
+    /// The stream and its version.
+    pub fn stream(&self, account: &str, name: &str) -> Option<&StreamEntry> {
+        self.streams.get(&(account.to_owned(), name.to_owned()))
+    }
+
+    /// Applies `command`, or rejects it leaving the state as it was.
+    pub fn apply(&mut self, command: &Command) -> Result<Applied, Rejection> {
+        match command {
+            Command::CreateStream { meta } => {
+                let key = key_of(meta);
+                if self.streams.contains_key(&key) {
+                    return Err(Rejection::Exists);
+                }
+                check_shards(meta)?;
+                self.streams.insert(
+                    key,
+                    StreamEntry {
+                        meta: meta.clone(),
+                        version: 1,
+                    },
+                );
+                Ok(Applied::Stream { version: 1 })
+            }
+            Command::ReplaceStream { meta, if_version } => {
+                let entry = self
+                    .streams
+                    .get_mut(&key_of(meta))
+                    .ok_or(Rejection::NotFound)?;
+                if entry.version != *if_version {
+                    return Err(Rejection::Stale {
+                        current: entry.version,
+                    });
+                }
+                if entry.meta.dir_id != meta.dir_id || entry.meta.created_ms != meta.created_ms {
+                    return Err(Rejection::Invalid(format!(
+                        "stream {} would change its identity",
+                        meta.name
+                    )));
+                }
+                check_shards(meta)?;
+                check_lineage(&entry.meta, meta)?;
+                // Shards the change drops (expired closed shards) leave their directories
+                // to be removed, recorded in the same state.
+                for dropped in entry
+                    .meta
+                    .shards
+                    .iter()
+                    .filter(|old| meta.shards.iter().all(|new| new.ordinal != old.ordinal))
+                {
+                    let dir = format!("{}/{}", meta.dir_id, dropped.ordinal);
+                    if !self.removing.contains(&dir) {
+                        self.removing.push(dir);
+                    }
+                }
+                entry.meta = meta.clone();
+                entry.version += 1;
+                Ok(Applied::Stream {
+                    version: entry.version,
+                })
+            }
+            Command::DeleteStream {
+                account,
+                name,
+                if_version,
+            } => {
+                let key = (account.clone(), name.clone());
+                let entry = self.streams.get(&key).ok_or(Rejection::NotFound)?;
+                if entry.version != *if_version {
+                    return Err(Rejection::Stale {
+                        current: entry.version,
+                    });
+                }
+                let dir_id = entry.meta.dir_id.clone();
+                self.streams.remove(&key);
+                if !self.removing.contains(&dir_id) {
+                    self.removing.push(dir_id);
+                }
+                Ok(Applied::Done)
+            }
+            Command::PutAccount { account, meta } => {
+                self.accounts.insert(account.clone(), meta.clone());
+                Ok(Applied::Done)
+            }
+            Command::SetManagedKey { key } => match &self.aws_managed_key {
+                Some(existing) if existing != key => Err(Rejection::Invalid(
+                    "a different AWS-managed key is already recorded".into(),
+                )),
+                _ => {
+                    self.aws_managed_key = Some(key.clone());
+                    Ok(Applied::Done)
+                }
+            },
+            Command::FinishRemoving { dirs } => {
+                self.removing.retain(|dir| !dirs.contains(dir));
+                Ok(Applied::Done)
+            }
+        }
+    }
+}
+
+/// Ordinals unique and below `next_shard_ordinal`; open shards partition the hash space.
+fn check_shards(meta: &StreamMeta) -> Result<(), Rejection> {
+    let mut ordinals: Vec<u32> = meta.shards.iter().map(|shard| shard.ordinal).collect();
+    ordinals.sort_unstable();
+    if ordinals.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(Rejection::Invalid(format!(
+            "stream {} lists a shard twice",
+            meta.name
+        )));
+    }
+    if ordinals
+        .last()
+        .is_some_and(|last| *last >= meta.next_shard_ordinal)
+    {
+        return Err(Rejection::Invalid(format!(
+            "stream {} has a shard at or past its next ordinal",
+            meta.name
+        )));
+    }
+    let mut open: Vec<(u128, u128)> = meta
+        .shards
+        .iter()
+        .filter(|shard| shard.closed.is_none())
+        .map(|shard| (shard.starting_hash_key, shard.ending_hash_key))
+        .collect();
+    open.sort_unstable();
+    let mut next = Some(0u128);
+    for (start, end) in open {
+        if Some(start) != next || end < start {
+            return Err(Rejection::Invalid(format!(
+                "the open shards of stream {} do not partition the hash key space",
+                meta.name
+            )));
+        }
+        next = end.checked_add(1);
+    }
+    if next.is_some() {
+        return Err(Rejection::Invalid(format!(
+            "the open shards of stream {} do not cover the hash key space",
+            meta.name
+        )));
+    }
+    Ok(())
+}
+
+/// A change never reopens a closed shard, never moves a shard's hash range, never takes back
+/// its ordinal counter, and keeps closed shards' last index.
+fn check_lineage(before: &StreamMeta, after: &StreamMeta) -> Result<(), Rejection> {
+    if after.next_shard_ordinal < before.next_shard_ordinal {
+        return Err(Rejection::Invalid(
+            "the shard ordinal counter went back".into(),
+        ));
+    }
+    for old in &before.shards {
+        let Some(new) = after
+            .shards
+            .iter()
+            .find(|shard| shard.ordinal == old.ordinal)
+        else {
+            continue; // expired and dropped
+        };
+        let same_range = (old.starting_hash_key, old.ending_hash_key)
+            == (new.starting_hash_key, new.ending_hash_key);
+        let reopened = old.closed.is_some() && new.closed != old.closed;
+        if !same_range || reopened || old.parent != new.parent {
+            return Err(Rejection::Invalid(format!(
+                "shard {} of stream {} would change its range, lineage or closing",
+                old.ordinal, after.name
+            )));
+        }
+    }
+    for new in &after.shards {
+        let known = before
+            .shards
+            .iter()
+            .any(|shard| shard.ordinal == new.ordinal);
+        if !known && new.ordinal < before.next_shard_ordinal {
+            return Err(Rejection::Invalid(format!(
+                "shard {} of stream {} reuses an ordinal",
+                new.ordinal, after.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{ClosedShard, ShardMeta, StreamMode};
+
+    fn shard(ordinal: u32, start: u128, end: u128, parent: Option<u32>) -> ShardMeta {
+        ShardMeta {
+            ordinal,
+            starting_hash_key: start,
+            ending_hash_key: end,
+            parent,
+            adjacent_parent: None,
+            created_ms: 1_000,
+            sequence_epoch_s: 1,
+            closed: None,
+        }
+    }
+
+    fn stream(name: &str) -> StreamMeta {
+        StreamMeta {
+            account: "000000000000".into(),
+            name: name.into(),
+            dir_id: format!("dir-{name}"),
+            created_ms: 1_000,
+            mode: StreamMode::Provisioned,
+            retention_hours: 24,
+            max_record_size_kib: 1024,
+            tags: BTreeMap::new(),
+            shard_level_metrics: Vec::new(),
+            next_shard_ordinal: 2,
+            shards: vec![
+                shard(0, 0, u128::MAX / 2, None),
+                shard(1, u128::MAX / 2 + 1, u128::MAX, None),
+            ],
+            consumers: Vec::new(),
+            policy: None,
+            warm_throughput_mibps: None,
+            encryption: None,
+            sealing_keys: Vec::new(),
+        }
+    }
+
+    /// Shard 0 split in two at `u128::MAX / 4`.
+    fn split(meta: &StreamMeta) -> StreamMeta {
+        let mut next = meta.clone();
+        next.shards[0].closed = Some(ClosedShard {
+            last_index: 9,
+            closed_ms: 2_000,
+        });
+        next.shards.push(shard(2, 0, u128::MAX / 4, Some(0)));
+        next.shards
+            .push(shard(3, u128::MAX / 4 + 1, u128::MAX / 2, Some(0)));
+        next.next_shard_ordinal = 4;
+        next
+    }
+
+    #[test]
+    fn versions_count_changes_and_reject_stale_decisions() {
+        let mut state = CatalogueState::new("00".repeat(32));
+        let orders = stream("orders");
+        assert_eq!(
+            state.apply(&Command::CreateStream {
+                meta: orders.clone()
+            }),
+            Ok(Applied::Stream { version: 1 })
+        );
+        assert_eq!(
+            state.apply(&Command::CreateStream {
+                meta: orders.clone()
+            }),
+            Err(Rejection::Exists)
+        );
+        let resharded = split(&orders);
+        let replace = Command::ReplaceStream {
+            meta: resharded.clone(),
+            if_version: 1,
+        };
+        assert_eq!(state.apply(&replace), Ok(Applied::Stream { version: 2 }));
+        // A second entry node decided on version 1 too: it must decide again.
+        let before = state.clone();
+        assert_eq!(state.apply(&replace), Err(Rejection::Stale { current: 2 }));
+        assert_eq!(state, before, "a rejection changes nothing");
+        let delete = Command::DeleteStream {
+            account: orders.account.clone(),
+            name: orders.name.clone(),
+            if_version: 2,
+        };
+        assert_eq!(state.apply(&delete), Ok(Applied::Done));
+        assert_eq!(state.removing, vec!["dir-orders".to_string()]);
+        assert_eq!(state.apply(&delete), Err(Rejection::NotFound));
+        state
+            .apply(&Command::FinishRemoving {
+                dirs: vec!["dir-orders".into()],
+            })
+            .unwrap();
+        assert!(state.removing.is_empty());
+    }
+
+    #[test]
+    fn invariants_are_enforced() {
+        let mut state = CatalogueState::new(String::new());
+        let orders = stream("orders");
+        // A gap in the key space.
+        let mut gap = orders.clone();
+        gap.shards[1].starting_hash_key += 1;
+        assert!(matches!(
+            state.apply(&Command::CreateStream { meta: gap }),
+            Err(Rejection::Invalid(_))
+        ));
+        state
+            .apply(&Command::CreateStream {
+                meta: orders.clone(),
+            })
+            .unwrap();
+        let resharded = split(&orders);
+        state
+            .apply(&Command::ReplaceStream {
+                meta: resharded.clone(),
+                if_version: 1,
+            })
+            .unwrap();
+        // Reopening a closed shard, reusing an ordinal, moving a range: all refused.
+        let mut reopened = resharded.clone();
+        reopened.shards[0].closed = None;
+        reopened.shards.retain(|shard| shard.parent != Some(0));
+        let mut moved = resharded.clone();
+        moved.shards[1].starting_hash_key -= 1;
+        moved.shards[0].ending_hash_key -= 1;
+        let mut identity = resharded.clone();
+        identity.dir_id = "elsewhere".into();
+        for meta in [reopened, moved, identity] {
+            assert!(matches!(
+                state.apply(&Command::ReplaceStream {
+                    meta,
+                    if_version: 2
+                }),
+                Err(Rejection::Invalid(_))
+            ));
+        }
+        assert_eq!(state.stream("000000000000", "orders").unwrap().version, 2);
+        // Dropping an expired closed shard lists its directory for removal.
+        let mut expired = resharded.clone();
+        expired.shards.retain(|shard| shard.ordinal != 0);
+        state
+            .apply(&Command::ReplaceStream {
+                meta: expired,
+                if_version: 2,
+            })
+            .unwrap();
+        assert_eq!(state.removing, vec!["dir-orders/0".to_string()]);
+    }
+
+    #[test]
+    fn the_document_round_trips_and_replays_deterministically() {
+        let commands = vec![
+            Command::CreateStream { meta: stream("a") },
+            Command::CreateStream { meta: stream("b") },
+            Command::ReplaceStream {
+                meta: split(&stream("a")),
+                if_version: 1,
+            },
+            Command::PutAccount {
+                account: "000000000000".into(),
+                meta: AccountMeta::default(),
+            },
+            Command::SetManagedKey {
+                key: ManagedKey {
+                    key_id: "k".into(),
+                    material_hex: "11".repeat(32),
+                },
+            },
+            Command::DeleteStream {
+                account: "000000000000".into(),
+                name: "b".into(),
+                if_version: 1,
+            },
+        ];
+        let run = || {
+            let mut state = CatalogueState::new("ab".repeat(32));
+            for command in &commands {
+                state.apply(command).unwrap();
+            }
+            state
+        };
+        let state = run();
+        assert_eq!(state, run(), "the same commands give the same state");
+        let document = state.to_document();
+        let restored = CatalogueState::from_document(&document);
+        assert_eq!(restored.to_document(), document);
+        // Commands travel (a Raft log entry): serde round trip.
+        let text = serde_json::to_string(&commands).unwrap();
+        let back: Vec<Command> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, commands);
+        // A second managed key never replaces the first.
+        let mut state = state;
+        assert!(state
+            .apply(&Command::SetManagedKey {
+                key: ManagedKey {
+                    key_id: "other".into(),
+                    material_hex: "22".repeat(32),
+                },
+            })
+            .is_err());
+    }
+}
