@@ -420,14 +420,15 @@ pub struct ReadBatch {
     pub shard: Arc<Shard>,
 }
 
-/// Reads from an iterator: at most `limit` records and `bytes_max` bytes of data, never a
-/// record older than the stream's retention, never past the visible tail.
+/// Reads from an iterator: at most `limit` records and `bytes_max(stream)` bytes of data (asked
+/// once the caller is authorized and the read admitted), never a record older than the
+/// stream's retention, never past the visible tail.
 pub fn get_records(
     node: &Node,
     account: &str,
     iterator: &str,
     limit: usize,
-    bytes_max: usize,
+    bytes_max: impl FnOnce(&Arc<Stream>) -> Result<usize, Error>,
     authorize: impl FnOnce(&Arc<Stream>) -> Result<(), Error>,
 ) -> Result<ReadBatch, Error> {
     let token = IteratorToken::decode(riffle_proto::iterator::unquoted(iterator), &node.token_key)?;
@@ -452,6 +453,7 @@ pub fn get_records(
     let state = stream.state();
     let shard = state.shard(token.shard_ordinal).ok_or_else(shard_gone)?;
     throttle::admit_read(shard, &stream)?;
+    let bytes_max = bytes_max(&stream)?;
     let position = Position {
         index: token.log_index,
         slot: token.sub,

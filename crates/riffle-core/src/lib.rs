@@ -26,6 +26,7 @@
 //! - [`metrics`]: CloudWatch's stream metrics as counters, their Prometheus text, and enhanced
 //!   (shard-level) monitoring.
 //! - [`advantage`]: the account's On-demand Advantage commitment, warm throughput.
+//! - [`responses`]: the node-wide budget of answer bytes held in memory; sizes GetRecords.
 
 pub mod advantage;
 pub mod catalogue;
@@ -40,6 +41,7 @@ pub mod node;
 pub mod policy;
 pub mod record;
 pub mod reshard;
+pub mod responses;
 pub mod scaler;
 pub mod service;
 pub mod shard_log;

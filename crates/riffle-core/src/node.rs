@@ -67,6 +67,15 @@ pub struct NodeConfig {
     pub commitment_minimum: Duration,
     /// The KMS keys of `--kms-keys` (see [`crate::crypto`]); empty without one.
     pub kms_keys: Arc<crate::crypto::KeyStore>,
+    /// The node-wide cache of segment file handles: every shard log keeps its sealed
+    /// segments' handles there (and a closed shard its last one), so the node holds one file
+    /// per open shard plus the cache's capacity, whatever its reshard history. Handles idle for
+    /// a retention interval are closed.
+    pub file_cache: riffle_log::FileCache,
+    /// The answer bytes held in memory at once, node-wide (`--response-memory-mib`; see
+    /// [`crate::responses`]). GetRecords sizes its reads by it; the front end leases every
+    /// answer it sends.
+    pub responses: Arc<crate::responses::ResponseBudget>,
     /// `--accept-data-loss`: start even when shard logs lack acknowledged data or hold damaged
     /// data, setting the damage aside (see [`Node::open`]) instead of refusing.
     pub accept_data_loss: bool,
@@ -93,6 +102,8 @@ impl NodeConfig {
                 riffle_proto::limits::BILLING_COMMITMENT_MIN_MS,
             ),
             kms_keys: Arc::new(crate::crypto::KeyStore::empty()),
+            file_cache: riffle_log::FileCache::default(),
+            responses: Arc::default(),
             accept_data_loss: false,
         }
     }
@@ -100,8 +111,8 @@ impl NodeConfig {
 
 /// Open shards per account unless `--shard-limit` says otherwise (DescribeLimits' ShardLimit).
 /// AWS grants 20,000 in its three largest regions ([`riffle_proto::limits::SHARD_LIMIT_DEFAULT`])
-/// and 1,000 or 6,000 elsewhere; riffle takes 1,000 because every shard keeps its segment files
-/// open on this one node.
+/// and 1,000 or 6,000 elsewhere; riffle takes 1,000 because every open shard keeps its active
+/// segment file open on this one node.
 pub const SHARD_LIMIT_DEFAULT: u32 = 1_000;
 /// On-demand streams per account (DescribeLimits' OnDemandStreamCountLimit), AWS's default.
 pub const ON_DEMAND_STREAM_LIMIT_DEFAULT: u32 =
@@ -672,7 +683,12 @@ impl Node {
                 };
                 let dir = shard_dir(&data_dir, &stream_meta.dir_id, shard_meta.ordinal);
                 match Self::open_log(&config, &dir, expect, mark.first, &keep, &name) {
-                    Ok((log, lost)) => {
+                    Ok((mut log, lost)) => {
+                        if shard_meta.closed.is_some() {
+                            // Recovered, so durable: a closed shard keeps no file open while
+                            // it is not read, even while every log is being checked.
+                            log.unpin_active();
+                        }
                         if let Some(lost) = lost {
                             problems.push(format!("{name}: {lost}"));
                             damaged.push((stream_position, shard_position));
@@ -732,8 +748,13 @@ impl Node {
                         closed: None,
                     };
                     let dir = shard_dir(&data_dir, &stream_meta.dir_id, ordinal);
-                    let (log, _) = Log::open(&dir, config.log_options)
-                        .map_err(|error| OpenError::Log { dir, error })?;
+                    let (log, _) = Log::open_with_cache(
+                        &dir,
+                        config.log_options,
+                        Expect::default(),
+                        &config.file_cache,
+                    )
+                    .map_err(|error| OpenError::Log { dir, error })?;
                     tracing::warn!(
                         stream = %stream_meta.name,
                         closed = %riffle_proto::shard_id::shard_id(shard_meta.ordinal),
@@ -807,7 +828,12 @@ impl Node {
     ) -> Result<(Log, Option<String>), riffle_log::LogError> {
         use riffle_log::LogError;
         let mut lost = None;
-        let mut log = match Log::open_expecting(dir, config.log_options, expect) {
+        let mut log = match Log::open_with_cache(
+            dir,
+            config.log_options,
+            expect,
+            &config.file_cache,
+        ) {
             Ok((log, report)) => {
                 if report.torn_tail_bytes_truncated > 0 {
                     tracing::warn!(
@@ -842,7 +868,13 @@ impl Node {
                     tracing::warn!(shard = %name, files = report.files, bytes = report.bytes_removed_from_log, kept = %keep.display(), "set damaged log data aside (--accept-data-loss)");
                 }
                 lost = Some(error.to_string());
-                Log::open(dir, config.log_options)?.0
+                Log::open_with_cache(
+                    dir,
+                    config.log_options,
+                    Expect::default(),
+                    &config.file_cache,
+                )?
+                .0
             }
             Err(error) => return Err(error),
         };
@@ -1131,6 +1163,7 @@ impl Node {
                     flusher.clone(),
                     false,
                     Expect::default(),
+                    &config.file_cache,
                 )
                 .map_err(|error| OpenError::Log { dir, error })?;
                 logs.push(log);
@@ -1292,6 +1325,7 @@ impl Node {
                         flusher.clone(),
                         false,
                         Expect::default(),
+                        &config.file_cache,
                     )
                     .map_err(|error| {
                         crate::Error::internal(format!(
@@ -1428,6 +1462,10 @@ impl Node {
                     tracing::error!(%error, "retention pass panicked");
                 }
                 node.expire_closed_shards().await;
+                let closed = node.config.file_cache.close_idle(interval);
+                if closed > 0 {
+                    tracing::debug!(closed, "closed segment files idle for a retention interval");
+                }
             }
         });
     }

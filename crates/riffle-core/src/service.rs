@@ -97,7 +97,18 @@ async fn call_operation(
         Request::GetShardIterator(input) => {
             encode(format, get_shard_iterator(node, caller, input)?)
         }
-        Request::GetRecords(input) => encode(format, get_records(node, caller, input)?),
+        Request::GetRecords(input) => {
+            // Off the async workers, a few at a time (`ResponseBudget::build`). The lease
+            // sized the read; it lasts until the answer is encoded, when the front end leases
+            // the answer's real size.
+            let responses = Arc::clone(&node.config.responses);
+            responses
+                .build(|| {
+                    let (output, _lease) = get_records(node, caller, input)?;
+                    Ok::<_, Error>(encode(format, output))
+                })
+                .await?
+        }
         Request::IncreaseStreamRetentionPeriod(input) => {
             let stream = resolve_stream(
                 node,
@@ -1203,7 +1214,7 @@ fn get_records(
     node: &Node,
     caller: &Caller,
     input: GetRecordsInput,
-) -> Result<GetRecordsOutput, Error> {
+) -> Result<(GetRecordsOutput, crate::responses::Lease), Error> {
     let started = Instant::now();
     let limit = input
         .limit
@@ -1217,14 +1228,26 @@ fn get_records(
             .clone(),
         None => caller.account.clone(),
     };
+    // Fewer records than the full 10 MiB when the response-memory budget is short (see
+    // `crate::responses`).
+    let mut lease = None;
     let batch = data::get_records(
         node,
         &owner,
         input.shard_iterator.as_deref().unwrap_or_default(),
         limit,
-        limits::GET_RECORDS_BYTES_MAX,
+        |stream| {
+            let record_bytes_max = u64::from(stream.state().max_record_size_kib) * 1024;
+            let (granted, bytes_max) = node
+                .config
+                .responses
+                .reserve_records(limit, record_bytes_max)?;
+            lease = Some(granted);
+            Ok(bytes_max)
+        },
         |stream| control::authorize_stream(caller, stream),
     )?;
+    let lease = lease.expect("a read that returned was sized first");
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());
     }
@@ -1256,12 +1279,13 @@ fn get_records(
             .map(|child| child_shape(child))
             .collect()
     });
-    Ok(GetRecordsOutput {
+    let output = GetRecordsOutput {
         records,
         next_shard_iterator: batch.next_iterator,
         millis_behind_latest: Some(batch.millis_behind_latest),
         child_shards,
-    })
+    };
+    Ok((output, lease))
 }
 
 fn list_stream_consumers(

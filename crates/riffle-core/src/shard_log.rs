@@ -15,6 +15,10 @@
 //! **Arrival timestamps** are `max(clock, last timestamp)`, so they never go backwards within a
 //! shard even if the wall clock does; `AT_TIMESTAMP` lookups rely on this.
 //!
+//! **Open files.** Segment handles other than an open shard's active segment live in the node's
+//! [`FileCache`]. A sealed shard (closed by a reshard) also lets its active segment go there once
+//! its seal frame is durable, so a closed shard holds no file while nobody reads it.
+//!
 //! **Encrypted streams** hand appends a [`Sealer`]: the payload gets its key id and nonce
 //! before the lock, and is sealed under the lock, where the frame's index and arrival time
 //! (which the authenticated data binds) are decided: one AES-GCM pass per frame.
@@ -25,7 +29,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use riffle_log::{Entry, EntryMeta, Expect, FrameKind, Log, LogError, LogOptions, LogReader};
+use riffle_log::{
+    Entry, EntryMeta, Expect, FileCache, FrameKind, Log, LogError, LogOptions, LogReader,
+};
 use tokio::sync::watch;
 
 use crate::crypto::{self, Sealer};
@@ -111,7 +117,8 @@ pub struct ShardLog {
 
 impl ShardLog {
     /// Opens (recovers) the log in `dir`, refusing one that lacks what `expect` says must be
-    /// there (see `crate::watermarks`). A `sealed` log (a closed shard's) refuses appends.
+    /// there (see `crate::watermarks`), and keeping its segment handles in `files`. A `sealed`
+    /// log (a closed shard's) refuses appends and keeps no file open while it is not read.
     pub fn open(
         dir: &Path,
         options: LogOptions,
@@ -119,8 +126,9 @@ impl ShardLog {
         flusher: Flusher,
         sealed: bool,
         expect: Expect,
+        files: &FileCache,
     ) -> Result<Arc<ShardLog>, LogError> {
-        let (log, report) = Log::open_expecting(dir, options, expect)?;
+        let (log, report) = Log::open_with_cache(dir, options, expect, files)?;
         if report.torn_tail_bytes_truncated > 0 {
             tracing::warn!(
                 dir = %dir.display(),
@@ -135,7 +143,7 @@ impl ShardLog {
 
     /// Wraps a recovered log.
     pub fn from_log(
-        log: Log,
+        mut log: Log,
         durability: Durability,
         flusher: Flusher,
         sealed: bool,
@@ -151,6 +159,9 @@ impl ShardLog {
         // Everything recovered from disk is durable: recovery only keeps verified frames, and
         // after a crash the page cache that held unsynced bytes is the only thing that could
         // have lost them, which recovery already accounted for.
+        if sealed {
+            log.unpin_active();
+        }
         let (tail, _) = watch::channel(TailState {
             visible_index: last_index,
             ts_last_ms,
@@ -309,6 +320,10 @@ impl ShardLog {
             // Under the same lock as the append: nothing can slip in behind the seal frame.
             writer.sealed = kind == FrameKind::Seal;
             writer.ts_last_ms = arrival_ms;
+            if writer.sealed && self.durability == Durability::None {
+                // Nothing to make durable first (see `flush` for the other modes).
+                writer.log.unpin_active();
+            }
             if self.durability != Durability::Sync {
                 // Visible at once: publish under the lock so the tail never moves backwards.
                 self.tail.send_modify(|state| {
@@ -339,6 +354,12 @@ impl ShardLog {
             Ok(()) => {
                 let mut writer = self.lock();
                 writer.log.mark_durable(upto);
+                if writer.sealed && writer.log.durable_index() == writer.log.last_index() {
+                    // The seal frame is durable: the closed shard's file may now be closed
+                    // while nobody reads it. (A reshard that fails unseals, and its next
+                    // append pins the file again.)
+                    writer.log.unpin_active();
+                }
                 if self.durability == Durability::Sync {
                     self.tail.send_modify(|state| {
                         if upto > state.visible_index {
@@ -444,7 +465,10 @@ impl ShardLog {
                 purge_below = segment.last_index + 1;
             }
         }
-        if let Some(active) = segments.last() {
+        // A closed shard leaves whole once its data expires (`Node::expire_closed_shards`):
+        // rolling it would only open its file and start an empty segment.
+        let roll_candidate = segments.last().filter(|_| !writer.sealed);
+        if let Some(active) = roll_candidate {
             let active_first_ts = self
                 .reader
                 .read(active.base_index, active.base_index, 1, 1)
@@ -613,6 +637,7 @@ mod tests {
 
     fn open(dir: &Path) -> Arc<ShardLog> {
         let flusher = Flusher::start(Duration::ZERO).unwrap();
+        let files = FileCache::default();
         ShardLog::open(
             dir,
             LogOptions::default(),
@@ -620,6 +645,7 @@ mod tests {
             flusher,
             false,
             Expect::default(),
+            &files,
         )
         .unwrap()
     }
@@ -676,6 +702,7 @@ mod tests {
                     flusher.clone(),
                     false,
                     Expect::default(),
+                    &FileCache::default(),
                 )
                 .unwrap()
             })
@@ -693,6 +720,53 @@ mod tests {
             assert_eq!(log.tail().visible_index, 10);
             assert_eq!(log.lock().log.durable_index(), 10);
         }
+    }
+
+    /// Once its seal frame is durable a closed shard's file belongs to the cache, which may
+    /// close it; reads open it again, and so does a shard reopened as closed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sealed_shard_lets_the_cache_close_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FileCache::new(4);
+        let flusher = Flusher::start(Duration::ZERO).unwrap();
+        let open = |sealed| {
+            ShardLog::open(
+                dir.path(),
+                LogOptions::default(),
+                Durability::Sync,
+                flusher.clone(),
+                sealed,
+                Expect::default(),
+                &files,
+            )
+            .unwrap()
+        };
+        let log = open(false);
+        log.append(&[record(0)], 1_000).await.unwrap();
+        assert_eq!(
+            files.close_idle(Duration::ZERO),
+            0,
+            "an open shard's file is pinned"
+        );
+        let seal = log.seal(2_000).unwrap();
+        log.wait_acknowledged(seal).await.unwrap();
+        assert_eq!(
+            files.close_idle(Duration::ZERO),
+            1,
+            "the sealed shard's file closes"
+        );
+        assert_eq!(log.read(1, 10, 1 << 20).unwrap().len(), 2);
+        assert_eq!(
+            files.open_count(),
+            1,
+            "a read opened it again, in the cache"
+        );
+        drop(log);
+        files.close_idle(Duration::ZERO);
+
+        let reopened = open(true);
+        assert_eq!(files.close_idle(Duration::ZERO), 1);
+        assert_eq!(reopened.read(1, 10, 1 << 20).unwrap().len(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

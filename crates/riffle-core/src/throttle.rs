@@ -942,11 +942,15 @@ mod tests {
             let shard = state.shard(0).unwrap();
             let iterator =
                 data::shard_iterator(&node, &stream, shard, StartAt::TrimHorizon).unwrap();
-            let batch =
-                data::get_records(&node, &account, &iterator, 10_000, 10 * 1024 * 1024, |_| {
-                    Ok(())
-                })
-                .unwrap();
+            let batch = data::get_records(
+                &node,
+                &account,
+                &iterator,
+                10_000,
+                |_| Ok(10 * 1024 * 1024),
+                |_| Ok(()),
+            )
+            .unwrap();
             let stored: BTreeMap<String, String> = batch
                 .records
                 .into_iter()

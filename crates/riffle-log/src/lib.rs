@@ -67,9 +67,20 @@
 //! short-held `RwLock`s: a reader copies what it needs (a segment's published length, last
 //! index and index start point) under the lock and does all its `pread`s without one, so a
 //! reader never blocks an append for the duration of disk I/O, and sees every append that
-//! completed before its call. Purged segments stay readable through handles readers already
-//! hold. A [`SyncHandle`] lets another thread fsync the active segment while the writer keeps
-//! appending; the writer then calls [`Log::mark_durable`].
+//! completed before its call. A [`SyncHandle`] lets another thread fsync the active segment
+//! while the writer keeps appending; the writer then calls [`Log::mark_durable`].
+//!
+//! # Open files
+//!
+//! The writer keeps the active segment open (read-write). Every other segment is opened
+//! read-only when a read needs it, and its handle is kept by a [`FileCache`] — one per
+//! process, shared by all its logs through [`Log::open_with_cache`] — that closes the least
+//! recently used handles beyond its capacity and, on [`FileCache::close_idle`], the idle ones.
+//! A log that takes no more appends can let its active segment go the same way
+//! ([`Log::unpin_active`]). So the files a process holds open are one per writable log plus
+//! the cache's capacity, however many sealed segments and logs it has on disk. A read that
+//! reaches a segment after a purge or truncation deleted it ends there, as if it had raced
+//! the change.
 //!
 //! # Example
 //!
@@ -114,6 +125,7 @@ pub use crate::error::LogError;
 pub use crate::frame::FRAME_HEADER_BYTES;
 pub use crate::log::{Log, SyncHandle};
 pub use crate::reader::LogReader;
+pub use crate::segment::{FileCache, FILE_CACHE_CAPACITY_DEFAULT};
 
 /// Options that create a file readable and writable by its owner only (mode 0600): a log
 /// holds every record of its shard, which other local users must not read.

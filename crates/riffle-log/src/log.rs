@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::frame::{self, FrameHeader, FRAME_PAYLOAD_BYTES_MAX};
 use crate::reader::LogReader;
 use crate::recovery;
-use crate::segment::{self, Segment, SegmentState, WalkFrom};
+use crate::segment::{self, FileCache, Segment, SegmentState, WalkFrom};
 use crate::{
     EntryMeta, Expect, LogError, LogOptions, RecoveryReport, SegmentInfo, APPEND_BYTES_MAX,
 };
@@ -38,18 +38,21 @@ pub(crate) struct Shared {
     /// Sparse-index entries that did not lead to their frame (see
     /// [`LogReader::index_misses`]).
     pub index_misses: AtomicU64,
+    /// Where the handles of segments the writer does not pin are kept (see [`FileCache`]).
+    pub files: FileCache,
     /// Disk faults to inject (see [`crate::faults`]).
     #[cfg(any(test, feature = "fault-injection"))]
     pub faults: crate::faults::Faults,
 }
 
 impl Shared {
-    pub fn new(dir: PathBuf) -> Shared {
+    pub fn new(dir: PathBuf, files: FileCache) -> Shared {
         Shared {
             dir,
             segments: RwLock::new(Vec::new()),
             poisoned: AtomicBool::new(false),
             index_misses: AtomicU64::new(0),
+            files,
             #[cfg(any(test, feature = "fault-injection"))]
             faults: crate::faults::Faults::default(),
         }
@@ -156,6 +159,8 @@ impl Log {
     /// valid after it is a torn tail from a crash: it is cut off and the cut fsynced. Any
     /// other damage is [`LogError::Corrupt`]. Everything recovered is fsynced, so
     /// `durable_index() == last_index()` afterwards.
+    ///
+    /// The log gets a [`FileCache`] of its own; [`Log::open_with_cache`] shares one.
     pub fn open(dir: &Path, options: LogOptions) -> Result<(Log, RecoveryReport), LogError> {
         Log::open_expecting(dir, options, Expect::default())
     }
@@ -169,10 +174,27 @@ impl Log {
         options: LogOptions,
         expect: Expect,
     ) -> Result<(Log, RecoveryReport), LogError> {
+        Log::open_with_cache(dir, options, expect, &FileCache::default())
+    }
+
+    /// [`Log::open_expecting`], keeping the read handles of this log's sealed segments in
+    /// `files`, shared with other logs, so that a process with many logs keeps a bounded
+    /// number of segment files open: the active segment of each log that takes appends, plus
+    /// the cache's capacity. Sealed segments are closed once recovery has checked them.
+    pub fn open_with_cache(
+        dir: &Path,
+        options: LogOptions,
+        expect: Expect,
+        files: &FileCache,
+    ) -> Result<(Log, RecoveryReport), LogError> {
         options.validate()?;
-        let shared = Arc::new(Shared::new(dir.to_path_buf()));
+        let shared = Arc::new(Shared::new(dir.to_path_buf(), files.clone()));
         let recovered = recovery::recover(&shared, &options, &expect)?;
+        for segment in &recovered.sealed {
+            segment.close();
+        }
         let active = recovered.active;
+        active.pin()?;
         let (next_index, last_term) = {
             let state = active.state();
             (state.last_index + 1, state.last_term)
@@ -215,6 +237,8 @@ impl Log {
         self.roll_if_full()?;
 
         let active = self.active.clone();
+        // Pinned already, unless `unpin_active` let the handle go: then appends pin it again.
+        let file = active.pin()?;
         let position = active.state().bytes;
         self.scratch.clear();
         for (offset, (meta, payload)) in frames.iter().enumerate() {
@@ -227,8 +251,8 @@ impl Log {
             .map_err(|error| LogError::InvalidArgument(error.to_string()))?;
         }
         assert_eq!(self.scratch.len() as u64, batch_bytes);
-        if let Err(error) = self.write_scratch(&active, position) {
-            self.undo_partial_write(&active, position);
+        if let Err(error) = self.write_scratch(&file, position) {
+            self.undo_partial_write(&active, &file, position);
             return Err(LogError::Io(error));
         }
 
@@ -301,29 +325,25 @@ impl Log {
     }
 
     /// Writes the encoded batch at `position` with one positional write.
-    fn write_scratch(&self, segment: &Segment, position: u64) -> io::Result<()> {
+    fn write_scratch(&self, file: &File, position: u64) -> io::Result<()> {
         #[cfg(any(test, feature = "fault-injection"))]
         if let Some((written, error)) = self.shared.faults.take_write(self.scratch.len()) {
-            segment
-                .file
-                .write_all_at(&self.scratch[..written], position)?;
+            file.write_all_at(&self.scratch[..written], position)?;
             return Err(error);
         }
-        segment.file.write_all_at(&self.scratch, position)
+        file.write_all_at(&self.scratch, position)
     }
 
     /// After a failed write, part of the batch may be in the file. It is cut off, durably:
     /// otherwise a later, shorter append at the same position could leave complete old
     /// frames behind it that recovery would take for live ones. If even that fails, the file
     /// no longer matches memory and the log is poisoned.
-    fn undo_partial_write(&self, segment: &Segment, position: u64) {
-        match segment.file.set_len(position) {
+    fn undo_partial_write(&self, segment: &Segment, file: &File, position: u64) {
+        match file.set_len(position) {
             Ok(()) => {
                 // A failure here poisons the log inside `fsync`; the write error that got
                 // us here is the one reported.
-                let _ = self
-                    .shared
-                    .fsync(&segment.file, SyncKind::All, &segment.path);
+                let _ = self.shared.fsync(file, SyncKind::All, &segment.path);
             }
             Err(error) => self.shared.set_poisoned(&error, &segment.path),
         }
@@ -445,15 +465,17 @@ impl Log {
         // exists, and its index before any later segment exists. So every segment that is
         // not the last one is complete and has an index (or, after a crash in between,
         // recovery scans it as the active segment).
+        let active_file = active.file(&self.shared.files)?;
         self.shared
-            .fsync(&active.file, SyncKind::Data, &active.path)?;
+            .fsync(&active_file, SyncKind::Data, &active.path)?;
+        drop(active_file);
         self.durable_index = self.next_index - 1;
         recovery::write_index_file(&self.shared, &active.index_path(), &entries)?;
         let base_index = self.next_index;
         let path = self.shared.dir.join(segment::segment_file_name(base_index));
         let file = Segment::create_file(&path)?;
         self.shared.fsync_dir()?;
-        let fresh = Arc::new(Segment::new(
+        let fresh = Arc::new(Segment::new_active(
             base_index,
             path,
             file,
@@ -462,6 +484,8 @@ impl Log {
         active.state_mut().sealed = true;
         self.shared.segments_mut().push(fresh.clone());
         self.active = fresh;
+        // The sealed segment's handle now belongs to the cache, like any reader's.
+        active.unpin(&self.shared.files);
         Ok(())
     }
 
@@ -492,11 +516,14 @@ impl Log {
         let later = &segments[keep..];
         // Find the cut before touching anything, so a damaged frame fails cleanly.
         let cut = locate_cut(&self.shared, &target, index, &segments[..keep - 1])?;
+        // The target becomes the active segment: appends need its read-write handle.
+        let target_file = target.pin()?;
 
         // Publish the shorter log before cutting the file, so no reader that starts from
         // here on looks at the doomed bytes; readers already running notice the
         // generation change.
         for segment in later {
+            segment.mark_removed();
             segment.state_mut().generation += 1;
         }
         {
@@ -510,12 +537,15 @@ impl Log {
             state.generation += 1;
         }
         self.shared.segments_mut().truncate(keep);
+        if !Arc::ptr_eq(&self.active, &target) {
+            self.active.unpin(&self.shared.files);
+        }
         self.active = target.clone();
         self.next_index = index + 1;
         self.last_term = cut.last_term;
         self.truncation_epoch += 1;
 
-        if let Err(error) = self.cut_files(later, &target, cut.position) {
+        if let Err(error) = self.cut_files(later, &target, &target_file, cut.position) {
             if self.shared.check_poisoned().is_ok() {
                 self.shared.set_poisoned(&error, &target.path);
             }
@@ -529,6 +559,7 @@ impl Log {
         &self,
         later: &[Arc<Segment>],
         target: &Segment,
+        target_file: &File,
         position: u64,
     ) -> Result<(), LogError> {
         for segment in later.iter().rev() {
@@ -536,9 +567,9 @@ impl Log {
             remove_if_exists(&segment.index_path())?;
             self.shared.fsync_dir()?;
         }
-        target.file.set_len(position)?;
+        target_file.set_len(position)?;
         self.shared
-            .fsync(&target.file, SyncKind::All, &target.path)?;
+            .fsync(target_file, SyncKind::All, &target.path)?;
         if remove_if_exists(&target.index_path())? {
             self.shared.fsync_dir()?;
         }
@@ -547,8 +578,9 @@ impl Log {
 
     /// Deletes whole sealed segments whose `last_index < index`, oldest first; never
     /// deletes the active segment. `first_index()` moves to the first remaining segment's
-    /// base, so entries below `index` may remain (purging is by whole segments). Readers
-    /// that already hold a purged segment keep reading it through their open handle.
+    /// base, so entries below `index` may remain (purging is by whole segments). A read
+    /// already inside a purged segment finishes it through its open handle; one that reaches
+    /// the segment after its file is gone ends there, as if it had raced a truncation.
     pub fn purge_before(&mut self, index: u64) -> Result<(), LogError> {
         self.shared.check_poisoned()?;
         loop {
@@ -564,6 +596,7 @@ impl Log {
             }
             // Oldest first and one directory fsync per segment: a crash midway leaves a
             // suffix of the log, never a hole.
+            oldest.mark_removed();
             fs::remove_file(&oldest.path)?;
             self.shared.segments_mut().remove(0);
             remove_if_exists(&oldest.index_path())?;
@@ -584,8 +617,8 @@ impl Log {
     ///
     /// A crash midway leaves a suffix of the old log (deletion is oldest first) or, at worst,
     /// an empty directory that reopens as a fresh log at index 1; the caller, which knows where
-    /// it wanted the log to start, calls `reset` again after reopening. Readers already holding
-    /// a deleted segment keep reading it through their open handle, as after a purge. An I/O
+    /// it wanted the log to start, calls `reset` again after reopening. A read already inside a
+    /// deleted segment finishes it through its handle, as after a purge. An I/O
     /// error midway leaves memory and disk out of step, so it poisons the log.
     /// `InvalidArgument` if `next_index` is 0 (indexes start at 1).
     pub fn reset(&mut self, next_index: u64) -> Result<(), LogError> {
@@ -599,7 +632,7 @@ impl Log {
         let path = self.shared.dir.join(segment::segment_file_name(next_index));
         match self.replace_segments(&segments, &path) {
             Ok(file) => {
-                let fresh = Arc::new(Segment::new(
+                let fresh = Arc::new(Segment::new_active(
                     next_index,
                     path,
                     file,
@@ -626,6 +659,7 @@ impl Log {
     /// empty segment at `path`.
     fn replace_segments(&self, segments: &[Arc<Segment>], path: &Path) -> Result<File, LogError> {
         for segment in segments {
+            segment.mark_removed();
             fs::remove_file(&segment.path)?;
             remove_if_exists(&segment.index_path())?;
             self.shared.fsync_dir()?;
@@ -644,9 +678,25 @@ impl Log {
             .collect()
     }
 
+    /// Lets the [`FileCache`] close the active segment's handle when it is idle, as it does
+    /// sealed segments': for a log that takes no more appends (a closed shard), which then
+    /// keeps no file open while nobody reads it. The next append pins the segment again.
+    ///
+    /// Call it only once everything written is durable (or durability does not matter): a
+    /// later fsync may go through a handle opened after an earlier write-back error, and
+    /// would not report it.
+    pub fn unpin_active(&mut self) {
+        self.active.unpin(&self.shared.files);
+    }
+
+    /// The cache holding this log's unpinned segment handles.
+    pub fn file_cache(&self) -> &FileCache {
+        &self.shared.files
+    }
+
     /// A cheap, cloneable, `Send + Sync` reader that reads concurrently with appends,
-    /// without the log's `&mut` (pread through shared file handles; a purged segment's
-    /// open handle stays readable until dropped). It sees later appends.
+    /// without the log's `&mut` (pread through shared file handles, opening closed segments
+    /// as needed). It sees later appends.
     pub fn reader(&self) -> LogReader {
         LogReader::new(self.shared.clone())
     }
@@ -694,7 +744,7 @@ impl fmt::Debug for Log {
 /// precedes it), with the facts the segment keeps about its new last entry.
 fn locate_cut(
     shared: &Shared,
-    target: &Segment,
+    target: &Arc<Segment>,
     index: u64,
     earlier: &[Arc<Segment>],
 ) -> Result<Cut, LogError> {
@@ -718,20 +768,15 @@ fn locate_cut(
     };
     let mut cut: Option<(u64, u64)> = None; // (position after entry `index`, its term)
     let mut frames_ts_max_ms = 0u64;
-    let walk = segment::walk_segment(
-        target,
-        &shared.index_misses,
-        WalkFrom::Index(index),
-        |frame| {
-            frames_ts_max_ms = frames_ts_max_ms.max(frame.header.meta.ts_max_ms);
-            if frame.header.index == index {
-                let end = frame.position + frame.header.frame_bytes as u64;
-                cut = Some((end, frame.header.meta.term));
-                return Ok(false);
-            }
-            Ok(true)
-        },
-    )?;
+    let walk = segment::walk_segment(shared, target, WalkFrom::Index(index), |frame| {
+        frames_ts_max_ms = frames_ts_max_ms.max(frame.header.meta.ts_max_ms);
+        if frame.header.index == index {
+            let end = frame.position + frame.header.frame_bytes as u64;
+            cut = Some((end, frame.header.meta.term));
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
     match cut {
         Some((position, last_term)) => Ok(Cut {
             position,
@@ -771,8 +816,8 @@ impl SyncHandle {
     /// Fsyncs (`fdatasync`) the segment that was active when the handle was taken. A
     /// failure poisons the log.
     pub fn sync(&self) -> Result<(), LogError> {
-        self.shared
-            .fsync(&self.segment.file, SyncKind::Data, &self.segment.path)
+        let file = self.segment.file(&self.shared.files)?;
+        self.shared.fsync(&file, SyncKind::Data, &self.segment.path)
     }
 
     /// The last index written when the handle was taken: what a successful `sync()` makes

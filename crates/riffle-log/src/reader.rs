@@ -94,38 +94,33 @@ impl LogReader {
                 break;
             }
             let mut full = false;
-            let walk = walk_segment(
-                segment,
-                &self.shared.index_misses,
-                WalkFrom::Index(next),
-                |frame| {
-                    let index = frame.header.index;
-                    if index < next {
-                        return Ok(true);
-                    }
-                    if index > upto {
-                        full = true;
-                        return Ok(false);
-                    }
-                    let frame_payload_bytes = frame.payload.len();
-                    if !entries.is_empty()
-                        && payload_bytes.saturating_add(frame_payload_bytes) > max_bytes
-                    {
-                        full = true;
-                        return Ok(false);
-                    }
-                    payload_bytes += frame_payload_bytes;
-                    entries.push(Entry {
-                        index,
-                        meta: frame.header.meta,
-                        payload: frame.payload,
-                    });
-                    next = index + 1;
-                    // Stop before reading a frame beyond the range: damage there is not ours to
-                    // report.
-                    Ok(entries.len() < entries_max && index < upto)
-                },
-            )?;
+            let walk = walk_segment(&self.shared, segment, WalkFrom::Index(next), |frame| {
+                let index = frame.header.index;
+                if index < next {
+                    return Ok(true);
+                }
+                if index > upto {
+                    full = true;
+                    return Ok(false);
+                }
+                let frame_payload_bytes = frame.payload.len();
+                if !entries.is_empty()
+                    && payload_bytes.saturating_add(frame_payload_bytes) > max_bytes
+                {
+                    full = true;
+                    return Ok(false);
+                }
+                payload_bytes += frame_payload_bytes;
+                entries.push(Entry {
+                    index,
+                    meta: frame.header.meta,
+                    payload: frame.payload,
+                });
+                next = index + 1;
+                // Stop before reading a frame beyond the range: damage there is not ours to
+                // report.
+                Ok(entries.len() < entries_max && index < upto)
+            })?;
             if full || walk.raced {
                 break;
             }
@@ -162,8 +157,8 @@ impl LogReader {
             }
             let mut found = None;
             let walk = walk_segment(
+                &self.shared,
                 &segment,
-                &self.shared.index_misses,
                 WalkFrom::Timestamp(ts_ms),
                 |frame| {
                     if frame.header.meta.ts_max_ms >= ts_ms {

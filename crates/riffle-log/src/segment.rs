@@ -1,21 +1,31 @@
 //! One segment file: its name, its shared in-memory state, and frame-by-frame reading.
 //!
 //! A [`Segment`] is shared through `Arc` by the [`crate::Log`] (the only writer) and every
-//! [`crate::LogReader`]. The file handle never changes; the mutable part ([`SegmentState`])
-//! sits behind a `RwLock` held only to copy or update a few fields, never across disk I/O.
-//! Positional reads (`pread`) through the shared handle need no lock at all.
+//! [`crate::LogReader`]. The mutable part ([`SegmentState`]) sits behind a `RwLock` held only
+//! to copy or update a few fields, never across disk I/O.
+//!
+//! **File handles.** A segment's file is open only while something needs it. The writer
+//! *pins* the active segment: its read-write handle stays open for appends and fsyncs. Every
+//! other segment (sealed ones, and the active segment of a log that takes no more appends) is
+//! opened read-only on the first read that needs it, and its handle is then held by the
+//! [`FileCache`] the log shares with other logs, which closes the least recently used handles
+//! beyond its capacity and those idle for long. A read takes an `Arc` of the handle and does its
+//! positional reads (`pread`) through it without any lock, so closing a handle never disturbs a
+//! read in progress: the descriptor closes when that read drops its `Arc`.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::frame::{self, FrameError, FrameHeader, FRAME_HEADER_BYTES, FRAME_PREFIX_BYTES};
 use crate::index::{self, IndexEntry};
+use crate::log::Shared;
 use crate::{LogError, SegmentInfo};
 
 /// Digits in a segment or index file name (`u64::MAX` has 20).
@@ -141,22 +151,52 @@ impl SegmentState {
 pub(crate) struct Segment {
     /// Index of the first frame in the file (also its name).
     pub base_index: u64,
-    /// Path of the `.log` file, for error messages and deletion.
+    /// Path of the `.log` file, for error messages, (re)opening and deletion.
     pub path: PathBuf,
-    /// Read-write handle; stays readable after the file is unlinked.
-    pub file: File,
+    /// The open handle, if any (see the module documentation).
+    handle: Mutex<Handle>,
+    /// When a read or write last used the handle, in [`FileCache::now_ms`] time.
+    last_used_ms: AtomicU64,
+    /// Set before the file is deleted (purge, truncation): a reader that finds it missing
+    /// then knows the log moved under it, rather than that the file was lost.
+    removed: AtomicBool,
     state: RwLock<SegmentState>,
 }
 
+/// A segment's file handle and what it may be used for.
+#[derive(Debug)]
+struct Handle {
+    file: Option<Arc<File>>,
+    /// Opened read-write (the writer's); lazily opened handles are read-only.
+    writable: bool,
+    /// The writer's active segment: never closed by the cache.
+    pinned: bool,
+}
+
 impl Segment {
-    /// Wraps an open segment file.
+    /// Wraps a segment file opened read-write. The handle is neither pinned nor in a cache:
+    /// the caller pins it ([`Segment::pin`]), hands it to the cache ([`Segment::unpin`]) or
+    /// closes it ([`Segment::close`]).
     pub fn new(base_index: u64, path: PathBuf, file: File, state: SegmentState) -> Segment {
         Segment {
             base_index,
             path,
-            file,
+            handle: Mutex::new(Handle {
+                file: Some(Arc::new(file)),
+                writable: true,
+                pinned: false,
+            }),
+            last_used_ms: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
             state: RwLock::new(state),
         }
+    }
+
+    /// A new segment for the writer: `file` opened read-write, pinned.
+    pub fn new_active(base_index: u64, path: PathBuf, file: File, state: SegmentState) -> Segment {
+        let segment = Segment::new(base_index, path, file, state);
+        segment.handle().pinned = true;
+        segment
     }
 
     /// Opens an existing segment file for reading and writing. A file left readable by
@@ -172,6 +212,96 @@ impl Segment {
     pub fn create_file(path: &Path) -> io::Result<File> {
         crate::owner_only_options(OpenOptions::new().read(true).write(true).create_new(true))
             .open(path)
+    }
+
+    fn handle(&self) -> MutexGuard<'_, Handle> {
+        // Every update of the handle is a single assignment: nothing to repair after a panic.
+        self.handle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A handle for reading (or fsyncing) the file: the open one, or a read-only one opened
+    /// now and handed to `files`, which may close another segment's handle to make room.
+    pub fn file(self: &Arc<Self>, files: &FileCache) -> io::Result<Arc<File>> {
+        self.last_used_ms.store(files.now_ms(), Ordering::Relaxed);
+        if let Some(file) = &self.handle().file {
+            return Ok(Arc::clone(file));
+        }
+        // Opened without the lock; if another reader won the race its handle is kept.
+        let opened = Arc::new(File::open(&self.path)?);
+        if self.is_removed() {
+            // Whatever was opened (a later segment may reuse the name after a truncation)
+            // is not this segment's file.
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        let pinned = {
+            let mut handle = self.handle();
+            if let Some(file) = &handle.file {
+                return Ok(Arc::clone(file));
+            }
+            handle.file = Some(Arc::clone(&opened));
+            handle.writable = false;
+            handle.pinned
+        };
+        files.inner.opened.fetch_add(1, Ordering::Relaxed);
+        if !pinned {
+            files.admit(self);
+        }
+        Ok(opened)
+    }
+
+    /// Pins the segment for the writer and returns its read-write handle, opening one if the
+    /// segment had none or only a read-only one. A pinned handle is never closed by the cache.
+    pub fn pin(&self) -> io::Result<Arc<File>> {
+        let mut handle = self.handle();
+        let file = match &handle.file {
+            Some(file) if handle.writable => Arc::clone(file),
+            _ => {
+                let file = Arc::new(Segment::open_file(&self.path)?);
+                handle.file = Some(Arc::clone(&file));
+                handle.writable = true;
+                file
+            }
+        };
+        handle.pinned = true;
+        Ok(file)
+    }
+
+    /// Unpins the segment: its handle, if open, now belongs to `files` like any reader's.
+    pub fn unpin(self: &Arc<Self>, files: &FileCache) {
+        let open = {
+            let mut handle = self.handle();
+            handle.pinned = false;
+            handle.file.is_some()
+        };
+        if open {
+            files.admit(self);
+        }
+    }
+
+    /// Closes the handle unless the segment is pinned; the next read opens the file again.
+    pub fn close(&self) {
+        let mut handle = self.handle();
+        if !handle.pinned {
+            handle.file = None;
+        }
+    }
+
+    /// Whether the segment holds an open handle that the cache may close.
+    fn closable(&self) -> bool {
+        let handle = self.handle();
+        handle.file.is_some() && !handle.pinned
+    }
+
+    /// Marks the file as about to be deleted (see `removed`).
+    pub fn mark_removed(&self) {
+        self.removed.store(true, Ordering::Release);
+    }
+
+    /// Whether the file was deleted (or is being deleted) by a purge or truncation.
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
     }
 
     /// Shared access to the state. A panic while the lock was held cannot leave the state
@@ -194,8 +324,167 @@ impl Segment {
     pub fn index_path(&self) -> PathBuf {
         self.path.with_file_name(index_file_name(self.base_index))
     }
+
+    #[cfg(test)]
+    pub fn handle_is_closed_for_test(&self) -> bool {
+        self.handle().file.is_none()
+    }
 }
 
+/// Default [`FileCache`] capacity: segment files open for reads at once, beyond the active
+/// segments the writers pin.
+pub const FILE_CACHE_CAPACITY_DEFAULT: usize = 128;
+
+/// The read handles of segment files, shared by every [`crate::Log`] opened with it (a node
+/// shares one among all its shards), and a cap on how many stay open at once.
+///
+/// Only handles that no writer pins are held here: sealed segments, and the active segment of
+/// a log told it takes no more appends ([`crate::Log::unpin_active`]). The first read of such
+/// a segment opens it read-only; once more than `capacity` are open, each new one closes the
+/// least recently used. [`FileCache::close_idle`] closes those unused for a while. So a
+/// process's descriptors for segment files are at most one per log with a pinned active
+/// segment, plus `capacity`, plus one per read in progress whose handle was closed under it,
+/// whatever the number of segments or closed logs on disk.
+///
+/// Cloning is cheap (an `Arc`); clones share the cache.
+#[derive(Clone)]
+pub struct FileCache {
+    inner: Arc<CacheInner>,
+}
+
+struct CacheInner {
+    capacity: usize,
+    clock: Instant,
+    /// Segments whose unpinned handle was opened or handed over since they last left the list.
+    /// Kept at most `capacity` long; entries of segments dropped since are skipped and pruned.
+    open: Mutex<Vec<Weak<Segment>>>,
+    /// Files opened lazily so far (for tests and diagnostics).
+    opened: AtomicU64,
+}
+
+impl std::fmt::Debug for FileCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileCache")
+            .field("capacity", &self.inner.capacity)
+            .field("open", &self.open_count())
+            .finish()
+    }
+}
+
+impl Default for FileCache {
+    fn default() -> FileCache {
+        FileCache::new(FILE_CACHE_CAPACITY_DEFAULT)
+    }
+}
+
+impl FileCache {
+    /// A cache keeping at most `capacity` (at least 1) unpinned segment files open.
+    pub fn new(capacity: usize) -> FileCache {
+        FileCache {
+            inner: Arc::new(CacheInner {
+                capacity: capacity.max(1),
+                clock: Instant::now(),
+                open: Mutex::new(Vec::new()),
+                opened: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The most unpinned segment files kept open at once.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Unpinned segment files open now (held by the cache).
+    pub fn open_count(&self) -> usize {
+        self.list()
+            .iter()
+            .filter(|entry| entry.upgrade().is_some_and(|segment| segment.closable()))
+            .count()
+    }
+
+    /// Segment files opened lazily since the cache was made: how often a read found its
+    /// segment closed. Climbing fast under steady reads means the capacity is below the set
+    /// of segments being read.
+    pub fn files_opened(&self) -> u64 {
+        self.inner.opened.load(Ordering::Relaxed)
+    }
+
+    /// Closes every handle not used for `idle`; returns how many it closed. A read in progress
+    /// keeps its handle until it ends.
+    pub fn close_idle(&self, idle: Duration) -> usize {
+        let horizon_ms = self.now_ms().saturating_sub(idle.as_millis() as u64);
+        let mut closing = Vec::new();
+        self.list().retain(|entry| match entry.upgrade() {
+            Some(segment) if segment.closable() => {
+                if segment.last_used_ms.load(Ordering::Relaxed) <= horizon_ms {
+                    closing.push(segment);
+                    false
+                } else {
+                    true
+                }
+            }
+            _ => false,
+        });
+        for segment in &closing {
+            segment.close();
+        }
+        closing.len()
+    }
+
+    /// Milliseconds since the cache was made: the clock of `last_used_ms`.
+    fn now_ms(&self) -> u64 {
+        self.inner.clock.elapsed().as_millis() as u64
+    }
+
+    fn list(&self) -> MutexGuard<'_, Vec<Weak<Segment>>> {
+        self.inner
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes `segment`'s open, unpinned handle into the cache, closing the least recently used
+    /// handles beyond the capacity. Lock order: the list, then a segment's handle (never the
+    /// other way round: a segment calls this without holding its handle's lock).
+    fn admit(&self, segment: &Arc<Segment>) {
+        let mut evicted = Vec::new();
+        {
+            let mut list = self.list();
+            let entry = Arc::downgrade(segment);
+            if list.iter().any(|listed| listed.ptr_eq(&entry)) {
+                return;
+            }
+            list.push(entry);
+            if list.len() <= self.inner.capacity {
+                return;
+            }
+            let mut live: Vec<(Arc<Segment>, u64)> = list
+                .iter()
+                .filter_map(Weak::upgrade)
+                .filter(|segment| segment.closable())
+                .map(|segment| {
+                    let used_ms = segment.last_used_ms.load(Ordering::Relaxed);
+                    (segment, used_ms)
+                })
+                .collect();
+            if live.len() > self.inner.capacity {
+                // Oldest first; the stable sort keeps list order among equal times, so the
+                // newcomer (last) is the last to go.
+                live.sort_by_key(|(_, used_ms)| *used_ms);
+                let excess = live.len() - self.inner.capacity;
+                evicted.extend(live.drain(..excess).map(|(segment, _)| segment));
+            }
+            *list = live
+                .iter()
+                .map(|(segment, _)| Arc::downgrade(segment))
+                .collect();
+        }
+        for segment in evicted {
+            segment.close();
+        }
+    }
+}
 /// A cached window of a file, so that frame-by-frame scanning issues one `pread` per
 /// `READ_CHUNK_BYTES` rather than one per frame. Slices are `Bytes`, so payloads handed to
 /// callers share the chunk instead of being copied.
@@ -349,11 +638,12 @@ pub(crate) struct WalkEnd {
 /// segment start instead: a wrong index entry (which its checksum cannot rule out if the
 /// writer erred) then costs a scan, and real damage is still found, at its true offset.
 pub(crate) fn walk_segment(
-    segment: &Segment,
-    index_misses: &AtomicU64,
+    shared: &Shared,
+    segment: &Arc<Segment>,
     from: WalkFrom,
     mut visit: impl FnMut(ReadFrame) -> Result<bool, LogError>,
 ) -> Result<WalkEnd, LogError> {
+    let index_misses = &shared.index_misses;
     let (bytes, last_index, generation, start) = {
         let state = segment.state();
         if let WalkFrom::Index(index) = from {
@@ -376,7 +666,18 @@ pub(crate) fn walk_segment(
         raced: false,
         start_ts_max_ms: start.ts_max_ms,
     };
-    let mut window = Window::new(&segment.file, bytes);
+    let file = match segment.file(&shared.files) {
+        Ok(file) => file,
+        // Deleted by a purge or truncation since the caller listed it: the log moved on.
+        Err(_) if segment.is_removed() => {
+            return Ok(WalkEnd {
+                raced: true,
+                start_ts_max_ms: 0,
+            })
+        }
+        Err(error) => return Err(LogError::Io(error)),
+    };
+    let mut window = Window::new(&file, bytes);
     let mut position = start.position;
     let mut expected = segment.base_index + start.rel_index;
     let mut at_index_point = position != 0;

@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use crate::frame::{self, FRAME_HEADER_BYTES};
 use crate::segment::{index_file_name, segment_file_name};
-use crate::{Entry, EntryMeta, Expect, FrameKind, Log, LogError, LogOptions};
+use crate::{Entry, EntryMeta, Expect, FileCache, FrameKind, Log, LogError, LogOptions};
 
 /// A deterministic pseudo-random sequence (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -710,11 +711,105 @@ fn a_reader_keeps_reading_a_segment_purged_under_it() {
     let mut log = open(dir.path(), small_options());
     append_entries(&mut log, 40, 100);
     let segment = log.shared_segments_for_test()[0].clone();
+    // A read in progress holds the handle it started with.
+    let file = segment.file(log.file_cache()).unwrap();
     log.purge_before(u64::MAX).unwrap();
     assert!(!segment.path.exists());
     let mut buf = vec![0u8; FRAME_HEADER_BYTES + 100];
-    std::os::unix::fs::FileExt::read_exact_at(&segment.file, &mut buf, 0).unwrap();
+    std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, 0).unwrap();
     assert_eq!(frame::decode_frame(&buf).unwrap().index, 1);
+}
+
+/// A read that reaches a purged segment after its handle was closed cannot open it again: it
+/// ends there as a race, not as an error or a lost file.
+#[test]
+fn a_reader_reaching_a_purged_closed_segment_ends_as_a_race() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_options());
+    append_entries(&mut log, 40, 100);
+    let segment = log.shared_segments_for_test()[0].clone();
+    segment.close();
+    log.purge_before(u64::MAX).unwrap();
+    let walk = crate::segment::walk_segment(
+        log.shared_for_test(),
+        &segment,
+        crate::segment::WalkFrom::Index(1),
+        |_| panic!("no frame of a deleted file can be read"),
+    )
+    .unwrap();
+    assert!(walk.raced);
+    let first = log.first_index();
+    assert_entries(&read_all(&log), first..=40, 100);
+}
+
+/// Logs sharing a small cache: reads of their sealed segments keep at most the capacity open
+/// beside the pinned active segments, every read still returns every entry, idle handles
+/// close, and a log whose active segment was unpinned keeps nothing open.
+#[test]
+fn a_shared_file_cache_bounds_the_open_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = FileCache::new(3);
+    let mut logs: Vec<Log> = (0..6)
+        .map(|i| {
+            let (mut log, _) = Log::open_with_cache(
+                &dir.path().join(i.to_string()),
+                small_options(),
+                Expect::default(),
+                &files,
+            )
+            .unwrap();
+            append_entries(&mut log, 40, 100);
+            assert!(log.segments().len() > 3, "several sealed segments per log");
+            log
+        })
+        .collect();
+    assert!(
+        files.open_count() <= 3,
+        "rolls hand sealed handles to the cache"
+    );
+    for _round in 0..2 {
+        for log in &logs {
+            assert_entries(&read_all(log), 1..=40, 100);
+            assert!(files.open_count() <= 3, "{} open", files.open_count());
+        }
+    }
+    let opened = files.files_opened();
+    assert!(
+        opened > 6 * 3,
+        "closed segments were opened again on demand ({opened})"
+    );
+    assert_eq!(files.close_idle(Duration::ZERO), files.capacity());
+    assert_eq!(files.open_count(), 0);
+
+    // An unpinned active segment is closed like any other, and reopened to be read or
+    // appended to.
+    let log = &mut logs[0];
+    log.sync().unwrap();
+    log.unpin_active();
+    let active = log.shared_segments_for_test().last().unwrap().clone();
+    assert!(files.open_count() <= 3);
+    files.close_idle(Duration::ZERO);
+    assert!(active.handle_is_closed_for_test());
+    assert_entries(&read_all(log), 1..=40, 100);
+    assert!(!active.handle_is_closed_for_test());
+    files.close_idle(Duration::ZERO);
+    append_entries(log, 1, 100);
+    log.sync().unwrap();
+    files.close_idle(Duration::ZERO);
+    assert!(
+        !active.handle_is_closed_for_test(),
+        "an append pins the active segment again"
+    );
+    assert_entries(&read_all(log), 1..=41, 100);
+
+    // Truncating into a sealed segment whose handle is closed reopens it for writing.
+    let last_sealed = log.segments()[log.segments().len() - 2];
+    log.truncate_after(last_sealed.base_index).unwrap();
+    append_entries(log, 2, 100);
+    log.sync().unwrap();
+    drop(logs);
+    let (log, _) = Log::open(&dir.path().join("0"), small_options()).unwrap();
+    assert_eq!(log.last_index(), last_sealed.base_index + 2);
 }
 
 #[test]

@@ -21,7 +21,8 @@
 //! (or the per-request maximum, when it streams without one) before its body is read and holds
 //! the reservation until its answer is built, so thousands of clients sending large bodies at
 //! once queue for memory instead of exhausting it. A body must arrive within
-//! [`BODY_READ_TIMEOUT`], so a stalled client cannot hold its reservation for long.
+//! [`BODY_READ_TIMEOUT`], so a stalled client cannot hold its reservation for long. Answers are
+//! bounded the same way, by the node's response budget and a send timeout (`send.rs`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore, SemaphorePermit};
 
 use crate::auth::Auth;
+use crate::send::{self, SendWatch};
 use crate::transport::Transport;
 
 /// Largest request body accepted. A 10 MiB PutRecords is about 13.4 MiB as base64 JSON.
@@ -162,17 +164,24 @@ pub async fn serve(
         let transport = Arc::clone(&transport);
         let connection_shutdown = shutdown.clone();
         let guard = connections.clone();
+        // The connection's answers in memory, for the send timeout (send.rs).
+        let watch = SendWatch::new();
+        let connection_watch = Arc::clone(&watch);
         tokio::spawn(async move {
             let _guard = guard;
             let service = service_fn(move |request| {
                 let node = Arc::clone(&node);
                 let budget = Arc::clone(&budget);
                 let auth = Arc::clone(&auth);
-                async move { Ok::<_, Infallible>(handle(node, &budget, &auth, peer, request).await) }
+                let watch = Arc::clone(&watch);
+                async move {
+                    let response = handle(node, &budget, &auth, peer, &watch, request).await;
+                    Ok::<_, Infallible>(response)
+                }
             });
             // TLS handshake (with --tls-cert), HTTP/1.1-or-h2 detection, timeouts: transport.rs.
             transport
-                .serve_connection(stream, peer, service, connection_shutdown)
+                .serve_connection(stream, peer, service, connection_shutdown, connection_watch)
                 .await;
         });
     }
@@ -194,6 +203,7 @@ async fn handle(
     budget: &RequestBudget,
     auth: &Auth,
     peer: SocketAddr,
+    watch: &Arc<SendWatch>,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let (request_id, id_2) = response_ids();
@@ -229,7 +239,11 @@ async fn handle(
         Err(error) => Err(error),
     };
     let (status, body, content_type) = match outcome {
-        Ok(service::Answer::Body(body)) => (StatusCode::OK, full_body(body), format.content_type()),
+        Ok(service::Answer::Body(body)) => (
+            StatusCode::OK,
+            send::answer_body(body, &node.config.responses, watch),
+            format.content_type(),
+        ),
         Ok(service::Answer::Events(frames)) => (
             StatusCode::OK,
             EventStreamBody { frames }.boxed(),

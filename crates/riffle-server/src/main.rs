@@ -6,8 +6,10 @@
 
 mod auth;
 mod devcert;
+mod fdlimit;
 mod http;
 mod metrics;
+mod send;
 mod transport;
 
 use std::net::SocketAddr;
@@ -134,6 +136,14 @@ struct ServeArgs {
     /// it wait (up to 10 s, then get a retriable 500). At least one maximal request (16 MiB).
     #[arg(long, default_value_t = 256)]
     request_memory_mib: u64,
+    /// MiB of answers held in memory at once across all connections, until each client has
+    /// taken its answer; GetRecords returns fewer records when it is short. At least 27 MiB.
+    #[arg(long, default_value_t = 256)]
+    response_memory_mib: u64,
+    /// Seconds an answer may go without its client taking any of it before the connection is
+    /// closed (which frees it).
+    #[arg(long, default_value_t = 30)]
+    send_timeout_s: u64,
     /// Serve TLS only (HTTP/1.1 and h2 by ALPN) with this PEM certificate chain, server
     /// certificate first (`riffle dev-cert` makes one).
     #[arg(long, requires = "tls_key")]
@@ -208,6 +218,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    fdlimit::raise_open_file_limit();
     let auth = match authentication(&args) {
         Ok(auth) => std::sync::Arc::new(auth),
         Err(error) => {
@@ -253,6 +264,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         LimitsArg::Off => Limits::Off,
     };
     config.log_options.segment_bytes_max = args.segment_bytes_max;
+    config.responses = std::sync::Arc::new(riffle_core::responses::ResponseBudget::new(
+        args.response_memory_mib.saturating_mul(1024 * 1024),
+    ));
     config.retention_interval = Duration::from_secs(args.retention_interval_s.max(1));
     config.update_window = Duration::from_millis(args.update_window_ms);
     config.create_window = Duration::from_millis(args.create_window_ms);
@@ -291,7 +305,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
             }
         },
         _ => transport::Transport::plain(),
-    };
+    }
+    .with_send_timeout(Duration::from_secs(args.send_timeout_s.max(1)));
 
     let on_demand = config.on_demand;
     let thresholds_sane = on_demand.split_utilization > 0.0

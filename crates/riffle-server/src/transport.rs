@@ -17,6 +17,10 @@
 //! know its protocol) within [`REQUEST_HEAD_TIMEOUT`], and an HTTP/1.1 connection each request
 //! head within the same time, so silent or trickling clients cannot hold tasks and sockets.
 //!
+//! **Answers that are not taken.** Once an answer of the connection has had no part taken by
+//! the client for the send timeout (`--send-timeout-s`, 30 s), the connection is closed and
+//! everything it held is freed (`send.rs`).
+//!
 //! **Loading.** [`TlsFiles::load`] reads the PEM certificate chain and key once at start; any
 //! problem refuses the start with a message naming the file.
 
@@ -45,6 +49,7 @@ use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 
 use crate::http::ResponseBody;
+use crate::send::{SendWatch, SEND_TIMEOUT_DEFAULT};
 
 /// How long a client may take to complete the TLS handshake after connecting.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,6 +97,7 @@ const H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Transport {
     tls: Option<TlsAcceptor>,
     builder: auto::Builder<TokioExecutor>,
+    send_timeout: Duration,
 }
 
 impl Transport {
@@ -100,6 +106,7 @@ impl Transport {
         Transport {
             tls: None,
             builder: connection_builder(),
+            send_timeout: SEND_TIMEOUT_DEFAULT,
         }
     }
 
@@ -108,7 +115,15 @@ impl Transport {
         Transport {
             tls: Some(TlsAcceptor::from(files.config)),
             builder: connection_builder(),
+            send_timeout: SEND_TIMEOUT_DEFAULT,
         }
+    }
+
+    /// Closes a connection once one of its answers goes this long without the client taking
+    /// any part of it.
+    pub fn with_send_timeout(mut self, send_timeout: Duration) -> Transport {
+        self.send_timeout = send_timeout;
+        self
     }
 
     pub fn is_tls(&self) -> bool {
@@ -123,6 +138,7 @@ impl Transport {
         peer: SocketAddr,
         service: S,
         shutdown: watch::Receiver<bool>,
+        answers: Arc<SendWatch>,
     ) where
         S: Service<Request<Incoming>, Response = Response<ResponseBody>, Error = Infallible>
             + Send
@@ -130,14 +146,14 @@ impl Transport {
         S::Future: Send + 'static,
     {
         let Some(acceptor) = &self.tls else {
-            self.drive(stream, peer, service, shutdown).await;
+            self.drive(stream, peer, service, shutdown, answers).await;
             return;
         };
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => {
                 let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
                 tracing::trace!(%peer, alpn = ?alpn.as_deref().map(String::from_utf8_lossy), "TLS handshake done");
-                self.drive(tls, peer, service, shutdown).await;
+                self.drive(tls, peer, service, shutdown, answers).await;
             }
             Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
             Err(_) => tracing::debug!(
@@ -154,6 +170,7 @@ impl Transport {
         peer: SocketAddr,
         service: S,
         mut shutdown: watch::Receiver<bool>,
+        answers: Arc<SendWatch>,
     ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: Service<Request<Incoming>, Response = Response<ResponseBody>, Error = Infallible>
@@ -169,6 +186,14 @@ impl Transport {
                 if let Err(error) = result {
                     tracing::debug!(%peer, %error, "connection ended with an error");
                 }
+            }
+            _ = answers.stalled(self.send_timeout) => {
+                // Dropping the connection frees whatever it still held.
+                tracing::debug!(
+                    %peer,
+                    "an answer went {} s without the client taking any of it; closing",
+                    self.send_timeout.as_secs()
+                );
             }
             _ = shutdown.changed() => {
                 connection.as_mut().graceful_shutdown();

@@ -1,11 +1,12 @@
 //! Overload and hostile clients against one server while a well-behaved SDK client goes on
 //! working: thousands of idle connections, clients that send their request a byte at a time,
-//! bodies of 100 MiB (declared, chunked, and honest ones under the limit, many at once).
+//! bodies of 100 MiB (declared, chunked, and honest ones under the limit, many at once), and
+//! clients that ask for 10 MiB answers and never read them.
 //!
 //! What must hold: every hostile request gets a clean AWS-style error or a closed connection;
 //! the SDK client's calls keep succeeding, each well within a second or two; and the server's
-//! peak memory (VmHWM) stays within the configured request-memory budget plus a fixed
-//! allowance for the process itself and its connections.
+//! peak memory (VmHWM) stays within the configured request- or response-memory budget plus a
+//! fixed allowance for the process itself and its connections.
 
 #[path = "sdk/common.rs"]
 mod common;
@@ -271,4 +272,236 @@ async fn bodies_of_100_mib_are_refused_and_memory_stays_in_budget() {
     assert!(rounds >= 3, "only {rounds} rounds served");
     assert_memory_in_budget(&server, "100 MiB bodies");
     still_served(&client, rounds + 1).await;
+}
+
+/// The response-memory budget (`--response-memory-mib`) these servers keep, the default.
+const RESPONSE_BUDGET_MIB: u64 = 256;
+/// What building one full GetRecords answer holds at its peak: the frames read (10 MiB) and
+/// the encoder's growing buffer (13 MB, with the old one during a reallocation).
+const BUILD_MIB: u64 = 40;
+/// Data of the stream that stalled clients read: more than one full GetRecords answer.
+const BIG_RECORDS: usize = 11;
+const BIG_RECORD_BYTES: usize = 1000 * 1024;
+
+/// A stream "big" holding [`BIG_RECORDS`] records of [`BIG_RECORD_BYTES`], and a TRIM_HORIZON
+/// iterator on it (iterators hold no server state: every client may use the same one).
+async fn big_stream(client: &Client) -> String {
+    create_stream(client, "big", 1).await;
+    for i in 0..BIG_RECORDS {
+        client
+            .put_record()
+            .stream_name("big")
+            .partition_key(format!("k{i}"))
+            .data(Blob::new(vec![b'a' + i as u8; BIG_RECORD_BYTES]))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("PutRecord {i}: {error:?}"));
+    }
+    shard_iterator(
+        client,
+        "big",
+        &shard_id(0),
+        aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon,
+    )
+    .await
+}
+
+/// Sends a GetRecords for `iterator` and returns the socket without reading a byte.
+fn ask_and_never_read(addr: SocketAddr, iterator: &str) -> TcpStream {
+    let body = format!(r#"{{"ShardIterator":"{iterator}"}}"#);
+    let request = head("GetRecords", &format!("Content-Length: {}\r\n", body.len())) + &body;
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(request.as_bytes()).expect("request");
+    stream
+}
+
+/// How long a GetRecords may wait while stalled clients' reads are built: answers are built
+/// one per CPU at a time, in order, and a debug build takes about a second for a full one.
+const READ_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Reads an answer's head, a byte at a time so that none of the body is taken, and returns its
+/// declared body length.
+fn read_head(stream: &mut TcpStream) -> usize {
+    stream
+        .set_read_timeout(Some(READ_DEADLINE))
+        .expect("timeout");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("an answer head");
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head)
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("a Content-Length")
+}
+
+/// Reads a body of `declared` bytes until it is complete, the stream ends, or 10 s pass in
+/// silence; returns the bytes that came.
+fn drain_body(stream: &mut TcpStream, declared: usize) -> usize {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut received = 0;
+    let mut buffer = vec![0u8; 1 << 16];
+    while received < declared {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received += n,
+        }
+    }
+    received
+}
+
+/// Records a GetRecords on `iterator` returns.
+async fn records_from(client: &Client, iterator: &str) -> usize {
+    let page = tokio::time::timeout(
+        READ_DEADLINE,
+        client.get_records().shard_iterator(iterator).send(),
+    )
+    .await
+    .expect("GetRecords in time")
+    .unwrap_or_else(|error| panic!("GetRecords: {error:?}"));
+    page.records().len()
+}
+
+/// Fifty clients ask for 10 MiB GetRecords answers and never read them. Before the response
+/// budget each answer stayed in memory in full until its connection closed (745 MB here);
+/// now the server's peak stays within the budget plus the usual allowance, a well-behaved SDK
+/// client is served throughout, and a GetRecords while the budget is short answers fewer
+/// records rather than failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_large_answers_hold_bounded_memory() {
+    let server = server();
+    let client = server.client();
+    create_stream(&client, "calm", 1).await;
+    let iterator = big_stream(&client).await;
+    assert_eq!(
+        records_from(&client, &iterator).await,
+        10,
+        "a full answer is 10 MiB"
+    );
+    let addr = server.addr;
+
+    // Each stalled client reads its answer's head, which the server sends once the answer is
+    // built, and then nothing more.
+    let done = Arc::new(AtomicBool::new(false));
+    let stallers = {
+        let (done, iterator) = (Arc::clone(&done), iterator.clone());
+        thread::spawn(move || {
+            let clients: Vec<_> = (0..50)
+                .map(|_| {
+                    let iterator = iterator.clone();
+                    thread::spawn(move || {
+                        let mut stream = ask_and_never_read(addr, &iterator);
+                        let status = response_status(&mut stream, READ_DEADLINE * 4);
+                        (stream, status)
+                    })
+                })
+                .collect();
+            let stalled: Vec<_> = clients
+                .into_iter()
+                .map(|client| client.join().expect("stalled client"))
+                .collect();
+            done.store(true, Ordering::SeqCst);
+            stalled
+        })
+    };
+    // Puts and control calls are served throughout while the server builds and holds those
+    // answers (reads wait their turn to be built, see READ_DEADLINE).
+    let (rounds, slowest) = serve_until(&client, &done).await;
+    let stalled = stallers.join().expect("stalled clients");
+    eprintln!("while 50 answers were built: {rounds} rounds, slowest {slowest:?}");
+    assert!(rounds >= 10, "only {rounds} rounds served");
+    for (i, (_, status)) in stalled.iter().enumerate() {
+        assert_eq!(*status, Some(200), "stalled client {i}");
+    }
+    let calm = shard_iterator(
+        &client,
+        "calm",
+        &shard_id(0),
+        aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon,
+    )
+    .await;
+    assert!(records_from(&client, &calm).await >= 1);
+    let short = records_from(&client, &iterator).await;
+    eprintln!("a GetRecords while the budget is held answers {short} of 10 records");
+    assert!(short >= 1, "a short budget still answers a record");
+
+    let peak_mib = status_kib(server.pid(), "VmHWM") / 1024;
+    // Answers being built sit beside the budget: one per CPU at a time.
+    let builders = thread::available_parallelism().map_or(2, |cpus| cpus.get().max(2)) as u64;
+    let building_mib = builders * BUILD_MIB;
+    let bound = RESPONSE_BUDGET_MIB + ALLOWANCE_MIB + building_mib;
+    eprintln!("50 stalled 10 MiB answers: server peak RSS {peak_mib} MiB (bound {bound} MiB)");
+    assert!(
+        peak_mib <= bound,
+        "peak RSS {peak_mib} MiB exceeds the {RESPONSE_BUDGET_MIB} MiB response budget + \
+         {ALLOWANCE_MIB} MiB + {building_mib} MiB for answers being built"
+    );
+    drop(stalled);
+}
+
+/// A connection whose client takes no part of its answer for `--send-timeout-s` is closed,
+/// which frees the answer: the client gets what the socket buffers held, then the end of the
+/// stream, and full answers are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_not_taken_within_the_send_timeout_closes_its_connection() {
+    let budget = BUDGET_MIB.to_string();
+    let server = Server::in_memory_with(&[
+        "--limits",
+        "off",
+        "--request-memory-mib",
+        budget.as_str(),
+        "--response-memory-mib",
+        "40",
+        "--send-timeout-s",
+        "3",
+    ]);
+    let client = server.client();
+    let iterator = big_stream(&client).await;
+    // Each reads the head of its answer, once it is built, and nothing more.
+    let addr = server.addr;
+    let clients: Vec<_> = (0..5)
+        .map(|_| {
+            let iterator = iterator.clone();
+            thread::spawn(move || {
+                let mut stream = ask_and_never_read(addr, &iterator);
+                let declared = read_head(&mut stream);
+                (stream, declared)
+            })
+        })
+        .collect();
+    let mut stalled: Vec<(TcpStream, usize)> = clients
+        .into_iter()
+        .map(|client| client.join().expect("stalled client"))
+        .collect();
+    // Past the timeout, reading shows what the server did. An answer small enough to fit in
+    // the sockets' kernel buffers was written out whole (the process held nothing). A full
+    // 13 MB answer does not fit: its connection was closed, so the client gets what the
+    // buffers held, then the end of the stream. A connection still open would send the rest
+    // now that it is read, and the answer would arrive whole.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut cut = 0;
+    for (i, (stream, declared)) in stalled.iter_mut().enumerate() {
+        let declared = *declared;
+        let received = drain_body(stream, declared);
+        eprintln!("stalled client {i}: {received} of {declared} bytes");
+        if declared > 10 * BIG_RECORD_BYTES {
+            assert!(
+                received < declared,
+                "stalled client {i} got its whole {declared}-byte answer: the connection was kept"
+            );
+            cut += 1;
+        }
+    }
+    assert!(cut >= 1, "at least one full answer was stalled");
+    assert_eq!(
+        records_from(&client, &iterator).await,
+        10,
+        "the budget is free again"
+    );
 }

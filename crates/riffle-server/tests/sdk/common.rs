@@ -200,8 +200,28 @@ impl Server {
         Server::spawn_logging(extra_args, &log_filter)
     }
 
+    /// A server started with its soft open-file limit (`RLIMIT_NOFILE`) lowered to `soft`, as
+    /// many systems start processes, with `serve` flags as given (`--in-memory` not implied).
+    pub fn with_soft_open_file_limit(soft: u64, args: &[&str]) -> Server {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            r#"ulimit -S -n "$1" && shift && exec "$@""#,
+            "sh",
+            &soft.to_string(),
+            env!("CARGO_BIN_EXE_riffle"),
+        ]);
+        let log_filter = std::env::var("RIFFLE_LOG").unwrap_or_else(|_| "info".into());
+        Server::spawn_command(command, args, &log_filter)
+    }
+
     fn spawn_logging(extra_args: &[&str], log_filter: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_riffle"))
+        let command = Command::new(env!("CARGO_BIN_EXE_riffle"));
+        Server::spawn_command(command, extra_args, log_filter)
+    }
+
+    fn spawn_command(mut command: Command, extra_args: &[&str], log_filter: &str) -> Server {
+        let mut child = command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(extra_args)
