@@ -901,6 +901,24 @@ impl Node {
         Ok((log, lost))
     }
 
+    /// Creates the (empty) log of a new shard: CreateStream's shards and a reshard's
+    /// children. Nothing is expected of it; it is open for appends.
+    fn new_shard_log(
+        config: &NodeConfig,
+        flusher: &Flusher,
+        dir: &Path,
+    ) -> Result<Arc<ShardLog>, riffle_log::LogError> {
+        ShardLog::open(
+            dir,
+            config.log_options,
+            config.durability,
+            flusher.clone(),
+            false,
+            Expect::default(),
+            &config.file_cache,
+        )
+    }
+
     /// A stream over opened shard logs (in `stream_meta.shards` order).
     fn build_stream(
         config: &NodeConfig,
@@ -1156,16 +1174,8 @@ impl Node {
             let mut logs = Vec::with_capacity(stream_meta.shards.len());
             for shard_meta in &stream_meta.shards {
                 let dir = shard_dir(&config.data_dir, &stream_meta.dir_id, shard_meta.ordinal);
-                let log = ShardLog::open(
-                    &dir,
-                    config.log_options,
-                    config.durability,
-                    flusher.clone(),
-                    false,
-                    Expect::default(),
-                    &config.file_cache,
-                )
-                .map_err(|error| OpenError::Log { dir, error })?;
+                let log = Self::new_shard_log(&config, &flusher, &dir)
+                    .map_err(|error| OpenError::Log { dir, error })?;
                 logs.push(log);
             }
             Self::build_stream(&config, &stream_meta, logs, None)
@@ -1318,16 +1328,7 @@ impl Node {
                 .into_iter()
                 .map(|meta| {
                     let dir = shard_dir(&config.data_dir, &dir_id, meta.ordinal);
-                    let log = ShardLog::open(
-                        &dir,
-                        config.log_options,
-                        config.durability,
-                        flusher.clone(),
-                        false,
-                        Expect::default(),
-                        &config.file_cache,
-                    )
-                    .map_err(|error| {
+                    let log = Self::new_shard_log(&config, &flusher, &dir).map_err(|error| {
                         crate::Error::internal(format!(
                             "cannot create the log of shard {}: {error}",
                             meta.ordinal
