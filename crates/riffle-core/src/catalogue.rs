@@ -84,6 +84,13 @@ pub enum Command {
     SetManagedKey { key: ManagedKey },
     /// Forgets directories whose removal completed.
     FinishRemoving { dirs: Vec<String> },
+    /// Sets the key that authenticates iterators and pagination tokens, so every node of a
+    /// cluster issues tokens every other node accepts. First writer wins: rejected if a
+    /// different key is set already.
+    SetTokenKey { key_hex: String },
+    /// Takes over a whole catalogue (a single node's `meta.json` when it becomes the first
+    /// member of a cluster). Only into an empty catalogue: it never merges or overwrites.
+    Import { document: MetaDocument },
 }
 
 /// What an applied command produced.
@@ -328,6 +335,41 @@ impl CatalogueState {
             },
             Command::FinishRemoving { dirs } => {
                 self.removing.retain(|dir| !dirs.contains(dir));
+                Ok(Applied::Done)
+            }
+            Command::SetTokenKey { key_hex } => {
+                let valid = key_hex.len() == 64 && key_hex.bytes().all(|b| b.is_ascii_hexdigit());
+                if !valid {
+                    return Err(Rejection::Invalid("a token key is 64 hex digits".into()));
+                }
+                if !self.token_key_hex.is_empty() && self.token_key_hex != *key_hex {
+                    return Err(Rejection::Invalid(
+                        "a different token key is already set".into(),
+                    ));
+                }
+                self.token_key_hex = key_hex.clone();
+                Ok(Applied::Done)
+            }
+            Command::Import { document } => {
+                let empty = self.streams.is_empty()
+                    && self.accounts.is_empty()
+                    && self.aws_managed_key.is_none()
+                    && self.removing.is_empty();
+                if !empty {
+                    return Err(Rejection::Invalid(
+                        "a catalogue is imported only into an empty one".into(),
+                    ));
+                }
+                let imported = CatalogueState::from_document(document);
+                if imported.streams.len() != document.streams.len() {
+                    return Err(Rejection::Invalid(
+                        "the document lists a stream twice".into(),
+                    ));
+                }
+                for entry in imported.streams.values() {
+                    check_shards(&entry.meta)?;
+                }
+                *self = imported;
                 Ok(Applied::Done)
             }
         }
@@ -639,6 +681,36 @@ mod tests {
         let mut twice = document.clone();
         twice.streams.push(twice.streams[0].clone());
         assert!(CatalogueState::from_document_with_versions(&twice, &versions).is_err());
+        // A token key is set once; an import goes only into an empty catalogue.
+        let mut fresh = CatalogueState::new(String::new());
+        let key = "cd".repeat(32);
+        fresh
+            .apply(&Command::SetTokenKey {
+                key_hex: key.clone(),
+            })
+            .unwrap();
+        assert!(fresh
+            .apply(&Command::SetTokenKey {
+                key_hex: "ef".repeat(32)
+            })
+            .is_err());
+        assert!(fresh
+            .apply(&Command::SetTokenKey {
+                key_hex: "short".into()
+            })
+            .is_err());
+        let mut empty = CatalogueState::new(String::new());
+        empty
+            .apply(&Command::Import {
+                document: document.clone(),
+            })
+            .unwrap();
+        assert_eq!(empty.to_document(), document);
+        assert!(empty
+            .apply(&Command::Import {
+                document: document.clone()
+            })
+            .is_err());
         // A second managed key never replaces the first.
         let mut state = state;
         assert!(state
