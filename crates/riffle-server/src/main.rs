@@ -1,10 +1,13 @@
 //! `riffle`: a durable, Kinesis-compatible streaming server in one binary.
 //!
 //! `riffle serve` runs the server; `riffle bench` drives a running one with a load generator;
-//! `riffle dev-cert` makes a local CA and certificate for `serve --tls-cert`.
+//! `riffle dev-cert` makes a local CA and certificate for `serve --tls-cert`; `riffle streams`,
+//! `describe`, `create`, `delete`, `put` and `tail` are clients of any Kinesis endpoint
+//! (`client/`).
 //! See README.md for a tour and ARCHITECTURE.md for how the pieces fit.
 
 mod auth;
+mod client;
 mod devcert;
 mod fdlimit;
 mod http;
@@ -42,6 +45,8 @@ enum Command {
     /// Write a local CA and a TLS certificate for localhost, 127.0.0.1 and ::1 (for
     /// `serve --tls-cert`), reusing the CA already in the directory.
     DevCert(devcert::DevCertArgs),
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -195,6 +200,7 @@ fn main() -> ExitCode {
             }
         },
         Command::DevCert(args) => devcert::run(args),
+        Command::Client(command) => client::run(command, &runtime),
     }
 }
 
