@@ -16,6 +16,8 @@ mod arn;
 mod browser;
 #[path = "sdk/cbor.rs"]
 mod cbor;
+#[path = "sdk/cli.rs"]
+mod cli;
 #[path = "sdk/encryption.rs"]
 mod encryption;
 #[path = "sdk/errors.rs"]

@@ -218,12 +218,14 @@ fn write_table<const N: usize>(
     Ok(())
 }
 
-/// Writes to stdout; a closed pipe (`| head`) ends the command quietly.
+/// Writes to stdout; a closed pipe (`| head`) ends the command quietly (see [`CliError`]).
 pub fn write_stdout(bytes: &[u8]) -> CliResult<()> {
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::stdout_closed())
+        }
         Err(error) => Err(CliError::new(format!("cannot write to stdout: {error}"))),
     }
 }

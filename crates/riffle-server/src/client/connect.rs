@@ -213,11 +213,10 @@ impl Endpoint {
         } else {
             format!("http://{text}")
         };
-        let url = url.trim_end_matches('/').to_owned();
         if Endpoint::host_of(&url).is_empty() {
             return Err(CliError::new(format!("--endpoint {text}: no host in it")));
         }
-        Ok(Endpoint::Url(url))
+        Ok(Endpoint::Url(url.trim_end_matches('/').to_owned()))
     }
 
     /// The host of a `scheme://[user@]host[:port][/path]` URL, without brackets for IPv6.

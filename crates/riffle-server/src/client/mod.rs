@@ -93,6 +93,8 @@ pub fn run(command: ClientCommand, runtime: &tokio::runtime::Runtime) -> ExitCod
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever read stdout has gone (`riffle tail | head`): nothing more to do or say.
+        Err(error) if error.stdout_closed => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("riffle {name}: {error}");
             ExitCode::FAILURE
@@ -102,23 +104,38 @@ pub fn run(command: ClientCommand, runtime: &tokio::runtime::Runtime) -> ExitCod
 
 /// What a client command failed with, phrased for the person who ran it.
 #[derive(Debug)]
-pub struct CliError(String);
+pub struct CliError {
+    message: String,
+    /// The reader of stdout went away: the command ends quietly, with success.
+    stdout_closed: bool,
+}
 
 impl CliError {
     pub fn new(message: impl Into<String>) -> CliError {
-        CliError(message.into())
+        CliError {
+            message: message.into(),
+            stdout_closed: false,
+        }
+    }
+
+    /// Stdout is a pipe whose reader has closed it.
+    pub fn stdout_closed() -> CliError {
+        CliError {
+            message: "stdout was closed".into(),
+            stdout_closed: true,
+        }
     }
 }
 
 impl std::fmt::Display for CliError {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(&self.0)
+        formatter.write_str(&self.message)
     }
 }
 
 impl From<std::io::Error> for CliError {
     fn from(error: std::io::Error) -> CliError {
-        CliError(error.to_string())
+        CliError::new(error.to_string())
     }
 }
 

@@ -160,6 +160,8 @@ struct Tally {
     retried: u64,
     /// The last input line all of whose records (and all before) are delivered.
     delivered_through_line: u64,
+    /// `records` when `delivered_through_line` was set.
+    records_through_line: u64,
 }
 
 /// What the stdin reader hands over.
@@ -300,13 +302,19 @@ impl Putter<'_> {
     /// The error that stops the command, saying what was delivered before.
     fn stopped(&mut self, what: String) -> CliError {
         self.progress.finish(None);
-        let delivered = match (self.tally.records, self.tally.delivered_through_line) {
-            (0, _) => "no record was delivered".to_owned(),
-            (1, 0) => "1 record was delivered".to_owned(),
-            (records, 0) => format!("{records} records were delivered"),
+        let tally = &self.tally;
+        let plural = |n: u64| if n == 1 { "record was" } else { "records were" };
+        let delivered = match (tally.records, tally.delivered_through_line) {
+            (0, _) => "nothing was delivered".to_owned(),
+            (records, 0) => format!("{records} {} delivered", plural(records)),
+            (records, line) if records == tally.records_through_line => format!(
+                "{records} {} delivered: every line up to line {line}",
+                plural(records)
+            ),
             (records, line) => format!(
-                "{records} record{} delivered, every line up to line {line} among them",
-                if records == 1 { " was" } else { "s were" }
+                "{records} {} delivered: every line up to line {line}, and {} after it",
+                plural(records),
+                records - tally.records_through_line
             ),
         };
         CliError::new(format!("{what}; {delivered}"))
@@ -383,6 +391,7 @@ impl Putter<'_> {
             self.report_progress();
             if refused.is_empty() {
                 self.tally.delivered_through_line = last_line;
+                self.tally.records_through_line = self.tally.records;
                 return Ok(());
             }
             if attempt >= self.attempts {
