@@ -17,19 +17,15 @@
 //! stderr and only when stderr is a terminal, so pipes see nothing but the data. Errors go to
 //! stderr as `riffle COMMAND: what went wrong`, with exit status 1.
 
-mod admin;
-mod connect;
-mod kpl;
-mod output;
-mod put;
-mod tail;
-
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
-/// How the client commands find credentials and the region; shown under each command's help.
-const CREDENTIALS_HELP: &str = "\
+/// How the client commands find the endpoint, credentials and region: a string literal, so
+/// that each command's help can end with it (`concat!`).
+macro_rules! connect_help {
+    () => {
+        "\
 Endpoint: --endpoint, else RIFFLE_ENDPOINT, else http://127.0.0.1:4567 (a local `riffle serve`).
 `--endpoint aws` uses AWS's own endpoint for the region.
 
@@ -40,7 +36,19 @@ credential_process included; SSO profiles are not supported: export their creden
 web identity and container credentials, and, for endpoints that are not on this machine, the
 EC2 instance metadata service. When the chain finds no credentials, riffle signs with the
 placeholder key `riffle`/`riffle`, and without a region it uses us-east-1: a riffle server
-without --credentials accepts both, so a local riffle needs no AWS setup at all.";
+without --credentials accepts both, so a local riffle needs no AWS setup at all."
+    };
+}
+pub(crate) use connect_help;
+
+const CREDENTIALS_HELP: &str = connect_help!();
+
+mod admin;
+mod connect;
+mod kpl;
+mod output;
+mod put;
+mod tail;
 
 /// The client subcommands, flattened into `riffle`'s own.
 #[derive(Subcommand)]

@@ -14,12 +14,11 @@
 //! Anything that cannot be delivered stops the command with exit status 1 and says which
 //! lines were delivered.
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use super::connect::{ConnectArgs, Connection};
@@ -39,7 +38,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Lines read ahead of the batcher.
 const READ_AHEAD_LINES: usize = 4096;
 
-pub const PUT_HELP: &str = "\
+pub const PUT_HELP: &str = concat!(
+    "\
 Each line of stdin (without its \\n) becomes one record; empty lines are skipped. The partition
 key is --key, or the field --key-field of the line read as a JSON object (a top-level name, or
 a JSON Pointer such as /user/id; strings are taken as they are, numbers and booleans as
@@ -53,7 +53,9 @@ is printed unless something fails.
 
 Example: printf '%s\\n' '{\"user\":\"ann\",\"n\":1}' | riffle put orders --key-field user
 
-Endpoint and credentials: as for every client command (see `riffle streams --help`).";
+",
+    super::connect_help!()
+);
 
 #[derive(clap::Args)]
 #[command(group = clap::ArgGroup::new("partition_key").args(["key", "key_field"]))]
@@ -187,7 +189,10 @@ pub async fn run(args: PutArgs) -> CliResult<()> {
     }
 
     let (sender, mut receiver) = mpsc::channel(READ_AHEAD_LINES);
-    tokio::spawn(read_lines(sender));
+    std::thread::Builder::new()
+        .name("riffle-put-stdin".into())
+        .spawn(move || read_lines(sender))
+        .map_err(|error| CliError::new(format!("cannot start the stdin reader: {error}")))?;
 
     let started = Instant::now();
     let linger = Duration::from_millis(args.linger_ms);
@@ -264,25 +269,28 @@ pub async fn run(args: PutArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// Reads stdin line by line (bytes, any encoding) into the channel.
-async fn read_lines(sender: mpsc::Sender<Input>) {
-    let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, tokio::io::stdin());
+/// Reads stdin line by line (bytes, any encoding) into the channel. A thread of its own, not
+/// a tokio blocking task: when the command stops early, the process must not wait at exit for
+/// a read that may never return (a terminal, `tail -f`).
+fn read_lines(sender: mpsc::Sender<Input>) {
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, std::io::stdin().lock());
     let mut number = 0u64;
     loop {
         let mut bytes = Vec::new();
-        match reader.read_until(b'\n', &mut bytes).await {
+        match reader.read_until(b'\n', &mut bytes) {
             Ok(0) => return,
             Ok(_) => {
                 number += 1;
                 if bytes.last() == Some(&b'\n') {
                     bytes.pop();
                 }
-                if sender.send(Input::Line { number, bytes }).await.is_err() {
+                if sender.blocking_send(Input::Line { number, bytes }).is_err() {
                     return;
                 }
             }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => {
-                let _ = sender.send(Input::Failed(error)).await;
+                let _ = sender.blocking_send(Input::Failed(error));
                 return;
             }
         }

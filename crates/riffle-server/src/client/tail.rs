@@ -36,7 +36,8 @@ const THROTTLE_WAIT_MAX: Duration = Duration::from_secs(5);
 /// Pages in flight between the shard readers and the printer.
 const PAGES_IN_FLIGHT: usize = 16;
 
-pub const TAIL_HELP: &str = "\
+pub const TAIL_HELP: &str = concat!(
+    "\
 Every shard is read, and after a split or merge its children, each child only once all its
 parents have been read to their end: the records of a key come out in the order they were
 written. KPL-aggregated records are split into their user records (--raw keeps them whole).
@@ -56,7 +57,9 @@ and the partition key.
 (2026-05-01T12:00:00Z, or -30s / -10m / -2h / -1d for that long ago), or a sequence number
 (reads the shard holding it, from that record on, and that shard's children).
 
-Endpoint and credentials: as for every client command (see `riffle streams --help`).";
+",
+    super::connect_help!()
+);
 
 #[derive(clap::Args)]
 pub struct TailArgs {
