@@ -467,6 +467,30 @@ async fn errors_name_the_problem_and_exit_with_status_1() {
         }
     }
 
+    // A failed put ends at once even though stdin stays open (as under `tail -f`).
+    let mut open_stdin = cli.command(&["put", "nope"]);
+    let mut child = open_stdin
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn put");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin.write_all(b"a line\n").expect("write a line");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for put") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("put did not exit after failing while its stdin was open");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(1));
+    drop(stdin);
+
     // A shard the stream does not have.
     cli.run(&["create", "s", "--shards", "1"])
         .quiet_success("create");
