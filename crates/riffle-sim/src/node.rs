@@ -18,8 +18,8 @@ use openraft::raft::{
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{Config, Raft, RaftNetworkFactory, RaftNetworkV2};
 use riffle_cluster::{
-    open_meta_group, propose, ClusterNode, Flusher, MetaRaft, MetaSnapshot, MetaView,
-    PendingFlush, ProposeError, RiffleRaft,
+    open_meta_group, propose, ClusterNode, Flusher, MetaRaft, MetaSnapshot, MetaView, PendingFlush,
+    ProposeError, RiffleRaft,
 };
 use riffle_core::catalogue::{Applied, Rejection};
 use riffle_log::LogOptions;
@@ -47,7 +47,11 @@ pub fn raft_config() -> Arc<Config> {
         max_in_snapshot_log_to_keep: 10,
         ..Default::default()
     };
-    Arc::new(config.validate().expect("the simulator's Raft config is valid"))
+    Arc::new(
+        config
+            .validate()
+            .expect("the simulator's Raft config is valid"),
+    )
 }
 
 /// Completes every flush without an fdatasync. A turmoil crash drops a host's tasks but not
@@ -216,11 +220,16 @@ impl Connection {
     async fn exchange(&mut self, request: &Request) -> io::Result<Reply> {
         let stream = match &mut self.stream {
             Some(stream) => stream,
-            None => self.stream.insert(TcpStream::connect(self.addr.as_str()).await?),
+            None => self
+                .stream
+                .insert(TcpStream::connect(self.addr.as_str()).await?),
         };
         wire::write_frame(stream, request).await?;
         wire::read_frame(stream).await?.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection")
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the peer closed the connection",
+            )
         })
     }
 }

@@ -31,6 +31,9 @@ pub struct Plan {
     pub ops: usize,
     /// Chance per fault slot (every 200 ms of simulated time) of a fault event.
     pub fault_chance: f64,
+    /// Simulated time after which the workload stops proposing (so a seed whose faults keep
+    /// the group unavailable still ends, and CI time stays bounded).
+    pub workload_time: Duration,
 }
 
 impl Plan {
@@ -39,6 +42,7 @@ impl Plan {
             seed,
             ops: 60,
             fault_chance: 0.35,
+            workload_time: Duration::from_secs(40),
         }
     }
 }
@@ -143,8 +147,9 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
         let outcome = outcome.clone();
         let client_rng = Rng::new(plan.seed ^ 0x5EED_C11E_47);
         let ops = plan.ops;
+        let workload_time = plan.workload_time;
         sim.client("workload", async move {
-            workload(client_rng, ops, registry, phase, outcome)
+            workload(client_rng, ops, workload_time, registry, phase, outcome)
                 .await
                 .map_err(Into::into)
         });
@@ -152,24 +157,47 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
 
     // Faults, between steps, from the driver's own seeded RNG.
     let mut crashed: BTreeSet<u64> = BTreeSet::new();
-    let mut leaders: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut leaders: BTreeSet<(u64, u64)> = BTreeSet::new();
+    let mut applied_at: BTreeMap<u64, (riffle_cluster::LogId, CatalogueState, u64)> =
+        BTreeMap::new();
     let mut next_slot = Duration::ZERO;
     let mut faults = 0;
     let mut crashes = 0;
     loop {
         let done = sim.step().map_err(|error| error.to_string())?;
-        // No two leaders in one term, as far as sampling every step sees.
-        for (id, (raft, _)) in registry.borrow().iter() {
+        // Every node that applied index i applied the same entry there and holds the same
+        // catalogue after it (sampled every step). This is the safety property that matters:
+        // with openraft's "advanced" leader ids, which riffle uses, two nodes may both lead
+        // in one term (a leader is a term *and* a node id), so "one leader per term" is not
+        // an invariant of this configuration.
+        for (id, (raft, view)) in registry.borrow().iter() {
             if crashed.contains(id) {
                 continue;
             }
             let metrics = raft.metrics().borrow_watched().clone();
             if metrics.state == ServerState::Leader {
-                let term = metrics.current_term;
-                if let Some(other) = leaders.insert(term, *id) {
-                    if other != *id {
-                        return Err(format!("nodes {other} and {id} both led term {term}"));
+                leaders.insert((metrics.current_term, *id));
+            }
+            let Some(applied) = view.applied() else {
+                continue;
+            };
+            let catalogue = view.catalogue();
+            match applied_at.get(&applied.index) {
+                Some((log_id, seen, by)) => {
+                    if *log_id != applied {
+                        return Err(format!(
+                            "node {by} applied {log_id} at index {} but node {id} applied {applied}",
+                            applied.index
+                        ));
                     }
+                    if *seen != catalogue {
+                        return Err(format!(
+                            "nodes {by} and {id} hold different catalogues after applying {applied}"
+                        ));
+                    }
+                }
+                None => {
+                    applied_at.insert(applied.index, (applied, catalogue, *id));
                 }
             }
         }
@@ -300,6 +328,7 @@ async fn ask(node: u64, request: &Request) -> Option<Reply> {
 async fn workload(
     mut rng: Rng,
     ops: usize,
+    workload_time: Duration,
     registry: Registry,
     phase: Rc<Cell<Phase>>,
     outcome: Rc<RefCell<Outcome>>,
@@ -307,7 +336,11 @@ async fn workload(
     let mut histories: BTreeMap<&str, StreamHistory> = BTreeMap::new();
     let mut generation = 0u64;
     let mut target = NODES[rng.below(3) as usize];
+    let stop = tokio::time::Instant::now() + workload_time;
     for _ in 0..ops {
+        if tokio::time::Instant::now() > stop {
+            break;
+        }
         let name = STREAMS[rng.below(STREAMS.len() as u64) as usize];
         let history = histories.entry(name).or_default();
         generation += 1;
@@ -408,16 +441,28 @@ async fn workload(
                     catalogue
                         .streams
                         .values()
-                        .map(|entry| (&entry.meta.name, entry.version, entry.meta.tags.get(GEN_TAG)))
+                        .map(|entry| (
+                            &entry.meta.name,
+                            entry.version,
+                            entry.meta.tags.get(GEN_TAG)
+                        ))
                         .collect::<Vec<_>>()
                 );
             }
             return Err(text);
         }
     };
-    // No acknowledged change lost.
-    let catalogue = &catalogues[0].2;
-    for (name, history) in &histories {
+    check_acknowledged(&histories, &catalogues[0].2)
+}
+
+/// No acknowledged change lost: each stream in `catalogue` is in the state of its last
+/// acknowledged change (at the version that change was answered with) or of a later change
+/// whose fate the workload never learned.
+fn check_acknowledged(
+    histories: &BTreeMap<&str, StreamHistory>,
+    catalogue: &CatalogueState,
+) -> Result<(), String> {
+    for (name, history) in histories {
         let entry = catalogue.stream(ACCOUNT, name);
         let actual = entry.map(|entry| {
             entry
@@ -452,4 +497,58 @@ async fn workload(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalogue_with(generation: Option<u64>, version: u64) -> CatalogueState {
+        let mut catalogue = CatalogueState::new(String::new());
+        if let Some(generation) = generation {
+            let meta = stream_meta("alpha", generation);
+            catalogue
+                .apply(&Command::CreateStream { meta })
+                .expect("create");
+            for _ in 1..version {
+                let meta = stream_meta("alpha", generation);
+                let current = catalogue.stream(ACCOUNT, "alpha").expect("there").version;
+                catalogue
+                    .apply(&Command::ReplaceStream {
+                        meta,
+                        if_version: current,
+                    })
+                    .expect("replace");
+            }
+        }
+        catalogue
+    }
+
+    fn history(
+        possible: Vec<Option<u64>>,
+        last_acked: Option<(Option<u64>, u64)>,
+    ) -> StreamHistory {
+        StreamHistory {
+            believed: None,
+            possible,
+            last_acked,
+        }
+    }
+
+    #[test]
+    fn a_lost_or_rewritten_acknowledged_change_is_reported() {
+        let acked = BTreeMap::from([("alpha", history(vec![Some(5)], Some((Some(5), 3))))]);
+        assert!(check_acknowledged(&acked, &catalogue_with(Some(5), 3)).is_ok());
+        // An older generation, the stream gone, or the right generation at another version.
+        assert!(check_acknowledged(&acked, &catalogue_with(Some(4), 2)).is_err());
+        assert!(check_acknowledged(&acked, &catalogue_with(None, 0)).is_err());
+        assert!(check_acknowledged(&acked, &catalogue_with(Some(5), 2)).is_err());
+        // A later change whose answer never came may or may not be there.
+        let uncertain =
+            BTreeMap::from([("alpha", history(vec![Some(5), None], Some((Some(5), 3))))]);
+        assert!(check_acknowledged(&uncertain, &catalogue_with(None, 0)).is_ok());
+        // A stream nobody proposed must not appear.
+        let untouched = BTreeMap::from([("alpha", history(Vec::new(), None))]);
+        assert!(check_acknowledged(&untouched, &catalogue_with(Some(1), 1)).is_err());
+    }
 }

@@ -14,8 +14,8 @@ use openraft::raft::{
 use openraft::storage::SnapshotMeta;
 use openraft::EntryPayload;
 use riffle_cluster::{
-    ClusterNode, Entry, FramePayload, LogId, Membership, PayloadKind, RiffleRaft,
-    StoredMembership, Vote,
+    ClusterNode, Entry, FramePayload, LogId, Membership, PayloadKind, RiffleRaft, StoredMembership,
+    Vote,
 };
 use riffle_core::catalogue::Command;
 use serde::{Deserialize, Serialize};
@@ -194,7 +194,10 @@ pub enum Proposed {
     /// Applied; the stream's version (0 for commands about no stream).
     Applied(u64),
     /// Rejected by the catalogue (`Stale`'s current version, or 0).
-    Rejected { reason: String, current: Option<u64> },
+    Rejected {
+        reason: String,
+        current: Option<u64>,
+    },
     /// Not the leader; who is, if known.
     Forward(Option<u64>),
     /// Anything else (the group stopped, a membership change): no verdict.
