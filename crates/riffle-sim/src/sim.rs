@@ -145,7 +145,7 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
         let registry = registry.clone();
         let phase = phase.clone();
         let outcome = outcome.clone();
-        let client_rng = Rng::new(plan.seed ^ 0x5EED_C11E_47);
+        let client_rng = Rng::new(plan.seed ^ 0x005E_EDC1_1E47);
         let ops = plan.ops;
         let workload_time = plan.workload_time;
         sim.client("workload", async move {
