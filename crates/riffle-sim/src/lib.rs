@@ -10,7 +10,9 @@
 //! `CreateStream`, `ReplaceStream` and `DeleteStream` (with the versions it believes current)
 //! at random nodes, following `ForwardToLeader`. Between simulation steps a driver with its
 //! own seeded RNG injects faults every 200 ms of simulated time: isolating a node, one-way
-//! partitions, lossy links, repairs, crashing a node (turmoil drops its runtime and tasks;
+//! partitions, lossy links (turmoil's per-link fail rate: a message may drop what is in
+//! flight on its link, which breaks that TCP exchange; the RPC times out and reconnects),
+//! repairs, crashing a node (turmoil drops its runtime and tasks;
 //! its files stay) and restarting it (a bounce reopens the same directory).
 //!
 //! # What is checked
@@ -40,9 +42,12 @@
 //!
 //! * openraft draws election timeouts and tick phases from `AsyncRuntime::thread_rng()`,
 //!   which for `TokioRuntime` is the unseeded `rand::ThreadRng`. openraft 0.10 ships
-//!   `openraft_rt::DeterministicRng<RT>`, a runtime wrapper whose `thread_rng` is seeded;
-//!   using it means making [`riffle_cluster::RiffleRaft`]'s `AsyncRuntime` configurable (a
-//!   test feature of riffle-cluster), which is the next step;
+//!   `openraft_rt::DeterministicRng<RT>`, a runtime wrapper whose `thread_rng` draws from a
+//!   seed set per task tree (`DeterministicRng::scope(seed, future)`, inherited by spawned
+//!   tasks; outside a scope it has no seed). Using it means a [`riffle_cluster::RiffleRaft`]
+//!   whose `AsyncRuntime` is that wrapper in the simulator only (a second type configuration
+//!   or a generic one, since a cargo feature would be unified into every workspace build),
+//!   which is the next step;
 //! * tokio's `select!` picks branches with the runtime's RNG; turmoil seeds it from the run's
 //!   seed only in builds with `--cfg tokio_unstable` (tokio's `rng_seed` is unstable), which
 //!   riffle's builds do not use;

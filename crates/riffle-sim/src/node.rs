@@ -1,5 +1,5 @@
 //! One metadata-group node as a turmoil host: its storage in its own directory, openraft's
-//! RPCs served and sent as [`wire`](crate::wire) frames over turmoil's TCP, and the
+//! RPCs served and sent as [`crate::wire`] frames over turmoil's TCP, and the
 //! workload's proposals answered.
 
 use std::io;
