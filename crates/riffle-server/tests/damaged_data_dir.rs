@@ -165,10 +165,11 @@ async fn data_the_catalogue_does_not_name_is_kept_and_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     written(&data, 5).await;
-    // A stream directory from elsewhere (a copy, a restore) holding a real segment.
+    // A stream directory from elsewhere (a copy, a restore) holding a real segment. (The
+    // segment is found first: `segments` looks in the only stream directory there is.)
+    let segment = segments(&data, 0)[0].clone();
     let stranger = data.join("streams").join("feedfacefeedface").join("0");
     fs::create_dir_all(&stranger).unwrap();
-    let segment = segments(&data, 0)[0].clone();
     fs::copy(&segment, stranger.join("00000000000000000001.log")).unwrap();
     let before = snapshot(&data);
     let stderr = refused(&data);
