@@ -179,6 +179,7 @@ mod tests {
                 created_ms: 1_000,
                 sequence_epoch_s: 1,
                 closed: None,
+                replicas: Vec::new(),
             }],
             consumers: Vec::new(),
             policy: None,

@@ -59,6 +59,7 @@ fn shard(ordinal: u32, start: u128, end: u128, parent: Option<u32>) -> ShardMeta
         created_ms: 1_000,
         sequence_epoch_s: 1,
         closed: None,
+        replicas: Vec::new(),
     }
 }
 

@@ -477,6 +477,7 @@ mod tests {
             created_ms: 1_000,
             sequence_epoch_s: 1,
             closed: None,
+            replicas: Vec::new(),
         }
     }
 

@@ -174,7 +174,7 @@ pub async fn put_records(
                 continue;
             }
             let sealer = sealing.and_then(|crypto| crypto.sealer(shard.meta.ordinal));
-            match shard.log.append_nowait(&batch, now, sealer.as_ref()) {
+            match shard.log.start_append(&batch, now, sealer.as_ref()) {
                 Err(AppendError::Sealed) => todo.extend(
                     places
                         .into_iter()
@@ -183,15 +183,26 @@ pub async fn put_records(
                 ),
                 written => {
                     let bytes = crate::metrics::record_bytes(&batch);
-                    pending.push((shard, places, written, bytes));
+                    pending.push((shard, places, written, bytes, batch));
                 }
             }
         }
-        for (shard, places, written, bytes) in pending {
+        for (shard, places, written, bytes, batch) in pending {
             let outcome = match written {
-                Ok(appended) => shard.log.wait_acknowledged(appended).await,
+                Ok(started) => shard.log.finish_append(started).await,
                 Err(error) => Err(error),
             };
+            if matches!(outcome, Err(AppendError::Sealed)) {
+                // A replicated shard learns of its seal from its group, after the frame left:
+                // the group stored nothing readable of it, so it is routed again.
+                todo.extend(
+                    places
+                        .into_iter()
+                        .zip(batch)
+                        .map(|((place, hash_key), record)| (place, record, hash_key)),
+                );
+                continue;
+            }
             match &outcome {
                 Ok(appended) => {
                     crate::metrics::written(stream, &shard, bytes, places.len() as u64);

@@ -77,6 +77,10 @@ pub struct ShardMeta {
     pub sequence_epoch_s: u64,
     /// Set once the shard is sealed by a reshard: the last log index it holds and when.
     pub closed: Option<ClosedShard>,
+    /// In a cluster, the ids of the nodes whose replication group holds the shard (decided
+    /// when the shard is made); empty on a single node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<u64>,
 }
 
 impl ShardMeta {

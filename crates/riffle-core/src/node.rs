@@ -503,6 +503,38 @@ pub struct Node {
     catalogue: std::sync::Mutex<CatalogueState>,
     /// The last watermarks written (see `crate::watermarks`); its lock orders the writes.
     watermarks: std::sync::Mutex<WatermarkDocument>,
+    /// Set on a cluster node (see [`ClusterSeam`]); unset, the node is a single node.
+    cluster: std::sync::OnceLock<Arc<dyn ClusterSeam>>,
+    /// Orders [`Node::apply_catalogue`] calls (never held across a proposal).
+    reconciling: AsyncMutex<()>,
+}
+
+/// A boxed future, as the cluster seam's methods return.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// What a cluster node plugs into the node (implemented by riffle-cluster): the two seams of
+/// ARCHITECTURE.md ("The cluster"). The catalogue replica is `propose`; the shard replicator
+/// is the [`ShardLog`] that `open_shard` returns, whose appends go through its group.
+pub trait ClusterSeam: Send + Sync + 'static {
+    /// Proposes `command` to the metadata group; resolves once it is applied on this node
+    /// (so this node's catalogue already reflects it), with the catalogue's answer.
+    fn propose(&self, command: Command) -> BoxFuture<Result<Applied, crate::Error>>;
+    /// The log of the shard `meta` of the stream stored as `dir_id`, in `dir`: its group is
+    /// opened (and, for a new shard, started with `meta.replicas`) unless it is open already,
+    /// in which case the same log is returned.
+    fn open_shard(
+        &self,
+        dir_id: &str,
+        meta: &ShardMeta,
+        dir: PathBuf,
+    ) -> BoxFuture<Result<Arc<ShardLog>, String>>;
+    /// Stops the groups of these shards of the stream stored as `dir_id` (deleted or expired).
+    fn close_shards(&self, dir_id: &str, ordinals: &[u32]);
+    /// The nodes that are to replicate a shard made now.
+    fn replicas_for_new_shard(&self) -> Vec<u64>;
+    /// Whether this node leads the metadata group (background deciders such as the ON_DEMAND
+    /// scaler run on that node only).
+    fn leads_catalogue(&self) -> bool;
 }
 
 /// How often the watermarks are rewritten (when something changed).
@@ -746,6 +778,7 @@ impl Node {
                         created_ms: now,
                         sequence_epoch_s: (now / 1000).max(shard_meta.sequence_epoch_s() + 1),
                         closed: None,
+                        replicas: shard_meta.replicas.clone(),
                     };
                     let dir = shard_dir(&data_dir, &stream_meta.dir_id, ordinal);
                     let (log, _) = Log::open_with_cache(
@@ -802,6 +835,8 @@ impl Node {
             subscriptions: crate::subscribe::Subscriptions::default(),
             catalogue: std::sync::Mutex::new(CatalogueState::from_document(&document)),
             watermarks: std::sync::Mutex::new(marks),
+            cluster: std::sync::OnceLock::new(),
+            reconciling: AsyncMutex::new(()),
         });
         // The watermarks first (this start is not clean until it shuts down cleanly), then a
         // catalogue that says they exist: a crash between the two leaves a catalogue that
@@ -812,6 +847,256 @@ impl Node {
             node.persist_blocking(&current).map_err(OpenError::Meta)?;
         }
         Ok(node)
+    }
+
+    /// A cluster node over `config.data_dir`: no stream until the metadata group's catalogue
+    /// is applied ([`Node::apply_catalogue`]) once [`Node::attach_cluster`] gave it the
+    /// cluster. The shard logs, their votes and the catalogue's log live in the groups'
+    /// directories, so neither `meta.json` nor the watermarks are kept. `token_key` must be
+    /// the same on every node (iterators minted by one node are read on any).
+    pub fn open_cluster(config: NodeConfig, token_key: [u8; 32]) -> Result<Arc<Node>, OpenError> {
+        let data_dir = config.data_dir.clone();
+        riffle_log::create_owner_only_dirs(&streams_dir(&data_dir)).map_err(io_error(&data_dir))?;
+        let flusher = Flusher::start(Duration::ZERO).map_err(io_error(&data_dir))?;
+        let keys = Arc::clone(&config.kms_keys);
+        Ok(Arc::new(Node {
+            control_throttle: ControlThrottle::for_limits(config.limits),
+            config,
+            token_key,
+            keys,
+            streams: RwLock::new(HashMap::new()),
+            control: AsyncMutex::new(()),
+            flusher,
+            subscriptions: crate::subscribe::Subscriptions::default(),
+            catalogue: std::sync::Mutex::new(CatalogueState::new(hex(&token_key))),
+            watermarks: std::sync::Mutex::new(WatermarkDocument::default()),
+            cluster: std::sync::OnceLock::new(),
+            reconciling: AsyncMutex::new(()),
+        }))
+    }
+
+    /// Makes this node a cluster node (once, before it serves).
+    pub fn attach_cluster(&self, cluster: Arc<dyn ClusterSeam>) {
+        if self.cluster.set(cluster).is_err() {
+            tracing::warn!("the cluster was attached twice; keeping the first");
+        }
+    }
+
+    /// The cluster this node belongs to, if it is a cluster node.
+    pub fn cluster(&self) -> Option<&Arc<dyn ClusterSeam>> {
+        self.cluster.get()
+    }
+
+    /// Whether background deciders (the ON_DEMAND scaler, expiry of closed shards) run here:
+    /// always on a single node, on the metadata group's leader in a cluster.
+    pub fn decides(&self) -> bool {
+        self.cluster.get().is_none_or(|cluster| cluster.leads_catalogue())
+    }
+
+    /// Brings this node's streams in line with `state`, the catalogue as the metadata group
+    /// applied it: opens the groups of new streams and shards, publishes changed states,
+    /// closes what was deleted. Called by the cluster after every applied batch, on every
+    /// node; the node that proposed a change may have published it already, which makes
+    /// the call a no-op for that stream.
+    pub async fn apply_catalogue(&self, state: CatalogueState) {
+        let _reconciling = self.reconciling.lock().await;
+        let document = state.to_document();
+        *self.catalogue.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        let Some(cluster) = self.cluster.get().cloned() else {
+            return;
+        };
+        let mut named = std::collections::HashSet::new();
+        for meta in &document.streams {
+            named.insert((meta.account.clone(), meta.name.clone()));
+            match self.stream(&meta.account, &meta.name) {
+                Some(stream) if stream.dir_id == meta.dir_id => {
+                    if stream.to_meta_with(&stream.state()) != *meta {
+                        if let Err(error) = self.reconcile_stream(&cluster, &stream, meta).await {
+                            tracing::error!(stream = %meta.name, %error, "could not apply a catalogue change to a stream");
+                        }
+                    }
+                }
+                existing => {
+                    if let Some(old) = existing {
+                        self.drop_stream_locally(&cluster, &old).await;
+                    }
+                    match self.build_replicated_stream(&cluster, meta).await {
+                        Ok(stream) => {
+                            self.streams
+                                .write()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert((meta.account.clone(), meta.name.clone()), stream);
+                        }
+                        Err(error) => {
+                            tracing::error!(stream = %meta.name, %error, "could not open a stream the catalogue names")
+                        }
+                    }
+                }
+            }
+        }
+        let gone: Vec<Arc<Stream>> = self
+            .all_streams()
+            .into_iter()
+            .filter(|stream| !named.contains(&(stream.account.clone(), stream.name.clone())))
+            .collect();
+        for stream in gone {
+            self.drop_stream_locally(&cluster, &stream).await;
+        }
+    }
+
+    async fn build_replicated_stream(
+        &self,
+        cluster: &Arc<dyn ClusterSeam>,
+        meta: &StreamMeta,
+    ) -> Result<Arc<Stream>, crate::Error> {
+        let crypto = crate::encryption::restore(&self.keys, meta)
+            .map_err(|error| crate::Error::internal(error.to_string()))?;
+        let mut logs = Vec::with_capacity(meta.shards.len());
+        for shard_meta in &meta.shards {
+            let dir = shard_dir(&self.config.data_dir, &meta.dir_id, shard_meta.ordinal);
+            logs.push(
+                cluster
+                    .open_shard(&meta.dir_id, shard_meta, dir)
+                    .await
+                    .map_err(crate::Error::internal)?,
+            );
+        }
+        let stream = Self::build_stream(&self.config, meta, logs, crypto)
+            .map_err(|error| crate::Error::internal(error.to_string()))?;
+        Ok(Arc::new(stream))
+    }
+
+    /// Publishes `meta` (the catalogue's entry for `stream`) as the stream's state, keeping
+    /// the shards it already has and opening the groups of new ones.
+    async fn reconcile_stream(
+        &self,
+        cluster: &Arc<dyn ClusterSeam>,
+        stream: &Arc<Stream>,
+        meta: &StreamMeta,
+    ) -> Result<(), crate::Error> {
+        let before = stream.state();
+        let mut shards = Vec::with_capacity(meta.shards.len());
+        for shard_meta in &meta.shards {
+            match before.shard(shard_meta.ordinal) {
+                Some(shard) if shard.meta == *shard_meta => shards.push(Arc::clone(shard)),
+                Some(shard) => shards.push(Arc::new(Shard {
+                    meta: shard_meta.clone(),
+                    log: Arc::clone(&shard.log),
+                    throttle: shard.throttle.clone(),
+                    metrics: Arc::clone(&shard.metrics),
+                })),
+                None => {
+                    let dir = shard_dir(&self.config.data_dir, &meta.dir_id, shard_meta.ordinal);
+                    let log = cluster
+                        .open_shard(&meta.dir_id, shard_meta, dir)
+                        .await
+                        .map_err(crate::Error::internal)?;
+                    shards.push(Arc::new(Shard::new(
+                        shard_meta.clone(),
+                        log,
+                        self.config.limits,
+                    )));
+                }
+            }
+        }
+        shards.sort_by_key(|shard| shard.meta.ordinal);
+        let expired: Vec<u32> = before
+            .shards
+            .iter()
+            .map(|shard| shard.meta.ordinal)
+            .filter(|ordinal| !meta.shards.iter().any(|shard| shard.ordinal == *ordinal))
+            .collect();
+        let policy = match &meta.policy {
+            Some(text) => Some(Arc::new(crate::policy::ResourcePolicy::parse(text).map_err(
+                |reason| crate::Error::internal(format!("a stored policy does not parse: {reason}")),
+            )?)),
+            None => None,
+        };
+        let crypto = crate::encryption::restore(&self.keys, meta)
+            .map_err(|error| crate::Error::internal(error.to_string()))?;
+        stream.set_state(StreamState {
+            mode: meta.mode,
+            retention_hours: meta.retention_hours,
+            max_record_size_kib: meta.max_record_size_kib,
+            tags: meta.tags.clone(),
+            shard_level_metrics: meta.shard_level_metrics.clone(),
+            next_shard_ordinal: meta.next_shard_ordinal,
+            shards,
+            consumers: meta
+                .consumers
+                .iter()
+                .filter(|consumer| consumer.deleting_ms.is_none())
+                .cloned()
+                .collect(),
+            policy,
+            warm_throughput_mibps: meta.warm_throughput_mibps,
+            crypto,
+        });
+        if !expired.is_empty() {
+            cluster.close_shards(&stream.dir_id, &expired);
+            for ordinal in expired {
+                self.remove_dir_locally(format!("{}/{ordinal}", stream.dir_id))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Unpublishes a stream the catalogue no longer names, stops its groups and removes its
+    /// data from this node.
+    async fn drop_stream_locally(&self, cluster: &Arc<dyn ClusterSeam>, stream: &Arc<Stream>) {
+        {
+            let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+            let key = (stream.account.clone(), stream.name.clone());
+            if streams
+                .get(&key)
+                .is_some_and(|current| Arc::ptr_eq(current, stream))
+            {
+                streams.remove(&key);
+            }
+        }
+        let ordinals: Vec<u32> = stream
+            .state()
+            .shards
+            .iter()
+            .map(|shard| shard.meta.ordinal)
+            .collect();
+        cluster.close_shards(&stream.dir_id, &ordinals);
+        self.remove_dir_locally(stream.dir_id.clone()).await;
+    }
+
+    async fn remove_dir_locally(&self, relative: String) {
+        let dir = streams_dir(&self.config.data_dir).join(&relative);
+        let removal = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(format!("{}: {error}", dir.display())),
+        })
+        .await;
+        if let Ok(Err(error)) = removal {
+            tracing::warn!(%error, "could not remove data the catalogue no longer names");
+        }
+    }
+
+    /// A new shard's log: a group of the cluster, or a local log.
+    async fn make_shard_log(
+        &self,
+        dir_id: &str,
+        meta: &ShardMeta,
+    ) -> Result<Arc<ShardLog>, crate::Error> {
+        let dir = shard_dir(&self.config.data_dir, dir_id, meta.ordinal);
+        if let Some(cluster) = self.cluster.get() {
+            return cluster
+                .open_shard(dir_id, meta, dir)
+                .await
+                .map_err(crate::Error::internal);
+        }
+        let config = self.config.clone();
+        let flusher = self.flusher.clone();
+        tokio::task::spawn_blocking(move || Self::new_shard_log(&config, &flusher, &dir))
+            .await
+            .map_err(|error| crate::Error::internal(format!("shard creation failed: {error}")))?
+            .map_err(|error| crate::Error::internal(format!("cannot create a shard log: {error}")))
     }
 
     /// Opens one shard's log against its watermarks: `Ok((log, None))` when everything
@@ -1027,6 +1312,9 @@ impl Node {
     /// through the metadata Raft group instead. The caller holds `control()`. An AWS-managed
     /// key made since the last write is recorded in the same write.
     pub async fn propose(&self, command: Command) -> Result<Applied, crate::Error> {
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.propose(command).await;
+        }
         let mut next = self.catalogue_state();
         if let Some(key) = self.keys.managed() {
             if next.aws_managed_key.as_ref() != Some(key) {
@@ -1130,6 +1418,11 @@ impl Node {
     ) -> Result<Arc<Stream>, crate::Error> {
         let created_ms = now_ms();
         let dir_id = hex(&random_bytes::<16>());
+        let replicas = self
+            .cluster
+            .get()
+            .map(|cluster| cluster.replicas_for_new_shard())
+            .unwrap_or_default();
         let ranges = riffle_proto::hashkey::initial_shard_ranges(shard_count);
         let shard_metas: Vec<ShardMeta> = ranges
             .iter()
@@ -1143,6 +1436,7 @@ impl Node {
                 created_ms,
                 sequence_epoch_s: created_ms / 1000,
                 closed: None,
+                replicas: replicas.clone(),
             })
             .collect();
         let stream_meta = StreamMeta {
@@ -1163,6 +1457,17 @@ impl Node {
             encryption: None,
             sealing_keys: Vec::new(),
         };
+        if self.cluster.get().is_some() {
+            // Every node (this one included) opens the shards' groups when it applies the
+            // command; the proposal resolves once this node has.
+            self.propose(Command::CreateStream { meta: stream_meta })
+                .await?;
+            let stream = self.stream(account, name).ok_or_else(|| {
+                crate::Error::internal("the created stream was not opened on this node")
+            })?;
+            stream.mark_creating(self.config.create_window);
+            return Ok(stream);
+        }
         let config = self.config.clone();
         let flusher = self.flusher.clone();
         // Shard directories first, catalogue second, publication last: a crash before the
@@ -1198,6 +1503,15 @@ impl Node {
 
     /// Removes a stream and its data. The caller holds `control()`.
     pub async fn delete_stream(&self, stream: &Arc<Stream>) -> Result<(), crate::Error> {
+        if self.cluster.get().is_some() {
+            // Every node unpublishes the stream and removes its data when it applies this.
+            let command = Command::DeleteStream {
+                account: stream.account.clone(),
+                name: stream.name.clone(),
+                if_version: self.stream_version(stream),
+            };
+            return self.propose(command).await.map(|_| ());
+        }
         let key = (stream.account.clone(), stream.name.clone());
         self.streams
             .write()
@@ -1318,12 +1632,34 @@ impl Node {
                 created_ms,
                 sequence_epoch_s,
                 closed: None,
+                replicas: self
+                    .cluster
+                    .get()
+                    .map(|cluster| cluster.replicas_for_new_shard())
+                    .unwrap_or_default(),
             });
         }
         let config = self.config.clone();
         let flusher = self.flusher.clone();
         let dir_id = stream.dir_id.clone();
-        let opened = tokio::task::spawn_blocking(move || {
+        let opened = if self.cluster.get().is_some() {
+            let mut children = Vec::with_capacity(metas.len());
+            let mut failed = None;
+            for meta in metas {
+                match self.make_shard_log(&dir_id, &meta).await {
+                    Ok(log) => children.push(Shard::new(meta, log, config.limits)),
+                    Err(error) => {
+                        failed = Some(error);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                Some(error) => Ok(Err(error)),
+                None => Ok(Ok(children)),
+            }
+        } else {
+            tokio::task::spawn_blocking(move || {
             metas
                 .into_iter()
                 .map(|meta| {
@@ -1337,8 +1673,9 @@ impl Node {
                     Ok(Shard::new(meta, log, config.limits))
                 })
                 .collect::<Result<Vec<Shard>, crate::Error>>()
-        })
-        .await
+            })
+            .await
+        }
         .map_err(|error| crate::Error::internal(format!("reshard failed: {error}")))?;
         let children = match opened {
             Ok(children) => children,
@@ -1364,10 +1701,7 @@ impl Node {
         let mut seals: Vec<(u32, Arc<ShardLog>, u64)> = Vec::with_capacity(to_seal.len());
         let mut failure = None;
         for (ordinal, log) in &to_seal {
-            let sealed = match log.seal(created_ms) {
-                Ok(appended) => log.wait_acknowledged(appended).await,
-                Err(error) => Err(error),
-            };
+            let sealed = log.seal_and_wait(created_ms).await;
             match sealed {
                 Ok(appended) => seals.push((*ordinal, Arc::clone(log), appended.index)),
                 Err(error) => {
@@ -1506,6 +1840,9 @@ impl Node {
     }
 
     async fn expire_closed_shards_at(&self, now_ms: u64) {
+        if !self.decides() {
+            return;
+        }
         for stream in self.all_streams() {
             let state = stream.state();
             let cutoff_ms = now_ms.saturating_sub(u64::from(state.retention_hours) * 3_600_000);
@@ -1554,6 +1891,10 @@ impl Node {
     /// Removes `DATA/streams/<relative>`, which the catalogue lists as being removed, then
     /// records that it is gone (so a failure leaves it listed, for the next start to finish).
     async fn remove_data_dir(&self, relative: String) {
+        if self.cluster.get().is_some() {
+            // Every node removes its own copy when it applies the change.
+            return;
+        }
         let dir = streams_dir(&self.config.data_dir).join(&relative);
         let removal = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -1594,6 +1935,10 @@ impl Node {
     /// Writes `DATA/watermarks.json` from every shard's current first and synced index, if
     /// anything changed since the last write (or `clean_shutdown` is asked for).
     pub fn write_watermarks(&self, clean_shutdown: bool) -> Result<(), meta::MetaError> {
+        if self.cluster.get().is_some() {
+            // A cluster node's groups keep their own marks (votes, committed ids).
+            return Ok(());
+        }
         let streams = self.all_streams();
         let mut marks = self.watermarks.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = WatermarkDocument {

@@ -152,6 +152,12 @@ pub fn start(node: &Arc<Node>) {
         loop {
             ticker.tick().await;
             let Some(node) = weak.upgrade() else { return };
+            if !node.decides() {
+                // In a cluster, the metadata group's leader scales (every replica of a shard
+                // counts what it applies, so its rates are the stream's).
+                samples.clear();
+                continue;
+            }
             round(&node, &config, &mut samples).await;
         }
     });

@@ -72,6 +72,9 @@ pub enum AppendError {
     Sealed,
     /// The payload could not be encrypted (no randomness for a nonce).
     Encrypt(crypto::SealError),
+    /// The shard's replication group could not take the frame now (no leader reachable, a
+    /// leader change mid-append): retriable.
+    Replication(String),
 }
 
 impl std::fmt::Display for AppendError {
@@ -81,11 +84,41 @@ impl std::fmt::Display for AppendError {
             AppendError::Poisoned => write!(f, "log is poisoned by an earlier fsync failure"),
             AppendError::Sealed => write!(f, "the shard is sealed by a reshard"),
             AppendError::Encrypt(error) => write!(f, "cannot encrypt the frame: {error}"),
+            AppendError::Replication(reason) => write!(f, "replication failed: {reason}"),
         }
     }
 }
 
 impl std::error::Error for AppendError {}
+
+/// A frame for a shard's replication group: what a local append would write, less the
+/// index and the leader, which the group decides.
+#[derive(Debug, Clone)]
+pub struct ReplicaFrame {
+    pub kind: FrameKind,
+    pub flags: u16,
+    pub record_count: u16,
+    /// The arrival time the entry node gave the batch (epoch ms).
+    pub ts_ms: u64,
+    /// The encoded records.
+    pub payload: Vec<u8>,
+}
+
+/// A shard's replication group as the domain sees it (implemented by riffle-cluster). An
+/// append resolves once the frame is committed on a majority of the shard's replicas and
+/// applied here, with the frame index it landed at.
+pub trait ShardReplica: Send + Sync + 'static {
+    fn append(
+        &self,
+        frame: ReplicaFrame,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Appended, AppendError>> + Send>>;
+}
+
+/// An append started with [`ShardLog::start_append`].
+pub enum PendingAppend {
+    Local(Appended),
+    Replicated(tokio::task::JoinHandle<Result<Appended, AppendError>>),
+}
 
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy)]
@@ -102,9 +135,13 @@ struct Writer {
 }
 
 pub struct ShardLog {
-    writer: Mutex<Writer>,
+    /// The local writer; `None` for a replicated shard, whose log the replication group
+    /// writes (see [`ShardReplica`]).
+    writer: Option<Mutex<Writer>>,
+    /// The shard's replication group, for a shard of a cluster node.
+    replica: Option<Arc<dyn ShardReplica>>,
     reader: LogReader,
-    tail: watch::Sender<TailState>,
+    tail: Arc<watch::Sender<TailState>>,
     durability: Durability,
     flusher: Flusher,
     /// Set while this shard waits in the flusher's queue, so a burst of appends queues it once.
@@ -168,13 +205,14 @@ impl ShardLog {
             poisoned: false,
         });
         Ok(Arc::new(ShardLog {
-            writer: Mutex::new(Writer {
+            writer: Some(Mutex::new(Writer {
                 log,
                 ts_last_ms,
                 sealed,
-            }),
+            })),
+            replica: None,
             reader,
-            tail,
+            tail: Arc::new(tail),
             durability,
             flusher,
             flush_queued: AtomicBool::new(false),
@@ -183,12 +221,110 @@ impl ShardLog {
         }))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Writer> {
+    /// A shard whose log a replication group writes: `reader` reads that log, `tail` is
+    /// published by the group as entries are committed and applied, and appends go through
+    /// `replica`.
+    pub fn replicated(
+        reader: LogReader,
+        replica: Arc<dyn ShardReplica>,
+        tail: Arc<watch::Sender<TailState>>,
+        durability: Durability,
+        flusher: Flusher,
+    ) -> Arc<ShardLog> {
+        Arc::new(ShardLog {
+            writer: None,
+            replica: Some(replica),
+            reader,
+            tail,
+            durability,
+            flusher,
+            flush_queued: AtomicBool::new(false),
+            written_bytes: AtomicU64::new(0),
+            written_records: AtomicU64::new(0),
+        })
+    }
+
+    /// Counts a frame the shard's group applied (what [`ShardLog::written`] reports for a
+    /// replicated shard: every replica counts every frame, wherever it entered).
+    pub fn note_applied(&self, bytes: u64, records: u64) {
+        self.written_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.written_records.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// Whether a replication group writes this log.
+    pub fn is_replicated(&self) -> bool {
+        self.replica.is_some()
+    }
+
+    /// The local writer (`None` for a replicated shard).
+    fn lock(&self) -> Option<MutexGuard<'_, Writer>> {
         // A panic while holding the lock cannot leave the log half-written in memory: the log
         // only advances its indexes after a successful write. Keep serving.
         self.writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .map(|writer| writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Starts appending `records` as one frame: locally, the frame is written and its flush
+    /// queued; for a replicated shard, the frame is sent to the shard's group on a task of its
+    /// own, so that the frames of one request go to their shards' groups in parallel. Wait
+    /// for the result with [`ShardLog::finish_append`].
+    pub fn start_append(
+        self: &Arc<Self>,
+        records: &[NewRecord],
+        now_ms: u64,
+        sealer: Option<&Sealer<'_>>,
+    ) -> Result<PendingAppend, AppendError> {
+        let Some(replica) = &self.replica else {
+            return self
+                .append_nowait(records, now_ms, sealer)
+                .map(PendingAppend::Local);
+        };
+        if sealer.is_some() {
+            return Err(AppendError::Replication(
+                "encrypted streams are not replicated yet".into(),
+            ));
+        }
+        let capacity: usize = records.iter().map(record::encoded_len_max).sum();
+        let mut payload = Vec::with_capacity(capacity);
+        for new_record in records {
+            record::encode(&mut payload, new_record, 0);
+        }
+        let frame = ReplicaFrame {
+            kind: FrameKind::Data,
+            flags: 0,
+            record_count: records.len() as u16,
+            ts_ms: now_ms,
+            payload,
+        };
+        Ok(PendingAppend::Replicated(tokio::spawn(replica.append(frame))))
+    }
+
+    /// Waits until a started append may be acknowledged (see [`ShardLog::start_append`]).
+    pub async fn finish_append(&self, pending: PendingAppend) -> Result<Appended, AppendError> {
+        match pending {
+            PendingAppend::Local(appended) => self.wait_acknowledged(appended).await,
+            PendingAppend::Replicated(task) => task.await.map_err(|error| {
+                AppendError::Replication(format!("the replicated append failed: {error}"))
+            })?,
+        }
+    }
+
+    /// Seals the shard (see [`ShardLog::seal`]) and waits until the seal may be relied on.
+    pub async fn seal_and_wait(self: &Arc<Self>, now_ms: u64) -> Result<Appended, AppendError> {
+        if let Some(replica) = &self.replica {
+            return replica
+                .append(ReplicaFrame {
+                    kind: FrameKind::Seal,
+                    flags: 0,
+                    record_count: 0,
+                    ts_ms: now_ms,
+                    payload: Vec::new(),
+                })
+                .await;
+        }
+        let appended = self.seal(now_ms)?;
+        self.wait_acknowledged(appended).await
     }
 
     /// Appends `records` as one frame and returns once they are acknowledged under the
@@ -276,7 +412,11 @@ impl ShardLog {
     /// Takes back a seal whose reshard could not be persisted. The seal frame stays in the log
     /// (a reader may already have passed it, so its index is never reused); readers skip it.
     pub fn unseal(&self) {
-        self.lock().sealed = false;
+        // A replicated seal is committed on the shard's group and cannot be taken back: the
+        // shard stays closed (ARCHITECTURE.md, the cluster, what is left).
+        if let Some(mut writer) = self.lock() {
+            writer.sealed = false;
+        }
     }
 
     fn append_frame(
@@ -288,7 +428,11 @@ impl ShardLog {
         sealer: Option<&Sealer<'_>>,
     ) -> Result<Appended, AppendError> {
         let appended = {
-            let mut writer = self.lock();
+            let Some(mut writer) = self.lock() else {
+                return Err(AppendError::Replication(
+                    "a replicated shard is appended to through its group".into(),
+                ));
+            };
             if self.tail.borrow().poisoned {
                 return Err(AppendError::Poisoned);
             }
@@ -343,7 +487,7 @@ impl ShardLog {
     fn flush(&self) {
         self.flush_queued.store(false, Ordering::Release);
         let (handle, ts_last_ms) = {
-            let writer = self.lock();
+            let Some(writer) = self.lock() else { return };
             if writer.log.durable_index() >= writer.log.last_index() {
                 return;
             }
@@ -352,7 +496,7 @@ impl ShardLog {
         let upto = handle.upto();
         match handle.sync() {
             Ok(()) => {
-                let mut writer = self.lock();
+                let Some(mut writer) = self.lock() else { return };
                 writer.log.mark_durable(upto);
                 if writer.sealed && writer.log.durable_index() == writer.log.last_index() {
                     // The seal frame is durable: the closed shard's file may now be closed
@@ -380,7 +524,10 @@ impl ShardLog {
 
     /// Flushes synchronously (shutdown and tests).
     pub fn sync_now(&self) -> Result<(), LogError> {
-        let mut writer = self.lock();
+        // A replicated shard's group syncs before it acknowledges anything.
+        let Some(mut writer) = self.lock() else {
+            return Ok(());
+        };
         writer.log.sync()?;
         let upto = writer.log.last_index();
         let ts_last_ms = writer.ts_last_ms;
@@ -403,25 +550,37 @@ impl ShardLog {
 
     /// The first index still stored (retention may have purged older segments).
     pub fn first_index(&self) -> u64 {
-        self.lock().log.first_index()
+        match self.lock() {
+            Some(writer) => writer.log.first_index(),
+            None => self.reader.first_index(),
+        }
     }
 
     /// The last index stored (written, synced or not).
     pub fn last_index(&self) -> u64 {
-        self.lock().log.last_index()
+        match self.lock() {
+            Some(writer) => writer.log.last_index(),
+            None => self.tail().visible_index,
+        }
     }
 
     /// First stored index and the highest index known to be fsynced, read together (what
     /// `crate::watermarks` records).
     pub fn marks(&self) -> (u64, u64) {
-        let writer = self.lock();
-        (writer.log.first_index(), writer.log.durable_index())
+        match self.lock() {
+            Some(writer) => (writer.log.first_index(), writer.log.durable_index()),
+            None => (self.reader.first_index(), self.tail().visible_index),
+        }
     }
 
     /// Deletes whole sealed segments below `index` (finishing a retention pass a crash
     /// interrupted).
     pub fn purge_before(&self, index: u64) -> Result<(), LogError> {
-        self.lock().log.purge_before(index)
+        match self.lock() {
+            Some(mut writer) => writer.log.purge_before(index),
+            // A replicated shard's log is purged by its group.
+            None => Ok(()),
+        }
     }
 
     /// Visible entries from `from`, bounded by count and payload bytes.
@@ -457,7 +616,10 @@ impl ShardLog {
         roll_before_ms: u64,
         record_first: impl FnOnce(u64) -> std::io::Result<()>,
     ) -> Result<u64, LogError> {
-        let mut writer = self.lock();
+        // A replicated shard's log is trimmed by its group (not yet: ARCHITECTURE.md).
+        let Some(mut writer) = self.lock() else {
+            return Ok(0);
+        };
         let mut purge_below = 0;
         let segments = writer.log.segments();
         for segment in &segments {

@@ -290,6 +290,7 @@ fn stream_meta(name: &str, generation: u64) -> StreamMeta {
         created_ms: 1_000,
         sequence_epoch_s: 1,
         closed: None,
+        replicas: Vec::new(),
     };
     StreamMeta {
         account: ACCOUNT.into(),
