@@ -452,6 +452,11 @@ impl RaftLogStorage<RiffleRaft> for LogStore {
 }
 
 impl LogStoreReader {
+    /// The underlying riffle-log reader (what a shard's readers read its frames with).
+    pub fn log_reader(&self) -> LogReader {
+        self.log.clone()
+    }
+
     fn state(&self) -> RwLockReadGuard<'_, ReaderState> {
         self.shared.read().unwrap_or_else(PoisonError::into_inner)
     }

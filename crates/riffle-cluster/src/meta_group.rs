@@ -189,13 +189,31 @@ struct Inner {
 }
 
 /// The shared state behind a [`MetaStateMachine`], its snapshot builders and views.
-#[derive(Debug)]
 struct Shared {
     dir: PathBuf,
     inner: RwLock<Inner>,
     /// Held while the snapshot file is written, so an older snapshot never replaces a newer
     /// one (a builder may run beside an install).
     file: Mutex<()>,
+    /// Called with the catalogue after each applied batch and installed snapshot, before
+    /// `applied_index` moves (the node's reconcile: `Node::apply_catalogue`).
+    hook: Mutex<Option<CatalogueHook>>,
+    /// The Raft index applied (and handed to the hook) so far, for proposers that wait for
+    /// this node to have applied their command.
+    applied_index: tokio::sync::watch::Sender<u64>,
+}
+
+/// What [`MetaStateMachine::set_hook`] takes.
+pub type CatalogueHook = Arc<
+    dyn Fn(CatalogueState) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").field("dir", &self.dir).finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -226,6 +244,12 @@ pub struct MetaView {
 }
 
 impl MetaView {
+    /// Waits until this node has applied (and reconciled) Raft index `index`.
+    pub async fn wait_applied(&self, index: u64) {
+        let mut applied = self.shared.applied_index.subscribe();
+        let _ = applied.wait_for(|applied| *applied >= index).await;
+    }
+
     /// Runs `read` on the current catalogue.
     pub fn read<T>(&self, read: impl FnOnce(&CatalogueState) -> T) -> T {
         read(&self.shared.read().catalogue)
@@ -289,8 +313,38 @@ impl MetaStateMachine {
                     snapshot,
                 }),
                 file: Mutex::new(()),
+                hook: Mutex::new(None),
+                applied_index: tokio::sync::watch::channel(0).0,
             }),
         })
+    }
+
+    /// Sets the hook called with the catalogue after each applied batch (see `Shared::hook`).
+    pub fn set_hook(&self, hook: CatalogueHook) {
+        *self.shared.hook.lock().unwrap_or_else(PoisonError::into_inner) = Some(hook);
+    }
+
+    /// Runs the hook on the current catalogue and publishes the applied index.
+    async fn applied(&self) {
+        let hook = self
+            .shared
+            .hook
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let (catalogue, index) = {
+            let inner = self.shared.read();
+            (
+                inner.catalogue.clone(),
+                inner.applied.map_or(0, |log_id| log_id.index),
+            )
+        };
+        if let Some(hook) = hook {
+            hook(catalogue).await;
+        }
+        self.shared.applied_index.send_modify(|applied| {
+            *applied = (*applied).max(index);
+        });
     }
 
     /// A read-only handle on the state, which stays valid once the state machine is handed
@@ -402,6 +456,7 @@ impl RaftStateMachine<RiffleRaft> for MetaStateMachine {
                 responder.send(response);
             }
         }
+        self.applied().await;
         Ok(())
     }
 
@@ -431,21 +486,24 @@ impl RaftStateMachine<RiffleRaft> for MetaStateMachine {
                 ),
             ));
         }
-        let _file = self
-            .shared
-            .file
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Durable first: openraft purges the log up to the snapshot once this returns.
-        meta_snapshot::write(&self.shared.dir, &snapshot)?;
-        let mut inner = self.shared.write();
-        inner.catalogue = decoded.state;
-        inner.applied = meta.last_log_id;
-        inner.membership = meta.last_membership.clone();
-        inner.snapshot = Some(Snapshot {
-            meta: meta.clone(),
-            snapshot,
-        });
+        {
+            let _file = self
+                .shared
+                .file
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Durable first: openraft purges the log up to the snapshot once this returns.
+            meta_snapshot::write(&self.shared.dir, &snapshot)?;
+            let mut inner = self.shared.write();
+            inner.catalogue = decoded.state;
+            inner.applied = meta.last_log_id;
+            inner.membership = meta.last_membership.clone();
+            inner.snapshot = Some(Snapshot {
+                meta: meta.clone(),
+                snapshot,
+            });
+        }
+        self.applied().await;
         Ok(())
     }
 

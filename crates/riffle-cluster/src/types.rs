@@ -93,6 +93,16 @@ pub enum Response {
     /// The catalogue's answer to a metadata group's command. A rejection is a normal,
     /// deterministic answer that every node gave alike, not an error of the group.
     Catalogue(Result<CatalogueApplied, Rejection>),
+    /// A shard group's answer to a batch that came after the shard's seal: nothing of it
+    /// will ever be read; its records belong to the shard's children.
+    Sealed,
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 openraft::declare_raft_types!(
