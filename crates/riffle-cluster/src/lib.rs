@@ -105,12 +105,14 @@
 //!   00000000000000000001.idx
 //! ```
 
+pub mod cluster;
 mod codec;
 mod durable_file;
 pub mod flush;
 mod log_store;
 pub mod meta_group;
 pub mod meta_snapshot;
+pub mod network;
 pub mod shard_group;
 pub mod types;
 pub mod vote_file;

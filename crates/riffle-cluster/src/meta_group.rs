@@ -212,7 +212,9 @@ pub type CatalogueHook = Arc<
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -321,7 +323,11 @@ impl MetaStateMachine {
 
     /// Sets the hook called with the catalogue after each applied batch (see `Shared::hook`).
     pub fn set_hook(&self, hook: CatalogueHook) {
-        *self.shared.hook.lock().unwrap_or_else(PoisonError::into_inner) = Some(hook);
+        *self
+            .shared
+            .hook
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(hook);
     }
 
     /// Runs the hook on the current catalogue and publishes the applied index.

@@ -94,7 +94,7 @@ pub enum Command {
 }
 
 /// What an applied command produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Applied {
     /// The stream's new version.
     Stream { version: u64 },
@@ -103,7 +103,7 @@ pub enum Applied {
 }
 
 /// Why a command was not applied. The state is unchanged.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Rejection {
     /// CreateStream of a name the account already has.
     Exists,

@@ -535,6 +535,9 @@ pub trait ClusterSeam: Send + Sync + 'static {
     /// Whether this node leads the metadata group (background deciders such as the ON_DEMAND
     /// scaler run on that node only).
     fn leads_catalogue(&self) -> bool;
+    /// This node's view of the cluster (members, leaders, shard replicas, lag) as JSON, for
+    /// `GET /cluster/status` and `riffle cluster status`.
+    fn status_json(&self) -> BoxFuture<String>;
 }
 
 /// How often the watermarks are rewritten (when something changed).
@@ -890,7 +893,9 @@ impl Node {
     /// Whether background deciders (the ON_DEMAND scaler, expiry of closed shards) run here:
     /// always on a single node, on the metadata group's leader in a cluster.
     pub fn decides(&self) -> bool {
-        self.cluster.get().is_none_or(|cluster| cluster.leads_catalogue())
+        self.cluster
+            .get()
+            .is_none_or(|cluster| cluster.leads_catalogue())
     }
 
     /// Brings this node's streams in line with `state`, the catalogue as the metadata group
@@ -1007,9 +1012,11 @@ impl Node {
             .filter(|ordinal| !meta.shards.iter().any(|shard| shard.ordinal == *ordinal))
             .collect();
         let policy = match &meta.policy {
-            Some(text) => Some(Arc::new(crate::policy::ResourcePolicy::parse(text).map_err(
-                |reason| crate::Error::internal(format!("a stored policy does not parse: {reason}")),
-            )?)),
+            Some(text) => Some(Arc::new(
+                crate::policy::ResourcePolicy::parse(text).map_err(|reason| {
+                    crate::Error::internal(format!("a stored policy does not parse: {reason}"))
+                })?,
+            )),
             None => None,
         };
         let crypto = crate::encryption::restore(&self.keys, meta)
@@ -1660,19 +1667,20 @@ impl Node {
             }
         } else {
             tokio::task::spawn_blocking(move || {
-            metas
-                .into_iter()
-                .map(|meta| {
-                    let dir = shard_dir(&config.data_dir, &dir_id, meta.ordinal);
-                    let log = Self::new_shard_log(&config, &flusher, &dir).map_err(|error| {
-                        crate::Error::internal(format!(
-                            "cannot create the log of shard {}: {error}",
-                            meta.ordinal
-                        ))
-                    })?;
-                    Ok(Shard::new(meta, log, config.limits))
-                })
-                .collect::<Result<Vec<Shard>, crate::Error>>()
+                metas
+                    .into_iter()
+                    .map(|meta| {
+                        let dir = shard_dir(&config.data_dir, &dir_id, meta.ordinal);
+                        let log =
+                            Self::new_shard_log(&config, &flusher, &dir).map_err(|error| {
+                                crate::Error::internal(format!(
+                                    "cannot create the log of shard {}: {error}",
+                                    meta.ordinal
+                                ))
+                            })?;
+                        Ok(Shard::new(meta, log, config.limits))
+                    })
+                    .collect::<Result<Vec<Shard>, crate::Error>>()
             })
             .await
         }

@@ -260,9 +260,11 @@ impl ShardLog {
     fn lock(&self) -> Option<MutexGuard<'_, Writer>> {
         // A panic while holding the lock cannot leave the log half-written in memory: the log
         // only advances its indexes after a successful write. Keep serving.
-        self.writer
-            .as_ref()
-            .map(|writer| writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        self.writer.as_ref().map(|writer| {
+            writer
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        })
     }
 
     /// Starts appending `records` as one frame: locally, the frame is written and its flush
@@ -297,7 +299,9 @@ impl ShardLog {
             ts_ms: now_ms,
             payload,
         };
-        Ok(PendingAppend::Replicated(tokio::spawn(replica.append(frame))))
+        Ok(PendingAppend::Replicated(tokio::spawn(
+            replica.append(frame),
+        )))
     }
 
     /// Waits until a started append may be acknowledged (see [`ShardLog::start_append`]).
@@ -496,7 +500,9 @@ impl ShardLog {
         let upto = handle.upto();
         match handle.sync() {
             Ok(()) => {
-                let Some(mut writer) = self.lock() else { return };
+                let Some(mut writer) = self.lock() else {
+                    return;
+                };
                 writer.log.mark_durable(upto);
                 if writer.sealed && writer.log.durable_index() == writer.log.last_index() {
                     // The seal frame is durable: the closed shard's file may now be closed

@@ -211,6 +211,9 @@ async fn handle(
     if request.method() == http::Method::OPTIONS {
         return preflight(request.headers(), origin, &request_id, &id_2);
     }
+    if request.method() == http::Method::GET && request.uri().path() == CLUSTER_STATUS_PATH {
+        return cluster_status(&node, &request_id, &id_2).await;
+    }
     let (parts, body) = request.into_parts();
     // The answer, errors included, is in the request's format: CBOR clients cannot read JSON.
     let format = wire_format(&parts.headers);
@@ -349,6 +352,29 @@ fn aws_headers(headers: &mut HeaderMap, request_id: &str, id_2: &str, origin: Op
 /// The answer to a CORS preflight (any `OPTIONS`): 200 with what a Kinesis call from a page
 /// needs, whatever the origin. The headers the preflight asks for are allowed beside the SDKs'
 /// own, so a header a newer SDK adds does not break pages.
+/// Where a node answers `riffle cluster status` (its own view of the cluster, as JSON).
+pub const CLUSTER_STATUS_PATH: &str = "/cluster/status";
+
+async fn cluster_status(node: &Node, request_id: &str, id_2: &str) -> Response<ResponseBody> {
+    let (status, body) = match node.cluster() {
+        Some(cluster) => (StatusCode::OK, cluster.status_json().await),
+        None => (
+            StatusCode::NOT_FOUND,
+            "{\"error\":\"this riffle is a single node (started without --cluster-listen)\"}"
+                .to_owned(),
+        ),
+    };
+    let mut response = Response::new(full_body(body.into_bytes()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    aws_headers(headers, request_id, id_2, None);
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 fn preflight(
     request: &HeaderMap,
     origin: Option<HeaderValue>,

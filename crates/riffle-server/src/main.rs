@@ -8,6 +8,7 @@
 
 mod auth;
 mod client;
+mod cluster_node;
 mod devcert;
 mod fdlimit;
 mod http;
@@ -45,8 +46,25 @@ enum Command {
     /// Write a local CA and a TLS certificate for localhost, 127.0.0.1 and ::1 (for
     /// `serve --tls-cert`), reusing the CA already in the directory.
     DevCert(devcert::DevCertArgs),
+    /// Look at a cluster (see the README, "Run a cluster").
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     #[command(flatten)]
     Client(client::ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Members, roles, shard replicas and leaders, and replication lag, as the node at
+    /// --endpoint sees them.
+    Status {
+        /// A node's API endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:4567")]
+        endpoint: String,
+        /// Print the node's JSON answer as it is.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -176,6 +194,18 @@ struct ServeArgs {
     /// the README). Without it only alias/aws/kinesis, a key riffle keeps itself, resolves.
     #[arg(long, value_name = "FILE")]
     kms_keys: Option<PathBuf>,
+    /// Make this node part of a cluster: the address its peers reach it at (node-to-node
+    /// traffic, authenticated with the cluster secret). Without it riffle is a single node.
+    #[arg(long, value_name = "ADDR", conflicts_with = "in_memory")]
+    cluster_listen: Option<String>,
+    /// On a node's first start, the cluster address of any member to join (a restarted node
+    /// finds its peers in its data directory).
+    #[arg(long, value_name = "ADDR", requires = "cluster_listen")]
+    join: Option<String>,
+    /// The cluster secret every node shares (default: riffle/cluster.secret in the user's
+    /// configuration directory, created by the first node of a new cluster).
+    #[arg(long, value_name = "FILE", requires = "cluster_listen")]
+    cluster_secret_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -200,6 +230,9 @@ fn main() -> ExitCode {
             }
         },
         Command::DevCert(args) => devcert::run(args),
+        Command::Cluster(ClusterCommand::Status { endpoint, json }) => {
+            cluster_node::status(&endpoint, json, &runtime)
+        }
         Command::Client(command) => client::run(command, &runtime),
     }
 }
@@ -329,7 +362,30 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
 
     let started = std::time::Instant::now();
-    let node = match tokio::task::spawn_blocking(move || Node::open(config)).await {
+    let mut cluster = None;
+    let mut _peer_server = None;
+    let opened = match args.cluster_listen.clone() {
+        Some(listen) => {
+            let cluster_args = cluster_node::ClusterArgs {
+                listen,
+                join: args.join.clone(),
+                secret_file: args.cluster_secret_file.clone(),
+            };
+            match cluster_node::open(cluster_args, config).await {
+                Ok((node, started_cluster, server)) => {
+                    cluster = Some(started_cluster);
+                    _peer_server = Some(server);
+                    Ok(Ok(node))
+                }
+                Err(error) => {
+                    tracing::error!("refusing to start: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => tokio::task::spawn_blocking(move || Node::open(config)).await,
+    };
+    let node = match opened {
         Ok(Ok(node)) => node,
         Ok(Err(error)) => {
             tracing::error!("refusing to start: {error}");
@@ -405,6 +461,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         shutdown_rx,
     )
     .await;
+    if let Some(cluster) = &cluster {
+        cluster.shutdown().await;
+    }
     let final_node = std::sync::Arc::clone(&node);
     let _ = tokio::task::spawn_blocking(move || final_node.shut_down_cleanly()).await;
     drop(node);

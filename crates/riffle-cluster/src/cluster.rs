@@ -1,0 +1,927 @@
+//! A cluster node at run time: the metadata group and the shard groups of one riffle
+//! process, the peer network they share, and riffle-core's [`ClusterSeam`] over them.
+//!
+//! **Identity.** A node's id (random, chosen at its first start) and its cluster address live
+//! in `DATA/cluster.json`; a restarted node finds its peers in its metadata group's log.
+//!
+//! **Starting.** The first node of a cluster (no `--join`, nothing in its data directory)
+//! initializes the metadata group with itself as the only voter. A joining node asks the
+//! node at `--join` to add it; the metadata leader adds it as a learner, then as a voter,
+//! and it receives the catalogue through the log.
+//!
+//! **Requests between nodes** ([`AppRequest`]): a proposal or a shard append reaching a node
+//! that does not lead the group is forwarded to the leader, so any node answers any call.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::Raft;
+use riffle_core::catalogue::{Applied as CatalogueApplied, Command, Rejection};
+use riffle_core::meta::ShardMeta;
+use riffle_core::node::{BoxFuture, ClusterSeam, Node};
+use riffle_core::shard_log::{
+    AppendError, Appended, Durability, Flusher as ShardFlusher, ReplicaFrame, ShardLog,
+    ShardReplica, TailState,
+};
+use riffle_log::{FrameKind, LogOptions};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::flush::SyncNow;
+use crate::meta_group::{self, command_payload, MetaRaft, MetaView};
+use crate::network::{AppHandler, BoxFuture as NetFuture, GroupId, PeerNetwork};
+use crate::shard_group::{self, ShardRaft};
+use crate::types::{ClusterNode, FramePayload, PayloadKind, Response};
+
+/// How long a proposal or an append keeps looking for a leader before giving up.
+const LEADER_WAIT: Duration = Duration::from_secs(8);
+/// How long one call to a peer may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between attempts while a group has no known leader.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// The file holding the node's identity.
+pub const IDENTITY_FILE: &str = "cluster.json";
+
+/// `DATA/cluster.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Identity {
+    pub format: u32,
+    /// This node's id in every group.
+    pub id: u64,
+    /// Its cluster address as peers reach it.
+    pub addr: String,
+}
+
+impl Identity {
+    /// This node's identity: the one recorded, or a new one (a random id) recorded now.
+    pub fn load_or_create(data_dir: &Path, addr: &str) -> io::Result<Identity> {
+        if let Some(identity) = Identity::load(data_dir)? {
+            return Ok(identity);
+        }
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(|error| io::Error::other(error.to_string()))?;
+        // Positive, and exact as a JSON number in any client.
+        let id = (u64::from_le_bytes(bytes) >> 12).max(1);
+        let identity = Identity {
+            format: 1,
+            id,
+            addr: addr.to_owned(),
+        };
+        identity.store(data_dir)?;
+        Ok(identity)
+    }
+
+    /// Reads the identity, or `None` for a directory that never ran as a cluster node.
+    pub fn load(data_dir: &Path) -> io::Result<Option<Identity>> {
+        let path = data_dir.join(IDENTITY_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|error| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is damaged: {error}", path.display()),
+                )
+            }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Writes the identity (owner-only, fsynced, atomically).
+    pub fn store(&self, data_dir: &Path) -> io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        crate::durable_file::replace(data_dir, IDENTITY_FILE, &bytes)
+    }
+}
+
+/// What nodes ask each other beside Raft's own RPCs.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum AppRequest {
+    /// Add the node `id` at `addr` to the cluster (sent to any member; forwarded to the
+    /// metadata leader).
+    Join { id: u64, addr: String },
+    /// Propose a catalogue command (to the metadata leader).
+    Propose { command: Command },
+    /// Append a frame to a shard group (to its leader).
+    ShardAppend {
+        stream: String,
+        ordinal: u32,
+        seal: bool,
+        record_count: u16,
+        ts_ms: u64,
+        payload: Vec<u8>,
+    },
+    /// This node's view of the cluster.
+    Status,
+}
+
+/// The answers to [`AppRequest`]s.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum AppResponse {
+    Joined,
+    /// The catalogue's verdict and the Raft index it was applied at.
+    Proposed {
+        verdict: Result<CatalogueApplied, Rejection>,
+        index: u64,
+    },
+    Appended {
+        frame_index: u64,
+    },
+    Sealed,
+    /// This node does not lead the group; `leader` if it knows who does.
+    NotLeader {
+        leader: Option<u64>,
+    },
+    Status(NodeStatus),
+    Failed(String),
+}
+
+/// One node's view, for `riffle cluster status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub id: u64,
+    pub addr: String,
+    /// The metadata group: its leader, voters and learners with addresses, applied index.
+    pub meta_leader: Option<u64>,
+    pub members: BTreeMap<u64, String>,
+    pub voters: Vec<u64>,
+    pub meta_applied: u64,
+    pub shards: Vec<ShardStatus>,
+}
+
+/// One shard group as this node sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardStatus {
+    pub stream: String,
+    pub ordinal: u32,
+    pub leader: Option<u64>,
+    pub replicas: Vec<u64>,
+    pub applied: u64,
+    /// Per replica, how far behind the leader's last log index its matched index is (only
+    /// on the leader).
+    pub lag: BTreeMap<u64, u64>,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Bytes, String> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|error| error.to_string())
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|error| format!("undecodable peer message: {error}"))
+}
+
+/// What `riffle serve` gives the cluster.
+pub struct ClusterConfig {
+    pub data_dir: PathBuf,
+    /// The address peers reach this node at (`--cluster-listen`).
+    pub addr: String,
+    /// Any member's cluster address, on a first start (`--join`).
+    pub join: Option<String>,
+    pub log_options: LogOptions,
+}
+
+struct OpenShard {
+    raft: ShardRaft,
+    log: Arc<ShardLog>,
+}
+
+/// The running cluster side of a node (see the module docs).
+pub struct Cluster {
+    id: u64,
+    addr: String,
+    network: PeerNetwork,
+    meta: MetaRaft,
+    meta_view: MetaView,
+    log_options: LogOptions,
+    shards: Mutex<HashMap<(String, u32), Arc<OpenShard>>>,
+    /// Held while a shard group is opened: two openings of one shard's log at once would
+    /// write it through two stores.
+    opening: tokio::sync::Mutex<()>,
+    /// The riffle-core flusher handed to replicated shard logs (they never queue on it).
+    shard_flusher: ShardFlusher,
+    config: Arc<openraft::Config>,
+    /// This cluster, for the seam's `'static` futures.
+    me: Weak<Cluster>,
+}
+
+impl Cluster {
+    /// Starts this node's metadata group on `network` and attaches the cluster to `node`.
+    pub async fn start(
+        config: ClusterConfig,
+        identity: Identity,
+        network: PeerNetwork,
+        node: &Arc<Node>,
+    ) -> io::Result<Arc<Cluster>> {
+        if identity.addr != config.addr {
+            tracing::warn!(
+                recorded = %identity.addr,
+                now = %config.addr,
+                "this node's cluster address changed; peers still know it by the old one"
+            );
+        }
+        let raft_config = shard_group::group_config("riffle")?;
+        let (store, machine) =
+            meta_group::open_meta_group(&config.data_dir, config.log_options, Arc::new(SyncNow))?;
+        let meta_view = machine.view();
+        let weak_node = Arc::downgrade(node);
+        machine.set_hook(Arc::new(move |catalogue| {
+            let weak_node = weak_node.clone();
+            Box::pin(async move {
+                if let Some(node) = weak_node.upgrade() {
+                    node.apply_catalogue(catalogue).await;
+                }
+            })
+        }));
+        let meta = Raft::new(
+            identity.id,
+            Arc::clone(&raft_config),
+            network.for_group(GroupId::Meta),
+            store,
+            machine,
+        )
+        .await
+        .map_err(|error| io::Error::other(format!("cannot start the metadata group: {error}")))?;
+        network.register(GroupId::Meta, meta.clone());
+        let shard_flusher = ShardFlusher::start(Duration::ZERO)?;
+        let cluster = Arc::new_cyclic(|me| Cluster {
+            me: me.clone(),
+            id: identity.id,
+            addr: config.addr.clone(),
+            network: network.clone(),
+            meta,
+            meta_view,
+            log_options: config.log_options,
+            shards: Mutex::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
+            shard_flusher,
+            config: raft_config,
+        });
+        network.set_app_handler(Arc::new(Handler {
+            cluster: Arc::downgrade(&cluster),
+        }));
+        node.attach_cluster(Arc::clone(&cluster) as Arc<dyn ClusterSeam>);
+        // What the metadata group already applied (its snapshot) is this node's catalogue
+        // until the log replays the rest.
+        node.apply_catalogue(cluster.meta_view.catalogue()).await;
+
+        let initialized = cluster
+            .meta
+            .is_initialized()
+            .await
+            .map_err(|error| io::Error::other(error.to_string()))?;
+        match (&config.join, initialized) {
+            (_, true) => {}
+            (None, false) => {
+                let members = BTreeMap::from([(
+                    identity.id,
+                    ClusterNode {
+                        addr: config.addr.clone(),
+                    },
+                )]);
+                cluster.meta.initialize(members).await.map_err(|error| {
+                    io::Error::other(format!("cannot start the cluster: {error}"))
+                })?;
+            }
+            (Some(join), false) => cluster.join(join).await?,
+        }
+        Ok(cluster)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Asks the member at `join` to add this node, retrying until it answers.
+    async fn join(&self, join: &str) -> io::Result<()> {
+        let request = encode(&AppRequest::Join {
+            id: self.id,
+            addr: self.addr.clone(),
+        })
+        .map_err(io::Error::other)?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.network.call(join, request.clone(), CALL_TIMEOUT).await {
+                Ok(bytes) => match decode::<AppResponse>(&bytes) {
+                    Ok(AppResponse::Joined) => {
+                        tracing::info!(%join, id = self.id, "joined the cluster");
+                        return Ok(());
+                    }
+                    Ok(other) => tracing::warn!(%join, answer = ?other, "join not accepted yet"),
+                    Err(error) => tracing::warn!(%join, %error, "join answer unreadable"),
+                },
+                Err(error) => tracing::warn!(%join, %error, "cannot reach the node to join"),
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("could not join the cluster through {join} within a minute"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The metadata group's members (voters and learners) with their addresses.
+    fn members(&self) -> BTreeMap<u64, ClusterNode> {
+        let metrics = self.meta.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics
+            .membership_config
+            .nodes()
+            .map(|(id, node)| (*id, node.clone()))
+            .collect()
+    }
+
+    fn voters(&self) -> Vec<u64> {
+        let metrics = self.meta.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics.membership_config.membership().voter_ids().collect()
+    }
+
+    fn addr_of(&self, id: u64) -> Option<String> {
+        self.members().get(&id).map(|node| node.addr.clone())
+    }
+
+    /// Adds a node to the metadata group (on its leader).
+    async fn add_member(&self, id: u64, addr: String) -> Result<AppResponse, String> {
+        if self.meta.current_leader().await != Some(self.id) {
+            let leader = self.meta.current_leader().await;
+            return match leader.and_then(|leader| self.addr_of(leader)) {
+                Some(leader_addr) => {
+                    let request = encode(&AppRequest::Join { id, addr })?;
+                    let bytes = self
+                        .network
+                        .call(&leader_addr, request, CALL_TIMEOUT)
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    decode(&bytes)
+                }
+                None => Ok(AppResponse::NotLeader { leader }),
+            };
+        }
+        if !self.voters().contains(&id) {
+            self.meta
+                .add_learner(id, ClusterNode { addr }, true)
+                .await
+                .map_err(|error| format!("cannot add the node as a learner: {error}"))?;
+            let mut voters: BTreeSet<u64> = self.voters().into_iter().collect();
+            voters.insert(id);
+            self.meta
+                .change_membership(voters, false)
+                .await
+                .map_err(|error| format!("cannot make the node a voter: {error}"))?;
+        }
+        Ok(AppResponse::Joined)
+    }
+
+    /// Proposes on this node, which must lead the metadata group.
+    async fn propose_here(&self, command: &Command) -> Result<AppResponse, String> {
+        let data = command_payload(command).map_err(|error| error.to_string())?;
+        match self.meta.client_write(data).await {
+            Ok(written) => match written.data {
+                Response::Catalogue(verdict) => Ok(AppResponse::Proposed {
+                    verdict,
+                    index: written.log_id.index,
+                }),
+                other => Err(format!("the metadata group answered {other:?}")),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Ok(AppResponse::NotLeader {
+                    leader: forward.leader_id,
+                })
+            }
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    async fn propose_anywhere(
+        &self,
+        command: Command,
+    ) -> Result<CatalogueApplied, riffle_core::Error> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        let mut last;
+        loop {
+            let leader = self.meta.current_leader().await;
+            let answer = match leader {
+                Some(leader) if leader == self.id => self.propose_here(&command).await,
+                Some(leader) => match self.addr_of(leader) {
+                    Some(addr) => {
+                        let request = encode(&AppRequest::Propose {
+                            command: command.clone(),
+                        });
+                        match request {
+                            Ok(request) => {
+                                match self.network.call(&addr, request, CALL_TIMEOUT).await {
+                                    Ok(bytes) => decode(&bytes),
+                                    Err(error) => Err(error.to_string()),
+                                }
+                            }
+                            Err(error) => Err(error),
+                        }
+                    }
+                    None => Err(format!("no address for node {leader}")),
+                },
+                None => Err("the metadata group has no leader".into()),
+            };
+            match answer {
+                Ok(AppResponse::Proposed { verdict, index }) => {
+                    // This node's catalogue (and streams) must reflect the change before the
+                    // caller goes on, as on a single node.
+                    let _ =
+                        tokio::time::timeout(LEADER_WAIT, self.meta_view.wait_applied(index)).await;
+                    return verdict
+                        .map_err(|rejection| riffle_core::Error::internal(rejection.to_string()));
+                }
+                Ok(AppResponse::Failed(reason)) => last = reason,
+                Ok(other) => last = format!("{other:?}"),
+                Err(reason) => last = reason,
+            }
+            if tokio::time::Instant::now() > deadline {
+                tracing::warn!(reason = %last, "a catalogue change found no leader");
+                return Err(riffle_core::Error::internal(format!(
+                    "the cluster's metadata group did not take the change: {last}"
+                )));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    fn shard(&self, stream: &str, ordinal: u32) -> Option<Arc<OpenShard>> {
+        self.shards
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(stream.to_owned(), ordinal))
+            .cloned()
+    }
+
+    async fn open_shard_group(
+        self: Arc<Self>,
+        stream: String,
+        meta: ShardMeta,
+        dir: PathBuf,
+    ) -> Result<Arc<ShardLog>, String> {
+        let _opening = self.opening.lock().await;
+        if let Some(open) = self.shard(&stream, meta.ordinal) {
+            return Ok(Arc::clone(&open.log));
+        }
+        if !meta.replicas.contains(&self.id) {
+            return Err(format!(
+                "this node (id {}) holds no replica of shard {} of stream {stream} (replicas {:?}); \
+                 reads of it through this node are not served yet",
+                self.id, meta.ordinal, meta.replicas
+            ));
+        }
+        let tail = Arc::new(
+            watch::channel(TailState {
+                visible_index: 0,
+                ts_last_ms: 0,
+                poisoned: false,
+            })
+            .0,
+        );
+        let options = self.log_options;
+        let tail_for_storage = Arc::clone(&tail);
+        let dir_for_storage = dir.clone();
+        let (store, machine) = tokio::task::spawn_blocking(move || {
+            shard_group::open_shard_storage(
+                &dir_for_storage,
+                options,
+                Arc::new(SyncNow),
+                tail_for_storage,
+            )
+        })
+        .await
+        .map_err(|error| error.to_string())?
+        .map_err(|error| format!("cannot open the log in {}: {error}", dir.display()))?;
+        let reader = store.reader().log_reader();
+        let group = GroupId::Shard {
+            stream: stream.clone(),
+            ordinal: meta.ordinal,
+        };
+        let raft = Raft::new(
+            self.id,
+            Arc::clone(&self.config),
+            self.network.for_group(group.clone()),
+            store,
+            machine.clone(),
+        )
+        .await
+        .map_err(|error| format!("cannot start the shard's group: {error}"))?;
+        let replica = Arc::new(Appender {
+            cluster: Arc::downgrade(&self),
+            stream: stream.clone(),
+            ordinal: meta.ordinal,
+        });
+        let log = ShardLog::replicated(
+            reader,
+            replica,
+            tail,
+            Durability::Sync,
+            self.shard_flusher.clone(),
+        );
+        let counted = Arc::downgrade(&log);
+        machine.set_counter(Arc::new(move |bytes, records| {
+            if let Some(log) = counted.upgrade() {
+                log.note_applied(bytes, records);
+            }
+        }));
+        let existing = {
+            let mut shards = self.shards.lock().unwrap_or_else(PoisonError::into_inner);
+            match shards.get(&(stream.clone(), meta.ordinal)) {
+                // Opened meanwhile by another caller: keep theirs.
+                Some(open) => Some(Arc::clone(open)),
+                None => {
+                    let open = Arc::new(OpenShard {
+                        raft: raft.clone(),
+                        log: Arc::clone(&log),
+                    });
+                    shards.insert((stream.clone(), meta.ordinal), open);
+                    None
+                }
+            }
+        };
+        if let Some(open) = existing {
+            let _ = raft.shutdown().await;
+            return Ok(Arc::clone(&open.log));
+        }
+        self.network.register(group, raft.clone());
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|error| error.to_string())?;
+        if !initialized {
+            let members = self.members();
+            let replicas: BTreeMap<u64, ClusterNode> = meta
+                .replicas
+                .iter()
+                .map(|id| (*id, members.get(id).cloned().unwrap_or_default()))
+                .collect();
+            // Every replica starts the group with the same membership, decided when the
+            // shard was made (the catalogue records it): the same first entry everywhere.
+            if let Err(error) = raft.initialize(replicas).await {
+                tracing::debug!(%error, "shard group already started");
+            }
+        }
+        Ok(log)
+    }
+
+    fn close(&self, stream: &str, ordinals: &[u32]) {
+        for ordinal in ordinals {
+            let removed = self
+                .shards
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&(stream.to_owned(), *ordinal));
+            if let Some(open) = removed {
+                self.network.unregister(&GroupId::Shard {
+                    stream: stream.to_owned(),
+                    ordinal: *ordinal,
+                });
+                tokio::spawn(async move {
+                    let _ = open.raft.shutdown().await;
+                });
+            }
+        }
+    }
+
+    /// Appends on this node, which must lead the shard's group.
+    async fn append_here(
+        &self,
+        stream: &str,
+        ordinal: u32,
+        payload: FramePayload,
+    ) -> Result<AppResponse, String> {
+        let Some(open) = self.shard(stream, ordinal) else {
+            return Err(format!(
+                "shard {ordinal} of {stream} is not open on node {}",
+                self.id
+            ));
+        };
+        match open.raft.client_write(payload).await {
+            Ok(written) => match written.data {
+                Response::Appended(applied) => Ok(AppResponse::Appended {
+                    frame_index: applied.frame_index,
+                }),
+                Response::Sealed => Ok(AppResponse::Sealed),
+                other => Err(format!("the shard group answered {other:?}")),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Ok(AppResponse::NotLeader {
+                    leader: forward.leader_id,
+                })
+            }
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    async fn append_anywhere(
+        &self,
+        stream: &str,
+        ordinal: u32,
+        frame: ReplicaFrame,
+    ) -> Result<Appended, AppendError> {
+        let Some(open) = self.shard(stream, ordinal) else {
+            return Err(AppendError::Replication(format!(
+                "shard {ordinal} of {stream} is not open on this node"
+            )));
+        };
+        let seal = frame.kind == FrameKind::Seal;
+        let payload = Bytes::from(frame.payload);
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        let mut last;
+        loop {
+            let leader = open.raft.current_leader().await;
+            let answer = match leader {
+                Some(leader) if leader == self.id => {
+                    let data = FramePayload {
+                        kind: if seal {
+                            PayloadKind::Seal
+                        } else {
+                            PayloadKind::Records
+                        },
+                        flags: frame.flags,
+                        record_count: frame.record_count,
+                        ts_first_ms: frame.ts_ms,
+                        ts_max_ms: frame.ts_ms,
+                        payload: payload.clone(),
+                    };
+                    self.append_here(stream, ordinal, data).await
+                }
+                Some(leader) => {
+                    let addr = {
+                        let receiver = open.raft.metrics();
+                        let metrics = receiver.borrow_watched();
+                        let found = metrics
+                            .membership_config
+                            .nodes()
+                            .find(|(id, _)| **id == leader)
+                            .map(|(_, node)| node.addr.clone());
+                        found
+                    };
+                    match addr {
+                        Some(addr) => {
+                            let request = AppRequest::ShardAppend {
+                                stream: stream.to_owned(),
+                                ordinal,
+                                seal,
+                                record_count: frame.record_count,
+                                ts_ms: frame.ts_ms,
+                                payload: payload.to_vec(),
+                            };
+                            match encode(&request) {
+                                Ok(request) => {
+                                    match self.network.call(&addr, request, CALL_TIMEOUT).await {
+                                        Ok(bytes) => decode(&bytes),
+                                        Err(error) => Err(error.to_string()),
+                                    }
+                                }
+                                Err(error) => Err(error),
+                            }
+                        }
+                        None => Err(format!("no address for node {leader}")),
+                    }
+                }
+                None => Err("the shard's group has no leader".into()),
+            };
+            match answer {
+                Ok(AppResponse::Appended { frame_index }) => {
+                    return Ok(Appended {
+                        index: frame_index,
+                        arrival_ms: frame.ts_ms,
+                    })
+                }
+                Ok(AppResponse::Sealed) => return Err(AppendError::Sealed),
+                Ok(AppResponse::Failed(reason)) => last = reason,
+                Ok(other) => last = format!("{other:?}"),
+                Err(reason) => last = reason,
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(AppendError::Replication(last));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// This node's view of the cluster.
+    pub async fn status(&self) -> NodeStatus {
+        let meta_leader = self.meta.current_leader().await;
+        let members = self
+            .members()
+            .into_iter()
+            .map(|(id, node)| (id, node.addr))
+            .collect();
+        let open: Vec<((String, u32), Arc<OpenShard>)> = self
+            .shards
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(key, open)| (key.clone(), Arc::clone(open)))
+            .collect();
+        let mut shards = Vec::with_capacity(open.len());
+        for ((stream, ordinal), open) in open {
+            let metrics = open.raft.metrics().borrow_watched().clone();
+            let last = metrics.last_log_index.unwrap_or(0);
+            let lag = metrics
+                .replication
+                .as_ref()
+                .map(|replication| {
+                    replication
+                        .iter()
+                        .map(|(id, matched)| {
+                            (
+                                *id,
+                                last.saturating_sub(
+                                    matched.as_ref().map_or(0, |log_id| log_id.index),
+                                ),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            shards.push(ShardStatus {
+                stream,
+                ordinal,
+                leader: metrics.current_leader,
+                replicas: metrics.membership_config.membership().voter_ids().collect(),
+                applied: metrics.last_applied.map_or(0, |log_id| log_id.index),
+                lag,
+            });
+        }
+        shards.sort_by(|a, b| (&a.stream, a.ordinal).cmp(&(&b.stream, b.ordinal)));
+        NodeStatus {
+            id: self.id,
+            addr: self.addr.clone(),
+            meta_leader,
+            members,
+            voters: self.voters(),
+            meta_applied: self.meta_view.applied().map_or(0, |log_id| log_id.index),
+            shards,
+        }
+    }
+
+    /// Stops every group (clean shutdown).
+    pub async fn shutdown(&self) {
+        let open: Vec<Arc<OpenShard>> = self
+            .shards
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .map(|(_, open)| open)
+            .collect();
+        for open in open {
+            let _ = open.raft.shutdown().await;
+        }
+        let _ = self.meta.shutdown().await;
+    }
+}
+
+impl ClusterSeam for Cluster {
+    fn propose(&self, command: Command) -> BoxFuture<Result<CatalogueApplied, riffle_core::Error>> {
+        let cluster = self.myself();
+        Box::pin(async move {
+            match cluster {
+                Some(cluster) => cluster.propose_anywhere(command).await,
+                None => Err(riffle_core::Error::internal("the cluster is shutting down")),
+            }
+        })
+    }
+
+    fn open_shard(
+        &self,
+        dir_id: &str,
+        meta: &ShardMeta,
+        dir: PathBuf,
+    ) -> BoxFuture<Result<Arc<ShardLog>, String>> {
+        let cluster = self.myself();
+        let stream = dir_id.to_owned();
+        let meta = meta.clone();
+        Box::pin(async move {
+            match cluster {
+                Some(cluster) => cluster.open_shard_group(stream, meta, dir).await,
+                None => Err("the cluster is shutting down".into()),
+            }
+        })
+    }
+
+    fn close_shards(&self, dir_id: &str, ordinals: &[u32]) {
+        self.close(dir_id, ordinals);
+    }
+
+    fn replicas_for_new_shard(&self) -> Vec<u64> {
+        let mut voters = self.voters();
+        voters.sort_unstable();
+        // Every voter while the cluster has at most three (placement beyond three nodes is
+        // not built yet: ARCHITECTURE.md).
+        voters
+    }
+
+    fn leads_catalogue(&self) -> bool {
+        self.meta.metrics().borrow_watched().current_leader == Some(self.id)
+    }
+
+    fn status_json(&self) -> BoxFuture<String> {
+        let cluster = self.myself();
+        Box::pin(async move {
+            match cluster {
+                Some(cluster) => serde_json::to_string_pretty(&cluster.status().await)
+                    .unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}")),
+                None => "{\"error\":\"shutting down\"}".to_owned(),
+            }
+        })
+    }
+}
+
+impl Cluster {
+    fn myself(&self) -> Option<Arc<Cluster>> {
+        self.me.upgrade()
+    }
+}
+
+/// A replicated shard's appends (riffle-core's [`ShardReplica`]).
+struct Appender {
+    cluster: Weak<Cluster>,
+    stream: String,
+    ordinal: u32,
+}
+
+impl ShardReplica for Appender {
+    fn append(
+        &self,
+        frame: ReplicaFrame,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Appended, AppendError>> + Send>>
+    {
+        let cluster = self.cluster.upgrade();
+        let stream = self.stream.clone();
+        let ordinal = self.ordinal;
+        Box::pin(async move {
+            match cluster {
+                Some(cluster) => cluster.append_anywhere(&stream, ordinal, frame).await,
+                None => Err(AppendError::Replication(
+                    "the cluster is shutting down".into(),
+                )),
+            }
+        })
+    }
+}
+
+/// Answers [`AppRequest`]s from peers.
+pub struct Handler {
+    cluster: Weak<Cluster>,
+}
+
+impl Handler {
+    async fn answer(&self, body: Bytes) -> Result<AppResponse, String> {
+        let Some(cluster) = self.cluster.upgrade() else {
+            return Err("shutting down".into());
+        };
+        match decode::<AppRequest>(&body)? {
+            AppRequest::Join { id, addr } => cluster.add_member(id, addr).await,
+            AppRequest::Propose { command } => cluster.propose_here(&command).await,
+            AppRequest::ShardAppend {
+                stream,
+                ordinal,
+                seal,
+                record_count,
+                ts_ms,
+                payload,
+            } => {
+                let data = FramePayload {
+                    kind: if seal {
+                        PayloadKind::Seal
+                    } else {
+                        PayloadKind::Records
+                    },
+                    flags: 0,
+                    record_count,
+                    ts_first_ms: ts_ms,
+                    ts_max_ms: ts_ms,
+                    payload: Bytes::from(payload),
+                };
+                cluster.append_here(&stream, ordinal, data).await
+            }
+            AppRequest::Status => Ok(AppResponse::Status(cluster.status().await)),
+        }
+    }
+}
+
+impl AppHandler for Handler {
+    fn handle(&self, _from: u64, body: Bytes) -> NetFuture<'_, Result<Bytes, String>> {
+        let cluster = self.cluster.clone();
+        Box::pin(async move {
+            let handler = Handler { cluster };
+            let answer = match handler.answer(body).await {
+                Ok(answer) => answer,
+                Err(reason) => AppResponse::Failed(reason),
+            };
+            encode(&answer)
+        })
+    }
+}

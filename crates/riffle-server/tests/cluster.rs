@@ -1,0 +1,391 @@
+//! Three real `riffle serve` processes on loopback forming a cluster, driven with the Rust
+//! SDK through different nodes: the catalogue is the same on every node, records written
+//! through one node are read with the same sequence numbers through the others, and a
+//! kill -9 of a shard's leader loses nothing acknowledged, while writes go on through the
+//! survivors and the killed node catches up when it comes back.
+//!
+//! `RIFFLE_CLUSTER_ROUNDS` sets how many kill rounds run (default 1, CI's short version).
+
+#[path = "sdk/common.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType, StreamStatus};
+use aws_sdk_kinesis::Client;
+use common::*;
+
+/// A free loopback port for a node's cluster listener.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+struct Node {
+    dir: PathBuf,
+    cluster_addr: String,
+    server: Option<Server>,
+}
+
+impl Node {
+    fn start(dir: &Path, cluster_addr: &str, secret: &Path, join: Option<&str>) -> Server {
+        let mut args = vec![
+            "--data-dir".to_owned(),
+            dir.display().to_string(),
+            "--cluster-listen".to_owned(),
+            cluster_addr.to_owned(),
+            "--cluster-secret-file".to_owned(),
+            secret.display().to_string(),
+            "--limits".to_owned(),
+            "off".to_owned(),
+        ];
+        if let Some(join) = join {
+            args.push("--join".to_owned());
+            args.push(join.to_owned());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Server::with_args(&args)
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().expect("the node is running")
+    }
+}
+
+async fn status(endpoint: &str) -> serde_json::Value {
+    let url = format!("{endpoint}/cluster/status");
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_riffle"))
+            .args(["cluster", "status", "--json", "--endpoint"])
+            .arg(url.trim_end_matches("/cluster/status"))
+            .output()
+            .expect("run riffle cluster status")
+    })
+    .await
+    .expect("status task");
+    assert!(
+        output.status.success(),
+        "riffle cluster status failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("status is JSON")
+}
+
+async fn wait_for<F: Fn(&serde_json::Value) -> bool>(endpoint: &str, what: &str, check: F) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = status(endpoint).await;
+        if check(&seen) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} did not happen: {seen:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_active(client: &Client, stream: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(described) = client
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+        {
+            if described
+                .stream_description_summary()
+                .is_some_and(|summary| summary.stream_status() == &StreamStatus::Active)
+            {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{stream} never became ACTIVE");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every record of every shard, read through `client`: (shard, sequence number) -> data.
+async fn read_all(client: &Client, stream: &str) -> BTreeMap<(String, String), Vec<u8>> {
+    let mut found = BTreeMap::new();
+    for shard in list_all_shards(client, stream).await {
+        let shard_id = shard.shard_id().to_owned();
+        let mut iterator = client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(&shard_id)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("GetShardIterator")
+            .shard_iterator()
+            .map(str::to_owned);
+        while let Some(current) = iterator {
+            let page = client
+                .get_records()
+                .shard_iterator(current)
+                .limit(10_000)
+                .send()
+                .await
+                .expect("GetRecords");
+            for record in page.records() {
+                found.insert(
+                    (shard_id.clone(), record.sequence_number().to_owned()),
+                    record.data().as_ref().to_vec(),
+                );
+            }
+            if page.records().is_empty() || page.millis_behind_latest() == Some(0) {
+                break;
+            }
+            iterator = page.next_shard_iterator().map(str::to_owned);
+        }
+    }
+    found
+}
+
+type Acks = BTreeMap<(String, String), Vec<u8>>;
+
+/// What a writer knows: the acknowledged records, and the data of records whose request got
+/// no answer (stored or not: either is correct, but each at most once).
+#[derive(Default)]
+struct History {
+    acked: Acks,
+    uncertain: std::collections::BTreeSet<Vec<u8>>,
+}
+
+/// Puts `count` records through `client`; entries refused or unanswered are sent again
+/// until acknowledged. Returns the history and the longest time writes kept failing.
+async fn put_through(
+    client: &Client,
+    stream: &str,
+    tag: &str,
+    count: usize,
+) -> (History, Duration) {
+    let mut history = History::default();
+    let mut longest_gap = Duration::ZERO;
+    let mut failing_since: Option<Instant> = None;
+    let mut pending: std::collections::VecDeque<(String, Vec<u8>)> = (0..count)
+        .map(|i| (format!("key-{i}"), format!("{tag}-{i}").into_bytes()))
+        .collect();
+    let mut attempt = 0u32;
+    while !pending.is_empty() {
+        attempt += 1;
+        let batch: Vec<(String, Vec<u8>)> = pending.drain(..pending.len().min(50)).collect();
+        let entries: Vec<PutRecordsRequestEntry> = batch
+            .iter()
+            .map(|(key, data)| {
+                // Each attempt carries its own bytes, so a record stored by an attempt whose
+                // answer was lost is told apart from the one acknowledged later.
+                let mut data = data.clone();
+                data.extend_from_slice(format!("#{attempt}").as_bytes());
+                PutRecordsRequestEntry::builder()
+                    .partition_key(key)
+                    .data(Blob::new(data))
+                    .build()
+                    .expect("entry")
+            })
+            .collect();
+        let sent: Vec<Vec<u8>> = entries
+            .iter()
+            .map(|entry| entry.data().as_ref().to_vec())
+            .collect();
+        let answer = client
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(entries))
+            .send()
+            .await;
+        let mut refused = Vec::new();
+        match answer {
+            Ok(answer) => {
+                for ((item, data), result) in batch.into_iter().zip(sent).zip(answer.records()) {
+                    match (result.shard_id(), result.sequence_number()) {
+                        (Some(shard), Some(sequence)) => {
+                            history
+                                .acked
+                                .insert((shard.to_owned(), sequence.to_owned()), data);
+                        }
+                        _ => refused.push(item),
+                    }
+                }
+            }
+            Err(_) => {
+                history.uncertain.extend(sent);
+                refused = batch;
+            }
+        }
+        if refused.is_empty() {
+            if let Some(since) = failing_since.take() {
+                longest_gap = longest_gap.max(since.elapsed());
+            }
+        } else {
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            assert!(
+                since.elapsed() < Duration::from_secs(30),
+                "writes through the survivors kept failing for 30 s"
+            );
+            for item in refused.into_iter().rev() {
+                pending.push_front(item);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    (history, longest_gap)
+}
+
+fn assert_holds(what: &str, read: &Acks, history: &History) {
+    let acked = &history.acked;
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|(key, data)| read.get(*key) != Some(*data))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{what}: {} of {} acknowledged records are missing or differ, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        lost.iter().take(5).collect::<Vec<_>>()
+    );
+    let phantoms: Vec<_> = read
+        .iter()
+        .filter(|(key, data)| !acked.contains_key(*key) && !history.uncertain.contains(*data))
+        .take(5)
+        .collect();
+    assert!(
+        phantoms.is_empty(),
+        "{what}: records never sent or acknowledged: {phantoms:?}"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for data in read.values() {
+        assert!(
+            seen.insert(data),
+            "{what}: a record is stored twice: {data:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_replicate_and_survive_a_leader_kill() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let secret = root.path().join("cluster.secret");
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|i| Node {
+            dir: root.path().join(format!("d{i}")),
+            cluster_addr: format!("127.0.0.1:{}", free_port()),
+            server: None,
+        })
+        .collect();
+    let first = nodes[0].cluster_addr.clone();
+    for i in 0..3 {
+        let join = (i > 0).then_some(first.as_str());
+        nodes[i].server = Some(Node::start(
+            &nodes[i].dir,
+            &nodes[i].cluster_addr,
+            &secret,
+            join,
+        ));
+    }
+    let endpoint0 = nodes[0].server().endpoint();
+    wait_for(&endpoint0, "three voters", |seen| {
+        seen["voters"]
+            .as_array()
+            .is_some_and(|voters| voters.len() == 3)
+    })
+    .await;
+
+    // Created through node 1, seen on every node.
+    let stream = "replicated";
+    create_stream(&nodes[1].server().client(), stream, 2).await;
+    for node in &nodes {
+        wait_active(&node.server().client(), stream).await;
+        let shards = list_all_shards(&node.server().client(), stream).await;
+        assert_eq!(shards.len(), 2, "every node lists the stream's shards");
+    }
+
+    // Written through nodes 2 and 0, read through node 1 with the same numbers.
+    let (mut history, _) = put_through(&nodes[2].server().client(), stream, "a", 300).await;
+    let (more, _) = put_through(&nodes[0].server().client(), stream, "b", 300).await;
+    history.acked.extend(more.acked);
+    history.uncertain.extend(more.uncertain);
+    for (i, node) in nodes.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let read = read_all(&node.server().client(), stream).await;
+            if read.len() >= history.acked.len() || Instant::now() > deadline {
+                assert_holds(&format!("node {i} before the kill"), &read, &history);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    let rounds: usize = std::env::var("RIFFLE_CLUSTER_ROUNDS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1);
+    for round in 0..rounds {
+        // The leader of shard 0, as node 0's view says.
+        let seen = status(&nodes[0].server().endpoint()).await;
+        let leader_id = seen["shards"]
+            .as_array()
+            .and_then(|shards| shards.iter().find(|shard| shard["ordinal"] == 0))
+            .and_then(|shard| shard["leader"].as_u64())
+            .expect("shard 0 has a leader");
+        let mut victim = None;
+        for (i, node) in nodes.iter().enumerate() {
+            let their = status(&node.server().endpoint()).await;
+            if their["id"].as_u64() == Some(leader_id) {
+                victim = Some(i);
+            }
+        }
+        let victim = victim.expect("the leader is one of the nodes");
+        let survivor = (victim + 1) % 3;
+        let other = (victim + 2) % 3;
+        nodes[victim].server.take().expect("running").kill();
+
+        let (after, gap) = put_through(
+            &nodes[survivor].server().client(),
+            stream,
+            &format!("c{round}"),
+            300,
+        )
+        .await;
+        eprintln!(
+            "round {round}: killed node {victim} (shard 0's leader); longest write gap {gap:?}"
+        );
+        assert!(
+            gap < Duration::from_secs(3),
+            "writes failed for {gap:?} after the leader's kill (3 s allowed)"
+        );
+        history.acked.extend(after.acked);
+        history.uncertain.extend(after.uncertain);
+        for i in [survivor, other] {
+            let read = read_all(&nodes[i].server().client(), stream).await;
+            assert_holds(&format!("round {round}, survivor {i}"), &read, &history);
+        }
+
+        // The killed node comes back, finds its peers in its data directory, and catches up.
+        let restarted = Node::start(
+            &nodes[victim].dir,
+            &nodes[victim].cluster_addr,
+            &secret,
+            None,
+        );
+        nodes[victim].server = Some(restarted);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let read = read_all(&nodes[victim].server().client(), stream).await;
+            if read.len() >= history.acked.len() || Instant::now() > deadline {
+                assert_holds(
+                    &format!("round {round}, restarted node {victim}"),
+                    &read,
+                    &history,
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
