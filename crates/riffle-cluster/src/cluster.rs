@@ -45,6 +45,8 @@ const LEADER_WAIT: Duration = Duration::from_secs(8);
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between attempts while a group has no known leader.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// How long a starting node waits to catch up before it serves anyway.
+const CATCH_UP_MAX: Duration = Duration::from_secs(15);
 /// The file holding the node's identity.
 pub const IDENTITY_FILE: &str = "cluster.json";
 
@@ -227,6 +229,7 @@ impl Cluster {
             );
         }
         let raft_config = shard_group::group_config("riffle")?;
+        let meta_config = shard_group::meta_config("riffle")?;
         let (store, machine) =
             meta_group::open_meta_group(&config.data_dir, config.log_options, Arc::new(SyncNow))?;
         let meta_view = machine.view();
@@ -241,7 +244,7 @@ impl Cluster {
         }));
         let meta = Raft::new(
             identity.id,
-            Arc::clone(&raft_config),
+            meta_config,
             network.for_group(GroupId::Meta),
             store,
             machine,
@@ -291,7 +294,52 @@ impl Cluster {
             }
             (Some(join), false) => cluster.join(join).await?,
         }
+        cluster.catch_up(CATCH_UP_MAX).await;
         Ok(cluster)
+    }
+
+    /// Waits (at most `budget`) until the metadata group and then every shard group this
+    /// node holds have applied what their own logs held at the start, so that a restarted
+    /// node does not answer from a catalogue or a shard older than what it had before it
+    /// stopped. Applying needs the leader to confirm the commit point, so this ends early
+    /// only when the rest of the cluster is unreachable; the node then serves anyway.
+    async fn catch_up(&self, budget: Duration) {
+        let deadline = tokio::time::Instant::now() + budget;
+        let target = self.meta.metrics().borrow_watched().last_log_index;
+        if let Some(target) = target {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Err(error) = self
+                .meta
+                .wait(Some(left))
+                .applied_index_at_least(Some(target), "catalogue caught up")
+                .await
+            {
+                tracing::warn!(%error, "serving before the catalogue caught up with this node's log");
+                return;
+            }
+        }
+        let open: Vec<Arc<OpenShard>> = self
+            .shards
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for shard in open {
+            let target = shard.raft.metrics().borrow_watched().last_log_index;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Some(target) = target {
+                if let Err(error) = shard
+                    .raft
+                    .wait(Some(left))
+                    .applied_index_at_least(Some(target), "shard caught up")
+                    .await
+                {
+                    tracing::warn!(%error, "serving before a shard caught up with this node's log");
+                    return;
+                }
+            }
+        }
     }
 
     /// This node's id.

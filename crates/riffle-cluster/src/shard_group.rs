@@ -264,6 +264,23 @@ pub fn group_config(cluster_name: &str) -> io::Result<Arc<openraft::Config>> {
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string()))
 }
 
+/// openraft's configuration for the metadata group: as [`group_config`], but with a
+/// snapshot (the catalogue) every 1,000 entries so its log stays short.
+pub fn meta_config(cluster_name: &str) -> io::Result<Arc<openraft::Config>> {
+    let config = openraft::Config {
+        cluster_name: cluster_name.to_owned(),
+        heartbeat_interval: 100,
+        election_timeout_min: 500,
+        election_timeout_max: 1000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+        ..Default::default()
+    };
+    config
+        .validate()
+        .map(Arc::new)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string()))
+}
+
 /// Opens the Raft log of a shard in `dir` and a state machine that publishes to `tail`.
 pub fn open_shard_storage(
     dir: &Path,
