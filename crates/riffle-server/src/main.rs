@@ -8,6 +8,7 @@
 
 mod auth;
 mod client;
+mod console;
 mod devcert;
 mod fdlimit;
 mod http;
@@ -176,6 +177,9 @@ struct ServeArgs {
     /// the README). Without it only alias/aws/kinesis, a key riffle keeps itself, resolves.
     #[arg(long, value_name = "FILE")]
     kms_keys: Option<PathBuf>,
+    /// Do not serve the web console (GET /console/ then answers 404).
+    #[arg(long)]
+    no_console: bool,
 }
 
 fn main() -> ExitCode {
@@ -402,6 +406,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         std::sync::Arc::clone(&node),
         budget,
         auth,
+        !args.no_console,
         shutdown_rx,
     )
     .await;
