@@ -97,7 +97,7 @@ const PALETTE = ["#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2
  * with a y axis from 0 to the largest value, labelled with `unit`.
  */
 export function lineChart(title, unit, series, windowMs, nowMs) {
-  const width = 480, height = 180, left = 52, right = 8, top = 22, bottom = 20;
+  const width = 480, height = 190, left = 52, right = 8, top = 32, bottom = 20;
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title });
   svg.append(el("text", { x: left, y: 14, class: "chart-title" }, title));
   const max = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[1])));
@@ -120,10 +120,10 @@ export function lineChart(title, unit, series, windowMs, nowMs) {
   });
   const legend = el("g", { class: "legend" });
   series.slice(0, 8).forEach((s, index) => {
-    const lx = left + 120 + index * 56;
+    const lx = left + index * 56;
     if (lx > width - 40) return;
-    legend.append(el("rect", { x: lx, y: 6, width: 8, height: 8, fill: PALETTE[index % PALETTE.length] }));
-    legend.append(el("text", { x: lx + 11, y: 14, class: "axis" }, s.name));
+    legend.append(el("rect", { x: lx, y: 19, width: 8, height: 8, fill: PALETTE[index % PALETTE.length] }));
+    legend.append(el("text", { x: lx + 11, y: 27, class: "axis" }, s.name));
   });
   svg.append(legend);
   return svg;
