@@ -43,6 +43,16 @@ function h(tag, attributes = {}, ...children) {
   return node;
 }
 
+/** Gives each cell of `table` its column's name, which narrow screens show beside it. */
+function labelCells(table) {
+  const names = Array.from(table.tHead.rows[0].cells, (cell) => cell.textContent);
+  for (const row of table.tBodies[0].rows) {
+    Array.from(row.cells).forEach((cell, index) => {
+      if (cell.colSpan === 1) cell.setAttribute("data-label", names[index] || "");
+    });
+  }
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function showError(error) {
@@ -158,7 +168,7 @@ async function streamsPage() {
   h("button", { id: "create-submit", type: "submit", class: "primary" }, "Create"));
 
   const body = h("tbody");
-  const table = h("table", { id: "streams" }, h("thead", {}, h("tr", {},
+  const table = h("table", { id: "streams", class: "stack" }, h("thead", {}, h("tr", {},
     ["Stream", "Mode", "Status", "Open shards", "Retention", "Encryption", "Consumers", "Actions"].map((t) => h("th", {}, t)))), body);
   const count = h("span", { class: "muted", id: "stream-count" });
   main.replaceChildren(
@@ -182,6 +192,7 @@ async function streamsPage() {
     count.textContent = `${names.length} stream${names.length === 1 ? "" : "s"}`;
     body.replaceChildren(...summaries.map(streamRow));
     if (names.length === 0) body.append(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No streams yet: create one below.")));
+    labelCells(table);
     if (summaries.some((s) => s.StreamStatus && s.StreamStatus !== "ACTIVE")) timer = setTimeout(refresh, 1500);
   }
 
@@ -312,6 +323,9 @@ async function dataTab(name, content) {
   const clearButton = h("button", { id: "read-clear", type: "button", onclick: () => { records.length = 0; redraw(); } }, "Clear");
   const status = h("span", { id: "read-status", class: "muted" }, "idle");
   const tbody = h("tbody");
+  const recordsTable = h("table", { id: "records", class: "stack" },
+    h("thead", {}, h("tr", {}, ["Shard", "Sequence number", "Arrival", "Partition key", "Data"].map((t) => h("th", {}, t)))),
+    tbody);
   const records = [];
 
   const viewer = h("form", { class: "card", id: "viewer", onsubmit: (event) => { event.preventDefault(); start(); } },
@@ -367,9 +381,7 @@ async function dataTab(name, content) {
   h("div", { class: "row" }, h("button", { id: "put-submit", type: "submit", class: "primary" }, "Put"), putResult));
 
   content.replaceChildren(h("div", { class: "two" }, viewer, put),
-    h("div", { class: "scroll" }, h("table", { id: "records" },
-      h("thead", {}, h("tr", {}, ["Shard", "Sequence number", "Arrival", "Partition key", "Data"].map((t) => h("th", {}, t)))),
-      tbody)));
+    h("div", { class: "scroll" }, recordsTable));
 
   // One entry per record shown; an aggregate becomes one entry per user record.
   function add(shardId, record) {
@@ -394,6 +406,7 @@ async function dataTab(name, content) {
   }
   function redraw() {
     tbody.replaceChildren(...records.flatMap(rowsOf));
+    labelCells(recordsTable);
   }
 
   let run = null;

@@ -35,9 +35,15 @@ fn the_console_is_served_with_its_types_and_headers() {
     let server = Server::in_memory();
     let page = get(server.addr, "/console/", "", "");
     assert_eq!(page.status, 200);
-    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let text = String::from_utf8_lossy(&page.body);
-    assert!(text.contains("<script type=\"module\" src=\"./app.js\">"), "{text}");
+    assert!(
+        text.contains("<script type=\"module\" src=\"./app.js\">"),
+        "{text}"
+    );
     let csp = page.header("content-security-policy").expect("a CSP");
     for directive in [
         "default-src 'none'",
@@ -47,7 +53,10 @@ fn the_console_is_served_with_its_types_and_headers() {
     ] {
         assert!(csp.contains(directive), "{directive} missing from {csp}");
     }
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(page.header("cache-control"), Some("no-cache"));
     let etag = page.header("etag").expect("an ETag").to_owned();
@@ -87,7 +96,10 @@ fn a_get_of_the_console_never_reaches_the_api() {
     let server = Server::in_memory();
     let page = get(server.addr, "/console/", CREATE_TARGET, CREATE_BODY);
     assert_eq!(page.status, 200);
-    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     // Other methods under /console are not the API either.
     let post = format!(
         "POST /console/ HTTP/1.1\r\nHost: localhost\r\n{CREATE_TARGET}Content-Length: {}\r\n\
