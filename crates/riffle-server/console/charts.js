@@ -100,6 +100,9 @@ export function lineChart(title, unit, series, windowMs, nowMs) {
   const width = 480, height = 190, left = 52, right = 8, top = 32, bottom = 20;
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title });
   svg.append(el("text", { x: left, y: 14, class: "chart-title" }, title));
+  // The window grows with the data, from one minute up to `windowMs`.
+  const earliest = Math.min(nowMs, ...series.flatMap((s) => s.points.map((p) => p[0])));
+  windowMs = Math.min(windowMs, Math.max(60000, nowMs - earliest));
   const max = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p[1])));
   const x = (t) => left + ((t - (nowMs - windowMs)) / windowMs) * (width - left - right);
   const y = (v) => top + (1 - v / max) * (height - top - bottom);
@@ -117,6 +120,8 @@ export function lineChart(title, unit, series, windowMs, nowMs) {
       points: points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" "),
       fill: "none", stroke: colour, "stroke-width": 1.8, class: "series", "data-series": s.name,
     }));
+    const [lastT, lastV] = points[points.length - 1];
+    svg.append(el("circle", { cx: x(lastT).toFixed(1), cy: y(lastV).toFixed(1), r: 2.5, fill: colour }));
   });
   const legend = el("g", { class: "legend" });
   series.slice(0, 8).forEach((s, index) => {
