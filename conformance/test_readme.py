@@ -307,3 +307,44 @@ def test_the_example_key_files_load(tmp_path):
         assert summary["KeyId"] == "alias/orders"
     finally:
         server.stop()
+
+
+TOUR_SECTION = "A 30-second tour"
+TOUR_SERVE = "riffle serve --in-memory"
+TOUR_CONSOLE_URL = f"{README_ENDPOINT}/console/"
+
+
+def test_the_tour_serves_the_console_and_puts_and_tails(tmp_path):
+    """The tour's first block is exactly `riffle serve --in-memory` (started here the same way,
+    on a free port instead of 4567); the console address it names answers with the page; its
+    second block runs verbatim with RIFFLE_ENDPOINT (the client commands' documented override)
+    naming that server, and `riffle tail` prints back the lines `riffle put` read."""
+    blocks = code_blocks(TOUR_SECTION, "sh")
+    assert len(blocks) == 2, f"expected two ```sh blocks in the tour, found {len(blocks)}"
+    assert blocks[0].strip() == TOUR_SERVE, f"the tour's serve line changed: {blocks[0]!r}"
+    assert TOUR_CONSOLE_URL in readme_sections()[TOUR_SECTION]
+    server = h.start_server(tmp_path / "riffle")
+    try:
+        import urllib.request
+
+        console = substitute(TOUR_CONSOLE_URL, README_ENDPOINT, server.endpoint)
+        with urllib.request.urlopen(console, timeout=10) as page:
+            assert page.status == 200
+            assert page.headers["Content-Type"].startswith("text/html")
+            assert b"./app.js" in page.read()
+
+        env = dict(example_env(tmp_path), RIFFLE_ENDPOINT=server.endpoint)
+        done = run_shell(blocks[1], tmp_path, env)
+        assert done.returncode == 0, (
+            f"the tour failed (exit {done.returncode}):\n--- stdout ---\n{done.stdout}\n"
+            f"--- stderr ---\n{done.stderr}\n--- riffle ---\n{server.stderr_tail()}"
+        )
+        # The lines the block pipes into `riffle put`, as the shell's printf makes them.
+        printf = next(line for line in blocks[1].splitlines() if line.startswith("printf "))
+        written = subprocess.run(
+            ["bash", "-c", printf.rstrip("| ").rstrip()], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        assert len(written) == 3, written
+        assert sorted(done.stdout.splitlines()) == sorted(written), done.stdout
+    finally:
+        server.stop()

@@ -16,6 +16,9 @@
 //! `Access-Control-Allow-Origin` (the request's `Origin`, or `*`) and exposes the response
 //! headers SDKs read. The signature, not CORS, is what protects the API, as on AWS.
 //!
+//! **The console.** `GET`/`HEAD` under `/console` is the web console's static files
+//! (`console.rs`), answered before any body is read; the API stays `POST /`.
+//!
 //! **Memory.** Request bodies are bounded twice: each by [`REQUEST_BYTES_MAX`], and all of them
 //! together by a node-wide budget ([`RequestBudget`]). A request reserves its declared length
 //! (or the per-request maximum, when it streams without one) before its body is read and holds
@@ -141,6 +144,7 @@ pub async fn serve(
     node: Arc<Node>,
     budget: Arc<RequestBudget>,
     auth: Arc<Auth>,
+    console: bool,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let connections = tokio_util_tracker();
@@ -175,7 +179,8 @@ pub async fn serve(
                 let auth = Arc::clone(&auth);
                 let watch = Arc::clone(&watch);
                 async move {
-                    let response = handle(node, &budget, &auth, peer, &watch, request).await;
+                    let response =
+                        handle(node, &budget, &auth, console, peer, &watch, request).await;
                     Ok::<_, Infallible>(response)
                 }
             });
@@ -202,6 +207,7 @@ async fn handle(
     node: Arc<Node>,
     budget: &RequestBudget,
     auth: &Auth,
+    console: bool,
     peer: SocketAddr,
     watch: &Arc<SendWatch>,
     request: Request<Incoming>,
@@ -213,6 +219,10 @@ async fn handle(
     }
     if request.method() == http::Method::GET && request.uri().path() == CLUSTER_STATUS_PATH {
         return cluster_status(&node, &request_id, &id_2).await;
+    }
+    // GET /console/...: the web console's files (console.rs), never the API.
+    if let Some(response) = crate::console::answer(console, &request) {
+        return response;
     }
     let (parts, body) = request.into_parts();
     // The answer, errors included, is in the request's format: CBOR clients cannot read JSON.

@@ -9,6 +9,7 @@
 mod auth;
 mod client;
 mod cluster_node;
+mod console;
 mod devcert;
 mod fdlimit;
 mod http;
@@ -206,6 +207,9 @@ struct ServeArgs {
     /// configuration directory, created by the first node of a new cluster).
     #[arg(long, value_name = "FILE", requires = "cluster_listen")]
     cluster_secret_file: Option<PathBuf>,
+    /// Do not serve the web console (GET /console/ then answers 404).
+    #[arg(long)]
+    no_console: bool,
 }
 
 fn main() -> ExitCode {
@@ -458,6 +462,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         std::sync::Arc::clone(&node),
         budget,
         auth,
+        !args.no_console,
         shutdown_rx,
     )
     .await;

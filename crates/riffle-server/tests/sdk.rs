@@ -18,6 +18,8 @@ mod browser;
 mod cbor;
 #[path = "sdk/cli.rs"]
 mod cli;
+#[path = "sdk/console.rs"]
+mod console;
 #[path = "sdk/encryption.rs"]
 mod encryption;
 #[path = "sdk/errors.rs"]
