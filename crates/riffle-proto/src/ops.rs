@@ -1983,6 +1983,11 @@ pub struct UpdateShardCountOutput {
     pub stream_arn: Option<String>,
 }
 
+// ===== Channels =====
+
+mod channels;
+pub use channels::*;
+
 // ===== Requests =====
 
 macro_rules! requests {
@@ -2076,6 +2081,11 @@ requests!(
     DisableEnhancedMonitoring(DisableEnhancedMonitoringInput),
     UpdateAccountSettings(UpdateAccountSettingsInput),
     UpdateStreamWarmThroughput(UpdateStreamWarmThroughputInput),
+    CreateChannel(CreateChannelInput),
+    UpdateChannel(UpdateChannelInput),
+    DeleteChannel(DeleteChannelInput),
+    DescribeChannel(DescribeChannelInput),
+    ListChannels(ListChannelsInput),
 );
 
 #[cfg(test)]
