@@ -252,6 +252,9 @@ pub fn check_key_template(template: &str) -> Result<(), Error> {
     let mut variables = 0;
     let mut rest = template;
     while let Some(at) = rest.find("!{") {
+        if rest[..at].contains(['{', '}']) {
+            return refuse("braces are only for !{variable}.");
+        }
         let after = &rest[at + 2..];
         let Some(end) = after.find('}') else {
             return refuse("every '!{' needs a matching '}'.");
@@ -270,7 +273,7 @@ pub fn check_key_template(template: &str) -> Result<(), Error> {
         variables += 1;
         rest = &after[end + 1..];
     }
-    if rest.contains('{') || rest.contains('}') || template.split("!{").count() - 1 != variables {
+    if rest.contains(['{', '}']) {
         return refuse("braces are only for !{variable}.");
     }
     if variables == 0 {
