@@ -209,8 +209,7 @@ pub fn status(node: &Node, channel: &ChannelMeta) -> ChannelStatus {
         ChannelStatus::Deleting
     } else if channel.failure.is_some() {
         ChannelStatus::Failed
-    } else if channel.active_ms.is_none()
-        || now < channel.created_ms.saturating_add(create_window)
+    } else if channel.active_ms.is_none() || now < channel.created_ms.saturating_add(create_window)
     {
         ChannelStatus::Creating
     } else if channel
@@ -397,11 +396,13 @@ pub async fn create(
             storage_class: storage.storage_class,
             compression: storage.compression_type.unwrap_or_default(),
             freshness_s,
-            dead_letter: s3.dead_letter_queue_s3_configuration.map(|dlq| DeadLetterMeta {
-                bucket_arn: dlq.bucket_arn.unwrap_or_default(),
-                expected_bucket_owner: dlq.expected_bucket_owner.unwrap_or_default(),
-                prefix: dlq.error_output_prefix,
-            }),
+            dead_letter: s3
+                .dead_letter_queue_s3_configuration
+                .map(|dlq| DeadLetterMeta {
+                    bucket_arn: dlq.bucket_arn.unwrap_or_default(),
+                    expected_bucket_owner: dlq.expected_bucket_owner.unwrap_or_default(),
+                    prefix: dlq.error_output_prefix,
+                }),
         },
         kms_key_id,
         logging,
@@ -487,7 +488,11 @@ pub async fn delete(node: &Node, caller: &Caller, arn: &str) -> Result<(), Error
     Ok(())
 }
 
-pub fn describe(node: &Node, caller: &Caller, arn: &str) -> Result<ChannelDescriptionOutput, Error> {
+pub fn describe(
+    node: &Node,
+    caller: &Caller,
+    arn: &str,
+) -> Result<ChannelDescriptionOutput, Error> {
     let channel = find(node, caller, arn)?;
     Ok(describe_as(node, &channel, status(node, &channel)))
 }
@@ -496,7 +501,11 @@ fn timestamp(ms: u64) -> Timestamp {
     Timestamp::from_epoch_ms(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
-fn describe_as(node: &Node, channel: &ChannelMeta, status: ChannelStatus) -> ChannelDescriptionOutput {
+fn describe_as(
+    node: &Node,
+    channel: &ChannelMeta,
+    status: ChannelStatus,
+) -> ChannelDescriptionOutput {
     let (dlq_bucket, dlq_prefix) = channel.dead_letter();
     let dlq_owner = channel
         .s3
@@ -573,7 +582,11 @@ fn describe_as(node: &Node, channel: &ChannelMeta, status: ChannelStatus) -> Cha
 }
 
 /// ListChannels: the account's channels by name, filtered by source stream, paged.
-pub fn list(node: &Node, caller: &Caller, input: ListChannelsInput) -> Result<ListChannelsOutput, Error> {
+pub fn list(
+    node: &Node,
+    caller: &Caller,
+    input: ListChannelsInput,
+) -> Result<ListChannelsOutput, Error> {
     let after = match input.next_token.as_deref() {
         Some(token) => {
             let (after, _, issued_ms) =
@@ -587,15 +600,19 @@ pub fn list(node: &Node, caller: &Caller, input: ListChannelsInput) -> Result<Li
         }
         None => None,
     };
-    let page_max = input
-        .max_results
-        .map_or(LIST_PAGE_MAX, |max| (max.max(1) as usize).min(LIST_PAGE_MAX));
+    let page_max = input.max_results.map_or(LIST_PAGE_MAX, |max| {
+        (max.max(1) as usize).min(LIST_PAGE_MAX)
+    });
     let filters = input.stream_filter.unwrap_or_default();
     let mut channels: Vec<ChannelMeta> = node
         .channels()
         .into_iter()
         .filter(|channel| channel.account == caller.account)
-        .filter(|channel| after.as_deref().is_none_or(|after| channel.name.as_str() > after))
+        .filter(|channel| {
+            after
+                .as_deref()
+                .is_none_or(|after| channel.name.as_str() > after)
+        })
         .filter(|channel| {
             filters.is_empty()
                 || filters.iter().any(|filter| {

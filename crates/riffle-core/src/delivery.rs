@@ -92,7 +92,10 @@ impl LocalStore {
 
     fn put_blocking(root: &Path, object: &PutObject) -> Result<(), StoreError> {
         let bad_key = object.key.is_empty()
-            || object.key.split('/').any(|part| part.is_empty() || part == "." || part == "..");
+            || object
+                .key
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..");
         let bad_bucket = object.bucket.is_empty()
             || object.bucket.starts_with('.')
             || object.bucket.contains('/');
@@ -108,12 +111,16 @@ impl LocalStore {
         let io = |what: &str, error: std::io::Error| {
             StoreError::Retry(format!("{what} {}: {error}", path.display()))
         };
-        riffle_log::create_owner_only_dirs(&dir).map_err(|e| io("cannot create the folder of", e))?;
+        riffle_log::create_owner_only_dirs(&dir)
+            .map_err(|e| io("cannot create the folder of", e))?;
         let file_name = path
             .file_name()
             .map(|name| name.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let temporary = dir.join(format!(".{file_name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let temporary = dir.join(format!(
+            ".{file_name}.{}.tmp",
+            uuid::Uuid::new_v4().simple()
+        ));
         let result = (|| {
             let mut file = owner_only_file(&temporary)?;
             file.write_all(&object.body)?;
@@ -295,7 +302,9 @@ async fn change_channel(node: &Node, channel: &ChannelMeta, change: impl FnOnce(
     let _control = node.control().await;
     let Some(mut current) = node
         .channel(&channel.account, &channel.name)
-        .filter(|current| current.channel_id == channel.channel_id && current.deleting_ms.is_none())
+        .filter(|current| {
+            current.channel_id == channel.channel_id && current.deleting_ms.is_none()
+        })
     else {
         return;
     };
@@ -304,7 +313,10 @@ async fn change_channel(node: &Node, channel: &ChannelMeta, change: impl FnOnce(
     if current == before {
         return;
     }
-    if let Err(error) = node.propose(Command::ReplaceChannel { meta: current }).await {
+    if let Err(error) = node
+        .propose(Command::ReplaceChannel { meta: current })
+        .await
+    {
         tracing::warn!(channel = %channel.name, %error, "cannot record a channel's state");
     }
 }
@@ -326,7 +338,10 @@ impl Batch {
     }
 
     fn note_arrival(&mut self, arrival_ms: u64) {
-        self.oldest_ms = Some(self.oldest_ms.map_or(arrival_ms, |oldest| oldest.min(arrival_ms)));
+        self.oldest_ms = Some(
+            self.oldest_ms
+                .map_or(arrival_ms, |oldest| oldest.min(arrival_ms)),
+        );
         self.since.get_or_insert_with(Instant::now);
     }
 }
@@ -336,10 +351,18 @@ fn check_record(format: RecordFormatType, data: &[u8]) -> Result<(), (&'static s
     match format {
         RecordFormatType::Json => serde_json::from_slice::<serde::de::IgnoredAny>(data)
             .map(|_| ())
-            .map_err(|error| ("InvalidJSON", format!("The record is not valid JSON: {error}"))),
-        RecordFormatType::String => std::str::from_utf8(data)
-            .map(|_| ())
-            .map_err(|error| ("InvalidUTF8", format!("The record is not valid UTF-8: {error}"))),
+            .map_err(|error| {
+                (
+                    "InvalidJSON",
+                    format!("The record is not valid JSON: {error}"),
+                )
+            }),
+        RecordFormatType::String => std::str::from_utf8(data).map(|_| ()).map_err(|error| {
+            (
+                "InvalidUTF8",
+                format!("The record is not valid UTF-8: {error}"),
+            )
+        }),
         RecordFormatType::ByteArray | RecordFormatType::GsrJson => Ok(()),
     }
 }
@@ -441,7 +464,11 @@ async fn run_channel(node: std::sync::Weak<Node>, channel: ChannelMeta, config: 
 
 /// Delivers until the channel is gone; an `Err` (a checkpoint that cannot be read or written)
 /// restarts it from the last checkpoint.
-async fn deliver(node: &Arc<Node>, channel: &ChannelMeta, config: &DeliveryConfig) -> Result<(), String> {
+async fn deliver(
+    node: &Arc<Node>,
+    channel: &ChannelMeta,
+    config: &DeliveryConfig,
+) -> Result<(), String> {
     let dir = channel_dir(node, channel);
     let durable = node.config.durability != crate::shard_log::Durability::None;
     let mut checkpoint = {
@@ -486,7 +513,8 @@ async fn deliver(node: &Arc<Node>, channel: &ChannelMeta, config: &DeliveryConfi
         })
         .await;
     }
-    let format = RecordFormatType::parse(&channel.record_format).unwrap_or(RecordFormatType::ByteArray);
+    let format =
+        RecordFormatType::parse(&channel.record_format).unwrap_or(RecordFormatType::ByteArray);
     let mut batch = Batch::default();
     // Positions after the batch's records (the checkpoint still has those before them).
     let mut pending = checkpoint.clone();
@@ -576,7 +604,16 @@ async fn deliver(node: &Arc<Node>, channel: &ChannelMeta, config: &DeliveryConfi
         let full = batch.body.len() + batch.dead.len() >= config.object_bytes_max;
         let due = batch.since.is_some_and(|since| since.elapsed() >= wait);
         if !batch.is_empty() && (full || due) {
-            match flush(node, &current, format, &batch, checkpoint.next_object, config).await {
+            match flush(
+                node,
+                &current,
+                format,
+                &batch,
+                checkpoint.next_object,
+                config,
+            )
+            .await
+            {
                 Ok(()) => {
                     pending.next_object = checkpoint.next_object + 1;
                     let (dir, stored) = (dir.clone(), pending.clone());
@@ -605,9 +642,9 @@ async fn deliver(node: &Arc<Node>, channel: &ChannelMeta, config: &DeliveryConfi
             continue;
         }
         if !read_any {
-            let sleep = batch
-                .since
-                .map_or(IDLE_POLL, |since| wait.saturating_sub(since.elapsed()).min(IDLE_POLL));
+            let sleep = batch.since.map_or(IDLE_POLL, |since| {
+                wait.saturating_sub(since.elapsed()).min(IDLE_POLL)
+            });
             tokio::time::sleep(sleep.max(Duration::from_millis(5))).await;
         }
     }
@@ -620,11 +657,23 @@ async fn read_shard(
 ) -> Result<data::Read, String> {
     let (state, shard) = (Arc::clone(state), Arc::clone(shard));
     tokio::task::spawn_blocking(move || {
-        data::read_from(&state, &shard, position, READ_RECORDS_MAX, READ_BYTES_MAX, now_ms())
+        data::read_from(
+            &state,
+            &shard,
+            position,
+            READ_RECORDS_MAX,
+            READ_BYTES_MAX,
+            now_ms(),
+        )
     })
     .await
     .map_err(|error| error.to_string())?
-    .map_err(|error| format!("cannot read shard: {}", error.log_message().unwrap_or("error")))
+    .map_err(|error| {
+        format!(
+            "cannot read shard: {}",
+            error.log_message().unwrap_or("error")
+        )
+    })
 }
 
 /// Writes the batch's object and, if any record failed its check, the dead-letter object.
@@ -674,7 +723,9 @@ async fn flush(
             .s3
             .dead_letter
             .as_ref()
-            .map_or(&channel.s3.expected_bucket_owner, |dlq| &dlq.expected_bucket_owner)
+            .map_or(&channel.s3.expected_bucket_owner, |dlq| {
+                &dlq.expected_bucket_owner
+            })
             .clone();
         config
             .store
@@ -750,14 +801,27 @@ mod tests {
     fn formats_check_and_lay_out_records() {
         let mut body = Vec::new();
         assert!(check_record(RecordFormatType::Json, b"{\"a\":1}").is_ok());
-        assert_eq!(check_record(RecordFormatType::Json, b"{oops").unwrap_err().0, "InvalidJSON");
-        assert_eq!(check_record(RecordFormatType::String, &[0xff]).unwrap_err().0, "InvalidUTF8");
+        assert_eq!(
+            check_record(RecordFormatType::Json, b"{oops")
+                .unwrap_err()
+                .0,
+            "InvalidJSON"
+        );
+        assert_eq!(
+            check_record(RecordFormatType::String, &[0xff])
+                .unwrap_err()
+                .0,
+            "InvalidUTF8"
+        );
         assert!(check_record(RecordFormatType::ByteArray, &[0xff]).is_ok());
         append_record(RecordFormatType::Json, &mut body, b"{\"a\":1}");
         append_record(RecordFormatType::String, &mut body, b"line\n");
         append_record(RecordFormatType::ByteArray, &mut body, b"\x00\x01");
         assert_eq!(body, b"{\"a\":1}\nline\n\x00\x01");
-        assert_eq!(extension(RecordFormatType::String, S3CompressionType::Zstd), ".txt.zst");
+        assert_eq!(
+            extension(RecordFormatType::String, S3CompressionType::Zstd),
+            ".txt.zst"
+        );
     }
 
     #[test]

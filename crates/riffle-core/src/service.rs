@@ -342,15 +342,28 @@ async fn call_operation(
             advantage::update_warm_throughput(node, caller, input).await?,
         ),
         // Channels (channels.rs; delivery in delivery.rs).
-        Request::CreateChannel(input) => encode(format, channels::create(node, caller, input).await?),
-        Request::UpdateChannel(input) => encode(format, channels::update(node, caller, input).await?),
+        Request::CreateChannel(input) => {
+            encode(format, channels::create(node, caller, input).await?)
+        }
+        Request::UpdateChannel(input) => {
+            encode(format, channels::update(node, caller, input).await?)
+        }
         Request::DeleteChannel(input) => {
-            channels::delete(node, caller, input.channel_arn.as_deref().unwrap_or_default()).await?;
+            channels::delete(
+                node,
+                caller,
+                input.channel_arn.as_deref().unwrap_or_default(),
+            )
+            .await?;
             Vec::new()
         }
         Request::DescribeChannel(input) => encode(
             format,
-            channels::describe(node, caller, input.channel_arn.as_deref().unwrap_or_default())?,
+            channels::describe(
+                node,
+                caller,
+                input.channel_arn.as_deref().unwrap_or_default(),
+            )?,
         ),
         Request::ListChannels(input) => encode(format, channels::list(node, caller, input)?),
         Request::SubscribeToShard(_) | Request::DeregisterStreamConsumer(_) => {

@@ -88,9 +88,9 @@ wire_enum!(
 
 /// `prefix` then one or more (`min`..=`max`) bytes of `class`, nothing else.
 fn prefixed_run(value: &str, prefix: &str, class: fn(u8) -> bool, min: usize, max: usize) -> bool {
-    value.strip_prefix(prefix).is_some_and(|rest| {
-        (min..=max).contains(&rest.len()) && rest.bytes().all(class)
-    })
+    value
+        .strip_prefix(prefix)
+        .is_some_and(|rest| (min..=max).contains(&rest.len()) && rest.bytes().all(class))
 }
 
 /// `arn:aws[-a-z0-9]*:` then the rest of the value, which is returned.
@@ -112,9 +112,13 @@ fn is_role_arn(value: &str) -> bool {
         return false;
     };
     rest.get(..12).is_some_and(twelve_digits)
-        && prefixed_run(&rest[12..], ":role/", |b| {
-            b.is_ascii_alphanumeric() || b"_+=,.@-/".contains(&b)
-        }, 1, usize::MAX)
+        && prefixed_run(
+            &rest[12..],
+            ":role/",
+            |b| b.is_ascii_alphanumeric() || b"_+=,.@-/".contains(&b),
+            1,
+            usize::MAX,
+        )
 }
 
 fn bucket_name_byte(b: u8) -> bool {
@@ -138,9 +142,13 @@ fn is_table_bucket_arn(value: &str) -> bool {
             .all(|b| b == b'-' || b.is_ascii_lowercase() || b.is_ascii_digit());
     region_ok
         && rest.get(..12).is_some_and(twelve_digits)
-        && prefixed_run(&rest[12..], ":bucket/", |b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-        }, 3, 63)
+        && prefixed_run(
+            &rest[12..],
+            ":bucket/",
+            |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-',
+            3,
+            63,
+        )
 }
 
 fn is_gsr_schema_arn(value: &str) -> bool {
@@ -205,7 +213,11 @@ static ACCOUNT_PATTERN: OtherPattern = OtherPattern {
 };
 static ERROR_PREFIX_PATTERN: OtherPattern = OtherPattern {
     text: r"[0-9A-Za-z!\-_'.*()\/]+",
-    matches: |value| all_bytes(value, |b| b.is_ascii_alphanumeric() || b"!-_'.*()/".contains(&b)),
+    matches: |value| {
+        all_bytes(value, |b| {
+            b.is_ascii_alphanumeric() || b"!-_'.*()/".contains(&b)
+        })
+    },
 };
 static KEY_TEMPLATE_PATTERN: OtherPattern = OtherPattern {
     text: r"[0-9A-Za-z!\-_'.*()\/=:{}]+",
@@ -217,15 +229,27 @@ static KEY_TEMPLATE_PATTERN: OtherPattern = OtherPattern {
 };
 static TABLES_NAME_PATTERN: OtherPattern = OtherPattern {
     text: "[0-9a-z_]+",
-    matches: |value| all_bytes(value, |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+    matches: |value| {
+        all_bytes(value, |b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'
+        })
+    },
 };
 static PARTITION_SOURCE_PATTERN: OtherPattern = OtherPattern {
     text: r"[a-zA-Z0-9\.\_]+",
-    matches: |value| all_bytes(value, |b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_'),
+    matches: |value| {
+        all_bytes(value, |b| {
+            b.is_ascii_alphanumeric() || b == b'.' || b == b'_'
+        })
+    },
 };
 static LOG_GROUP_PATTERN: OtherPattern = OtherPattern {
     text: r"[\.\-_/#A-Za-z0-9]+",
-    matches: |value| all_bytes(value, |b| b.is_ascii_alphanumeric() || b".-_/#".contains(&b)),
+    matches: |value| {
+        all_bytes(value, |b| {
+            b.is_ascii_alphanumeric() || b".-_/#".contains(&b)
+        })
+    },
 };
 static LOG_STREAM_PATTERN: OtherPattern = OtherPattern {
     text: "[^:*]*",
@@ -245,16 +269,13 @@ pub const CHANNEL_NAME: StringRule = rule(Some(Pattern::Name), 1, 128);
 pub const CHANNEL_ARN: StringRule = rule(Some(Pattern::Other(&CHANNEL_ARN_PATTERN)), 1, 2048);
 const ROLE_ARN: StringRule = rule(Some(Pattern::Other(&ROLE_ARN_PATTERN)), 1, 512);
 const BUCKET_ARN: StringRule = rule(Some(Pattern::Other(&BUCKET_ARN_PATTERN)), 1, 2048);
-const TABLE_BUCKET_ARN: StringRule =
-    rule(Some(Pattern::Other(&TABLE_BUCKET_ARN_PATTERN)), 1, 2048);
+const TABLE_BUCKET_ARN: StringRule = rule(Some(Pattern::Other(&TABLE_BUCKET_ARN_PATTERN)), 1, 2048);
 const GSR_SCHEMA_ARN: StringRule = rule(Some(Pattern::Other(&GSR_SCHEMA_ARN_PATTERN)), 1, 512);
 const EXPECTED_BUCKET_OWNER: StringRule = rule(Some(Pattern::Other(&ACCOUNT_PATTERN)), 12, 12);
 const ERROR_OUTPUT_PREFIX: StringRule = rule(Some(Pattern::Other(&ERROR_PREFIX_PATTERN)), 1, 512);
-const OUTPUT_KEY_TEMPLATE: StringRule =
-    rule(Some(Pattern::Other(&KEY_TEMPLATE_PATTERN)), 1, 1024);
+const OUTPUT_KEY_TEMPLATE: StringRule = rule(Some(Pattern::Other(&KEY_TEMPLATE_PATTERN)), 1, 1024);
 const TABLES_NAME: StringRule = rule(Some(Pattern::Other(&TABLES_NAME_PATTERN)), 1, 255);
-const PARTITION_SOURCE: StringRule =
-    rule(Some(Pattern::Other(&PARTITION_SOURCE_PATTERN)), 1, 255);
+const PARTITION_SOURCE: StringRule = rule(Some(Pattern::Other(&PARTITION_SOURCE_PATTERN)), 1, 255);
 const LOG_GROUP: StringRule = rule(Some(Pattern::Other(&LOG_GROUP_PATTERN)), 1, 512);
 const LOG_STREAM: StringRule = rule(Some(Pattern::Other(&LOG_STREAM_PATTERN)), 1, 512);
 const KEY_ID: StringRule = rule(None, 1, 2048);
@@ -711,7 +732,10 @@ impl Validate for CreateChannelInput {
             }
             match &tables.s3_tables_configuration_list {
                 None => v.required::<()>(
-                    Path::Nested("s3TablesDestinationConfiguration", "s3TablesConfigurationList"),
+                    Path::Nested(
+                        "s3TablesDestinationConfiguration",
+                        "s3TablesConfigurationList",
+                    ),
                     None,
                 ),
                 Some(list) => {
@@ -757,7 +781,11 @@ impl Validate for CreateChannelInput {
                                 ),
                                 Some(fields) => {
                                     v.count(
-                                        Path::Member(parent, index, "partitionSpec.partitionFields"),
+                                        Path::Member(
+                                            parent,
+                                            index,
+                                            "partitionSpec.partitionFields",
+                                        ),
                                         fields.len(),
                                         Some(1),
                                         Some(10),
@@ -826,7 +854,10 @@ impl Validate for UpdateChannelInput {
             &CHANNEL_ARN,
         );
         for (name, update) in [
-            ("s3DestinationConfiguration", &self.s3_destination_configuration),
+            (
+                "s3DestinationConfiguration",
+                &self.s3_destination_configuration,
+            ),
             (
                 "s3TablesDestinationConfiguration",
                 &self.s3_tables_destination_configuration,
@@ -899,7 +930,9 @@ mod tests {
 
     #[test]
     fn patterns_match_the_model() {
-        assert!(is_role_arn("arn:aws:iam::123456789012:role/service-role/x+y"));
+        assert!(is_role_arn(
+            "arn:aws:iam::123456789012:role/service-role/x+y"
+        ));
         assert!(is_role_arn("arn:aws-cn:iam::123456789012:role/a"));
         assert!(!is_role_arn("arn:aws:iam::12345678901:role/a"));
         assert!(!is_role_arn("arn:aws:iam::123456789012:role/"));
@@ -908,15 +941,27 @@ mod tests {
         assert!(!is_bucket_arn("arn:aws:s3:::ab"));
         assert!(!is_bucket_arn("arn:aws:s3:::My-Bucket"));
         assert!(!is_bucket_arn(&format!("arn:aws:s3:::{}", "a".repeat(64))));
-        assert!(is_table_bucket_arn("arn:aws:s3tables:us-east-1:123456789012:bucket/tb_1"));
-        assert!(!is_table_bucket_arn("arn:aws:s3tables::123456789012:bucket/tb1"));
+        assert!(is_table_bucket_arn(
+            "arn:aws:s3tables:us-east-1:123456789012:bucket/tb_1"
+        ));
+        assert!(!is_table_bucket_arn(
+            "arn:aws:s3tables::123456789012:bucket/tb1"
+        ));
         assert!(is_gsr_schema_arn(
             "arn:aws:glue:us-east-1:123456789012:schema/registry/schema.v1"
         ));
-        assert!(!is_gsr_schema_arn("arn:aws:glue:us-east-1:123456789012:schema/registry"));
-        assert!(is_channel_arn("arn:aws:kinesis:us-east-1:123456789012:channel/c"));
-        assert!(!is_channel_arn("arn:aws:kinesis:us-east-1:123456789012:stream/c"));
-        assert!((KEY_TEMPLATE_PATTERN.matches)("data/!{channel-name}/!{yyyy}"));
+        assert!(!is_gsr_schema_arn(
+            "arn:aws:glue:us-east-1:123456789012:schema/registry"
+        ));
+        assert!(is_channel_arn(
+            "arn:aws:kinesis:us-east-1:123456789012:channel/c"
+        ));
+        assert!(!is_channel_arn(
+            "arn:aws:kinesis:us-east-1:123456789012:stream/c"
+        ));
+        assert!((KEY_TEMPLATE_PATTERN.matches)(
+            "data/!{channel-name}/!{yyyy}"
+        ));
         assert!(!(KEY_TEMPLATE_PATTERN.matches)("a b"));
         assert!((LOG_STREAM_PATTERN.matches)("any thing"));
         assert!(!(LOG_STREAM_PATTERN.matches)("a:b"));
@@ -931,7 +976,10 @@ mod tests {
             "ExpectedBucketOwner":"123456789012"}}}"#;
         let error = decode_request("CreateChannel", body).unwrap_err();
         let message = error.message.clone().unwrap_or_default();
-        assert!(message.starts_with("3 validation errors detected: "), "{message}");
+        assert!(
+            message.starts_with("3 validation errors detected: "),
+            "{message}"
+        );
         assert!(message.contains(
             "Value 'XML' at 'streamConfigurationList.1.member.recordConfiguration.recordFormatType' \
              failed to satisfy constraint: Member must satisfy enum value set: [GSR_JSON, JSON, STRING, BYTE_ARRAY]"
@@ -941,10 +989,13 @@ mod tests {
              failed to satisfy constraint: Member must satisfy regular expression pattern: \
              arn:aws[-a-z0-9]*:s3:::[a-z0-9._-]{3,63}"
         ), "{message}");
-        assert!(message.contains(
-            "Value null at 's3DestinationConfiguration.storageConfiguration.compressionType' \
+        assert!(
+            message.contains(
+                "Value null at 's3DestinationConfiguration.storageConfiguration.compressionType' \
              failed to satisfy constraint: Member must not be null"
-        ), "{message}");
+            ),
+            "{message}"
+        );
         let good = br#"{"ChannelName":"c","ServiceExecutionRoleARN":"arn:aws:iam::123456789012:role/r",
             "StreamConfigurationList":[{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s",
             "RecordConfiguration":{"RecordFormatType":"JSON"}}],
