@@ -92,9 +92,9 @@ pub enum Command {
     /// different key is set already.
     SetTokenKey { key_hex: String },
     /// Adds a channel; rejected if the account has one of that name.
-    CreateChannel { meta: ChannelMeta },
+    CreateChannel { meta: Box<ChannelMeta> },
     /// Replaces a channel's entry; rejected unless the same channel (by id) is there.
-    ReplaceChannel { meta: ChannelMeta },
+    ReplaceChannel { meta: Box<ChannelMeta> },
     /// Removes a channel; rejected unless that channel (by id) is there.
     RemoveChannel {
         account: String,
@@ -380,14 +380,14 @@ impl CatalogueState {
                 if self.channels.contains_key(&key) {
                     return Err(Rejection::Exists);
                 }
-                self.channels.insert(key, meta.clone());
+                self.channels.insert(key, (**meta).clone());
                 Ok(Applied::Done)
             }
             Command::ReplaceChannel { meta } => {
                 let key = (meta.account.clone(), meta.name.clone());
                 match self.channels.get_mut(&key) {
                     Some(entry) if entry.channel_id == meta.channel_id => {
-                        *entry = meta.clone();
+                        *entry = (**meta).clone();
                         Ok(Applied::Done)
                     }
                     _ => Err(Rejection::NotFound),

@@ -412,8 +412,10 @@ pub async fn create(
         deleting_ms: None,
         failure: None,
     };
-    node.propose(Command::CreateChannel { meta: meta.clone() })
-        .await?;
+    node.propose(Command::CreateChannel {
+        meta: Box::new(meta.clone()),
+    })
+    .await?;
     node.channels_changed();
     Ok(describe_as(node, &meta, ChannelStatus::Creating))
 }
@@ -467,7 +469,7 @@ pub async fn update(
     }
     channel.updated_ms = Some(now_ms());
     node.propose(Command::ReplaceChannel {
-        meta: channel.clone(),
+        meta: Box::new(channel.clone()),
     })
     .await?;
     node.channels_changed();
@@ -482,8 +484,10 @@ pub async fn delete(node: &Node, caller: &Caller, arn: &str) -> Result<(), Error
         return Ok(());
     }
     channel.deleting_ms = Some(now_ms());
-    node.propose(Command::ReplaceChannel { meta: channel })
-        .await?;
+    node.propose(Command::ReplaceChannel {
+        meta: Box::new(channel),
+    })
+    .await?;
     node.channels_changed();
     Ok(())
 }

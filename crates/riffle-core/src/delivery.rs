@@ -314,7 +314,9 @@ async fn change_channel(node: &Node, channel: &ChannelMeta, change: impl FnOnce(
         return;
     }
     if let Err(error) = node
-        .propose(Command::ReplaceChannel { meta: current })
+        .propose(Command::ReplaceChannel {
+            meta: Box::new(current),
+        })
         .await
     {
         tracing::warn!(channel = %channel.name, %error, "cannot record a channel's state");

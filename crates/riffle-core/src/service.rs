@@ -343,7 +343,7 @@ async fn call_operation(
         ),
         // Channels (channels.rs; delivery in delivery.rs).
         Request::CreateChannel(input) => {
-            encode(format, channels::create(node, caller, input).await?)
+            encode(format, channels::create(node, caller, *input).await?)
         }
         Request::UpdateChannel(input) => {
             encode(format, channels::update(node, caller, input).await?)

@@ -2081,7 +2081,8 @@ requests!(
     DisableEnhancedMonitoring(DisableEnhancedMonitoringInput),
     UpdateAccountSettings(UpdateAccountSettingsInput),
     UpdateStreamWarmThroughput(UpdateStreamWarmThroughputInput),
-    CreateChannel(CreateChannelInput),
+    // Boxed: the largest input by far, it would size every Request.
+    CreateChannel(CreateChannelRequest),
     UpdateChannel(UpdateChannelInput),
     DeleteChannel(DeleteChannelInput),
     DescribeChannel(DescribeChannelInput),

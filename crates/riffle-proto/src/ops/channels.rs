@@ -419,6 +419,9 @@ input_shape!(
     }
 );
 
+/// CreateChannel's input as a `Request` holds it: boxed, being far larger than any other.
+pub type CreateChannelRequest = Box<CreateChannelInput>;
+
 input_shape!(
     UpdateChannelInput {
         channel_arn: String = "ChannelARN" via "crate::json::field::string";
@@ -842,6 +845,12 @@ impl Validate for CreateChannelInput {
             );
         }
         validate_logging(v, self.logging_configuration.as_ref());
+    }
+}
+
+impl<T: Validate> Validate for Box<T> {
+    fn validate(&self, v: &mut Validator) {
+        (**self).validate(v);
     }
 }
 
