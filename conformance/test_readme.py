@@ -170,6 +170,36 @@ def test_the_cli_session_reads_back_what_it_wrote(tmp_path):
         server.stop()
 
 
+def test_the_channels_example_delivers_an_object(tmp_path):
+    """The Channels example, run in the server's working directory (its data directory is the
+    default `./riffle-data`), with the flag the text starts riffle with."""
+    work = tmp_path / "session"
+    server = h.start_server(
+        work, ["--channel-max-wait-ms", "1000"], data_dir=work / "riffle-data"
+    )
+    try:
+        assert "riffle serve --channel-max-wait-ms 1000" in readme_sections()["Channels"]
+        block = only_block("Channels", "python")
+        script = substitute(block, README_ENDPOINT, server.endpoint)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=work,
+            env=example_env(tmp_path),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=h.CLI_TIMEOUT_SECONDS,
+        )
+        assert done.returncode == 0, (
+            f"the README's channels example failed (exit {done.returncode}):\n--- stdout ---\n"
+            f"{done.stdout}\n--- stderr ---\n{done.stderr}\n--- riffle ---\n{server.stderr_tail()}"
+        )
+        assert '{"page": "/home"}' in done.stdout, done.stdout
+    finally:
+        server.stop()
+
+
 def test_the_fanout_example_prints_records_as_they_are_written(tmp_path):
     server = h.start_server(
         tmp_path / "riffle", ["--subscription-lifetime-s", str(FANOUT_LIFETIME_S)]

@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::channels::ChannelMeta;
 use crate::crypto::ManagedKey;
 use crate::meta::{self, AccountMeta, MetaDocument, StreamMeta};
 
@@ -52,6 +53,8 @@ pub struct CatalogueState {
     pub aws_managed_key: Option<ManagedKey>,
     /// Directories whose data the catalogue no longer needs (see `MetaDocument::removing`).
     pub removing: Vec<String>,
+    /// Channels, by account and name.
+    pub channels: BTreeMap<StreamKey, ChannelMeta>,
 }
 
 /// The version of one stream, as a snapshot carries it beside the document.
@@ -88,6 +91,16 @@ pub enum Command {
     /// cluster issues tokens every other node accepts. First writer wins: rejected if a
     /// different key is set already.
     SetTokenKey { key_hex: String },
+    /// Adds a channel; rejected if the account has one of that name.
+    CreateChannel { meta: Box<ChannelMeta> },
+    /// Replaces a channel's entry; rejected unless the same channel (by id) is there.
+    ReplaceChannel { meta: Box<ChannelMeta> },
+    /// Removes a channel; rejected unless that channel (by id) is there.
+    RemoveChannel {
+        account: String,
+        name: String,
+        channel_id: String,
+    },
     /// Takes over a whole catalogue (a single node's `meta.json` when it becomes the first
     /// member of a cluster). Only into an empty catalogue: it never merges or overwrites.
     Import { document: MetaDocument },
@@ -143,6 +156,7 @@ impl CatalogueState {
             accounts: BTreeMap::new(),
             aws_managed_key: None,
             removing: Vec::new(),
+            channels: BTreeMap::new(),
         }
     }
 
@@ -166,6 +180,16 @@ impl CatalogueState {
             accounts: document.accounts.clone(),
             aws_managed_key: document.aws_managed_key.clone(),
             removing: document.removing.clone(),
+            channels: document
+                .channels
+                .iter()
+                .map(|channel| {
+                    (
+                        (channel.account.clone(), channel.name.clone()),
+                        channel.clone(),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -238,6 +262,7 @@ impl CatalogueState {
             aws_managed_key: self.aws_managed_key.clone(),
             removing: self.removing.clone(),
             watermarks: true,
+            channels: self.channels.values().cloned().collect(),
         }
     }
 
@@ -350,11 +375,44 @@ impl CatalogueState {
                 self.token_key_hex = key_hex.clone();
                 Ok(Applied::Done)
             }
+            Command::CreateChannel { meta } => {
+                let key = (meta.account.clone(), meta.name.clone());
+                if self.channels.contains_key(&key) {
+                    return Err(Rejection::Exists);
+                }
+                self.channels.insert(key, (**meta).clone());
+                Ok(Applied::Done)
+            }
+            Command::ReplaceChannel { meta } => {
+                let key = (meta.account.clone(), meta.name.clone());
+                match self.channels.get_mut(&key) {
+                    Some(entry) if entry.channel_id == meta.channel_id => {
+                        *entry = (**meta).clone();
+                        Ok(Applied::Done)
+                    }
+                    _ => Err(Rejection::NotFound),
+                }
+            }
+            Command::RemoveChannel {
+                account,
+                name,
+                channel_id,
+            } => {
+                let key = (account.clone(), name.clone());
+                match self.channels.get(&key) {
+                    Some(entry) if entry.channel_id == *channel_id => {
+                        self.channels.remove(&key);
+                        Ok(Applied::Done)
+                    }
+                    _ => Err(Rejection::NotFound),
+                }
+            }
             Command::Import { document } => {
                 let empty = self.streams.is_empty()
                     && self.accounts.is_empty()
                     && self.aws_managed_key.is_none()
-                    && self.removing.is_empty();
+                    && self.removing.is_empty()
+                    && self.channels.is_empty();
                 if !empty {
                     return Err(Rejection::Invalid(
                         "a catalogue is imported only into an empty one".into(),

@@ -30,10 +30,12 @@
 
 pub mod advantage;
 pub mod catalogue;
+pub mod channels;
 pub mod consumers;
 pub mod control;
 pub mod crypto;
 pub mod data;
+pub mod delivery;
 pub mod encryption;
 pub mod meta;
 pub mod metrics;

@@ -191,6 +191,9 @@ pub struct MetaDocument {
     /// that kept none.
     #[serde(default)]
     pub watermarks: bool,
+    /// Channels (see [`crate::channels`]), sorted by account and name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<crate::channels::ChannelMeta>,
 }
 
 /// One account's settings.
@@ -382,6 +385,7 @@ mod tests {
             }),
             removing: vec!["0123/4".into()],
             watermarks: true,
+            channels: Vec::new(),
         }
     }
 

@@ -507,6 +507,8 @@ pub struct Node {
     cluster: std::sync::OnceLock<Arc<dyn ClusterSeam>>,
     /// Orders [`Node::apply_catalogue`] calls (never held across a proposal).
     reconciling: AsyncMutex<()>,
+    /// Bumped after every channel change, to wake the delivery manager.
+    channels_changed: watch::Sender<u64>,
 }
 
 /// A boxed future, as the cluster seam's methods return.
@@ -633,6 +635,7 @@ impl Node {
             aws_managed_key: None,
             removing: Vec::new(),
             watermarks: false,
+            channels: Vec::new(),
         });
         let token_key = parse_hex_key(&document.token_key_hex).ok_or_else(|| {
             OpenError::Meta(meta::MetaError::Corrupt {
@@ -840,6 +843,7 @@ impl Node {
             watermarks: std::sync::Mutex::new(marks),
             cluster: std::sync::OnceLock::new(),
             reconciling: AsyncMutex::new(()),
+            channels_changed: watch::channel(0).0,
         });
         // The watermarks first (this start is not clean until it shuts down cleanly), then a
         // catalogue that says they exist: a crash between the two leaves a catalogue that
@@ -875,6 +879,7 @@ impl Node {
             watermarks: std::sync::Mutex::new(WatermarkDocument::default()),
             cluster: std::sync::OnceLock::new(),
             reconciling: AsyncMutex::new(()),
+            channels_changed: watch::channel(0).0,
         }))
     }
 
@@ -1369,6 +1374,31 @@ impl Node {
             .map_err(|error| {
                 crate::Error::internal(format!("cannot persist the catalogue: {error}"))
             })
+    }
+
+    /// The channel `name` of `account` (see [`crate::channels`]).
+    pub fn channel(&self, account: &str, name: &str) -> Option<crate::channels::ChannelMeta> {
+        let catalogue = self.catalogue.lock().unwrap_or_else(|p| p.into_inner());
+        catalogue
+            .channels
+            .get(&(account.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// Every channel of every account.
+    pub fn channels(&self) -> Vec<crate::channels::ChannelMeta> {
+        let catalogue = self.catalogue.lock().unwrap_or_else(|p| p.into_inner());
+        catalogue.channels.values().cloned().collect()
+    }
+
+    /// Wakes whoever watches channel changes (the delivery manager).
+    pub fn channels_changed(&self) {
+        self.channels_changed.send_modify(|count| *count += 1);
+    }
+
+    /// A receiver woken by every channel change.
+    pub fn watch_channels(&self) -> watch::Receiver<u64> {
+        self.channels_changed.subscribe()
     }
 
     /// Takes the control-plane lock; hold it across a change and its `persist`.

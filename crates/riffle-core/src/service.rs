@@ -14,6 +14,7 @@ use bytes::Bytes;
 use riffle_proto::ops::*;
 use riffle_proto::{limits, Request, Timestamp, WireFormat};
 
+use crate::channels;
 use crate::consumers;
 pub use crate::control::Caller;
 use crate::control::{self, resolve_stream, ShardSelection};
@@ -340,6 +341,31 @@ async fn call_operation(
             format,
             advantage::update_warm_throughput(node, caller, input).await?,
         ),
+        // Channels (channels.rs; delivery in delivery.rs).
+        Request::CreateChannel(input) => {
+            encode(format, channels::create(node, caller, *input).await?)
+        }
+        Request::UpdateChannel(input) => {
+            encode(format, channels::update(node, caller, input).await?)
+        }
+        Request::DeleteChannel(input) => {
+            channels::delete(
+                node,
+                caller,
+                input.channel_arn.as_deref().unwrap_or_default(),
+            )
+            .await?;
+            Vec::new()
+        }
+        Request::DescribeChannel(input) => encode(
+            format,
+            channels::describe(
+                node,
+                caller,
+                input.channel_arn.as_deref().unwrap_or_default(),
+            )?,
+        ),
+        Request::ListChannels(input) => encode(format, channels::list(node, caller, input)?),
         Request::SubscribeToShard(_) | Request::DeregisterStreamConsumer(_) => {
             unreachable!("answered by `call`")
         }
@@ -539,6 +565,14 @@ async fn delete_stream(
         input.stream_name.as_deref(),
         input.stream_arn.as_deref(),
     )?;
+    // AWS: "A stream cannot be deleted while it has active channels."
+    if channels::stream_has_channels(node, &stream.account, &stream.name, stream.created_ms) {
+        return Err(Error::resource_in_use(format!(
+            "Stream {} under account {} has channels; delete them first (ListChannels with a \
+             StreamFilter finds them).",
+            stream.name, stream.account
+        )));
+    }
     control::delete_stream(node, &stream, input.enforce_consumer_deletion == Some(true)).await
 }
 

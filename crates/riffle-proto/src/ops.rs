@@ -1983,6 +1983,11 @@ pub struct UpdateShardCountOutput {
     pub stream_arn: Option<String>,
 }
 
+// ===== Channels =====
+
+mod channels;
+pub use channels::*;
+
 // ===== Requests =====
 
 macro_rules! requests {
@@ -2076,6 +2081,12 @@ requests!(
     DisableEnhancedMonitoring(DisableEnhancedMonitoringInput),
     UpdateAccountSettings(UpdateAccountSettingsInput),
     UpdateStreamWarmThroughput(UpdateStreamWarmThroughputInput),
+    // Boxed: the largest input by far, it would size every Request.
+    CreateChannel(CreateChannelRequest),
+    UpdateChannel(UpdateChannelInput),
+    DeleteChannel(DeleteChannelInput),
+    DescribeChannel(DescribeChannelInput),
+    ListChannels(ListChannelsInput),
 );
 
 #[cfg(test)]

@@ -59,7 +59,25 @@ pub enum Pattern {
     StreamId,
     /// `^(arn):aws.*:kinesis:.*:\d{12}:.*stream\/[a-zA-Z0-9_.-]+\/consumer\/[a-zA-Z0-9_.-]+:[0-9]+`.
     ConsumerArn,
+    /// A pattern of a newer part of the model (channels), matched by its own function.
+    Other(&'static OtherPattern),
 }
+
+/// A pattern defined beside the shapes that use it: its text as Coral prints it and a
+/// hand-written matcher with `String.matches` semantics.
+#[derive(Debug)]
+pub struct OtherPattern {
+    pub text: &'static str,
+    pub matches: fn(&str) -> bool,
+}
+
+impl PartialEq for OtherPattern {
+    fn eq(&self, other: &OtherPattern) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for OtherPattern {}
 
 impl Pattern {
     /// The expression as Coral prints it in messages.
@@ -74,6 +92,7 @@ impl Pattern {
             Pattern::ConsumerArn => {
                 r"^(arn):aws.*:kinesis:.*:\d{12}:.*stream\/[a-zA-Z0-9_.-]+\/consumer\/[a-zA-Z0-9_.-]+:[0-9]+"
             }
+            Pattern::Other(other) => other.text,
         }
     }
 
@@ -87,6 +106,7 @@ impl Pattern {
             Pattern::ResourceArn => is_resource_arn(value),
             Pattern::StreamId => is_stream_id(value),
             Pattern::ConsumerArn => is_consumer_arn(value),
+            Pattern::Other(other) => (other.matches)(value),
         }
     }
 }
@@ -604,15 +624,20 @@ impl<'a> ArnScan<'a> {
 
 /// `arn:aws.*:kinesis:.*:\d{12}:stream/\S+`.
 fn is_stream_arn(value: &str) -> bool {
-    const STREAM_PART: &str = ":stream/";
+    is_kinesis_arn(value, ":stream/")
+}
+
+/// `arn:aws.*:kinesis:.*:\d{12}` + `part` + `\S+`, for `part` such as `:stream/` or
+/// `:channel/`.
+pub fn is_kinesis_arn(value: &str, part: &str) -> bool {
     let Some(scan) = ArnScan::new(value) else {
         return false;
     };
-    value.match_indices(STREAM_PART).any(|(at, _)| {
+    value.match_indices(part).any(|(at, _)| {
         // `:\d{12}` ends where `:stream/` begins, so the account part starts 13 bytes earlier.
         at >= 13 && {
             let account = at - 13;
-            scan.tail_ok(at + STREAM_PART.len())
+            scan.tail_ok(at + part.len())
                 && scan.account_at(account)
                 && scan.kinesis_end <= account
                 && account <= scan.first_line_terminator

@@ -14,6 +14,7 @@ mod devcert;
 mod fdlimit;
 mod http;
 mod metrics;
+mod s3;
 mod send;
 mod transport;
 
@@ -210,6 +211,19 @@ struct ServeArgs {
     /// Do not serve the web console (GET /console/ then answers 404).
     #[arg(long)]
     no_console: bool,
+    /// Where channels write their objects: an S3-compatible endpoint (AWS S3, MinIO, Ceph,
+    /// ...), with credentials and region from the standard AWS chain. Without it, objects go
+    /// to DATA/buckets/<bucket>/<key>.
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// Upper bound on how long a channel holds records before writing an object, whatever
+    /// its DataFreshnessInSeconds (AWS accepts 300-900 s; this lets tests and laptops see
+    /// objects sooner).
+    #[arg(long, value_name = "MS")]
+    channel_max_wait_ms: Option<u64>,
+    /// A channel writes an object once its batch reaches this many KiB (before compression).
+    #[arg(long, default_value_t = (riffle_core::delivery::OBJECT_BYTES_MAX_DEFAULT / 1024) as u64)]
+    channel_object_kib: u64,
 }
 
 fn main() -> ExitCode {
@@ -421,6 +435,21 @@ async fn serve(args: ServeArgs) -> ExitCode {
     node.start_retention();
     node.start_scaler();
     node.start_watermarks();
+    let store: std::sync::Arc<dyn riffle_core::delivery::ObjectStore> = match &args.s3_endpoint {
+        Some(endpoint) => std::sync::Arc::new(s3::S3Store::connect(endpoint).await),
+        None => std::sync::Arc::new(riffle_core::delivery::LocalStore::new(
+            node.config.data_dir.join("buckets"),
+        )),
+    };
+    riffle_core::delivery::start(
+        &node,
+        riffle_core::delivery::DeliveryConfig {
+            store,
+            max_wait: args.channel_max_wait_ms.map(Duration::from_millis),
+            object_bytes_max: usize::try_from(args.channel_object_kib.max(1).saturating_mul(1024))
+                .unwrap_or(usize::MAX),
+        },
+    );
     // Tests and scripts read the port from this line; keep its shape.
     println!("riffle listening on {local}");
     if let Some(listener) = &metrics_listener {

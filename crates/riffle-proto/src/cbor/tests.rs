@@ -1266,6 +1266,30 @@ fn every_operation_decodes_the_same_from_cbor_and_json() {
             format!(r#"{{"ResourceARN":"{ARN}"}}"#),
         ),
         (
+            "CreateChannel",
+            r#"{"ChannelName":"c","ServiceExecutionRoleARN":"arn:aws:iam::123456789012:role/r","StreamConfigurationList":[{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1","RecordConfiguration":{"RecordFormatType":"JSON"}}],"S3DestinationConfiguration":{"DataFreshnessInSeconds":300,"StorageConfiguration":{"BucketARN":"arn:aws:s3:::bucket","ExpectedBucketOwner":"123456789012","CompressionType":"ZSTD"}}}"#.into(),
+        ),
+        (
+            "CreateChannel",
+            r#"{"ChannelName":"c","StreamConfigurationList":[]}"#.into(),
+        ),
+        (
+            "UpdateChannel",
+            r#"{"ChannelARN":"arn:aws:kinesis:us-east-1:123456789012:channel/c","S3DestinationConfiguration":{"DataFreshnessInSeconds":600}}"#.into(),
+        ),
+        (
+            "DeleteChannel",
+            r#"{"ChannelARN":"arn:aws:kinesis:us-east-1:123456789012:stream/c"}"#.into(),
+        ),
+        (
+            "DescribeChannel",
+            r#"{"ChannelARN":"arn:aws:kinesis:us-east-1:123456789012:channel/c"}"#.into(),
+        ),
+        (
+            "ListChannels",
+            r#"{"StreamFilter":[{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1","StreamCreationTimestamp":1700000000}],"MaxResults":5}"#.into(),
+        ),
+        (
             "StopStreamEncryption",
             r#"{"StreamName":"s1","EncryptionType":"KMS","KeyId":"k"}"#.into(),
         ),

@@ -115,10 +115,17 @@ fn every_listed_operation_decodes_its_minimal_body() {
                 r#"{"MinimumThroughputBillingCommitment":{"Status":"ENABLED"}}"#
             }
             "UpdateStreamWarmThroughput" => r#"{"StreamName":"s1","WarmThroughputMiBps":10}"#,
+            "CreateChannel" => {
+                r#"{"ChannelName":"c","ServiceExecutionRoleARN":"arn:aws:iam::123456789012:role/r","StreamConfigurationList":[{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1","RecordConfiguration":{"RecordFormatType":"JSON"}}],"S3DestinationConfiguration":{"StorageConfiguration":{"BucketARN":"arn:aws:s3:::bucket","ExpectedBucketOwner":"123456789012","CompressionType":"NONE"}}}"#
+            }
+            "UpdateChannel" | "DeleteChannel" | "DescribeChannel" => {
+                r#"{"ChannelARN":"arn:aws:kinesis:us-east-1:123456789012:channel/c"}"#
+            }
+            "ListChannels" => r#"{}"#,
             _ => r#"{"StreamName":"s1"}"#,
         }
     };
-    assert_eq!(OPERATIONS.len(), 39);
+    assert_eq!(OPERATIONS.len(), 44);
     for operation in OPERATIONS {
         let request = decode(operation, minimal(operation))
             .unwrap_or_else(|error| panic!("{operation}: {error}"));
