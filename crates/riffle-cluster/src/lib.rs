@@ -111,6 +111,7 @@ pub mod flush;
 mod log_store;
 pub mod meta_group;
 pub mod meta_snapshot;
+pub mod network;
 pub mod types;
 pub mod vote_file;
 
