@@ -23,6 +23,15 @@ use super::GroupId;
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 /// Longest wait between connection attempts to a peer.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Idle time before TCP probes a silent peer, and between probes.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Unanswered probes before the connection is declared dead.
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+const KEEPALIVE_RETRIES: u32 = 3;
+/// Longest time data sent may stay unacknowledged before the connection fails (Linux).
+#[cfg(target_os = "linux")]
+const UNACKED_MAX: Duration = Duration::from_secs(10);
 /// Frames queued for a connection's writer before callers wait.
 const OUTGOING_QUEUE: usize = 256;
 /// Bytes the writer gathers before a write (small frames of many groups share a syscall).
@@ -129,9 +138,6 @@ struct ConnShared {
     /// (a call registering then fails at once instead of waiting for its timeout).
     pending: Mutex<Option<Pending>>,
     next_id: AtomicU64,
-    /// Milliseconds since `opened` when the last frame arrived.
-    last_rx_ms: AtomicU64,
-    opened: Instant,
 }
 
 impl ConnShared {
@@ -149,11 +155,6 @@ impl ConnShared {
         for (_, waiter) in pending.into_iter().flatten() {
             let _ = waiter.send(Err(CallError::Unreachable(reason.to_string())));
         }
-    }
-
-    fn since_rx(&self) -> Duration {
-        let now = self.opened.elapsed();
-        now.saturating_sub(Duration::from_millis(self.last_rx_ms.load(Ordering::Relaxed)))
     }
 }
 
@@ -217,7 +218,12 @@ impl PeerClient {
 
     /// Sends `body` to the [app handler](super::AppHandler) of the node at `addr` and
     /// returns its answer, waiting at most `timeout` (connecting included).
-    pub async fn call(&self, addr: &str, body: Bytes, timeout: Duration) -> Result<Bytes, CallError> {
+    pub async fn call(
+        &self,
+        addr: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
         let frame = self
             .request(addr, None, &Request::App { body: &body }, timeout)
             .await?;
@@ -285,7 +291,7 @@ impl PeerClient {
         let shared = conn.shared.clone();
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let body = wire::encode(&(id, request))
-        .map_err(|error| CallError::Failed(format!("cannot send the request: {error}")))?;
+            .map_err(|error| CallError::Failed(format!("cannot send the request: {error}")))?;
         let (tx, rx) = oneshot::channel();
         match shared.lock().as_mut() {
             Some(pending) => {
@@ -298,7 +304,10 @@ impl PeerClient {
                 )))
             }
         }
-        let _guard = PendingGuard { shared: &shared, id };
+        let _guard = PendingGuard {
+            shared: &shared,
+            id,
+        };
         let exchange = async {
             conn.outgoing.send(body).await.map_err(|_| {
                 CallError::Unreachable(format!("the connection to {} closed", peer.addr))
@@ -313,23 +322,9 @@ impl PeerClient {
         };
         match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
-            Err(_) => {
-                // Many calls share the connection, so one late answer says nothing; but a
-                // connection that has delivered nothing for a whole timeout is likely dead
-                // (a peer that vanished without a reset): drop it and reconnect next time.
-                if shared.since_rx() >= timeout {
-                    let mut link = peer.link.lock().await;
-                    if link
-                        .conn
-                        .as_ref()
-                        .is_some_and(|current| Arc::ptr_eq(current, &conn))
-                    {
-                        link.conn = None;
-                    }
-                    conn.close("no frame from the peer for a whole call timeout");
-                }
-                Err(CallError::Timeout(timeout))
-            }
+            // The connection stays: many calls share it, and one slow answer says nothing
+            // of the others. A peer that vanished is noticed by TCP (see `tune`).
+            Err(_) => Err(CallError::Timeout(timeout)),
         }
     }
 
@@ -378,7 +373,7 @@ impl PeerClient {
         let mut stream = TcpStream::connect(addr)
             .await
             .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
-        let _ = stream.set_nodelay(true);
+        tune(&stream);
         let peer_id = match tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
             handshake::client(&mut stream, &self.inner.secret, self.inner.node_id),
@@ -402,8 +397,6 @@ impl PeerClient {
         let shared = Arc::new(ConnShared {
             pending: Mutex::new(Some(HashMap::new())),
             next_id: AtomicU64::new(1),
-            last_rx_ms: AtomicU64::new(0),
-            opened: Instant::now(),
         });
         let (outgoing, queue) = mpsc::channel(OUTGOING_QUEUE);
         let reader = tokio::spawn(read_replies(read, shared.clone(), addr.to_string()));
@@ -436,10 +429,6 @@ async fn read_replies(mut read: OwnedReadHalf, shared: Arc<ConnShared>, addr: St
     let reason = loop {
         match wire::read_frame(&mut read).await {
             Ok(Some(frame)) => {
-                let elapsed = shared.opened.elapsed().as_millis();
-                shared
-                    .last_rx_ms
-                    .store(u64::try_from(elapsed).unwrap_or(u64::MAX), Ordering::Relaxed);
                 let id = match postcard::take_from_bytes::<u64>(&frame) {
                     Ok((id, _)) => id,
                     Err(error) => {
@@ -447,7 +436,10 @@ async fn read_replies(mut read: OwnedReadHalf, shared: Arc<ConnShared>, addr: St
                         break format!("{addr} sent an undecodable reply");
                     }
                 };
-                let waiter = shared.lock().as_mut().and_then(|pending| pending.remove(&id));
+                let waiter = shared
+                    .lock()
+                    .as_mut()
+                    .and_then(|pending| pending.remove(&id));
                 if let Some(waiter) = waiter {
                     let _ = waiter.send(Ok(frame));
                 }
@@ -481,6 +473,23 @@ async fn write_requests(
             return;
         }
     }
+}
+
+/// Sets up a peer connection's socket: no Nagle delay (requests and replies are small and
+/// latency-bound), and TCP keepalive plus, on Linux, a user timeout, so that a peer that
+/// vanished without a reset (power loss, a partition) fails the connection within seconds
+/// instead of leaving every call on it to time out.
+pub(crate) fn tune(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+    let keepalive = keepalive.with_retries(KEEPALIVE_RETRIES);
+    let _ = socket.set_tcp_keepalive(&keepalive);
+    #[cfg(target_os = "linux")]
+    let _ = socket.set_tcp_user_timeout(Some(UNACKED_MAX));
 }
 
 pub(crate) async fn write_frame(

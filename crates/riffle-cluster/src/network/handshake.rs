@@ -55,6 +55,12 @@ pub enum HandshakeError {
         /// The node id the other side announced (unproven).
         claimed: u64,
     },
+    /// The client closed the connection once it had the server's proof, instead of sending
+    /// its own: what a riffle with another cluster secret does.
+    Abandoned {
+        /// The node id the client announced (unproven).
+        claimed: u64,
+    },
 }
 
 impl fmt::Display for HandshakeError {
@@ -70,6 +76,11 @@ impl fmt::Display for HandshakeError {
                 f,
                 "claims to be node {claimed} but does not prove the cluster secret (another \
                  cluster's secret, or not a member)"
+            ),
+            HandshakeError::Abandoned { claimed } => write!(
+                f,
+                "claims to be node {claimed} but closed the connection instead of proving the \
+                 cluster secret (it likely has another cluster's secret)"
             ),
         }
     }
@@ -165,7 +176,13 @@ where
     stream.write_all(&out).await?;
     stream.flush().await?;
     let mut proof_c = [0u8; PROOF_BYTES];
-    stream.read_exact(&mut proof_c).await?;
+    match stream.read_exact(&mut proof_c).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(HandshakeError::Abandoned { claimed: client_id })
+        }
+        Err(error) => return Err(error.into()),
+    }
     if !secret.verify(&[CLIENT_LABEL, &hello_c, &hello_s], &proof_c) {
         return Err(HandshakeError::BadProof { claimed: client_id });
     }
@@ -183,10 +200,8 @@ mod tests {
     #[tokio::test]
     async fn the_same_secret_passes_and_names_both_nodes() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        let (client, server) = tokio::join!(
-            client(&mut a, secret(1), 7),
-            server(&mut b, secret(1), 9)
-        );
+        let (client, server) =
+            tokio::join!(client(&mut a, secret(1), 7), server(&mut b, secret(1), 9));
         assert_eq!(client.unwrap(), 9);
         assert_eq!(server.unwrap(), 7);
     }
@@ -208,7 +223,10 @@ mod tests {
             Err(HandshakeError::BadProof { claimed: 9 })
         ));
         // The client never sent its proof: the server saw the connection close.
-        assert!(matches!(server, Err(HandshakeError::Io(_))), "{server:?}");
+        assert!(
+            matches!(server, Err(HandshakeError::Abandoned { claimed: 7 })),
+            "{server:?}"
+        );
     }
 
     #[tokio::test]
@@ -253,7 +271,9 @@ mod tests {
         newer[4] = PROTOCOL_VERSION + 1;
         a.write_all(&newer).await.unwrap();
         let result = server(&mut b, secret(1), 9).await;
-        assert!(matches!(result, Err(HandshakeError::Version { theirs }) if theirs == PROTOCOL_VERSION + 1));
+        assert!(
+            matches!(result, Err(HandshakeError::Version { theirs }) if theirs == PROTOCOL_VERSION + 1)
+        );
         // The server told the client its own version before closing.
         let mut answer = [0u8; HELLO_BYTES];
         a.read_exact(&mut answer).await.unwrap();

@@ -156,7 +156,12 @@ impl PeerNetwork {
 
     /// Sends `body` to the app handler of the node at `addr` (`host:port` of its cluster
     /// listener) and waits at most `timeout` for its answer. See [`PeerClient::call`].
-    pub async fn call(&self, addr: &str, body: Bytes, timeout: Duration) -> Result<Bytes, CallError> {
+    pub async fn call(
+        &self,
+        addr: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
         self.inner.client.call(addr, body, timeout).await
     }
 
@@ -200,12 +205,20 @@ impl PeerNetwork {
 
     /// Answers peers' app calls with `handler` from now on (replacing any before).
     pub fn set_app_handler(&self, handler: Arc<dyn AppHandler>) {
-        *self.inner.app.write().unwrap_or_else(PoisonError::into_inner) = Some(handler);
+        *self
+            .inner
+            .app
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(handler);
     }
 
     /// Answers peers' app calls with "no handler" from now on.
     pub fn clear_app_handler(&self) {
-        *self.inner.app.write().unwrap_or_else(PoisonError::into_inner) = None;
+        *self
+            .inner
+            .app
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     fn write_groups(

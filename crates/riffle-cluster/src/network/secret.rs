@@ -230,7 +230,10 @@ mod tests {
         let short = write("short", b"  0123456789abcdef0123456789abcde\n", 0o600);
         let error = ClusterSecret::load(&short).unwrap_err();
         assert!(error.to_string().contains("31 bytes"), "{error}");
-        assert!(!error.to_string().contains("0123"), "never echoes the secret");
+        assert!(
+            !error.to_string().contains("0123"),
+            "never echoes the secret"
+        );
 
         let huge = write("huge", &[b'a'; 5000], 0o600);
         assert!(ClusterSecret::load(&huge).is_err());

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::client::write_frame;
+use super::client::{tune, write_frame};
 use super::handshake::{self, HandshakeError, HANDSHAKE_TIMEOUT};
 use super::wire::{self, Reply, Request, RequestFrame, WAppendReply, WTransferReply};
 use super::PeerNetwork;
@@ -172,7 +172,7 @@ async fn serve_connection(
     counters: Arc<Counters>,
     permit: OwnedSemaphorePermit,
 ) {
-    let _ = stream.set_nodelay(true);
+    tune(&stream);
     let handshake = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         handshake::server(&mut stream, network.secret(), network.node_id()),

@@ -37,8 +37,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::GroupId;
 use crate::types::{
-    ClusterNode, Entry, FramePayload, LogId, Membership, PayloadKind, RiffleRaft,
-    StoredMembership, Vote,
+    ClusterNode, Entry, FramePayload, LogId, Membership, PayloadKind, RiffleRaft, StoredMembership,
+    Vote,
 };
 
 /// Largest frame either side sends or accepts after the handshake: an AppendEntries holds
@@ -545,7 +545,10 @@ mod tests {
 
     use super::*;
 
-    fn entry(index: u64, payload: openraft::type_config::alias::EntryPayloadOf<RiffleRaft>) -> Entry {
+    fn entry(
+        index: u64,
+        payload: openraft::type_config::alias::EntryPayloadOf<RiffleRaft>,
+    ) -> Entry {
         Entry {
             log_id: WLogId(3, 2, index).get(),
             payload,
@@ -555,18 +558,8 @@ mod tests {
     #[test]
     fn an_append_round_trips_and_its_payloads_are_slices_of_the_frame() {
         let nodes = BTreeMap::from([
-            (
-                1,
-                ClusterNode {
-                    addr: "a:1".into(),
-                },
-            ),
-            (
-                2,
-                ClusterNode {
-                    addr: "b:2".into(),
-                },
-            ),
+            (1, ClusterNode { addr: "a:1".into() }),
+            (2, ClusterNode { addr: "b:2".into() }),
         ]);
         let membership = Membership::new(vec![BTreeSet::from([1, 2])], nodes).unwrap();
         let big = Bytes::from(vec![0xA5; 1 << 20]);
@@ -624,7 +617,10 @@ mod tests {
             panic!("not normal");
         };
         let inside = frame.as_ptr() as usize..frame.as_ptr() as usize + frame.len();
-        assert!(inside.contains(&(data.payload.as_ptr() as usize)), "no copy");
+        assert!(
+            inside.contains(&(data.payload.as_ptr() as usize)),
+            "no copy"
+        );
     }
 
     #[test]
