@@ -16,8 +16,8 @@
 //! * A group's Raft is created with [`PeerNetwork::for_group`] as its network factory;
 //!   its RPCs carry the group id, so one connection per peer serves every group.
 //! * [`PeerServer::start`] serves a bound listener: each connection first runs the
-//!   [handshake](handshake) (mutual proof of the cluster secret), then requests are read as
-//!   [frames](wire) and answered concurrently, each by the group or handler it names. An RPC
+//!   handshake (mutual proof of the cluster secret, `handshake.rs`), then requests are read as
+//!   frames (`wire.rs`) and answered concurrently, each by the group or handler it names. An RPC
 //!   for a group this node has not opened (or has removed) is answered "no such group",
 //!   which the caller's openraft sees as `Unreachable` and retries later.
 //! * [`PeerClient`] keeps one connection per peer address, shared by all groups and calls,
