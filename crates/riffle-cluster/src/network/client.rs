@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 
 use super::handshake::{self, HANDSHAKE_TIMEOUT};
@@ -33,7 +33,10 @@ const KEEPALIVE_RETRIES: u32 = 3;
 #[cfg(target_os = "linux")]
 const UNACKED_MAX: Duration = Duration::from_secs(10);
 /// Frames queued for a connection's writer before callers wait.
-const OUTGOING_QUEUE: usize = 256;
+pub(crate) const OUTGOING_QUEUE: usize = 256;
+/// Bytes of frames queued for a connection's writer before callers wait (a frame larger
+/// than this waits for the queue to empty).
+pub(crate) const OUTGOING_BYTES_MAX: usize = 64 << 20;
 /// Bytes the writer gathers before a write (small frames of many groups share a syscall).
 const WRITE_BUFFER_BYTES: usize = 64 << 10;
 
@@ -162,7 +165,9 @@ impl ConnShared {
 struct Conn {
     peer_id: u64,
     shared: Arc<ConnShared>,
-    outgoing: mpsc::Sender<Vec<u8>>,
+    outgoing: mpsc::Sender<Outgoing>,
+    /// Bounds the bytes queued in `outgoing` ([`OUTGOING_BYTES_MAX`]).
+    budget: Arc<Semaphore>,
     tasks: [AbortHandle; 2],
 }
 
@@ -309,9 +314,21 @@ impl PeerClient {
             id,
         };
         let exchange = async {
-            conn.outgoing.send(body).await.map_err(|_| {
-                CallError::Unreachable(format!("the connection to {} closed", peer.addr))
-            })?;
+            let closed =
+                || CallError::Unreachable(format!("the connection to {} closed", peer.addr));
+            let budget = conn
+                .budget
+                .clone()
+                .acquire_many_owned(weight(body.len()))
+                .await
+                .map_err(|_| closed())?;
+            conn.outgoing
+                .send(Outgoing {
+                    body,
+                    _budget: budget,
+                })
+                .await
+                .map_err(|_| closed())?;
             match rx.await {
                 Ok(result) => result,
                 Err(_) => Err(CallError::Unreachable(format!(
@@ -400,11 +417,17 @@ impl PeerClient {
         });
         let (outgoing, queue) = mpsc::channel(OUTGOING_QUEUE);
         let reader = tokio::spawn(read_replies(read, shared.clone(), addr.to_string()));
-        let writer = tokio::spawn(write_requests(write, queue, shared.clone()));
+        let writer_shared = shared.clone();
+        let writer = tokio::spawn(async move {
+            if let Err(error) = write_frames(write, queue).await {
+                writer_shared.fail(&format!("cannot write to the peer: {error}"));
+            }
+        });
         Ok(Conn {
             peer_id,
             shared,
             outgoing,
+            budget: Arc::new(Semaphore::new(OUTGOING_BYTES_MAX)),
             tasks: [reader.abort_handle(), writer.abort_handle()],
         })
     }
@@ -453,26 +476,36 @@ async fn read_replies(mut read: OwnedReadHalf, shared: Arc<ConnShared>, addr: St
     shared.fail(&reason);
 }
 
-/// Writes queued requests, gathering those queued together into one write.
-async fn write_requests(
+/// A frame body queued for a connection's writer, holding its share of the queue's byte
+/// budget until it is written.
+pub(crate) struct Outgoing {
+    pub body: Vec<u8>,
+    pub _budget: OwnedSemaphorePermit,
+}
+
+/// The permits a frame of `len` bytes takes from a byte budget of [`OUTGOING_BYTES_MAX`]
+/// (or of the server's in-flight bytes, which is larger).
+pub(crate) fn weight(len: usize) -> u32 {
+    // OUTGOING_BYTES_MAX and FRAME_BYTES_MAX are far below u32::MAX.
+    len.clamp(1, OUTGOING_BYTES_MAX) as u32
+}
+
+/// Writes queued frames until the queue closes, gathering frames queued together into one
+/// write.
+pub(crate) async fn write_frames(
     write: OwnedWriteHalf,
-    mut queue: mpsc::Receiver<Vec<u8>>,
-    shared: Arc<ConnShared>,
-) {
+    mut queue: mpsc::Receiver<Outgoing>,
+) -> std::io::Result<()> {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write);
-    while let Some(body) = queue.recv().await {
-        let mut result = write_frame(&mut out, &body).await;
-        while result.is_ok() {
-            match queue.try_recv() {
-                Ok(body) => result = write_frame(&mut out, &body).await,
-                Err(_) => break,
-            }
+    while let Some(frame) = queue.recv().await {
+        write_frame(&mut out, &frame.body).await?;
+        drop(frame);
+        while let Ok(frame) = queue.try_recv() {
+            write_frame(&mut out, &frame.body).await?;
         }
-        if let Err(error) = result.and(out.flush().await) {
-            shared.fail(&format!("cannot write to the peer: {error}"));
-            return;
-        }
+        out.flush().await?;
     }
+    Ok(())
 }
 
 /// Sets up a peer connection's socket: no Nagle delay (requests and replies are small and
@@ -492,10 +525,7 @@ pub(crate) fn tune(stream: &TcpStream) {
     let _ = socket.set_tcp_user_timeout(Some(UNACKED_MAX));
 }
 
-pub(crate) async fn write_frame(
-    out: &mut BufWriter<OwnedWriteHalf>,
-    body: &[u8],
-) -> std::io::Result<()> {
+async fn write_frame(out: &mut BufWriter<OwnedWriteHalf>, body: &[u8]) -> std::io::Result<()> {
     out.write_all(&wire::length_prefix(body)).await?;
     out.write_all(body).await
 }

@@ -92,7 +92,9 @@ impl fmt::Display for GroupId {
 ///
 /// Any `Fn(u64, Bytes) -> impl Future<Output = Result<Bytes, String>>` closure is one.
 pub trait AppHandler: Send + Sync + 'static {
-    /// Answers `body`, sent by node `from` (as it proved in the handshake).
+    /// Answers `body`, sent by node `from`: the id the caller announced in the handshake.
+    /// Every holder of the cluster secret is trusted alike, so the id is as good as the
+    /// secret's holders are honest; it is not a separate credential.
     fn handle(&self, from: u64, body: Bytes) -> BoxFuture<'_, Result<Bytes, String>>;
 }
 
