@@ -703,6 +703,46 @@ async fn app_calls_round_trip_share_one_connection_and_name_their_failures() {
     assert_eq!(calls.load(Ordering::SeqCst), 101);
     assert_eq!(echo_server.stats().authenticated, 1, "one connection");
 
+    // Behind a link where a connection and its handshake take 300 ms, calls that each wait
+    // only 100 ms (openraft's RPC timeouts are as short as a heartbeat) still get through:
+    // the connection attempt outlives the call that started it and serves a later one.
+    let slow_link = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_addr = slow_link.local_addr().unwrap().to_string();
+    let target = echo_addr.clone();
+    let proxy = tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = slow_link.accept().await else {
+                return;
+            };
+            let target = target.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let mut outbound = TcpStream::connect(target).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    let short = Duration::from_millis(100);
+    let mut answered = None;
+    for attempt in 0..20 {
+        match caller
+            .call(&slow_addr, Bytes::from_static(b"slow link"), short)
+            .await
+        {
+            Ok(answer) => {
+                answered = Some((attempt, answer));
+                break;
+            }
+            Err(CallError::Timeout(_)) => {}
+            Err(error) => panic!("{error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (attempt, answer) = answered.expect("no call got through the slow link");
+    assert!(attempt >= 1, "the first call cannot have connected in time");
+    assert_eq!(answer, "9:slow link");
+    proxy.abort();
+
     // No handler: said so, until one is set.
     let bare_addr = bare_server.local_addr().to_string();
     let error = caller

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 
 use super::handshake::{self, HANDSHAKE_TIMEOUT};
@@ -23,6 +23,8 @@ use super::GroupId;
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 /// Longest wait between connection attempts to a peer.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Longest a connection attempt (TCP connect and handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle time before TCP probes a silent peer, and between probes.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
@@ -101,6 +103,8 @@ struct Peer {
 #[derive(Default)]
 struct Link {
     conn: Option<Arc<Conn>>,
+    /// The connection attempt under way, if any: callers wait on it.
+    attempt: Option<watch::Receiver<Option<Attempt>>>,
     failures: u32,
     retry_at: Option<Instant>,
     last_error: String,
@@ -117,21 +121,8 @@ impl Link {
     }
 }
 
-/// Counts a connection attempt that did not finish (its caller gave up waiting) as a
-/// failure, so a peer that swallows connection attempts is backed off from too.
-struct AttemptGuard<'a> {
-    link: &'a mut Link,
-    armed: bool,
-}
-
-impl Drop for AttemptGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.link
-                .failed("no connection within the call's timeout".to_string());
-        }
-    }
-}
+/// How a connection attempt ended.
+type Attempt = Result<Arc<Conn>, String>;
 
 type Pending = HashMap<u64, oneshot::Sender<Result<Bytes, CallError>>>;
 
@@ -347,43 +338,73 @@ impl PeerClient {
 
     /// The peer's open connection, or a new one; fails at once while backing off after a
     /// failure.
-    async fn connection(&self, peer: &Peer) -> Result<Arc<Conn>, CallError> {
-        let mut link = peer.link.lock().await;
-        if let Some(conn) = &link.conn {
-            if !conn.shared.is_closed() {
-                return Ok(conn.clone());
+    ///
+    /// A connection attempt runs as a task of its own, bounded by [`CONNECT_TIMEOUT`] and the
+    /// handshake's timeout, not by the call that started it: openraft's RPCs carry timeouts
+    /// as short as a heartbeat interval, shorter than a connection and handshake take over a
+    /// long link, and an attempt cut short by each of them would never connect. Calls that
+    /// arrive meanwhile wait for the same attempt.
+    async fn connection(&self, peer: &Arc<Peer>) -> Result<Arc<Conn>, CallError> {
+        let mut attempt = {
+            let mut link = peer.link.lock().await;
+            if let Some(conn) = &link.conn {
+                if !conn.shared.is_closed() {
+                    return Ok(conn.clone());
+                }
+                link.conn = None;
             }
-            link.conn = None;
-        }
-        if let Some(retry_at) = link.retry_at {
-            if Instant::now() < retry_at {
-                return Err(CallError::Unreachable(format!(
-                    "{} (retrying in {:?})",
-                    link.last_error,
-                    retry_at - Instant::now()
-                )));
+            match &link.attempt {
+                Some(attempt) => attempt.clone(),
+                None => {
+                    if let Some(retry_at) = link.retry_at {
+                        let now = Instant::now();
+                        if now < retry_at {
+                            return Err(CallError::Unreachable(format!(
+                                "{} (retrying in {:?})",
+                                link.last_error,
+                                retry_at - now
+                            )));
+                        }
+                    }
+                    let (done, attempt) = watch::channel(None);
+                    link.attempt = Some(attempt.clone());
+                    tokio::spawn(self.clone().attempt(peer.clone(), done));
+                    attempt
+                }
             }
-        }
-        let mut guard = AttemptGuard {
-            link: &mut link,
-            armed: true,
         };
-        let result = self.connect(&peer.addr).await;
-        guard.armed = false;
-        let link = &mut *guard.link;
-        match result {
+        let ended = attempt
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| CallError::Unreachable("the connection attempt was dropped".into()))?;
+        match ended.as_ref() {
+            Some(Ok(conn)) => Ok(conn.clone()),
+            Some(Err(error)) => Err(CallError::Unreachable(error.clone())),
+            None => Err(CallError::Unreachable("no connection".into())),
+        }
+    }
+
+    /// Connects to `peer`, records the outcome in its link and tells the waiting callers.
+    async fn attempt(self, peer: Arc<Peer>, done: watch::Sender<Option<Attempt>>) {
+        let result = match tokio::time::timeout(CONNECT_TIMEOUT, self.connect(&peer.addr)).await {
+            Ok(result) => result.map(Arc::new),
+            Err(_) => Err(format!(
+                "no connection to {} in {CONNECT_TIMEOUT:?}",
+                peer.addr
+            )),
+        };
+        let mut link = peer.link.lock().await;
+        link.attempt = None;
+        match &result {
             Ok(conn) => {
                 link.failures = 0;
                 link.retry_at = None;
-                let conn = Arc::new(conn);
                 link.conn = Some(conn.clone());
-                Ok(conn)
             }
-            Err(error) => {
-                link.failed(error.clone());
-                Err(CallError::Unreachable(error))
-            }
+            Err(error) => link.failed(error.clone()),
         }
+        drop(link);
+        let _ = done.send(Some(result));
     }
 
     async fn connect(&self, addr: &str) -> Result<Conn, String> {
