@@ -506,6 +506,11 @@ async fn a_node_with_another_secret_reaches_no_raft_and_no_handler() {
         "no app call reached the handler"
     );
     assert_eq!(vote_term(&victim.raft), 0, "no vote reached the Raft");
+    // Both refusals are counted (the stranger's own client may still be closing).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while victim.server.stats().refused < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let stats = victim.server.stats();
     assert_eq!(stats.authenticated, 0, "{stats:?}");
     assert_eq!(stats.requests, 0, "{stats:?}");
