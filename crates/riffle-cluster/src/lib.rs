@@ -14,11 +14,13 @@
 //! The [metadata group](meta_group) applies riffle-core's catalogue commands
 //! ([`riffle_core::catalogue::Command`]) in log order with [`MetaStateMachine`], answers each
 //! proposer with the catalogue's verdict, and snapshots the catalogue with every stream's
-//! version into `DATA/meta/snapshot` ([`meta_snapshot`]). This crate has no peer network
-//! and no shard state machines yet (see ARCHITECTURE.md's departures); its tests run
-//! openraft's storage conformance suite (`openraft::testing::log::Suite`) against
-//! [`LogStore`], restart and damage scenarios the suite does not cover, and the metadata
-//! group on one and three nodes over an in-process network (`tests/router/`).
+//! version into `DATA/meta/snapshot` ([`meta_snapshot`]). The [peer network](network)
+//! carries every group's RPCs, and the node's own calls, over one authenticated TCP
+//! connection per peer. This crate has no shard state machines yet (see ARCHITECTURE.md's
+//! departures); its tests run openraft's storage conformance suite
+//! (`openraft::testing::log::Suite`) against [`LogStore`], restart and damage scenarios the
+//! suite does not cover, and the metadata group on one and three nodes over an in-process
+//! network (`tests/router/`) and over the peer network on loopback TCP (`tests/network.rs`).
 //!
 //! # One type configuration for every group
 //!

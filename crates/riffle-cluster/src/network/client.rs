@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 
 use super::handshake::{self, HANDSHAKE_TIMEOUT};
@@ -23,8 +23,22 @@ use super::GroupId;
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 /// Longest wait between connection attempts to a peer.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Longest a connection attempt (TCP connect and handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle time before TCP probes a silent peer, and between probes.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Unanswered probes before the connection is declared dead.
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+const KEEPALIVE_RETRIES: u32 = 3;
+/// Longest time data sent may stay unacknowledged before the connection fails (Linux).
+#[cfg(target_os = "linux")]
+const UNACKED_MAX: Duration = Duration::from_secs(10);
 /// Frames queued for a connection's writer before callers wait.
-const OUTGOING_QUEUE: usize = 256;
+pub(crate) const OUTGOING_QUEUE: usize = 256;
+/// Bytes of frames queued for a connection's writer before callers wait (a frame larger
+/// than this waits for the queue to empty).
+pub(crate) const OUTGOING_BYTES_MAX: usize = 64 << 20;
 /// Bytes the writer gathers before a write (small frames of many groups share a syscall).
 const WRITE_BUFFER_BYTES: usize = 64 << 10;
 
@@ -89,6 +103,8 @@ struct Peer {
 #[derive(Default)]
 struct Link {
     conn: Option<Arc<Conn>>,
+    /// The connection attempt under way, if any: callers wait on it.
+    attempt: Option<watch::Receiver<Option<Attempt>>>,
     failures: u32,
     retry_at: Option<Instant>,
     last_error: String,
@@ -105,21 +121,8 @@ impl Link {
     }
 }
 
-/// Counts a connection attempt that did not finish (its caller gave up waiting) as a
-/// failure, so a peer that swallows connection attempts is backed off from too.
-struct AttemptGuard<'a> {
-    link: &'a mut Link,
-    armed: bool,
-}
-
-impl Drop for AttemptGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.link
-                .failed("no connection within the call's timeout".to_string());
-        }
-    }
-}
+/// How a connection attempt ended.
+type Attempt = Result<Arc<Conn>, String>;
 
 type Pending = HashMap<u64, oneshot::Sender<Result<Bytes, CallError>>>;
 
@@ -129,9 +132,6 @@ struct ConnShared {
     /// (a call registering then fails at once instead of waiting for its timeout).
     pending: Mutex<Option<Pending>>,
     next_id: AtomicU64,
-    /// Milliseconds since `opened` when the last frame arrived.
-    last_rx_ms: AtomicU64,
-    opened: Instant,
 }
 
 impl ConnShared {
@@ -150,20 +150,15 @@ impl ConnShared {
             let _ = waiter.send(Err(CallError::Unreachable(reason.to_string())));
         }
     }
-
-    fn since_rx(&self) -> Duration {
-        let now = self.opened.elapsed();
-        now.saturating_sub(Duration::from_millis(
-            self.last_rx_ms.load(Ordering::Relaxed),
-        ))
-    }
 }
 
 /// One authenticated connection.
 struct Conn {
     peer_id: u64,
     shared: Arc<ConnShared>,
-    outgoing: mpsc::Sender<Vec<u8>>,
+    outgoing: mpsc::Sender<Outgoing>,
+    /// Bounds the bytes queued in `outgoing` ([`OUTGOING_BYTES_MAX`]).
+    budget: Arc<Semaphore>,
     tasks: [AbortHandle; 2],
 }
 
@@ -310,9 +305,21 @@ impl PeerClient {
             id,
         };
         let exchange = async {
-            conn.outgoing.send(body).await.map_err(|_| {
-                CallError::Unreachable(format!("the connection to {} closed", peer.addr))
-            })?;
+            let closed =
+                || CallError::Unreachable(format!("the connection to {} closed", peer.addr));
+            let budget = conn
+                .budget
+                .clone()
+                .acquire_many_owned(weight(body.len()))
+                .await
+                .map_err(|_| closed())?;
+            conn.outgoing
+                .send(Outgoing {
+                    body,
+                    _budget: budget,
+                })
+                .await
+                .map_err(|_| closed())?;
             match rx.await {
                 Ok(result) => result,
                 Err(_) => Err(CallError::Unreachable(format!(
@@ -323,72 +330,88 @@ impl PeerClient {
         };
         match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
-            Err(_) => {
-                // Many calls share the connection, so one late answer says nothing; but a
-                // connection that has delivered nothing for a whole timeout is likely dead
-                // (a peer that vanished without a reset): drop it and reconnect next time.
-                if shared.since_rx() >= timeout {
-                    let mut link = peer.link.lock().await;
-                    if link
-                        .conn
-                        .as_ref()
-                        .is_some_and(|current| Arc::ptr_eq(current, &conn))
-                    {
-                        link.conn = None;
-                    }
-                    conn.close("no frame from the peer for a whole call timeout");
-                }
-                Err(CallError::Timeout(timeout))
-            }
+            // The connection stays: many calls share it, and one slow answer says nothing
+            // of the others. A peer that vanished is noticed by TCP (see `tune`).
+            Err(_) => Err(CallError::Timeout(timeout)),
         }
     }
 
     /// The peer's open connection, or a new one; fails at once while backing off after a
     /// failure.
-    async fn connection(&self, peer: &Peer) -> Result<Arc<Conn>, CallError> {
-        let mut link = peer.link.lock().await;
-        if let Some(conn) = &link.conn {
-            if !conn.shared.is_closed() {
-                return Ok(conn.clone());
+    ///
+    /// A connection attempt runs as a task of its own, bounded by [`CONNECT_TIMEOUT`] and the
+    /// handshake's timeout, not by the call that started it: openraft's RPCs carry timeouts
+    /// as short as a heartbeat interval, shorter than a connection and handshake take over a
+    /// long link, and an attempt cut short by each of them would never connect. Calls that
+    /// arrive meanwhile wait for the same attempt.
+    async fn connection(&self, peer: &Arc<Peer>) -> Result<Arc<Conn>, CallError> {
+        let mut attempt = {
+            let mut link = peer.link.lock().await;
+            if let Some(conn) = &link.conn {
+                if !conn.shared.is_closed() {
+                    return Ok(conn.clone());
+                }
+                link.conn = None;
             }
-            link.conn = None;
-        }
-        if let Some(retry_at) = link.retry_at {
-            if Instant::now() < retry_at {
-                return Err(CallError::Unreachable(format!(
-                    "{} (retrying in {:?})",
-                    link.last_error,
-                    retry_at - Instant::now()
-                )));
+            match &link.attempt {
+                Some(attempt) => attempt.clone(),
+                None => {
+                    if let Some(retry_at) = link.retry_at {
+                        let now = Instant::now();
+                        if now < retry_at {
+                            return Err(CallError::Unreachable(format!(
+                                "{} (retrying in {:?})",
+                                link.last_error,
+                                retry_at - now
+                            )));
+                        }
+                    }
+                    let (done, attempt) = watch::channel(None);
+                    link.attempt = Some(attempt.clone());
+                    tokio::spawn(self.clone().attempt(peer.clone(), done));
+                    attempt
+                }
             }
-        }
-        let mut guard = AttemptGuard {
-            link: &mut link,
-            armed: true,
         };
-        let result = self.connect(&peer.addr).await;
-        guard.armed = false;
-        let link = &mut *guard.link;
-        match result {
+        let ended = attempt
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| CallError::Unreachable("the connection attempt was dropped".into()))?;
+        match ended.as_ref() {
+            Some(Ok(conn)) => Ok(conn.clone()),
+            Some(Err(error)) => Err(CallError::Unreachable(error.clone())),
+            None => Err(CallError::Unreachable("no connection".into())),
+        }
+    }
+
+    /// Connects to `peer`, records the outcome in its link and tells the waiting callers.
+    async fn attempt(self, peer: Arc<Peer>, done: watch::Sender<Option<Attempt>>) {
+        let result = match tokio::time::timeout(CONNECT_TIMEOUT, self.connect(&peer.addr)).await {
+            Ok(result) => result.map(Arc::new),
+            Err(_) => Err(format!(
+                "no connection to {} in {CONNECT_TIMEOUT:?}",
+                peer.addr
+            )),
+        };
+        let mut link = peer.link.lock().await;
+        link.attempt = None;
+        match &result {
             Ok(conn) => {
                 link.failures = 0;
                 link.retry_at = None;
-                let conn = Arc::new(conn);
                 link.conn = Some(conn.clone());
-                Ok(conn)
             }
-            Err(error) => {
-                link.failed(error.clone());
-                Err(CallError::Unreachable(error))
-            }
+            Err(error) => link.failed(error.clone()),
         }
+        drop(link);
+        let _ = done.send(Some(result));
     }
 
     async fn connect(&self, addr: &str) -> Result<Conn, String> {
         let mut stream = TcpStream::connect(addr)
             .await
             .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
-        let _ = stream.set_nodelay(true);
+        tune(&stream);
         let peer_id = match tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
             handshake::client(&mut stream, &self.inner.secret, self.inner.node_id),
@@ -412,16 +435,20 @@ impl PeerClient {
         let shared = Arc::new(ConnShared {
             pending: Mutex::new(Some(HashMap::new())),
             next_id: AtomicU64::new(1),
-            last_rx_ms: AtomicU64::new(0),
-            opened: Instant::now(),
         });
         let (outgoing, queue) = mpsc::channel(OUTGOING_QUEUE);
         let reader = tokio::spawn(read_replies(read, shared.clone(), addr.to_string()));
-        let writer = tokio::spawn(write_requests(write, queue, shared.clone()));
+        let writer_shared = shared.clone();
+        let writer = tokio::spawn(async move {
+            if let Err(error) = write_frames(write, queue).await {
+                writer_shared.fail(&format!("cannot write to the peer: {error}"));
+            }
+        });
         Ok(Conn {
             peer_id,
             shared,
             outgoing,
+            budget: Arc::new(Semaphore::new(OUTGOING_BYTES_MAX)),
             tasks: [reader.abort_handle(), writer.abort_handle()],
         })
     }
@@ -446,11 +473,6 @@ async fn read_replies(mut read: OwnedReadHalf, shared: Arc<ConnShared>, addr: St
     let reason = loop {
         match wire::read_frame(&mut read).await {
             Ok(Some(frame)) => {
-                let elapsed = shared.opened.elapsed().as_millis();
-                shared.last_rx_ms.store(
-                    u64::try_from(elapsed).unwrap_or(u64::MAX),
-                    Ordering::Relaxed,
-                );
                 let id = match postcard::take_from_bytes::<u64>(&frame) {
                     Ok((id, _)) => id,
                     Err(error) => {
@@ -475,32 +497,56 @@ async fn read_replies(mut read: OwnedReadHalf, shared: Arc<ConnShared>, addr: St
     shared.fail(&reason);
 }
 
-/// Writes queued requests, gathering those queued together into one write.
-async fn write_requests(
-    write: OwnedWriteHalf,
-    mut queue: mpsc::Receiver<Vec<u8>>,
-    shared: Arc<ConnShared>,
-) {
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write);
-    while let Some(body) = queue.recv().await {
-        let mut result = write_frame(&mut out, &body).await;
-        while result.is_ok() {
-            match queue.try_recv() {
-                Ok(body) => result = write_frame(&mut out, &body).await,
-                Err(_) => break,
-            }
-        }
-        if let Err(error) = result.and(out.flush().await) {
-            shared.fail(&format!("cannot write to the peer: {error}"));
-            return;
-        }
-    }
+/// A frame body queued for a connection's writer, holding its share of the queue's byte
+/// budget until it is written.
+pub(crate) struct Outgoing {
+    pub body: Vec<u8>,
+    pub _budget: OwnedSemaphorePermit,
 }
 
-pub(crate) async fn write_frame(
-    out: &mut BufWriter<OwnedWriteHalf>,
-    body: &[u8],
+/// The permits a frame of `len` bytes takes from a byte budget of [`OUTGOING_BYTES_MAX`]
+/// (or of the server's in-flight bytes, which is larger).
+pub(crate) fn weight(len: usize) -> u32 {
+    // OUTGOING_BYTES_MAX and FRAME_BYTES_MAX are far below u32::MAX.
+    len.clamp(1, OUTGOING_BYTES_MAX) as u32
+}
+
+/// Writes queued frames until the queue closes, gathering frames queued together into one
+/// write.
+pub(crate) async fn write_frames(
+    write: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Outgoing>,
 ) -> std::io::Result<()> {
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write);
+    while let Some(frame) = queue.recv().await {
+        write_frame(&mut out, &frame.body).await?;
+        drop(frame);
+        while let Ok(frame) = queue.try_recv() {
+            write_frame(&mut out, &frame.body).await?;
+        }
+        out.flush().await?;
+    }
+    Ok(())
+}
+
+/// Sets up a peer connection's socket: no Nagle delay (requests and replies are small and
+/// latency-bound), and TCP keepalive plus, on Linux, a user timeout, so that a peer that
+/// vanished without a reset (power loss, a partition) fails the connection within seconds
+/// instead of leaving every call on it to time out.
+pub(crate) fn tune(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+    let keepalive = keepalive.with_retries(KEEPALIVE_RETRIES);
+    let _ = socket.set_tcp_keepalive(&keepalive);
+    #[cfg(target_os = "linux")]
+    let _ = socket.set_tcp_user_timeout(Some(UNACKED_MAX));
+}
+
+async fn write_frame(out: &mut BufWriter<OwnedWriteHalf>, body: &[u8]) -> std::io::Result<()> {
     out.write_all(&wire::length_prefix(body)).await?;
     out.write_all(body).await
 }

@@ -55,6 +55,12 @@ pub enum HandshakeError {
         /// The node id the other side announced (unproven).
         claimed: u64,
     },
+    /// The client closed the connection once it had the server's proof, instead of sending
+    /// its own: what a riffle with another cluster secret does.
+    Abandoned {
+        /// The node id the client announced (unproven).
+        claimed: u64,
+    },
 }
 
 impl fmt::Display for HandshakeError {
@@ -70,6 +76,11 @@ impl fmt::Display for HandshakeError {
                 f,
                 "claims to be node {claimed} but does not prove the cluster secret (another \
                  cluster's secret, or not a member)"
+            ),
+            HandshakeError::Abandoned { claimed } => write!(
+                f,
+                "claims to be node {claimed} but closed the connection instead of proving the \
+                 cluster secret (it likely has another cluster's secret)"
             ),
         }
     }
@@ -165,7 +176,13 @@ where
     stream.write_all(&out).await?;
     stream.flush().await?;
     let mut proof_c = [0u8; PROOF_BYTES];
-    stream.read_exact(&mut proof_c).await?;
+    match stream.read_exact(&mut proof_c).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(HandshakeError::Abandoned { claimed: client_id })
+        }
+        Err(error) => return Err(error.into()),
+    }
     if !secret.verify(&[CLIENT_LABEL, &hello_c, &hello_s], &proof_c) {
         return Err(HandshakeError::BadProof { claimed: client_id });
     }
@@ -176,15 +193,15 @@ where
 mod tests {
     use super::*;
 
-    fn secret(fill: u8) -> ClusterSecret {
-        ClusterSecret::from_bytes(&[fill; 32]).unwrap()
+    fn secret(fill: u8) -> &'static ClusterSecret {
+        Box::leak(Box::new(ClusterSecret::from_bytes(&[fill; 32]).unwrap()))
     }
 
     #[tokio::test]
     async fn the_same_secret_passes_and_names_both_nodes() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         let (client, server) =
-            tokio::join!(client(&mut a, &secret(1), 7), server(&mut b, &secret(1), 9));
+            tokio::join!(client(&mut a, secret(1), 7), server(&mut b, secret(1), 9));
         assert_eq!(client.unwrap(), 9);
         assert_eq!(server.unwrap(), 7);
     }
@@ -192,17 +209,24 @@ mod tests {
     #[tokio::test]
     async fn another_secret_fails_on_both_sides() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        let (client, server) = tokio::join!(client(&mut a, &secret(1), 7), async {
-            let result = server(&mut b, &secret(2), 9).await;
-            drop(b);
-            result
-        });
+        let (client, server) = tokio::join!(
+            async {
+                let result = client(&mut a, secret(1), 7).await;
+                // A client that refuses the server closes the connection.
+                drop(a);
+                result
+            },
+            server(&mut b, secret(2), 9)
+        );
         assert!(matches!(
             client,
             Err(HandshakeError::BadProof { claimed: 9 })
         ));
         // The client never sent its proof: the server saw the connection close.
-        assert!(matches!(server, Err(HandshakeError::Io(_))), "{server:?}");
+        assert!(
+            matches!(server, Err(HandshakeError::Abandoned { claimed: 7 })),
+            "{server:?}"
+        );
     }
 
     #[tokio::test]
@@ -217,7 +241,7 @@ mod tests {
             let forged = secret(3).mac(&[CLIENT_LABEL, &hello_c, &reply[..HELLO_BYTES]]);
             a.write_all(&forged).await.unwrap();
         };
-        let (_, result) = tokio::join!(forger, server(&mut b, &secret(1), 9));
+        let (_, result) = tokio::join!(forger, server(&mut b, secret(1), 9));
         assert!(matches!(
             result,
             Err(HandshakeError::BadProof { claimed: 5 })
@@ -231,7 +255,7 @@ mod tests {
             a.read_exact(&mut reply).await.unwrap();
             a.write_all(&reply[HELLO_BYTES..]).await.unwrap();
         };
-        let (_, result) = tokio::join!(reflector, server(&mut b, &secret(1), 9));
+        let (_, result) = tokio::join!(reflector, server(&mut b, secret(1), 9));
         assert!(matches!(result, Err(HandshakeError::BadProof { .. })));
     }
 
@@ -239,14 +263,14 @@ mod tests {
     async fn garbage_and_other_versions_are_named() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         a.write_all(&[b'G'; HELLO_BYTES]).await.unwrap();
-        let result = server(&mut b, &secret(1), 9).await;
+        let result = server(&mut b, secret(1), 9).await;
         assert!(matches!(result, Err(HandshakeError::NotRiffle)));
 
         let (mut a, mut b) = tokio::io::duplex(1024);
         let mut newer = hello(5).unwrap();
         newer[4] = PROTOCOL_VERSION + 1;
         a.write_all(&newer).await.unwrap();
-        let result = server(&mut b, &secret(1), 9).await;
+        let result = server(&mut b, secret(1), 9).await;
         assert!(
             matches!(result, Err(HandshakeError::Version { theirs }) if theirs == PROTOCOL_VERSION + 1)
         );

@@ -16,8 +16,8 @@
 //! * A group's Raft is created with [`PeerNetwork::for_group`] as its network factory;
 //!   its RPCs carry the group id, so one connection per peer serves every group.
 //! * [`PeerServer::start`] serves a bound listener: each connection first runs the
-//!   [handshake](handshake) (mutual proof of the cluster secret), then requests are read as
-//!   [frames](wire) and answered concurrently, each by the group or handler it names. An RPC
+//!   handshake (mutual proof of the cluster secret, `handshake.rs`), then requests are read as
+//!   frames (`wire.rs`) and answered concurrently, each by the group or handler it names. An RPC
 //!   for a group this node has not opened (or has removed) is answered "no such group",
 //!   which the caller's openraft sees as `Unreachable` and retries later.
 //! * [`PeerClient`] keeps one connection per peer address, shared by all groups and calls,
@@ -43,7 +43,6 @@ mod wire;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -93,7 +92,9 @@ impl fmt::Display for GroupId {
 ///
 /// Any `Fn(u64, Bytes) -> impl Future<Output = Result<Bytes, String>>` closure is one.
 pub trait AppHandler: Send + Sync + 'static {
-    /// Answers `body`, sent by node `from` (as it proved in the handshake).
+    /// Answers `body`, sent by node `from`: the id the caller announced in the handshake.
+    /// Every holder of the cluster secret is trusted alike, so the id is as good as the
+    /// secret's holders are honest; it is not a separate credential.
     fn handle(&self, from: u64, body: Bytes) -> BoxFuture<'_, Result<Bytes, String>>;
 }
 
@@ -251,9 +252,4 @@ impl PeerNetwork {
     pub(crate) fn secret(&self) -> &ClusterSecret {
         self.inner.client.secret()
     }
-}
-
-/// An `io::Error` of kind `Other` with `message`.
-fn other(message: impl Into<String>) -> io::Error {
-    io::Error::other(message.into())
 }

@@ -8,13 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::client::write_frame;
+use super::client::{tune, weight, write_frames, Outgoing, OUTGOING_BYTES_MAX, OUTGOING_QUEUE};
 use super::handshake::{self, HandshakeError, HANDSHAKE_TIMEOUT};
 use super::wire::{self, Reply, Request, RequestFrame, WAppendReply, WTransferReply};
 use super::PeerNetwork;
@@ -22,12 +20,10 @@ use super::PeerNetwork;
 /// Connections in their handshake at once; more are closed on arrival, so strangers
 /// cannot hold many sockets open by sending nothing.
 const HANDSHAKES_MAX: usize = 64;
-/// Requests one connection has in progress at once; the server reads no further request
-/// from it until one is answered.
+/// Requests one connection has in progress at once, and their bytes; the server reads no
+/// further request from it until one is answered.
 const IN_FLIGHT_MAX: usize = 256;
-/// Replies queued for a connection's writer.
-const OUTGOING_QUEUE: usize = 256;
-const WRITE_BUFFER_BYTES: usize = 64 << 10;
+const IN_FLIGHT_BYTES_MAX: usize = 2 * OUTGOING_BYTES_MAX;
 /// Pause after a failed accept (out of file descriptors, say) before the next.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
@@ -172,7 +168,7 @@ async fn serve_connection(
     counters: Arc<Counters>,
     permit: OwnedSemaphorePermit,
 ) {
-    let _ = stream.set_nodelay(true);
+    tune(&stream);
     let handshake = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         handshake::server(&mut stream, network.secret(), network.node_id()),
@@ -205,8 +201,10 @@ async fn serve_connection(
 
     let (mut read, write) = stream.into_split();
     let (replies, queue) = mpsc::channel(OUTGOING_QUEUE);
-    let writer = tokio::spawn(write_replies(write, queue));
+    let writer = tokio::spawn(write_frames(write, queue));
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
+    let in_flight_bytes = Arc::new(Semaphore::new(IN_FLIGHT_BYTES_MAX));
+    let reply_budget = Arc::new(Semaphore::new(OUTGOING_BYTES_MAX));
     let mut requests = JoinSet::new();
     loop {
         let read = tokio::select! {
@@ -234,10 +232,18 @@ async fn serve_connection(
                 break;
             }
         };
+        let permits = async {
+            let count = in_flight.clone().acquire_owned().await?;
+            let bytes = in_flight_bytes
+                .clone()
+                .acquire_many_owned(weight(frame.len()))
+                .await?;
+            Ok::<_, tokio::sync::AcquireError>((count, bytes))
+        };
         let permit = tokio::select! {
             () = stopped(&mut stop) => break,
-            permit = in_flight.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
+            permits = permits => match permits {
+                Ok(permits) => permits,
                 Err(_) => break,
             },
         };
@@ -245,30 +251,23 @@ async fn serve_connection(
         while requests.try_join_next().is_some() {}
         let network = network.clone();
         let replies = replies.clone();
+        let reply_budget = reply_budget.clone();
         requests.spawn(async move {
-            let reply = answer(&network, from, id, &frame).await;
-            let _ = replies.send(reply).await;
+            let body = answer(&network, from, id, &frame).await;
+            drop(frame);
             drop(permit);
+            if let Ok(budget) = reply_budget.acquire_many_owned(weight(body.len())).await {
+                let _ = replies
+                    .send(Outgoing {
+                        body,
+                        _budget: budget,
+                    })
+                    .await;
+            }
         });
     }
     requests.abort_all();
     writer.abort();
-}
-
-async fn write_replies(write: OwnedWriteHalf, mut queue: mpsc::Receiver<Vec<u8>>) {
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write);
-    while let Some(body) = queue.recv().await {
-        let mut result = write_frame(&mut out, &body).await;
-        while result.is_ok() {
-            match queue.try_recv() {
-                Ok(body) => result = write_frame(&mut out, &body).await,
-                Err(_) => break,
-            }
-        }
-        if result.and(out.flush().await).is_err() {
-            return;
-        }
-    }
 }
 
 /// The encoded reply to the request in `frame`, sent by node `from`.

@@ -545,7 +545,10 @@ mod tests {
 
     use super::*;
 
-    fn entry(index: u64, payload: EntryPayload<RiffleRaft>) -> Entry {
+    fn entry(
+        index: u64,
+        payload: openraft::type_config::alias::EntryPayloadOf<RiffleRaft>,
+    ) -> Entry {
         Entry {
             log_id: WLogId(3, 2, index).get(),
             payload,
