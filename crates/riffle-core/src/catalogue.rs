@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::ManagedKey;
-use crate::meta::{self, AccountMeta, MetaDocument, StreamMeta};
+use crate::meta::{self, AccountMeta, MetaDocument, QueueMeta, StreamMeta};
 
 /// A stream's place in the catalogue: account and name.
 pub type StreamKey = (String, String);
@@ -52,6 +52,8 @@ pub struct CatalogueState {
     pub aws_managed_key: Option<ManagedKey>,
     /// Directories whose data the catalogue no longer needs (see `MetaDocument::removing`).
     pub removing: Vec<String>,
+    /// Queues by (account, id).
+    pub queues: BTreeMap<(String, String), QueueMeta>,
 }
 
 /// The version of one stream, as a snapshot carries it beside the document.
@@ -91,6 +93,13 @@ pub enum Command {
     /// Takes over a whole catalogue (a single node's `meta.json` when it becomes the first
     /// member of a cluster). Only into an empty catalogue: it never merges or overwrites.
     Import { document: MetaDocument },
+    /// Adds a queue on an existing stream; rejected if the account has a queue of that name
+    /// or id, or the stream (that incarnation) is gone.
+    CreateQueue { meta: QueueMeta },
+    /// Replaces a queue's attributes, tags or policy; its identity and stream stay.
+    ReplaceQueue { meta: QueueMeta },
+    /// Removes a queue.
+    DeleteQueue { account: String, id: String },
 }
 
 /// What an applied command produced.
@@ -143,6 +152,7 @@ impl CatalogueState {
             accounts: BTreeMap::new(),
             aws_managed_key: None,
             removing: Vec::new(),
+            queues: BTreeMap::new(),
         }
     }
 
@@ -166,6 +176,11 @@ impl CatalogueState {
             accounts: document.accounts.clone(),
             aws_managed_key: document.aws_managed_key.clone(),
             removing: document.removing.clone(),
+            queues: document
+                .queues
+                .iter()
+                .map(|queue| ((queue.account.clone(), queue.id.clone()), queue.clone()))
+                .collect(),
         }
     }
 
@@ -238,6 +253,7 @@ impl CatalogueState {
             aws_managed_key: self.aws_managed_key.clone(),
             removing: self.removing.clone(),
             watermarks: true,
+            queues: self.queues.values().cloned().collect(),
         }
     }
 
@@ -313,6 +329,11 @@ impl CatalogueState {
                         current: entry.version,
                     });
                 }
+                if self.queues_of_stream(account, name).next().is_some() {
+                    return Err(Rejection::Invalid(format!(
+                        "stream {name} still has queues"
+                    )));
+                }
                 let dir_id = entry.meta.dir_id.clone();
                 self.streams.remove(&key);
                 if !self.removing.contains(&dir_id) {
@@ -354,7 +375,8 @@ impl CatalogueState {
                 let empty = self.streams.is_empty()
                     && self.accounts.is_empty()
                     && self.aws_managed_key.is_none()
-                    && self.removing.is_empty();
+                    && self.removing.is_empty()
+                    && self.queues.is_empty();
                 if !empty {
                     return Err(Rejection::Invalid(
                         "a catalogue is imported only into an empty one".into(),
@@ -372,7 +394,63 @@ impl CatalogueState {
                 *self = imported;
                 Ok(Applied::Done)
             }
+            Command::CreateQueue { meta } => {
+                let key = (meta.account.clone(), meta.id.clone());
+                let named = self
+                    .queues
+                    .values()
+                    .any(|queue| queue.account == meta.account && queue.name == meta.name);
+                if named || self.queues.contains_key(&key) {
+                    return Err(Rejection::Exists);
+                }
+                let on_stream = self
+                    .stream(&meta.stream_account, &meta.stream_name)
+                    .is_some_and(|entry| entry.meta.created_ms == meta.stream_created_ms);
+                if !on_stream {
+                    return Err(Rejection::NotFound);
+                }
+                self.queues.insert(key, meta.clone());
+                Ok(Applied::Done)
+            }
+            Command::ReplaceQueue { meta } => {
+                let queue = self
+                    .queues
+                    .get_mut(&(meta.account.clone(), meta.id.clone()))
+                    .ok_or(Rejection::NotFound)?;
+                let same_identity = queue.name == meta.name
+                    && queue.created_ms == meta.created_ms
+                    && queue.stream_account == meta.stream_account
+                    && queue.stream_name == meta.stream_name
+                    && queue.stream_created_ms == meta.stream_created_ms
+                    && queue.start == meta.start
+                    && queue.start_ms == meta.start_ms;
+                if !same_identity {
+                    return Err(Rejection::Invalid(format!(
+                        "queue {} would change its identity, stream or start",
+                        meta.name
+                    )));
+                }
+                *queue = meta.clone();
+                Ok(Applied::Done)
+            }
+            Command::DeleteQueue { account, id } => {
+                self.queues
+                    .remove(&(account.clone(), id.clone()))
+                    .ok_or(Rejection::NotFound)?;
+                Ok(Applied::Done)
+            }
         }
+    }
+
+    /// The queues delivering from stream `name` of `account`.
+    pub fn queues_of_stream<'a>(
+        &'a self,
+        account: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a QueueMeta> + 'a {
+        self.queues
+            .values()
+            .filter(move |queue| queue.stream_account == account && queue.stream_name == name)
     }
 }
 

@@ -141,6 +141,8 @@ pub enum OpenError {
     /// Acknowledged data is missing or damaged, or data the catalogue does not name is
     /// present: one line each. Nothing was changed on disk.
     DataLost(Vec<String>),
+    /// A queue's delivery state could not be read.
+    Queues(String),
 }
 
 impl std::fmt::Display for OpenError {
@@ -156,6 +158,7 @@ impl std::fmt::Display for OpenError {
             }
             OpenError::Io { path, error } => write!(f, "{}: {error}", path.display()),
             OpenError::Encryption(reason) => f.write_str(reason),
+            OpenError::Queues(reason) => write!(f, "cannot open the queues: {reason}"),
             OpenError::Foreign { dir, entries } => write!(
                 f,
                 "{} is not empty and has no meta.json, so it is not a riffle data directory \
@@ -503,6 +506,8 @@ pub struct Node {
     catalogue: std::sync::Mutex<CatalogueState>,
     /// The last watermarks written (see `crate::watermarks`); its lock orders the writes.
     watermarks: std::sync::Mutex<WatermarkDocument>,
+    /// Queues and their delivery state (see `crate::queues`).
+    pub queues: crate::queues::Queues,
 }
 
 /// How often the watermarks are rewritten (when something changed).
@@ -598,6 +603,7 @@ impl Node {
             aws_managed_key: None,
             removing: Vec::new(),
             watermarks: false,
+            queues: Vec::new(),
         });
         let token_key = parse_hex_key(&document.token_key_hex).ok_or_else(|| {
             OpenError::Meta(meta::MetaError::Corrupt {
@@ -802,7 +808,9 @@ impl Node {
             subscriptions: crate::subscribe::Subscriptions::default(),
             catalogue: std::sync::Mutex::new(CatalogueState::from_document(&document)),
             watermarks: std::sync::Mutex::new(marks),
+            queues: crate::queues::Queues::default(),
         });
+        crate::queues::open_all(&node).map_err(OpenError::Queues)?;
         // The watermarks first (this start is not clean until it shuts down cleanly), then a
         // catalogue that says they exist: a crash between the two leaves a catalogue that
         // does not yet expect them.

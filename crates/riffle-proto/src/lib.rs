@@ -50,6 +50,7 @@ pub mod json;
 pub mod limits;
 pub mod ops;
 pub mod seqno;
+pub mod receipt;
 pub mod shard_id;
 pub mod sigv4;
 pub mod time;

@@ -59,6 +59,8 @@ pub enum Pattern {
     StreamId,
     /// `^(arn):aws.*:kinesis:.*:\d{12}:.*stream\/[a-zA-Z0-9_.-]+\/consumer\/[a-zA-Z0-9_.-]+:[0-9]+`.
     ConsumerArn,
+    /// `arn:aws.*:kinesis:.*:\d{12}:queue/\S+`.
+    QueueArn,
 }
 
 impl Pattern {
@@ -74,6 +76,7 @@ impl Pattern {
             Pattern::ConsumerArn => {
                 r"^(arn):aws.*:kinesis:.*:\d{12}:.*stream\/[a-zA-Z0-9_.-]+\/consumer\/[a-zA-Z0-9_.-]+:[0-9]+"
             }
+            Pattern::QueueArn => r"arn:aws.*:kinesis:.*:\d{12}:queue/\S+",
         }
     }
 
@@ -87,6 +90,7 @@ impl Pattern {
             Pattern::ResourceArn => is_resource_arn(value),
             Pattern::StreamId => is_stream_id(value),
             Pattern::ConsumerArn => is_consumer_arn(value),
+            Pattern::QueueArn => is_kind_arn(value, ":queue/"),
         }
     }
 }
@@ -139,6 +143,9 @@ pub const NEXT_TOKEN: StringRule = StringRule::new(None, Some(1), Some(1_048_576
 pub const TAG_KEY: StringRule = StringRule::new(None, Some(1), Some(128));
 pub const TAG_VALUE: StringRule = StringRule::new(None, Some(0), Some(256));
 pub const KMS_KEY_ID: StringRule = StringRule::new(None, Some(1), Some(2048));
+pub const QUEUE_NAME: StringRule = StringRule::new(Some(Pattern::Name), Some(1), Some(128));
+pub const QUEUE_ARN: StringRule = StringRule::new(Some(Pattern::QueueArn), Some(1), Some(2048));
+pub const RECEIPT_HANDLE: StringRule = StringRule::new(None, Some(1), Some(1024));
 /// A resource policy: the model sets no bounds; AWS documents 20,480 characters at most.
 pub const POLICY: StringRule = StringRule::new(None, Some(1), Some(20_480));
 
@@ -604,15 +611,19 @@ impl<'a> ArnScan<'a> {
 
 /// `arn:aws.*:kinesis:.*:\d{12}:stream/\S+`.
 fn is_stream_arn(value: &str) -> bool {
-    const STREAM_PART: &str = ":stream/";
+    is_kind_arn(value, ":stream/")
+}
+
+/// `arn:aws.*:kinesis:.*:\d{12}` + `kind_part` (`:stream/`, `:queue/`) + `\S+`.
+fn is_kind_arn(value: &str, kind_part: &str) -> bool {
     let Some(scan) = ArnScan::new(value) else {
         return false;
     };
-    value.match_indices(STREAM_PART).any(|(at, _)| {
+    value.match_indices(kind_part).any(|(at, _)| {
         // `:\d{12}` ends where `:stream/` begins, so the account part starts 13 bytes earlier.
         at >= 13 && {
             let account = at - 13;
-            scan.tail_ok(at + STREAM_PART.len())
+            scan.tail_ok(at + kind_part.len())
                 && scan.account_at(account)
                 && scan.kinesis_end <= account
                 && account <= scan.first_line_terminator
