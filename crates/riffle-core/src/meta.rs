@@ -412,6 +412,7 @@ mod tests {
             }),
             removing: vec!["0123/4".into()],
             watermarks: true,
+            queues: Vec::new(),
         }
     }
 

@@ -252,9 +252,16 @@ mod tests {
             parse_resource_arn(&consumer),
             Some(ResourceArn::Consumer(_))
         ));
+        let queue = queue_arn("r", "123456789012", "0a1b");
         assert_eq!(
-            parse_resource_arn("arn:aws:kinesis:r:123456789012:queue/q"),
-            None
+            parse_resource_arn(&queue),
+            Some(ResourceArn::Queue(QueueArn {
+                region: "r".into(),
+                account: "123456789012".into(),
+                id: "0a1b".into(),
+            }))
         );
+        assert_eq!(parse_resource_arn("arn:aws:kinesis:r:1234:queue/q"), None);
+        assert_eq!(parse_queue_arn(&stream), None);
     }
 }

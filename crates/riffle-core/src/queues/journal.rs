@@ -148,7 +148,10 @@ pub fn create_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        // `DATA/queues/` and the queue's own directory.
+        for path in [dir.parent(), Some(dir)].into_iter().flatten() {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+        }
     }
     Ok(())
 }
