@@ -96,7 +96,9 @@ pub async fn run(
                 )
                 .await?;
                 if answer["FailedRecordCount"].as_u64().unwrap_or(0) > 0 {
-                    return Err("PutRecords refused records (run the server with --limits off)".into());
+                    return Err(
+                        "PutRecords refused records (run the server with --limits off)".into(),
+                    );
                 }
             }
         }));
@@ -180,8 +182,18 @@ pub async fn run(
         at(0.5),
         at(0.99)
     );
-    let _ = call(&mut admin, Operation::DeleteQueue, json!({"QueueARN": queue_arn})).await;
-    let _ = call(&mut admin, Operation::DeleteStream, json!({"StreamName": stream})).await;
+    let _ = call(
+        &mut admin,
+        Operation::DeleteQueue,
+        json!({"QueueARN": queue_arn}),
+    )
+    .await;
+    let _ = call(
+        &mut admin,
+        Operation::DeleteStream,
+        json!({"StreamName": stream}),
+    )
+    .await;
     Ok(())
 }
 
@@ -189,7 +201,11 @@ fn base64_of(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -393,7 +393,11 @@ mod tests {
         journal.append(&lines).unwrap();
         let recovered = recover(dir.path()).unwrap();
         let shard0 = &recovered[&0];
-        assert_eq!(shard0.filter((6, 0)), None, "below the snapshot and not pending");
+        assert_eq!(
+            shard0.filter((6, 0)),
+            None,
+            "below the snapshot and not pending"
+        );
         assert!(shard0.filter((5, 1)).unwrap().dead);
         assert_eq!(shard0.filter((9, 0)), None);
         assert_eq!(shard0.filter((9, 1)), Some(RecordState::default()));

@@ -217,7 +217,11 @@ impl Queue {
     }
 
     fn authorize(&self, caller: &Caller) -> Result<(), Error> {
-        let policy = self.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let policy = self
+            .policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         crate::control::authorize(caller, &self.account, &self.arn, policy.as_deref())
     }
 
@@ -360,7 +364,9 @@ impl Delivery {
     }
 
     fn next_deadline(&self) -> Option<u64> {
-        self.deadlines.peek().map(|Reverse((deadline, _, _))| *deadline)
+        self.deadlines
+            .peek()
+            .map(|Reverse((deadline, _, _))| *deadline)
     }
 
     /// Where `queue` starts reading a shard it has no cursor for.
@@ -395,9 +401,9 @@ impl Delivery {
                 return Ok(());
             }
             let ordinal = shard.meta.ordinal;
-            if !self.cursors.contains_key(&ordinal) {
-                let cursor = Self::initial_cursor(meta, shard)?;
-                self.cursors.insert(ordinal, cursor);
+            if let std::collections::btree_map::Entry::Vacant(vacant) = self.cursors.entry(ordinal)
+            {
+                vacant.insert(Self::initial_cursor(meta, shard)?);
             }
             let parents_done = [shard.meta.parent, shard.meta.adjacent_parent]
                 .into_iter()
@@ -451,8 +457,7 @@ impl Delivery {
                     Entry {
                         seq,
                         record_id: number,
-                        partition_key: String::from_utf8_lossy(&stored.partition_key)
-                            .into_owned(),
+                        partition_key: String::from_utf8_lossy(&stored.partition_key).into_owned(),
                         data: stored.data,
                         arrival_ms: stored.arrival_ms,
                         state,
@@ -500,7 +505,9 @@ impl Delivery {
             }
         }
         for shard in shards.values_mut() {
-            shard.pending.sort_by_key(|(index, slot, _)| (*index, *slot));
+            shard
+                .pending
+                .sort_by_key(|(index, slot, _)| (*index, *slot));
         }
         Snapshot { version: 1, shards }
     }
@@ -628,13 +635,34 @@ pub async fn call(
             encode(&per_entry(node, caller, input.queue_arn, input.entries, Action::Ack).await?)
         }
         Request::AcknowledgeDeadLetterQueueRecords(input) => encode(
-            &per_entry(node, caller, input.queue_arn, input.entries, Action::AckDead).await?,
+            &per_entry(
+                node,
+                caller,
+                input.queue_arn,
+                input.entries,
+                Action::AckDead,
+            )
+            .await?,
         ),
         Request::RestoreDeadLetterQueueRecords(input) => encode(
-            &per_entry(node, caller, input.queue_arn, input.entries, Action::Restore).await?,
+            &per_entry(
+                node,
+                caller,
+                input.queue_arn,
+                input.entries,
+                Action::Restore,
+            )
+            .await?,
         ),
         Request::UpdateQueueRecordsVisibility(input) => encode(
-            &per_entry(node, caller, input.queue_arn, input.entries, Action::Visibility).await?,
+            &per_entry(
+                node,
+                caller,
+                input.queue_arn,
+                input.entries,
+                Action::Visibility,
+            )
+            .await?,
         ),
         Request::UpdateDeadLetterQueueRecordsVisibility(input) => encode(
             &per_entry(
@@ -811,9 +839,7 @@ async fn create(
         ));
     };
     let position = config.starting_position.clone().unwrap_or_default();
-    let kind = position
-        .kind()
-        .unwrap_or(QueueStartingPositionType::Latest);
+    let kind = position.kind().unwrap_or(QueueStartingPositionType::Latest);
     let start_ms = match (kind, position.timestamp) {
         (QueueStartingPositionType::AtTimestamp, Some(at)) => Some(at.epoch_ms_u64()),
         (QueueStartingPositionType::AtTimestamp, None) => {
@@ -832,7 +858,9 @@ async fn create(
     let attributes = input.queue_attributes.clone().unwrap_or_default();
     let visibility_timeout_s = attributes
         .visibility_timeout_seconds
-        .map_or(VISIBILITY_TIMEOUT_DEFAULT_S, |seconds| seconds.max(0) as u32);
+        .map_or(VISIBILITY_TIMEOUT_DEFAULT_S, |seconds| {
+            seconds.max(0) as u32
+        });
     let max_receive_count = dead_letter_of(&attributes)?.unwrap_or(Some(MAX_RECEIVE_COUNT_DEFAULT));
     let tags = input.tags.clone().unwrap_or_default();
     check_tag_count(tags.len())?;
@@ -899,8 +927,8 @@ fn open_queue(
     stream: Arc<Stream>,
     recovered: BTreeMap<u32, Recovered>,
 ) -> Result<Arc<Queue>, Error> {
-    let journal =
-        Journal::open(&queues_dir(node).join(&meta.id), node.config.durability).map_err(internal)?;
+    let journal = Journal::open(&queues_dir(node).join(&meta.id), node.config.durability)
+        .map_err(internal)?;
     let queue = Arc::new(Queue {
         account: meta.account.clone(),
         id: meta.id.clone(),
@@ -1012,8 +1040,7 @@ fn list(node: &Node, caller: &Caller, input: ListQueuesInput) -> Result<ListQueu
         Some(token) => {
             let (position, _, issued_ms) =
                 riffle_proto::token::decode_page_token(token, &node.token_key)?;
-            if now_ms().saturating_sub(issued_ms) > riffle_proto::limits::NEXT_TOKEN_LIFETIME_MS
-            {
+            if now_ms().saturating_sub(issued_ms) > riffle_proto::limits::NEXT_TOKEN_LIFETIME_MS {
                 return Err(Error::expired_next_token(format!(
                     "The NextToken {token} has expired."
                 )));
@@ -1032,9 +1059,9 @@ fn list(node: &Node, caller: &Caller, input: ListQueuesInput) -> Result<ListQueu
             filters.is_empty()
                 || filters.iter().any(|filter| {
                     filter.stream_arn.as_deref() == Some(queue.stream.arn.as_str())
-                        && filter
-                            .stream_creation_timestamp
-                            .is_none_or(|at| at.epoch_ms_u64() / 1000 == queue.stream.created_ms / 1000)
+                        && filter.stream_creation_timestamp.is_none_or(|at| {
+                            at.epoch_ms_u64() / 1000 == queue.stream.created_ms / 1000
+                        })
                 })
         })
         .map(|queue| (queue.meta().name, queue))
@@ -1050,7 +1077,10 @@ fn list(node: &Node, caller: &Caller, input: ListQueuesInput) -> Result<ListQueu
     let page = &rest[..rest.len().min(limit)];
     let next_token = (rest.len() > limit).then(|| {
         riffle_proto::token::encode_page_token(
-            &page.last().map(|(name, _)| name.clone()).unwrap_or_default(),
+            &page
+                .last()
+                .map(|(name, _)| name.clone())
+                .unwrap_or_default(),
             0,
             now_ms(),
             &node.token_key,
@@ -1091,9 +1121,10 @@ async fn receive(
             .wait_time_seconds
             .map_or(WAIT_TIME_DEFAULT_S, |seconds| seconds.max(1) as u64),
     );
-    let visibility_s = input
-        .visibility_timeout_seconds
-        .map_or_else(|| queue.meta().visibility_timeout_s, |seconds| seconds.max(0) as u32);
+    let visibility_s = input.visibility_timeout_seconds.map_or_else(
+        || queue.meta().visibility_timeout_s,
+        |seconds| seconds.max(0) as u32,
+    );
     let visibility_ms = u64::from(visibility_s) * 1000;
     let until = tokio::time::Instant::now() + wait;
     loop {
@@ -1193,8 +1224,9 @@ async fn per_entry(
         delivery.expire(now, meta.max_receive_count, &mut lines);
         for entry in entries.unwrap_or_default() {
             let text = entry.receipt_handle.clone().unwrap_or_default();
-            let handle = ReceiptHandle::decode(&text, &node.token_key)
-                .filter(|handle| handle.queue_id == queue.id && handle.queue_created_ms == created_ms);
+            let handle = ReceiptHandle::decode(&text, &node.token_key).filter(|handle| {
+                handle.queue_id == queue.id && handle.queue_created_ms == created_ms
+            });
             let Some(handle) = handle else {
                 output.failed.push(entry_error(
                     &text,

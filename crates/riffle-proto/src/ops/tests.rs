@@ -111,7 +111,9 @@ fn every_listed_operation_decodes_its_minimal_body() {
             "UpdateQueue" => {
                 r#"{"QueueARN":"arn:aws:kinesis:us-east-1:123456789012:queue/abc","QueueAttributes":{"VisibilityTimeoutSeconds":5}}"#
             }
-            "DeleteQueue" | "DescribeQueue" | "ReceiveQueueRecords"
+            "DeleteQueue"
+            | "DescribeQueue"
+            | "ReceiveQueueRecords"
             | "ReceiveDeadLetterQueueRecords" => {
                 r#"{"QueueARN":"arn:aws:kinesis:us-east-1:123456789012:queue/abc"}"#
             }
@@ -1172,13 +1174,16 @@ fn queue_requests_are_validated_with_corals_texts() {
     );
     let message = refused(
         "AcknowledgeQueueRecords",
-        format!(r#"{{"QueueARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s","Entries":[]}}"#),
+        r#"{"QueueARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s","Entries":[]}"#
+            .to_string(),
     );
     assert!(message.contains("at 'queueARN' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:aws.*:kinesis:.*:\\d{12}:queue/\\S+"), "{message}");
     assert!(message.contains("at 'entries' failed to satisfy constraint: Member must have length greater than or equal to 1"), "{message}");
     let message = refused(
         "UpdateQueueRecordsVisibility",
-        format!(r#"{{"QueueARN":"{arn}","Entries":[{{"ReceiptHandle":"h","VisibilityTimeoutSeconds":43201}}]}}"#),
+        format!(
+            r#"{{"QueueARN":"{arn}","Entries":[{{"ReceiptHandle":"h","VisibilityTimeoutSeconds":43201}}]}}"#
+        ),
     );
     assert!(message.contains("Value '43201' at 'entries.1.member.visibilityTimeoutSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200"), "{message}");
     let message = refused(

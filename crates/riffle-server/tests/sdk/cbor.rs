@@ -1093,7 +1093,10 @@ async fn every_operation_answers_in_cbor() {
             "CreateStream",
             &map(&[
                 ("StreamName", text(queued)),
-                ("StreamModeDetails", map(&[("StreamMode", text("ON_DEMAND"))])),
+                (
+                    "StreamModeDetails",
+                    map(&[("StreamMode", text("ON_DEMAND"))]),
+                ),
             ]),
         )
         .void();
@@ -1120,7 +1123,10 @@ async fn every_operation_answers_in_cbor() {
                     "QueueAttributes",
                     map(&[(
                         "DeadLetterConfiguration",
-                        map(&[("TargetType", text("BUILT_IN")), ("MaxReceiveCount", int(1))]),
+                        map(&[
+                            ("TargetType", text("BUILT_IN")),
+                            ("MaxReceiveCount", int(1)),
+                        ]),
                     )]),
                 ),
             ]),
@@ -1131,7 +1137,9 @@ async fn every_operation_answers_in_cbor() {
     assert_eq!(description.member("QueueStatus").as_text(), "CREATING");
     assert!(description.member("QueueCreationTimestamp").as_epoch_ms() >= created_ms);
     let queue = || text(&queue_arn);
-    session.call("DescribeQueue", &map(&[("QueueARN", queue())])).ok();
+    session
+        .call("DescribeQueue", &map(&[("QueueARN", queue())]))
+        .ok();
     let listed = session.call("ListQueues", &map(&[])).ok();
     assert_eq!(listed.member("QueueSummaries").as_array().len(), 1);
     session
@@ -1139,7 +1147,10 @@ async fn every_operation_answers_in_cbor() {
             "UpdateQueue",
             &map(&[
                 ("QueueARN", queue()),
-                ("QueueAttributes", map(&[("VisibilityTimeoutSeconds", int(60))])),
+                (
+                    "QueueAttributes",
+                    map(&[("VisibilityTimeoutSeconds", int(60))]),
+                ),
             ]),
         )
         .ok();
@@ -1155,7 +1166,10 @@ async fn every_operation_answers_in_cbor() {
         .ok();
     let receive = |session: &mut Session, operation: &str| {
         session
-            .call(operation, &map(&[("QueueARN", queue()), ("WaitTimeSeconds", int(1))]))
+            .call(
+                operation,
+                &map(&[("QueueARN", queue()), ("WaitTimeSeconds", int(1))]),
+            )
             .ok()
             .member("QueueRecords")
             .as_array()
@@ -1167,7 +1181,10 @@ async fn every_operation_answers_in_cbor() {
     assert!(got[0].member("ApproximateArrivalTimestamp").as_epoch_ms() >= created_ms);
     assert!(got[0].member("FirstReceiveTimestamp").as_epoch_ms() >= created_ms);
     let entries = |record: &Cbor, seconds: Option<i64>| {
-        let mut entry = vec![("ReceiptHandle", text(record.member("ReceiptHandle").as_text()))];
+        let mut entry = vec![(
+            "ReceiptHandle",
+            text(record.member("ReceiptHandle").as_text()),
+        )];
         if let Some(seconds) = seconds {
             entry.push(("VisibilityTimeoutSeconds", int(seconds)));
         }
@@ -1180,7 +1197,10 @@ async fn every_operation_answers_in_cbor() {
     let dead = receive(&mut session, "ReceiveDeadLetterQueueRecords");
     assert_eq!(dead.len(), 1, "dead after MaxReceiveCount 1");
     session
-        .call("UpdateDeadLetterQueueRecordsVisibility", &entries(&dead[0], Some(30)))
+        .call(
+            "UpdateDeadLetterQueueRecordsVisibility",
+            &entries(&dead[0], Some(30)),
+        )
         .ok();
     session
         .call("RestoreDeadLetterQueueRecords", &entries(&dead[0], None))
@@ -1192,11 +1212,18 @@ async fn every_operation_answers_in_cbor() {
     assert_eq!(acked.member("Successful").as_array().len(), 1);
     // The record is acknowledged already: acknowledging it again succeeds and changes nothing.
     let again = session
-        .call("AcknowledgeDeadLetterQueueRecords", &entries(&dead[0], None))
+        .call(
+            "AcknowledgeDeadLetterQueueRecords",
+            &entries(&dead[0], None),
+        )
         .ok();
     assert_eq!(again.member("Successful").as_array().len(), 1);
-    session.call("DeleteQueue", &map(&[("QueueARN", queue())])).void();
-    session.call("DeleteStream", &stream_name_only(queued)).void();
+    session
+        .call("DeleteQueue", &map(&[("QueueARN", queue())]))
+        .void();
+    session
+        .call("DeleteStream", &stream_name_only(queued))
+        .void();
 
     session.call("DeleteStream", &stream_name_only(name)).void();
     let (error_type, message) = session

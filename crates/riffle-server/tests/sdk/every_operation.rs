@@ -491,6 +491,10 @@ async fn each_of_the_39_operations_answers() {
     crate::queues::call_every_queue_operation(&server, &mut called);
 
     let all: BTreeSet<&str> = riffle_proto::ops::OPERATIONS.iter().copied().collect();
-    assert_eq!(all.len(), 51, "the 39 stream operations and the 12 queue operations");
+    assert_eq!(
+        all.len(),
+        51,
+        "the 39 stream operations and the 12 queue operations"
+    );
     assert_eq!(called, all, "every operation of the model was called");
 }

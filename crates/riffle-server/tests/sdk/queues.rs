@@ -193,7 +193,11 @@ fn every_queue_operation_answers_signed_requests() {
         json!({"QueueARN": queue, "Entries": [{"ReceiptHandle": record["ReceiptHandle"],
                "VisibilityTimeoutSeconds": 0}]}),
     );
-    assert_eq!(changed["Successful"].as_array().unwrap().len(), 1, "{changed}");
+    assert_eq!(
+        changed["Successful"].as_array().unwrap().len(),
+        1,
+        "{changed}"
+    );
     // Received once with MaxReceiveCount 1 and made visible again: a dead-letter record.
     let dead = ok(
         &server,
@@ -202,7 +206,8 @@ fn every_queue_operation_answers_signed_requests() {
     );
     let dead_record = &dead["QueueRecords"][0];
     assert_eq!(dead_record["RecordId"], record["RecordId"]);
-    let entry = json!([{"ReceiptHandle": dead_record["ReceiptHandle"], "VisibilityTimeoutSeconds": 30}]);
+    let entry =
+        json!([{"ReceiptHandle": dead_record["ReceiptHandle"], "VisibilityTimeoutSeconds": 30}]);
     let moved = ok(
         &server,
         "UpdateDeadLetterQueueRecordsVisibility",
@@ -243,11 +248,7 @@ fn every_queue_operation_answers_signed_requests() {
         (400, Some("ResourceNotFoundException"))
     );
     // Without a signature nothing is answered but the refusal.
-    let unsigned = crate::raw_http::call(
-        server.addr,
-        "ListQueues",
-        b"{}",
-    );
+    let unsigned = crate::raw_http::call(server.addr, "ListQueues", b"{}");
     assert_eq!(unsigned.status, 400);
 }
 
@@ -257,12 +258,7 @@ fn every_queue_operation_answers_signed_requests() {
 fn queue_delivery_state_survives_kill_9() {
     let (_dir, path) = credentials();
     let data = tempfile::tempdir().expect("data dir");
-    let args = [
-        "--credentials",
-        path.to_str().unwrap(),
-        "--limits",
-        "off",
-    ];
+    let args = ["--credentials", path.to_str().unwrap(), "--limits", "off"];
     let server = Server::on_data_dir_with(data.path(), &args);
     let stream = on_demand_stream(&server, "durable");
     put(&server, "durable", 300, 0);
@@ -306,10 +302,22 @@ fn queue_delivery_state_survives_kill_9() {
         }
         acknowledge(&server, &queue, &got);
     }
-    let everything: std::collections::BTreeSet<String> = (0..300).map(|n| format!("r{n}")).collect();
-    assert!(delivered.keys().all(|data| !acked.contains(data)), "an acknowledged record came back");
-    let expected: std::collections::BTreeSet<String> = everything.difference(&acked).cloned().collect();
-    assert_eq!(delivered.keys().cloned().collect::<std::collections::BTreeSet<_>>(), expected, "none lost");
+    let everything: std::collections::BTreeSet<String> =
+        (0..300).map(|n| format!("r{n}")).collect();
+    assert!(
+        delivered.keys().all(|data| !acked.contains(data)),
+        "an acknowledged record came back"
+    );
+    let expected: std::collections::BTreeSet<String> =
+        everything.difference(&acked).cloned().collect();
+    assert_eq!(
+        delivered
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        expected,
+        "none lost"
+    );
     for (data, count) in &in_flight {
         assert_eq!(delivered[data], count + 1, "{data} kept its receive count");
     }
@@ -318,11 +326,17 @@ fn queue_delivery_state_survives_kill_9() {
     {
         use std::os::unix::fs::PermissionsExt;
         let queues = data.path().join("queues");
-        assert_eq!(std::fs::metadata(&queues).unwrap().permissions().mode() & 0o077, 0);
+        assert_eq!(
+            std::fs::metadata(&queues).unwrap().permissions().mode() & 0o077,
+            0
+        );
         for entry in std::fs::read_dir(&queues).unwrap() {
             let dir = entry.unwrap().path();
             for file in std::fs::read_dir(&dir).unwrap() {
-                let mode = std::fs::metadata(file.unwrap().path()).unwrap().permissions().mode();
+                let mode = std::fs::metadata(file.unwrap().path())
+                    .unwrap()
+                    .permissions()
+                    .mode();
                 assert_eq!(mode & 0o077, 0, "{}", dir.display());
             }
         }
@@ -366,14 +380,23 @@ pub(crate) fn call_every_queue_operation(
     )["QueueDescription"]["QueueARN"]
         .clone();
     call("DescribeQueue", json!({"QueueARN": queue}));
-    call("ListQueues", json!({"StreamFilter": [{"StreamARN": stream_arn}]}));
-    call("UpdateQueue", json!({"QueueARN": queue, "QueueAttributes": {"VisibilityTimeoutSeconds": 10}}));
+    call(
+        "ListQueues",
+        json!({"StreamFilter": [{"StreamARN": stream_arn}]}),
+    );
+    call(
+        "UpdateQueue",
+        json!({"QueueARN": queue, "QueueAttributes": {"VisibilityTimeoutSeconds": 10}}),
+    );
     call(
         "PutRecords",
         json!({"StreamName": stream, "Records": [{"PartitionKey": "a", "Data": "YQ=="},
                {"PartitionKey": "b", "Data": "Yg=="}]}),
     );
-    let got = call("ReceiveQueueRecords", json!({"QueueARN": queue, "WaitTimeSeconds": 1}));
+    let got = call(
+        "ReceiveQueueRecords",
+        json!({"QueueARN": queue, "WaitTimeSeconds": 1}),
+    );
     let records = got["QueueRecords"].as_array().unwrap().clone();
     assert_eq!(records.len(), 2, "{got}");
     call(
@@ -385,15 +408,24 @@ pub(crate) fn call_every_queue_operation(
         json!({"QueueARN": queue, "Entries": [{"ReceiptHandle": records[1]["ReceiptHandle"],
                "VisibilityTimeoutSeconds": 0}]}),
     );
-    let dead = call("ReceiveDeadLetterQueueRecords", json!({"QueueARN": queue, "WaitTimeSeconds": 1}));
+    let dead = call(
+        "ReceiveDeadLetterQueueRecords",
+        json!({"QueueARN": queue, "WaitTimeSeconds": 1}),
+    );
     let handle = dead["QueueRecords"][0]["ReceiptHandle"].clone();
     assert!(handle.is_string(), "{dead}");
     call(
         "UpdateDeadLetterQueueRecordsVisibility",
         json!({"QueueARN": queue, "Entries": [{"ReceiptHandle": handle, "VisibilityTimeoutSeconds": 5}]}),
     );
-    call("RestoreDeadLetterQueueRecords", json!({"QueueARN": queue, "Entries": [{"ReceiptHandle": handle}]}));
-    call("AcknowledgeDeadLetterQueueRecords", json!({"QueueARN": queue, "Entries": [{"ReceiptHandle": handle}]}));
+    call(
+        "RestoreDeadLetterQueueRecords",
+        json!({"QueueARN": queue, "Entries": [{"ReceiptHandle": handle}]}),
+    );
+    call(
+        "AcknowledgeDeadLetterQueueRecords",
+        json!({"QueueARN": queue, "Entries": [{"ReceiptHandle": handle}]}),
+    );
     call("DeleteQueue", json!({"QueueARN": queue}));
     call("DeleteStream", json!({"StreamName": stream}));
 }
