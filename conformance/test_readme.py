@@ -376,5 +376,29 @@ def test_the_tour_serves_the_console_and_puts_and_tails(tmp_path):
         ).stdout.splitlines()
         assert len(written) == 3, written
         assert sorted(done.stdout.splitlines()) == sorted(written), done.stdout
+def test_the_queue_example_receives_and_acknowledges_each_record_once(tmp_path):
+    server = h.start_server(tmp_path / "riffle", ["--limits", "off"])
+    try:
+        block = only_block("Queues", "python")
+        script = substitute(block, README_ENDPOINT, server.endpoint)
+        result = subprocess.run(
+            ["python3", "-c", script],
+            cwd=tmp_path,
+            env=example_env(tmp_path),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        printed = [line.split(" ") for line in result.stdout.splitlines()]
+        assert [(count, " ".join(data)) for _, count, *data in printed] == [
+            ("1", "b'job 0'"),
+            ("1", "b'job 1'"),
+            ("1", "b'job 2'"),
+        ], result.stdout
+        assert len({record_id for record_id, *_ in printed}) == 3
+        client = h.make_client(server.endpoint)
+        assert client.list_queues()["QueueSummaries"] == []
     finally:
         server.stop()

@@ -47,6 +47,10 @@ pub enum Operation {
     DescribeStreamConsumer,
     DeregisterStreamConsumer,
     SubscribeToShard,
+    CreateQueue,
+    DeleteQueue,
+    ReceiveQueueRecords,
+    AcknowledgeQueueRecords,
 }
 
 impl Operation {
@@ -65,6 +69,10 @@ impl Operation {
             Self::DescribeStreamConsumer => "Kinesis_20131202.DescribeStreamConsumer",
             Self::DeregisterStreamConsumer => "Kinesis_20131202.DeregisterStreamConsumer",
             Self::SubscribeToShard => "Kinesis_20131202.SubscribeToShard",
+            Self::CreateQueue => "Kinesis_20131202.CreateQueue",
+            Self::DeleteQueue => "Kinesis_20131202.DeleteQueue",
+            Self::ReceiveQueueRecords => "Kinesis_20131202.ReceiveQueueRecords",
+            Self::AcknowledgeQueueRecords => "Kinesis_20131202.AcknowledgeQueueRecords",
         }
     }
 }

@@ -32,6 +32,7 @@ mod fanout;
 #[cfg(feature = "nats")]
 pub mod nats;
 mod put;
+mod queue;
 mod read;
 mod stats;
 mod stream;
@@ -96,6 +97,10 @@ pub enum Workload {
     /// Put at a fixed --rate while --subscribers consumers receive every shard through
     /// SubscribeToShard: put→push latency.
     Fanout,
+    /// Fill an ON_DEMAND stream, then --connections consumers drain it through a queue with
+    /// ReceiveQueueRecords (Limit 10) and AcknowledgeQueueRecords: records/s delivered and
+    /// acknowledged.
+    Queue,
     /// Not a workload: serve the HTTP ceiling (fixed replies, riffle's HTTP stack) on
     /// --listen, for the other workloads to be run against.
     #[value(hide = true)]
@@ -109,6 +114,7 @@ impl Workload {
             Self::Get => "get",
             Self::E2e => "e2e",
             Self::Fanout => "fanout",
+            Self::Queue => "queue",
             Self::CeilingServer => "ceiling-server",
         }
     }
@@ -386,6 +392,17 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     }
     let config = Config::from_args(args)?;
     let endpoint = Arc::new(Endpoint::resolve(&config.endpoint).await?);
+    if config.workload == Workload::Queue {
+        return queue::run(
+            &endpoint,
+            &config.stream,
+            config.count.unwrap_or(200_000),
+            config.connections,
+            config.record_bytes,
+            config.timeout,
+        )
+        .await;
+    }
     let mut admin = Client::new(Arc::clone(&endpoint), config.timeout);
     let created = stream::prepare(&mut admin, &config.stream, config.shards, config.create).await?;
     let shards = stream::list_shards(&mut admin, &config.stream).await;
@@ -412,7 +429,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 Workload::Get => Ok(run_get(&config, &endpoint, &shards).await),
                 Workload::E2e => run_e2e(&config, &endpoint, &mut admin, &shards).await,
                 Workload::Fanout => run_fanout(&config, &endpoint, &mut admin, &shards).await,
-                Workload::CeilingServer => unreachable!("served before any stream is prepared"),
+                Workload::CeilingServer | Workload::Queue => {
+                    unreachable!("run before any stream is prepared")
+                }
             }
         }
         Err(error) => Err(error),

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channels::ChannelMeta;
 use crate::crypto::ManagedKey;
-use crate::meta::{self, AccountMeta, MetaDocument, StreamMeta};
+use crate::meta::{self, AccountMeta, MetaDocument, QueueMeta, StreamMeta};
 
 /// A stream's place in the catalogue: account and name.
 pub type StreamKey = (String, String);
@@ -55,6 +55,8 @@ pub struct CatalogueState {
     pub removing: Vec<String>,
     /// Channels, by account and name.
     pub channels: BTreeMap<StreamKey, ChannelMeta>,
+    /// Queues by (account, id).
+    pub queues: BTreeMap<(String, String), QueueMeta>,
 }
 
 /// The version of one stream, as a snapshot carries it beside the document.
@@ -104,6 +106,13 @@ pub enum Command {
     /// Takes over a whole catalogue (a single node's `meta.json` when it becomes the first
     /// member of a cluster). Only into an empty catalogue: it never merges or overwrites.
     Import { document: MetaDocument },
+    /// Adds a queue on an existing stream; rejected if the account has a queue of that name
+    /// or id, or the stream (that incarnation) is gone.
+    CreateQueue { meta: QueueMeta },
+    /// Replaces a queue's attributes, tags or policy; its identity and stream stay.
+    ReplaceQueue { meta: QueueMeta },
+    /// Removes a queue.
+    DeleteQueue { account: String, id: String },
 }
 
 /// What an applied command produced.
@@ -157,6 +166,7 @@ impl CatalogueState {
             aws_managed_key: None,
             removing: Vec::new(),
             channels: BTreeMap::new(),
+            queues: BTreeMap::new(),
         }
     }
 
@@ -189,6 +199,11 @@ impl CatalogueState {
                         channel.clone(),
                     )
                 })
+                .collect(),
+            queues: document
+                .queues
+                .iter()
+                .map(|queue| ((queue.account.clone(), queue.id.clone()), queue.clone()))
                 .collect(),
         }
     }
@@ -263,6 +278,7 @@ impl CatalogueState {
             removing: self.removing.clone(),
             watermarks: true,
             channels: self.channels.values().cloned().collect(),
+            queues: self.queues.values().cloned().collect(),
         }
     }
 
@@ -338,6 +354,11 @@ impl CatalogueState {
                         current: entry.version,
                     });
                 }
+                if self.queues_of_stream(account, name).next().is_some() {
+                    return Err(Rejection::Invalid(format!(
+                        "stream {name} still has queues"
+                    )));
+                }
                 let dir_id = entry.meta.dir_id.clone();
                 self.streams.remove(&key);
                 if !self.removing.contains(&dir_id) {
@@ -412,7 +433,8 @@ impl CatalogueState {
                     && self.accounts.is_empty()
                     && self.aws_managed_key.is_none()
                     && self.removing.is_empty()
-                    && self.channels.is_empty();
+                    && self.channels.is_empty()
+                    && self.queues.is_empty();
                 if !empty {
                     return Err(Rejection::Invalid(
                         "a catalogue is imported only into an empty one".into(),
@@ -430,7 +452,63 @@ impl CatalogueState {
                 *self = imported;
                 Ok(Applied::Done)
             }
+            Command::CreateQueue { meta } => {
+                let key = (meta.account.clone(), meta.id.clone());
+                let named = self
+                    .queues
+                    .values()
+                    .any(|queue| queue.account == meta.account && queue.name == meta.name);
+                if named || self.queues.contains_key(&key) {
+                    return Err(Rejection::Exists);
+                }
+                let on_stream = self
+                    .stream(&meta.stream_account, &meta.stream_name)
+                    .is_some_and(|entry| entry.meta.created_ms == meta.stream_created_ms);
+                if !on_stream {
+                    return Err(Rejection::NotFound);
+                }
+                self.queues.insert(key, meta.clone());
+                Ok(Applied::Done)
+            }
+            Command::ReplaceQueue { meta } => {
+                let queue = self
+                    .queues
+                    .get_mut(&(meta.account.clone(), meta.id.clone()))
+                    .ok_or(Rejection::NotFound)?;
+                let same_identity = queue.name == meta.name
+                    && queue.created_ms == meta.created_ms
+                    && queue.stream_account == meta.stream_account
+                    && queue.stream_name == meta.stream_name
+                    && queue.stream_created_ms == meta.stream_created_ms
+                    && queue.start == meta.start
+                    && queue.start_ms == meta.start_ms;
+                if !same_identity {
+                    return Err(Rejection::Invalid(format!(
+                        "queue {} would change its identity, stream or start",
+                        meta.name
+                    )));
+                }
+                *queue = meta.clone();
+                Ok(Applied::Done)
+            }
+            Command::DeleteQueue { account, id } => {
+                self.queues
+                    .remove(&(account.clone(), id.clone()))
+                    .ok_or(Rejection::NotFound)?;
+                Ok(Applied::Done)
+            }
         }
+    }
+
+    /// The queues delivering from stream `name` of `account`.
+    pub fn queues_of_stream<'a>(
+        &'a self,
+        account: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a QueueMeta> + 'a {
+        self.queues
+            .values()
+            .filter(move |queue| queue.stream_account == account && queue.stream_name == name)
     }
 }
 

@@ -183,9 +183,10 @@ pub async fn register(
             stream.name, stream.account
         )));
     }
-    // 20, or 50 with On-demand Advantage.
+    // 20, or 50 with On-demand Advantage; queues count as registered consumers.
     let consumers_max = crate::advantage::consumers_per_stream_max(node, &stream.account);
-    if state.consumers.len() as u32 >= consumers_max {
+    let registered = state.consumers.len() + node.queues.count_on(&stream);
+    if registered as u32 >= consumers_max {
         return Err(Error::limit_exceeded(format!(
             "Stream {} under account {} has reached its limit of {consumers_max} registered \
              consumers.",

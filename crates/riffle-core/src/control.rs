@@ -193,6 +193,14 @@ pub async fn delete_stream(
     if !current.is_some_and(|current| Arc::ptr_eq(&current, stream)) {
         return Err(Error::stream_not_found(&stream.name, &stream.account));
     }
+    // As on AWS, queues must be deleted first, EnforceConsumerDeletion or not.
+    if crate::queues::stream_has_queues(node, stream) {
+        return Err(Error::resource_in_use(format!(
+            "Stream {} under account {} has queues. Delete every queue on the stream with \
+             DeleteQueue first.",
+            stream.name, stream.account
+        )));
+    }
     let consumers = stream.state().consumers.clone();
     if !consumers.is_empty() && !enforce_consumer_deletion {
         return Err(Error::resource_in_use(format!(
@@ -557,6 +565,12 @@ pub async fn update_stream_mode(
     }
     if mode == StreamMode::OnDemand {
         check_on_demand_quota(node, caller)?;
+    } else if crate::queues::stream_has_queues(node, stream) {
+        return Err(Error::resource_in_use(format!(
+            "Stream {} under account {} has queues, which need on-demand capacity mode. \
+             Delete them with DeleteQueue first.",
+            stream.name, stream.account
+        )));
     }
     node.update_stream(stream, |state| state.mode = mode)
         .await?;

@@ -232,6 +232,16 @@ pub fn start(node: &Arc<Node>, config: DeliveryConfig) {
             let Some(node) = weak.upgrade() else {
                 break;
             };
+            if !node.decides() {
+                // In a cluster, the catalogue's leader delivers (its checkpoints are its own,
+                // so a new leader starts from its own and delivers at least once).
+                for (_, task) in std::mem::take(&mut tasks) {
+                    task.abort();
+                }
+                drop(node);
+                let _ = tokio::time::timeout(Duration::from_secs(1), changes.changed()).await;
+                continue;
+            }
             let channels = node.channels();
             // Channels gone from the catalogue: stop their tasks. (A deleting channel's task
             // is stopped and awaited below, before its state is removed.)

@@ -14,6 +14,8 @@
 //! - [`shard_log`]: appends, the flusher (group commit), the tail watch channel.
 //! - [`consumers`]: enhanced fan-out consumers (register, describe, list, deregister).
 //! - [`subscribe`]: SubscribeToShard's event streams, fed from the shards' tail watch.
+//! - [`queues`]: queues on streams (CreateQueue … RestoreDeadLetterQueueRecords), their
+//!   delivery state and its journal.
 //! - [`policy`]: resource policies (cross-account access to streams and consumers).
 //! - [`record`]: how records are laid out inside a log frame.
 //! - [`encryption`]: Start/StopStreamEncryption, and which key a stream's puts seal with.
@@ -41,6 +43,7 @@ pub mod meta;
 pub mod metrics;
 pub mod node;
 pub mod policy;
+pub mod queues;
 pub mod record;
 pub mod reshard;
 pub mod responses;

@@ -194,6 +194,40 @@ pub struct MetaDocument {
     /// Channels (see [`crate::channels`]), sorted by account and name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<crate::channels::ChannelMeta>,
+    /// Queues (see `crate::queues`): their definitions; delivery state lives under
+    /// `DATA/queues/`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<QueueMeta>,
+}
+
+/// A queue's definition, as CreateQueue and UpdateQueue left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueMeta {
+    pub account: String,
+    /// The id in the queue's ARN, made at creation (not derived from the name).
+    pub id: String,
+    pub name: String,
+    pub created_ms: u64,
+    /// The stream it delivers from: account, name and creation time (one incarnation).
+    pub stream_account: String,
+    pub stream_name: String,
+    pub stream_created_ms: u64,
+    /// `TRIM_HORIZON`, `LATEST` or `AT_TIMESTAMP`.
+    pub start: String,
+    /// AT_TIMESTAMP's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<u64>,
+    pub visibility_timeout_s: u32,
+    /// `None`: dead-letter handling off (`NONE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_receive_count: Option<u32>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// When UpdateQueue last changed it (it shows `UPDATING` for the update window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_ms: Option<u64>,
 }
 
 /// One account's settings.
@@ -386,6 +420,7 @@ mod tests {
             removing: vec!["0123/4".into()],
             watermarks: true,
             channels: Vec::new(),
+            queues: Vec::new(),
         }
     }
 

@@ -141,6 +141,8 @@ pub enum OpenError {
     /// Acknowledged data is missing or damaged, or data the catalogue does not name is
     /// present: one line each. Nothing was changed on disk.
     DataLost(Vec<String>),
+    /// A queue's delivery state could not be read.
+    Queues(String),
 }
 
 impl std::fmt::Display for OpenError {
@@ -156,6 +158,7 @@ impl std::fmt::Display for OpenError {
             }
             OpenError::Io { path, error } => write!(f, "{}: {error}", path.display()),
             OpenError::Encryption(reason) => f.write_str(reason),
+            OpenError::Queues(reason) => write!(f, "cannot open the queues: {reason}"),
             OpenError::Foreign { dir, entries } => write!(
                 f,
                 "{} is not empty and has no meta.json, so it is not a riffle data directory \
@@ -509,6 +512,8 @@ pub struct Node {
     reconciling: AsyncMutex<()>,
     /// Bumped after every channel change, to wake the delivery manager.
     channels_changed: watch::Sender<u64>,
+    /// Queues and their delivery state (see `crate::queues`).
+    pub queues: crate::queues::Queues,
 }
 
 /// A boxed future, as the cluster seam's methods return.
@@ -636,6 +641,7 @@ impl Node {
             removing: Vec::new(),
             watermarks: false,
             channels: Vec::new(),
+            queues: Vec::new(),
         });
         let token_key = parse_hex_key(&document.token_key_hex).ok_or_else(|| {
             OpenError::Meta(meta::MetaError::Corrupt {
@@ -844,7 +850,9 @@ impl Node {
             cluster: std::sync::OnceLock::new(),
             reconciling: AsyncMutex::new(()),
             channels_changed: watch::channel(0).0,
+            queues: crate::queues::Queues::default(),
         });
+        crate::queues::open_all(&node).map_err(OpenError::Queues)?;
         // The watermarks first (this start is not clean until it shuts down cleanly), then a
         // catalogue that says they exist: a crash between the two leaves a catalogue that
         // does not yet expect them.
@@ -880,6 +888,7 @@ impl Node {
             cluster: std::sync::OnceLock::new(),
             reconciling: AsyncMutex::new(()),
             channels_changed: watch::channel(0).0,
+            queues: crate::queues::Queues::default(),
         }))
     }
 

@@ -165,6 +165,45 @@ async fn call_operation(
         Request::ListTagsForStream(input) => {
             encode(format, list_tags_for_stream(node, caller, input)?)
         }
+        Request::TagResource(input) if is_queue_arn(input.resource_arn.as_deref()) => {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            crate::queues::tag(node, caller, arn, input.tags.unwrap_or_default()).await?;
+            Vec::new()
+        }
+        Request::UntagResource(input) if is_queue_arn(input.resource_arn.as_deref()) => {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            let keys = input.tag_keys.unwrap_or_default();
+            crate::queues::untag(node, caller, arn, &keys).await?;
+            Vec::new()
+        }
+        Request::ListTagsForResource(input) if is_queue_arn(input.resource_arn.as_deref()) => {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            encode(format, crate::queues::tags(node, caller, arn)?)
+        }
+        Request::PutResourcePolicy(input) if is_queue_arn(input.resource_arn.as_deref()) => {
+            let text = input.policy.unwrap_or_default();
+            crate::policy::ResourcePolicy::parse(&text).map_err(|reason| {
+                Error::invalid_argument(format!("Invalid resource policy: {reason}"))
+            })?;
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            crate::queues::set_policy(node, caller, arn, Some(text)).await?;
+            Vec::new()
+        }
+        Request::GetResourcePolicy(input) if is_queue_arn(input.resource_arn.as_deref()) => {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            let policy = crate::queues::policy(node, caller, arn)?;
+            encode(
+                format,
+                GetResourcePolicyOutput {
+                    policy: policy.unwrap_or_else(|| "{}".to_owned()),
+                },
+            )
+        }
+        Request::DeleteResourcePolicy(input) if is_queue_arn(input.resource_arn.as_deref()) => {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            crate::queues::set_policy(node, caller, arn, None).await?;
+            Vec::new()
+        }
         Request::TagResource(input) => {
             let stream = resource_stream(
                 node,
@@ -369,6 +408,20 @@ async fn call_operation(
         Request::SubscribeToShard(_) | Request::DeregisterStreamConsumer(_) => {
             unreachable!("answered by `call`")
         }
+        request @ (Request::CreateQueue(_)
+        | Request::UpdateQueue(_)
+        | Request::DeleteQueue(_)
+        | Request::DescribeQueue(_)
+        | Request::ListQueues(_)
+        | Request::ReceiveQueueRecords(_)
+        | Request::AcknowledgeQueueRecords(_)
+        | Request::UpdateQueueRecordsVisibility(_)
+        | Request::ReceiveDeadLetterQueueRecords(_)
+        | Request::AcknowledgeDeadLetterQueueRecords(_)
+        | Request::UpdateDeadLetterQueueRecordsVisibility(_)
+        | Request::RestoreDeadLetterQueueRecords(_)) => {
+            crate::queues::call(node, caller, format, request).await?
+        }
         Request::PutResourcePolicy(input) => {
             let text = input.policy.unwrap_or_default();
             let parsed = crate::policy::ResourcePolicy::parse(&text).map_err(|reason| {
@@ -436,6 +489,11 @@ async fn call_operation(
             Vec::new()
         }
     })
+}
+
+/// Whether a ResourceARN names a queue (tags and policies then go to `crate::queues`).
+fn is_queue_arn(arn: Option<&str>) -> bool {
+    arn.and_then(riffle_proto::arn::parse_queue_arn).is_some()
 }
 
 fn encode<T: serde::Serialize>(format: WireFormat, output: T) -> Vec<u8> {
@@ -708,7 +766,7 @@ fn describe_stream_summary(
             warm_throughput: advantage::warm_throughput(node, &stream, &state),
             channel_count: None,
             record_distribution_strategy: None,
-            queue_count: None,
+            queue_count: Some(node.queues.count_on(&stream) as u32).filter(|count| *count > 0),
         },
     })
 }

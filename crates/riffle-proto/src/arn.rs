@@ -53,6 +53,40 @@ impl ConsumerArn {
 pub enum ResourceArn {
     Stream(StreamArn),
     Consumer(ConsumerArn),
+    Queue(QueueArn),
+}
+
+/// The parts of a queue ARN: `arn:aws:kinesis:{region}:{account}:queue/{id}`, where the id is
+/// made when the queue is created (not its name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueArn {
+    pub region: String,
+    pub account: String,
+    pub id: String,
+}
+
+/// The ARN of queue `id` of `account` in `region`.
+pub fn queue_arn(region: &str, account: &str, id: &str) -> String {
+    format!("arn:{PARTITION}:kinesis:{region}:{account}:queue/{id}")
+}
+
+/// Parses a queue ARN; `None` unless every part is well-formed.
+pub fn parse_queue_arn(arn: &str) -> Option<QueueArn> {
+    let rest = arn.strip_prefix("arn:")?;
+    let (partition, rest) = rest.split_once(':')?;
+    let rest = rest.strip_prefix("kinesis:")?;
+    let (region, rest) = rest.split_once(':')?;
+    let (account, rest) = rest.split_once(':')?;
+    let id = rest.strip_prefix("queue/")?;
+    let valid = partition.starts_with("aws")
+        && is_account(account)
+        && is_name(id)
+        && !region.contains(char::is_whitespace);
+    valid.then(|| QueueArn {
+        region: region.to_owned(),
+        account: account.to_owned(),
+        id: id.to_owned(),
+    })
 }
 
 /// The ARN of stream `name` of `account` in `region`.
@@ -104,6 +138,9 @@ pub fn parse_consumer_arn(arn: &str) -> Option<ConsumerArn> {
 
 /// Parses the ARN of a stream or consumer.
 pub fn parse_resource_arn(arn: &str) -> Option<ResourceArn> {
+    if let Some(queue) = parse_queue_arn(arn) {
+        return Some(ResourceArn::Queue(queue));
+    }
     if arn.contains("/consumer/") {
         parse_consumer_arn(arn).map(ResourceArn::Consumer)
     } else {
@@ -215,9 +252,16 @@ mod tests {
             parse_resource_arn(&consumer),
             Some(ResourceArn::Consumer(_))
         ));
+        let queue = queue_arn("r", "123456789012", "0a1b");
         assert_eq!(
-            parse_resource_arn("arn:aws:kinesis:r:123456789012:queue/q"),
-            None
+            parse_resource_arn(&queue),
+            Some(ResourceArn::Queue(QueueArn {
+                region: "r".into(),
+                account: "123456789012".into(),
+                id: "0a1b".into(),
+            }))
         );
+        assert_eq!(parse_resource_arn("arn:aws:kinesis:r:1234:queue/q"), None);
+        assert_eq!(parse_queue_arn(&stream), None);
     }
 }

@@ -49,6 +49,7 @@ pub mod iterator;
 pub mod json;
 pub mod limits;
 pub mod ops;
+pub mod receipt;
 pub mod seqno;
 pub mod shard_id;
 pub mod sigv4;

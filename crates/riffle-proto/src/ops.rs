@@ -610,6 +610,10 @@ input_shape!(
     }
 );
 
+// The queue operations (issue 14) live beside, in `ops/queues.rs`.
+mod queues;
+pub use queues::*;
+
 // ----- Typed views of validated enum members -----
 
 impl StreamModeDetailsInput {
@@ -2072,6 +2076,18 @@ requests!(
     ListStreamConsumers(ListStreamConsumersInput),
     DeregisterStreamConsumer(DeregisterStreamConsumerInput),
     SubscribeToShard(SubscribeToShardInput),
+    CreateQueue(CreateQueueInput),
+    UpdateQueue(UpdateQueueInput),
+    DeleteQueue(DeleteQueueInput),
+    DescribeQueue(DescribeQueueInput),
+    ListQueues(ListQueuesInput),
+    ReceiveQueueRecords(ReceiveQueueRecordsInput),
+    AcknowledgeQueueRecords(AcknowledgeQueueRecordsInput),
+    UpdateQueueRecordsVisibility(UpdateQueueRecordsVisibilityInput),
+    ReceiveDeadLetterQueueRecords(ReceiveDeadLetterQueueRecordsInput),
+    AcknowledgeDeadLetterQueueRecords(AcknowledgeDeadLetterQueueRecordsInput),
+    UpdateDeadLetterQueueRecordsVisibility(UpdateDeadLetterQueueRecordsVisibilityInput),
+    RestoreDeadLetterQueueRecords(RestoreDeadLetterQueueRecordsInput),
     PutResourcePolicy(PutResourcePolicyInput),
     GetResourcePolicy(GetResourcePolicyInput),
     DeleteResourcePolicy(DeleteResourcePolicyInput),

@@ -61,6 +61,8 @@ pub enum Pattern {
     ConsumerArn,
     /// A pattern of a newer part of the model (channels), matched by its own function.
     Other(&'static OtherPattern),
+    /// `arn:aws.*:kinesis:.*:\d{12}:queue/\S+`.
+    QueueArn,
 }
 
 /// A pattern defined beside the shapes that use it: its text as Coral prints it and a
@@ -93,6 +95,7 @@ impl Pattern {
                 r"^(arn):aws.*:kinesis:.*:\d{12}:.*stream\/[a-zA-Z0-9_.-]+\/consumer\/[a-zA-Z0-9_.-]+:[0-9]+"
             }
             Pattern::Other(other) => other.text,
+            Pattern::QueueArn => r"arn:aws.*:kinesis:.*:\d{12}:queue/\S+",
         }
     }
 
@@ -107,6 +110,7 @@ impl Pattern {
             Pattern::StreamId => is_stream_id(value),
             Pattern::ConsumerArn => is_consumer_arn(value),
             Pattern::Other(other) => (other.matches)(value),
+            Pattern::QueueArn => is_kind_arn(value, ":queue/"),
         }
     }
 }
@@ -159,6 +163,9 @@ pub const NEXT_TOKEN: StringRule = StringRule::new(None, Some(1), Some(1_048_576
 pub const TAG_KEY: StringRule = StringRule::new(None, Some(1), Some(128));
 pub const TAG_VALUE: StringRule = StringRule::new(None, Some(0), Some(256));
 pub const KMS_KEY_ID: StringRule = StringRule::new(None, Some(1), Some(2048));
+pub const QUEUE_NAME: StringRule = StringRule::new(Some(Pattern::Name), Some(1), Some(128));
+pub const QUEUE_ARN: StringRule = StringRule::new(Some(Pattern::QueueArn), Some(1), Some(2048));
+pub const RECEIPT_HANDLE: StringRule = StringRule::new(None, Some(1), Some(1024));
 /// A resource policy: the model sets no bounds; AWS documents 20,480 characters at most.
 pub const POLICY: StringRule = StringRule::new(None, Some(1), Some(20_480));
 
@@ -627,8 +634,8 @@ fn is_stream_arn(value: &str) -> bool {
     is_kinesis_arn(value, ":stream/")
 }
 
-/// `arn:aws.*:kinesis:.*:\d{12}` + `part` + `\S+`, for `part` such as `:stream/` or
-/// `:channel/`.
+/// `arn:aws.*:kinesis:.*:\d{12}` + `part` + `\S+`, for `part` such as `:stream/`,
+/// `:channel/` or `:queue/`.
 pub fn is_kinesis_arn(value: &str, part: &str) -> bool {
     let Some(scan) = ArnScan::new(value) else {
         return false;
@@ -643,6 +650,10 @@ pub fn is_kinesis_arn(value: &str, part: &str) -> bool {
                 && account <= scan.first_line_terminator
         }
     })
+}
+
+fn is_kind_arn(value: &str, kind_part: &str) -> bool {
+    is_kinesis_arn(value, kind_part)
 }
 
 /// The consumer ARN pattern. The model's expression is anchored at the start only (`^`) and

@@ -42,6 +42,8 @@ mod monitoring;
 mod on_demand;
 #[path = "sdk/policies.rs"]
 mod policies;
+#[path = "sdk/queues.rs"]
+mod queues;
 #[path = "sdk/raw_http.rs"]
 mod raw_http;
 #[path = "sdk/records.rs"]

@@ -105,6 +105,27 @@ fn every_listed_operation_decodes_its_minimal_body() {
             "GetResourcePolicy" | "DeleteResourcePolicy" => {
                 r#"{"ResourceARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1"}"#
             }
+            "CreateQueue" => {
+                r#"{"QueueName":"q","StreamConfigurationList":[{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1"}]}"#
+            }
+            "UpdateQueue" => {
+                r#"{"QueueARN":"arn:aws:kinesis:us-east-1:123456789012:queue/abc","QueueAttributes":{"VisibilityTimeoutSeconds":5}}"#
+            }
+            "DeleteQueue"
+            | "DescribeQueue"
+            | "ReceiveQueueRecords"
+            | "ReceiveDeadLetterQueueRecords" => {
+                r#"{"QueueARN":"arn:aws:kinesis:us-east-1:123456789012:queue/abc"}"#
+            }
+            "ListQueues" => r#"{}"#,
+            "AcknowledgeQueueRecords"
+            | "AcknowledgeDeadLetterQueueRecords"
+            | "RestoreDeadLetterQueueRecords" => {
+                r#"{"QueueARN":"arn:aws:kinesis:us-east-1:123456789012:queue/abc","Entries":[{"ReceiptHandle":"h"}]}"#
+            }
+            "UpdateQueueRecordsVisibility" | "UpdateDeadLetterQueueRecordsVisibility" => {
+                r#"{"QueueARN":"arn:aws:kinesis:us-east-1:123456789012:queue/abc","Entries":[{"ReceiptHandle":"h","VisibilityTimeoutSeconds":0}]}"#
+            }
             "StartStreamEncryption" | "StopStreamEncryption" => {
                 r#"{"StreamName":"s1","EncryptionType":"KMS","KeyId":"alias/aws/kinesis"}"#
             }
@@ -125,7 +146,7 @@ fn every_listed_operation_decodes_its_minimal_body() {
             _ => r#"{"StreamName":"s1"}"#,
         }
     };
-    assert_eq!(OPERATIONS.len(), 44);
+    assert_eq!(OPERATIONS.len(), 56);
     for operation in OPERATIONS {
         let request = decode(operation, minimal(operation))
             .unwrap_or_else(|error| panic!("{operation}: {error}"));
@@ -1140,4 +1161,49 @@ fn wire_enums_round_trip_and_reject_unknown_values() {
     assert!(serde_json::from_str::<StreamStatus>(r#""GONE""#).is_err());
     assert_eq!(MetricsName::VALUES.len(), 8);
     assert_eq!(StreamMode::VALUES, &["PROVISIONED", "ON_DEMAND"]);
+}
+
+#[test]
+fn queue_requests_are_validated_with_corals_texts() {
+    let arn = "arn:aws:kinesis:us-east-1:123456789012:queue/abc";
+    let refused = |operation: &str, body: String| match decode(operation, &body) {
+        Err(error) => error.message.unwrap_or_default(),
+        Ok(request) => panic!("{operation} {body} was accepted: {request:?}"),
+    };
+    assert_eq!(
+        refused(
+            "ReceiveQueueRecords",
+            format!(r#"{{"QueueARN":"{arn}","Limit":11,"WaitTimeSeconds":0}}"#)
+        ),
+        "2 validation errors detected: Value '11' at 'limit' failed to satisfy constraint: \
+         Member must have value less than or equal to 10; Value '0' at 'waitTimeSeconds' failed \
+         to satisfy constraint: Member must have value greater than or equal to 1"
+    );
+    let message = refused(
+        "AcknowledgeQueueRecords",
+        r#"{"QueueARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s","Entries":[]}"#
+            .to_string(),
+    );
+    assert!(message.contains("at 'queueARN' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:aws.*:kinesis:.*:\\d{12}:queue/\\S+"), "{message}");
+    assert!(message.contains("at 'entries' failed to satisfy constraint: Member must have length greater than or equal to 1"), "{message}");
+    let message = refused(
+        "UpdateQueueRecordsVisibility",
+        format!(
+            r#"{{"QueueARN":"{arn}","Entries":[{{"ReceiptHandle":"h","VisibilityTimeoutSeconds":43201}}]}}"#
+        ),
+    );
+    assert!(message.contains("Value '43201' at 'entries.1.member.visibilityTimeoutSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200"), "{message}");
+    let message = refused(
+        "CreateQueue",
+        r#"{"QueueName":"a b","StreamConfigurationList":[{"StartingPosition":{"Type":"NOW"}}],"QueueAttributes":{"DeadLetterConfiguration":{"MaxReceiveCount":0}}}"#.into(),
+    );
+    for part in [
+        "Value 'a b' at 'queueName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+        "Value null at 'streamConfigurationList.1.member.streamARN' failed to satisfy constraint: Member must not be null",
+        "Value 'NOW' at 'streamConfigurationList.1.member.startingPosition.type' failed to satisfy constraint: Member must satisfy enum value set: [TRIM_HORIZON, LATEST, AT_TIMESTAMP]",
+        "Value null at 'queueAttributes.deadLetterConfiguration.targetType' failed to satisfy constraint: Member must not be null",
+        "Value '0' at 'queueAttributes.deadLetterConfiguration.maxReceiveCount' failed to satisfy constraint: Member must have value greater than or equal to 1",
+    ] {
+        assert!(message.contains(part), "{part} in {message}");
+    }
 }

@@ -1086,6 +1086,145 @@ async fn every_operation_answers_in_cbor() {
         .ok();
     assert_eq!(emptied.member("Policy").as_text(), "{}");
 
+    // Queues, all in CBOR: blobs are byte strings, timestamps tag-1 epoch milliseconds.
+    let queued = "cbor-queued";
+    session
+        .call(
+            "CreateStream",
+            &map(&[
+                ("StreamName", text(queued)),
+                (
+                    "StreamModeDetails",
+                    map(&[("StreamMode", text("ON_DEMAND"))]),
+                ),
+            ]),
+        )
+        .void();
+    let queued_arn = stream_arn(queued);
+    let created = session
+        .call(
+            "CreateQueue",
+            &map(&[
+                ("QueueName", text("cbor-queue")),
+                (
+                    "StreamConfigurationList",
+                    array(&[map(&[
+                        ("StreamARN", text(&queued_arn)),
+                        (
+                            "StartingPosition",
+                            map(&[
+                                ("Type", text("AT_TIMESTAMP")),
+                                ("Timestamp", epoch_ms(created_ms - 60_000)),
+                            ]),
+                        ),
+                    ])]),
+                ),
+                (
+                    "QueueAttributes",
+                    map(&[(
+                        "DeadLetterConfiguration",
+                        map(&[
+                            ("TargetType", text("BUILT_IN")),
+                            ("MaxReceiveCount", int(1)),
+                        ]),
+                    )]),
+                ),
+            ]),
+        )
+        .ok();
+    let description = created.member("QueueDescription");
+    let queue_arn = description.member("QueueARN").as_text().to_string();
+    assert_eq!(description.member("QueueStatus").as_text(), "CREATING");
+    assert!(description.member("QueueCreationTimestamp").as_epoch_ms() >= created_ms);
+    let queue = || text(&queue_arn);
+    session
+        .call("DescribeQueue", &map(&[("QueueARN", queue())]))
+        .ok();
+    let listed = session.call("ListQueues", &map(&[])).ok();
+    assert_eq!(listed.member("QueueSummaries").as_array().len(), 1);
+    session
+        .call(
+            "UpdateQueue",
+            &map(&[
+                ("QueueARN", queue()),
+                (
+                    "QueueAttributes",
+                    map(&[("VisibilityTimeoutSeconds", int(60))]),
+                ),
+            ]),
+        )
+        .ok();
+    session
+        .call(
+            "PutRecord",
+            &map(&[
+                ("StreamName", text(queued)),
+                ("PartitionKey", text("pk")),
+                ("Data", bytes(b"\x00queued\xff")),
+            ]),
+        )
+        .ok();
+    let receive = |session: &mut Session, operation: &str| {
+        session
+            .call(
+                operation,
+                &map(&[("QueueARN", queue()), ("WaitTimeSeconds", int(1))]),
+            )
+            .ok()
+            .member("QueueRecords")
+            .as_array()
+            .to_vec()
+    };
+    let got = receive(&mut session, "ReceiveQueueRecords");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].member("Data").as_bytes(), b"\x00queued\xff");
+    assert!(got[0].member("ApproximateArrivalTimestamp").as_epoch_ms() >= created_ms);
+    assert!(got[0].member("FirstReceiveTimestamp").as_epoch_ms() >= created_ms);
+    let entries = |record: &Cbor, seconds: Option<i64>| {
+        let mut entry = vec![(
+            "ReceiptHandle",
+            text(record.member("ReceiptHandle").as_text()),
+        )];
+        if let Some(seconds) = seconds {
+            entry.push(("VisibilityTimeoutSeconds", int(seconds)));
+        }
+        map(&[("QueueARN", queue()), ("Entries", array(&[map(&entry)]))])
+    };
+    let moved = session
+        .call("UpdateQueueRecordsVisibility", &entries(&got[0], Some(0)))
+        .ok();
+    assert_eq!(moved.member("Successful").as_array().len(), 1);
+    let dead = receive(&mut session, "ReceiveDeadLetterQueueRecords");
+    assert_eq!(dead.len(), 1, "dead after MaxReceiveCount 1");
+    session
+        .call(
+            "UpdateDeadLetterQueueRecordsVisibility",
+            &entries(&dead[0], Some(30)),
+        )
+        .ok();
+    session
+        .call("RestoreDeadLetterQueueRecords", &entries(&dead[0], None))
+        .ok();
+    let again = receive(&mut session, "ReceiveQueueRecords");
+    let acked = session
+        .call("AcknowledgeQueueRecords", &entries(&again[0], None))
+        .ok();
+    assert_eq!(acked.member("Successful").as_array().len(), 1);
+    // The record is acknowledged already: acknowledging it again succeeds and changes nothing.
+    let again = session
+        .call(
+            "AcknowledgeDeadLetterQueueRecords",
+            &entries(&dead[0], None),
+        )
+        .ok();
+    assert_eq!(again.member("Successful").as_array().len(), 1);
+    session
+        .call("DeleteQueue", &map(&[("QueueARN", queue())]))
+        .void();
+    session
+        .call("DeleteStream", &stream_name_only(queued))
+        .void();
+
     session.call("DeleteStream", &stream_name_only(name)).void();
     let (error_type, message) = session
         .call("DescribeStreamSummary", &stream_name_only(name))

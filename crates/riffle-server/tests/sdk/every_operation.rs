@@ -487,7 +487,124 @@ async fn each_of_the_39_operations_answers() {
             .await,
     );
 
+    // The SDK has no queue operations: raw requests call them (see `queues.rs`).
+    crate::queues::call_every_queue_operation(&server, &mut called);
+
+    // Channels deliver from an on-demand stream.
+    use aws_sdk_kinesis::types::{
+        ChannelStreamConfiguration, RecordConfiguration, RecordFormatType,
+        S3DestinationConfiguration, S3DestinationUpdateInput, S3StorageConfiguration,
+    };
+    let source = "channel-source";
+    answered(
+        &mut called,
+        "CreateStream",
+        client
+            .create_stream()
+            .stream_name(source)
+            .stream_mode_details(
+                StreamModeDetails::builder()
+                    .stream_mode(StreamMode::OnDemand)
+                    .build()
+                    .expect("mode"),
+            )
+            .send()
+            .await,
+    );
+    let created = answered(
+        &mut called,
+        "CreateChannel",
+        client
+            .create_channel()
+            .channel_name("to-s3")
+            .service_execution_role_arn("arn:aws:iam::000000000000:role/channels")
+            .stream_configuration_list(
+                ChannelStreamConfiguration::builder()
+                    .stream_arn(stream_arn(source))
+                    .record_configuration(
+                        RecordConfiguration::builder()
+                            .record_format_type(RecordFormatType::Json)
+                            .build()
+                            .expect("record configuration"),
+                    )
+                    .build()
+                    .expect("stream configuration"),
+            )
+            .s3_destination_configuration(
+                S3DestinationConfiguration::builder()
+                    .storage_configuration(
+                        S3StorageConfiguration::builder()
+                            .bucket_arn("arn:aws:s3:::lake")
+                            .expected_bucket_owner(ACCOUNT)
+                            .build()
+                            .expect("storage"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await,
+    );
+    let channel_arn = created
+        .channel_description()
+        .map(|channel| channel.channel_arn().to_owned())
+        .expect("CreateChannel describes the channel");
+    answered(
+        &mut called,
+        "DescribeChannel",
+        client.describe_channel().channel_arn(&channel_arn).send().await,
+    );
+    answered(
+        &mut called,
+        "ListChannels",
+        client.list_channels().send().await,
+    );
+    // UpdateChannel is refused while the channel is still CREATING; it settles quickly.
+    let mut updated = None;
+    for _ in 0..100 {
+        let answer = client
+            .update_channel()
+            .channel_arn(&channel_arn)
+            .s3_destination_configuration(
+                S3DestinationUpdateInput::builder()
+                    .data_freshness_in_seconds(600)
+                    .build()
+                    .expect("update"),
+            )
+            .send()
+            .await;
+        if answer.is_ok() {
+            updated = Some(answer);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    answered(
+        &mut called,
+        "UpdateChannel",
+        updated.ok_or("UpdateChannel never succeeded"),
+    )
+    .expect("UpdateChannel succeeded");
+    let mut deleted = None;
+    for _ in 0..100 {
+        let answer = client.delete_channel().channel_arn(&channel_arn).send().await;
+        if answer.is_ok() {
+            deleted = Some(answer);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    answered(
+        &mut called,
+        "DeleteChannel",
+        deleted.ok_or("DeleteChannel never succeeded"),
+    )
+    .expect("DeleteChannel succeeded");
+
     let all: BTreeSet<&str> = riffle_proto::ops::OPERATIONS.iter().copied().collect();
-    assert_eq!(all.len(), 39, "the model has the 39 stream operations");
+    assert_eq!(
+        all.len(),
+        56,
+        "the 39 stream operations, the 12 queue operations and the 5 channel operations"
+    );
     assert_eq!(called, all, "every operation of the model was called");
 }
