@@ -18,7 +18,10 @@ NO_LIMITS = ["--limits", "off"]
 @pytest.fixture(scope="session")
 def riffle(tmp_path_factory):
     """The session's server. Tests that need an empty server start their own (`fresh_riffle`)."""
-    server = h.start_server(tmp_path_factory.mktemp("riffle-session"), NO_LIMITS)
+    if h.cluster_size() > 0:
+        server = h.start_cluster(tmp_path_factory.mktemp("riffle-cluster"), NO_LIMITS, h.cluster_size())
+    else:
+        server = h.start_server(tmp_path_factory.mktemp("riffle-session"), NO_LIMITS)
     yield server
     code = server.stop()
     assert code == 0, (

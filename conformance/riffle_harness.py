@@ -437,3 +437,86 @@ def run_aws(
         timeout=CLI_TIMEOUT_SECONDS,
     )
     return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RiffleCluster:
+    """Several `riffle serve --cluster-listen` processes forming one cluster. It looks like one
+    server to the fixtures: `endpoint` is the first node's, and the suite's calls reach the
+    other nodes through it (writes go to each shard's leader, wherever it is)."""
+
+    nodes: list[RiffleServer]
+
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.nodes[0].process
+
+    @property
+    def host(self) -> str:
+        return self.nodes[0].host
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    @property
+    def endpoint(self) -> str:
+        return self.nodes[0].endpoint
+
+    def is_running(self) -> bool:
+        return all(node.is_running() for node in self.nodes)
+
+    def stderr_tail(self, chars: int = 4000) -> str:
+        return "\n".join(
+            f"--- node {i} ---\n{node.stderr_tail(chars // len(self.nodes))}"
+            for i, node in enumerate(self.nodes)
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        codes = [node.stop(sig) for node in self.nodes]
+        return next((code for code in codes if code != 0), 0)
+
+
+def start_cluster(work_dir: Path, extra_args: Iterable[str] = (), size: int = 3) -> RiffleCluster:
+    """Start a cluster of `size` nodes on loopback (the first starts it, the others join it)
+    and wait until every node is a voter of the catalogue."""
+    import json
+    import time
+    import urllib.request
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    secret = work_dir / "cluster.secret"
+    addrs = [f"127.0.0.1:{_free_port()}" for _ in range(size)]
+    nodes: list[RiffleServer] = []
+    for i, addr in enumerate(addrs):
+        args = ["--cluster-listen", addr, "--cluster-secret-file", str(secret), *extra_args]
+        if i > 0:
+            args += ["--join", addrs[0]]
+        nodes.append(start_server(work_dir / f"node{i}", args, data_dir=work_dir / f"node{i}" / "data"))
+    cluster = RiffleCluster(nodes)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{cluster.endpoint}/cluster/status", timeout=5) as answer:
+                status = json.load(answer)
+            if len(status.get("voters", [])) == size:
+                return cluster
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            cluster.stop()
+            pytest.fail(f"the cluster did not form within 60 s:\n{cluster.stderr_tail()}", pytrace=False)
+        time.sleep(0.2)
+
+
+def cluster_size() -> int:
+    """`RIFFLE_CONFORMANCE_CLUSTER=N` runs the session's server as a cluster of N nodes."""
+    return int(os.environ.get("RIFFLE_CONFORMANCE_CLUSTER", "0") or 0)

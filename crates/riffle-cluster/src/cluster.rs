@@ -140,6 +140,8 @@ pub enum AppResponse {
         leader: Option<u64>,
     },
     Status(NodeStatus),
+    /// The append was handed to openraft and then failed: it may or may not be committed.
+    Uncertain(String),
     Failed(String),
 }
 
@@ -640,7 +642,10 @@ impl Cluster {
         }
     }
 
-    /// Appends on this node, which must lead the shard's group.
+    /// Appends on this node if it leads the shard's group. `NotLeader` means nothing was
+    /// appended (the check comes first); once the entry is handed to openraft, any failure
+    /// is `Uncertain`: a leader that loses its leadership with the entry in its log may still
+    /// see it committed by its successor.
     async fn append_here(
         &self,
         stream: &str,
@@ -653,23 +658,29 @@ impl Cluster {
                 self.id
             ));
         };
+        let leader = open.raft.current_leader().await;
+        if leader != Some(self.id) {
+            return Ok(AppResponse::NotLeader { leader });
+        }
         match open.raft.client_write(payload).await {
             Ok(written) => match written.data {
                 Response::Appended(applied) => Ok(AppResponse::Appended {
                     frame_index: applied.frame_index,
                 }),
                 Response::Sealed => Ok(AppResponse::Sealed),
-                other => Err(format!("the shard group answered {other:?}")),
+                other => Ok(AppResponse::Uncertain(format!(
+                    "the shard group answered {other:?}"
+                ))),
             },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Ok(AppResponse::NotLeader {
-                    leader: forward.leader_id,
-                })
-            }
-            Err(error) => Err(error.to_string()),
+            Err(error) => Ok(AppResponse::Uncertain(error.to_string())),
         }
     }
 
+    /// Appends `frame` through the shard's leader, wherever it is. An attempt is made again
+    /// only when it surely appended nothing (no leader known, the leader could not be
+    /// reached, a node that is not the leader refused it), so a record is never stored twice
+    /// by riffle's own retries; an attempt whose outcome is unknown fails the append
+    /// (InternalFailure, which clients retry, as after any write whose answer was lost).
     async fn append_anywhere(
         &self,
         stream: &str,
@@ -684,7 +695,6 @@ impl Cluster {
         let seal = frame.kind == FrameKind::Seal;
         let payload = Bytes::from(frame.payload);
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
-        let mut last;
         loop {
             let leader = open.raft.current_leader().await;
             let answer = match leader {
@@ -701,7 +711,10 @@ impl Cluster {
                         ts_max_ms: frame.ts_ms,
                         payload: payload.clone(),
                     };
-                    self.append_here(stream, ordinal, data).await
+                    match self.append_here(stream, ordinal, data).await {
+                        Ok(answer) => Self::settle(answer, frame.ts_ms),
+                        Err(reason) => Attempt::Fail(AppendError::Replication(reason)),
+                    }
                 }
                 Some(leader) => {
                     let addr = {
@@ -715,6 +728,7 @@ impl Cluster {
                         found
                     };
                     match addr {
+                        None => Attempt::Retry(format!("no address for node {leader} yet")),
                         Some(addr) => {
                             let request = AppRequest::ShardAppend {
                                 stream: stream.to_owned(),
@@ -724,37 +738,55 @@ impl Cluster {
                                 ts_ms: frame.ts_ms,
                                 payload: payload.to_vec(),
                             };
-                            match encode(&request) {
-                                Ok(request) => {
-                                    match self.network.call(&addr, request, CALL_TIMEOUT).await {
-                                        Ok(bytes) => decode(&bytes),
-                                        Err(error) => Err(error.to_string()),
-                                    }
+                            let request = encode(&request).map_err(AppendError::Replication)?;
+                            match self.network.call(&addr, request, CALL_TIMEOUT).await {
+                                Ok(bytes) => match decode::<AppResponse>(&bytes) {
+                                    Ok(answer) => Self::settle(answer, frame.ts_ms),
+                                    Err(reason) => Attempt::Fail(AppendError::Replication(reason)),
+                                },
+                                Err(error) if error.surely_unsent() => {
+                                    Attempt::Retry(error.to_string())
                                 }
-                                Err(error) => Err(error),
+                                Err(error) => Attempt::Fail(AppendError::Replication(format!(
+                                    "the append's outcome is unknown: {error}"
+                                ))),
                             }
                         }
-                        None => Err(format!("no address for node {leader}")),
                     }
                 }
-                None => Err("the shard's group has no leader".into()),
+                None => Attempt::Retry("the shard's group has no leader".to_owned()),
             };
             match answer {
-                Ok(AppResponse::Appended { frame_index }) => {
-                    return Ok(Appended {
-                        index: frame_index,
-                        arrival_ms: frame.ts_ms,
-                    })
+                Attempt::Done(appended) => return Ok(appended),
+                Attempt::Fail(error) => return Err(error),
+                Attempt::Retry(reason) => {
+                    if tokio::time::Instant::now() > deadline {
+                        return Err(AppendError::Replication(reason));
+                    }
                 }
-                Ok(AppResponse::Sealed) => return Err(AppendError::Sealed),
-                Ok(AppResponse::Failed(reason)) => last = reason,
-                Ok(other) => last = format!("{other:?}"),
-                Err(reason) => last = reason,
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(AppendError::Replication(last));
             }
             tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// What an append attempt's answer means.
+    fn settle(answer: AppResponse, ts_ms: u64) -> Attempt {
+        match answer {
+            AppResponse::Appended { frame_index } => Attempt::Done(Appended {
+                index: frame_index,
+                arrival_ms: ts_ms,
+            }),
+            AppResponse::Sealed => Attempt::Fail(AppendError::Sealed),
+            AppResponse::NotLeader { leader } => {
+                Attempt::Retry(format!("not the leader (the leader is {leader:?})"))
+            }
+            AppResponse::Uncertain(reason) => Attempt::Fail(AppendError::Replication(format!(
+                "the append's outcome is unknown: {reason}"
+            ))),
+            AppResponse::Failed(reason) => Attempt::Fail(AppendError::Replication(reason)),
+            other => Attempt::Fail(AppendError::Replication(format!(
+                "unexpected answer {other:?}"
+            ))),
         }
     }
 
@@ -891,6 +923,14 @@ impl Cluster {
     fn myself(&self) -> Option<Arc<Cluster>> {
         self.me.upgrade()
     }
+}
+
+/// The outcome of one append attempt (see [`Cluster::append_anywhere`]).
+enum Attempt {
+    Done(Appended),
+    /// Nothing was appended; try again.
+    Retry(String),
+    Fail(AppendError),
 }
 
 /// A replicated shard's appends (riffle-core's [`ShardReplica`]).

@@ -75,6 +75,7 @@ fn stream(name: &str) -> StreamMeta {
         created_ms: 1_000,
         sequence_epoch_s: 1,
         closed: None,
+        replicas: Vec::new(),
     };
     StreamMeta {
         account: ACCOUNT.into(),

@@ -101,6 +101,15 @@ pub async fn start(
     if encryption_type != "KMS" {
         return Err(encryption_type_invalid(OPERATION, encryption_type));
     }
+    if node.cluster().is_some() {
+        // A sealed frame's authenticated data names its log index, which a shard's group
+        // decides only when it appends: refused rather than accepted and then failing puts.
+        return Err(Error::invalid_argument(format!(
+            "Encryption at rest is not available on a riffle cluster yet; stream {} under \
+             account {} stays unencrypted.",
+            stream.name, stream.account
+        )));
+    }
     let _control = node.control().await;
     control::check_active(node, stream)?;
     let key = node
@@ -149,6 +158,15 @@ pub async fn stop(
     const OPERATION: &str = "StopStreamEncryption";
     if encryption_type != "KMS" {
         return Err(encryption_type_invalid(OPERATION, encryption_type));
+    }
+    if node.cluster().is_some() {
+        // A sealed frame's authenticated data names its log index, which a shard's group
+        // decides only when it appends: refused rather than accepted and then failing puts.
+        return Err(Error::invalid_argument(format!(
+            "Encryption at rest is not available on a riffle cluster yet; stream {} under \
+             account {} stays unencrypted.",
+            stream.name, stream.account
+        )));
     }
     let _control = node.control().await;
     control::check_active(node, stream)?;

@@ -390,6 +390,7 @@ mod tests {
                         last_index: 9,
                         closed_ms: 2,
                     }),
+                    replicas: vec![7, 8, 9],
                 }],
                 consumers: vec![],
                 policy: None,

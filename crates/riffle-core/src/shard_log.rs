@@ -839,7 +839,7 @@ mod tests {
         indexes.sort_unstable();
         assert_eq!(indexes, (1..=64).collect::<Vec<u64>>());
         assert_eq!(log.tail().visible_index, 64);
-        assert_eq!(log.lock().log.durable_index(), 64);
+        assert_eq!(log.lock().expect("a local log").log.durable_index(), 64);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -886,7 +886,7 @@ mod tests {
         }
         for log in &logs {
             assert_eq!(log.tail().visible_index, 10);
-            assert_eq!(log.lock().log.durable_index(), 10);
+            assert_eq!(log.lock().expect("a local log").log.durable_index(), 10);
         }
     }
 
@@ -961,6 +961,9 @@ mod tests {
         .expect("the flusher must make a dropped append visible")
         .unwrap();
         assert!(!state.poisoned);
-        assert_eq!(log.lock().log.durable_index(), appended.index);
+        assert_eq!(
+            log.lock().expect("a local log").log.durable_index(),
+            appended.index
+        );
     }
 }

@@ -221,7 +221,12 @@ async fn put_through(
                                 .acked
                                 .insert((shard.to_owned(), sequence.to_owned()), data);
                         }
-                        _ => refused.push(item),
+                        _ => {
+                            // InternalFailure for a record whose append's outcome is unknown
+                            // (its leader died mid-way): it may still be stored, once.
+                            history.uncertain.insert(data);
+                            refused.push(item);
+                        }
                     }
                 }
             }

@@ -50,6 +50,9 @@ pub enum CallError {
     /// the one expected at that address, or the connection broke with the call in flight.
     /// Also while the client backs off after such a failure.
     Unreachable(String),
+    /// The connection broke after the request was handed to it: the peer may or may not
+    /// have acted on it.
+    Lost(String),
     /// No answer within the call's timeout.
     Timeout(Duration),
     /// The peer has no app handler (yet).
@@ -60,10 +63,22 @@ pub enum CallError {
     Failed(String),
 }
 
+impl CallError {
+    /// Whether the request surely never reached the peer's handler (so sending it again
+    /// cannot make it act twice).
+    pub fn surely_unsent(&self) -> bool {
+        matches!(
+            self,
+            CallError::Unreachable(_) | CallError::NoHandler | CallError::NoGroup(_)
+        )
+    }
+}
+
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::Unreachable(reason) => write!(f, "peer unreachable: {reason}"),
+            CallError::Lost(reason) => write!(f, "the call's outcome is unknown: {reason}"),
             CallError::Timeout(timeout) => write!(f, "no answer from the peer in {timeout:?}"),
             CallError::NoHandler => f.write_str("the peer does not answer app calls (yet)"),
             CallError::NoGroup(group) => write!(f, "the peer has no Raft group {group} (yet)"),
@@ -321,8 +336,9 @@ impl PeerClient {
                 .await
                 .map_err(|_| closed())?;
             match rx.await {
+                Ok(Err(CallError::Unreachable(reason))) => Err(CallError::Lost(reason)),
                 Ok(result) => result,
-                Err(_) => Err(CallError::Unreachable(format!(
+                Err(_) => Err(CallError::Lost(format!(
                     "the connection to {} closed",
                     peer.addr
                 ))),

@@ -391,6 +391,16 @@ impl Reply {
         })
     }
 
+    /// Whether the call succeeded (its answer still decodes as CBOR either way).
+    fn is_ok(&self) -> bool {
+        let _ = self.cbor_or_empty();
+        self.raw.status == 200
+    }
+
+    fn cbor_or_empty(&self) -> Option<Cbor> {
+        (!self.raw.body.is_empty()).then(|| self.cbor())
+    }
+
     /// A successful answer with members.
     fn ok(&self) -> Cbor {
         let body = self.cbor();
@@ -1221,6 +1231,93 @@ async fn every_operation_answers_in_cbor() {
     session
         .call("DeleteQueue", &map(&[("QueueARN", queue())]))
         .void();
+
+    // Channels, all in CBOR, from the same on-demand stream.
+    let channel = session
+        .call(
+            "CreateChannel",
+            &map(&[
+                ("ChannelName", text("cbor-channel")),
+                (
+                    "ServiceExecutionRoleARN",
+                    text("arn:aws:iam::000000000000:role/channels"),
+                ),
+                (
+                    "StreamConfigurationList",
+                    array(&[map(&[
+                        ("StreamARN", text(&queued_arn)),
+                        (
+                            "RecordConfiguration",
+                            map(&[("RecordFormatType", text("JSON"))]),
+                        ),
+                    ])]),
+                ),
+                (
+                    "S3DestinationConfiguration",
+                    map(&[(
+                        "StorageConfiguration",
+                        map(&[
+                            ("BucketARN", text("arn:aws:s3:::cbor-lake")),
+                            ("ExpectedBucketOwner", text("000000000000")),
+                            ("CompressionType", text("GZIP")),
+                        ]),
+                    )]),
+                ),
+            ]),
+        )
+        .ok();
+    let channel_arn = channel
+        .member("ChannelDescription")
+        .member("ChannelARN")
+        .as_text()
+        .to_owned();
+    let described = session
+        .call(
+            "DescribeChannel",
+            &map(&[("ChannelARN", text(&channel_arn))]),
+        )
+        .ok();
+    assert_eq!(
+        described
+            .member("ChannelDescription")
+            .member("ChannelName")
+            .as_text(),
+        "cbor-channel"
+    );
+    let listed = session.call("ListChannels", &map(&[])).ok();
+    assert_eq!(listed.member("ChannelSummaries").as_array().len(), 1);
+    // UpdateChannel and DeleteChannel wait for the channel to leave CREATING; any answer
+    // decoded from CBOR counts as the round trip.
+    let update = map(&[
+        ("ChannelARN", text(&channel_arn)),
+        (
+            "S3DestinationConfiguration",
+            map(&[("DataFreshnessInSeconds", int(600))]),
+        ),
+    ]);
+    for _ in 0..100 {
+        if session.call("UpdateChannel", &update).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for _ in 0..100 {
+        if session
+            .call("DeleteChannel", &map(&[("ChannelARN", text(&channel_arn))]))
+            .is_ok()
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The stream can go once the channel has left.
+    for _ in 0..100 {
+        let listed = session.call("ListChannels", &map(&[])).ok();
+        if listed.member("ChannelSummaries").as_array().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     session
         .call("DeleteStream", &stream_name_only(queued))
         .void();

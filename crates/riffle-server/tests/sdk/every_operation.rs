@@ -536,6 +536,7 @@ async fn each_of_the_39_operations_answers() {
                         S3StorageConfiguration::builder()
                             .bucket_arn("arn:aws:s3:::lake")
                             .expected_bucket_owner(ACCOUNT)
+                            .compression_type(aws_sdk_kinesis::types::S3CompressionType::Gzip)
                             .build()
                             .expect("storage"),
                     )
@@ -551,7 +552,11 @@ async fn each_of_the_39_operations_answers() {
     answered(
         &mut called,
         "DescribeChannel",
-        client.describe_channel().channel_arn(&channel_arn).send().await,
+        client
+            .describe_channel()
+            .channel_arn(&channel_arn)
+            .send()
+            .await,
     );
     answered(
         &mut called,
@@ -586,7 +591,11 @@ async fn each_of_the_39_operations_answers() {
     .expect("UpdateChannel succeeded");
     let mut deleted = None;
     for _ in 0..100 {
-        let answer = client.delete_channel().channel_arn(&channel_arn).send().await;
+        let answer = client
+            .delete_channel()
+            .channel_arn(&channel_arn)
+            .send()
+            .await;
         if answer.is_ok() {
             deleted = Some(answer);
             break;

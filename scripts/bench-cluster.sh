@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# The cluster issue's figures, measured in one run on this machine:
+#   1. a single node (a cluster of one, the default) of this build against the pre-cluster
+#      build (BENCH_BASELINE, default dc9e92f): PutRecords 500 × 100 B and PutRecord 100 B;
+#   2. three nodes of this build on this machine (sharing its cores and disk), replication
+#      factor 3: PutRecords 500 × 100 B through all three nodes at once (one load generator
+#      per node), records/s summed, request latency per node.
+# Prints a Markdown report (and writes it to BENCH_OUT if set).
+#
+#   scripts/bench-cluster.sh                    # builds both, 10 s per workload
+#   BENCH_DURATION=30s scripts/bench-cluster.sh
+#
+# Settings (environment):
+#   BENCH_DURATION      time per workload (default 10s)
+#   BENCH_BASELINE      the commit to compare against (default dc9e92f, before the cluster)
+#   BENCH_SKIP_BUILD=1  use target/release/riffle and target/bench-baseline/riffle as they are
+#   BENCH_WORK_PARENT   where data directories go (default target/; not a tmpfs, which would
+#                       make fdatasync free)
+#   BENCH_OUT           also write the report to this file
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+duration=${BENCH_DURATION:-10s}
+baseline=${BENCH_BASELINE:-dc9e92f}
+startup_wait_s=60
+new_bin=$root/target/release/riffle
+old_bin=$root/target/bench-baseline/riffle
+
+say() { echo "bench-cluster: $*" >&2; }
+. "$root/scripts/lib/bench-common.sh"
+
+work_parent=${BENCH_WORK_PARENT:-$root/target}
+mkdir -p "$work_parent"
+work=$(mktemp -d "$work_parent/bench-cluster.XXXXXX")
+pids=()
+child_pid=""
+cleanup() {
+    stop_server "$child_pid"
+    for pid in "${pids[@]}"; do stop_server "$pid"; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    # The baseline is built from a temporary worktree into the same target directory, so the
+    # dependencies compile once.
+    say "building the baseline ($baseline)"
+    tree="$work/baseline-src"
+    git -C "$root" worktree add --detach "$tree" "$baseline" >/dev/null
+    (cd "$tree" && CARGO_TARGET_DIR="$root/target" cargo build --release -p riffle-server --bin riffle)
+    mkdir -p "$(dirname "$old_bin")"
+    cp "$root/target/release/riffle" "$old_bin"
+    git -C "$root" worktree remove --force "$tree"
+    say "building this tree"
+    (cd "$root" && cargo build --release -p riffle-server --bin riffle)
+fi
+
+# start_node NAME BIN ARGS... : starts a server, sets $endpoint to its API address.
+start_node() {
+    local name=$1 bin=$2
+    shift 2
+    "$bin" serve --listen 127.0.0.1:0 --limits off "$@" >"$work/$name.out" 2>"$work/$name.err" &
+    local pid=$!
+    pids+=("$pid")
+    local line
+    line=$(wait_for_line "$pid" "$work/$name.out" '^riffle listening on ') || {
+        say "$name did not start:"
+        tail -n 20 "$work/$name.err" >&2
+        exit 1
+    }
+    endpoint="http://${line#riffle listening on }"
+}
+
+stop_all() {
+    for pid in "${pids[@]}"; do stop_server "$pid"; done
+    pids=()
+}
+
+# bench OUT ENDPOINT ARGS...
+bench() {
+    local out=$1 endpoint=$2
+    shift 2
+    "$new_bin" bench put --endpoint "$endpoint" --json "$@" >"$out" 2>"$out.log" || {
+        say "bench failed:"
+        tail -n 5 "$out.log" >&2
+        : >"$out"
+    }
+}
+
+field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); v=d
+for k in sys.argv[2].split("."): v=v[k]
+print(v)' "$1" "$2" 2>/dev/null || echo "?"; }
+
+report=()
+row() { report+=("$*"); }
+
+# --- 1. single node, before and after -------------------------------------------------------
+for build in old new; do
+    bin_var="${build}_bin"
+    for workload in "batch|--record-size 100 --batch 500 -c 8" "single|--record-size 100 --batch 1 -c 64"; do
+        name=${workload%%|*}
+        read -r -a args <<<"${workload#*|}"
+        start_node "single-$build" "${!bin_var}" --data-dir "$work/single-$build-$name"
+        say "single node, $build build: $name"
+        bench "$work/single-$build-$name.json" "$endpoint" --stream "s-$name" --create --shards 4 \
+            --duration "$duration" "${args[@]}"
+        stop_all
+    done
+done
+
+# --- 2. three nodes ---------------------------------------------------------------------------
+ports=()
+for i in 0 1 2; do
+    ports+=("$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')")
+done
+endpoints=()
+for i in 0 1 2; do
+    join=()
+    [ "$i" -gt 0 ] && join=(--join "127.0.0.1:${ports[0]}")
+    start_node "node$i" "$new_bin" --data-dir "$work/node$i" --cluster-listen "127.0.0.1:${ports[$i]}" \
+        --cluster-secret-file "$work/cluster.secret" "${join[@]}"
+    endpoints+=("$endpoint")
+    [ "$i" -eq 0 ] && sleep 1
+done
+for _ in $(seq 1 100); do
+    voters=$("$new_bin" cluster status --json --endpoint "${endpoints[0]}" 2>/dev/null |
+        python3 -c 'import json,sys; print(len(json.load(sys.stdin)["voters"]))' 2>/dev/null || echo 0)
+    [ "$voters" = 3 ] && break
+    sleep 0.2
+done
+say "three nodes: creating the stream"
+"$new_bin" create clustered --shards 4 --endpoint "${endpoints[0]}" >/dev/null
+sleep 1
+say "three nodes: PutRecords 500 × 100 B through every node"
+bench_pids=()
+for i in 0 1 2; do
+    "$new_bin" bench put --endpoint "${endpoints[$i]}" --json --stream clustered --record-size 100 \
+        --batch 500 -c 3 --duration "$duration" >"$work/cluster-$i.json" 2>"$work/cluster-$i.log" &
+    bench_pids+=($!)
+done
+for pid in "${bench_pids[@]}"; do wait "$pid" || true; done
+"$new_bin" cluster status --endpoint "${endpoints[0]}" >"$work/status.txt" 2>&1 || true
+stop_all
+
+# --- report -----------------------------------------------------------------------------------
+cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+revision=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+{
+    echo "Machine: $(nproc) CPUs ($cpu_model), $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), data on $(stat -f -c %T "$work")."
+    echo "This build: $revision; baseline: $baseline. $duration per workload, 4 shards, fsync before every acknowledgement."
+    echo
+    echo "| Workload | Metric | baseline | this build | ratio |"
+    echo "|---|---|---:|---:|---:|"
+    for name in batch single; do
+        label="PutRecords 500 × 100 B, 8 connections"
+        [ "$name" = single ] && label="PutRecord 100 B, 64 connections"
+        old=$(field "$work/single-old-$name.json" records_per_s)
+        new=$(field "$work/single-new-$name.json" records_per_s)
+        ratio=$(python3 -c "import sys; print(f'{float(sys.argv[2])/float(sys.argv[1]):.2f}×')" "$old" "$new" 2>/dev/null || echo "?")
+        echo "| $label, single node | records/s | $old | $new | $ratio |"
+        echo "| $label, single node | p99 ms | $(python3 -c "print($(field "$work/single-old-$name.json" latency_us.p99)/1000)" 2>/dev/null || echo ?) | $(python3 -c "print($(field "$work/single-new-$name.json" latency_us.p99)/1000)" 2>/dev/null || echo ?) | |"
+    done
+    echo
+    echo "Three nodes on this machine, replication factor 3, PutRecords 500 × 100 B, 3 connections per node:"
+    echo
+    echo "| Node | records/s | p50 ms | p99 ms | failed records |"
+    echo "|---|---:|---:|---:|---:|"
+    total=0
+    for i in 0 1 2; do
+        r=$(field "$work/cluster-$i.json" records_per_s)
+        total=$(python3 -c "print(round($total + ${r/\?/0}))")
+        echo "| $i | $r | $(python3 -c "print($(field "$work/cluster-$i.json" latency_us.p50)/1000)" 2>/dev/null || echo ?) | $(python3 -c "print($(field "$work/cluster-$i.json" latency_us.p99)/1000)" 2>/dev/null || echo ?) | $(field "$work/cluster-$i.json" records_failed) |"
+    done
+    echo "| all | $total | | | |"
+    echo
+    echo '```'
+    cat "$work/status.txt"
+    echo '```'
+} | tee "${BENCH_OUT:-/dev/null}"
