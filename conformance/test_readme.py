@@ -376,6 +376,10 @@ def test_the_tour_serves_the_console_and_puts_and_tails(tmp_path):
         ).stdout.splitlines()
         assert len(written) == 3, written
         assert sorted(done.stdout.splitlines()) == sorted(written), done.stdout
+    finally:
+        server.stop()
+
+
 def test_the_queue_example_receives_and_acknowledges_each_record_once(tmp_path):
     server = h.start_server(tmp_path / "riffle", ["--limits", "off"])
     try:
@@ -402,3 +406,78 @@ def test_the_queue_example_receives_and_acknowledges_each_record_once(tmp_path):
         assert client.list_queues()["QueueSummaries"] == []
     finally:
         server.stop()
+
+
+def test_the_cluster_example_forms_a_cluster_of_three(tmp_path):
+    """'Run a cluster': the three `riffle serve` lines, each run verbatim in the background
+    (ports replaced by free ones; the secret in a configuration directory of the test's own),
+    form one cluster, and the status line prints its three members."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    block = only_block("Run a cluster", "sh")
+    lines = [line for line in block.splitlines() if line.strip()]
+    serves = [line for line in lines if line.startswith("riffle serve ")]
+    status = [line for line in lines if line.startswith("riffle cluster status ")]
+    assert len(serves) == 3 and len(status) == 1, block
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    ports = {}
+    for old in ["4567", "4568", "4569", "7567", "7568", "7569"]:
+        ports[old] = str(free_port())
+
+    def with_ports(line: str) -> str:
+        for old, new in ports.items():
+            line = line.replace(f"127.0.0.1:{old}", f"127.0.0.1:{new}")
+        return line
+
+    env = dict(example_env(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    processes = []
+    try:
+        for i, line in enumerate(serves):
+            processes.append(
+                subprocess.Popen(
+                    ["bash", "-c", "exec " + with_ports(line)],
+                    cwd=tmp_path,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=open(tmp_path / f"node{i}.log", "wb"),
+                )
+            )
+            if i == 0:
+                time.sleep(1)
+        endpoint = f"http://127.0.0.1:{ports['4567']}"
+        deadline = time.monotonic() + 60
+        members = []
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/cluster/status", timeout=5) as answer:
+                    members = json.load(answer)["voters"]
+                if len(members) == 3:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        logs = "\n".join((tmp_path / f"node{i}.log").read_text(errors="replace")[-2000:] for i in range(3))
+        assert len(members) == 3, f"no cluster of three formed:\n{logs}"
+        assert (tmp_path / "config" / "riffle" / "cluster.secret").exists()
+        done = run_shell(with_ports(status[0]), tmp_path, env)
+        assert done.returncode == 0, done.stderr
+        for port in ["7567", "7568", "7569"]:
+            assert f"127.0.0.1:{ports[port]}" in done.stdout, done.stdout
+        assert "catalogue leader" in done.stdout, done.stdout
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

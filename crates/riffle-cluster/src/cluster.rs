@@ -194,6 +194,21 @@ pub struct ClusterConfig {
 struct OpenShard {
     raft: ShardRaft,
     log: Arc<ShardLog>,
+    /// The replica meant to lead the shard, so that leaderships spread over the nodes: the
+    /// shard's ordinal picks one of its sorted replicas.
+    preferred: Option<u64>,
+}
+
+/// How often a node hands the leadership of shards it leads to their preferred replica.
+const BALANCE_INTERVAL: Duration = Duration::from_secs(3);
+
+/// The replica of `meta` meant to lead it.
+fn preferred_leader(meta: &ShardMeta) -> Option<u64> {
+    let mut replicas = meta.replicas.clone();
+    replicas.sort_unstable();
+    replicas
+        .get(meta.ordinal as usize % replicas.len().max(1))
+        .copied()
 }
 
 /// The running cluster side of a node (see the module docs).
@@ -297,7 +312,49 @@ impl Cluster {
             (Some(join), false) => cluster.join(join).await?,
         }
         cluster.catch_up(CATCH_UP_MAX).await;
+        let weak = Arc::downgrade(&cluster);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(BALANCE_INTERVAL);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(cluster) = weak.upgrade() else { return };
+                cluster.balance().await;
+            }
+        });
         Ok(cluster)
+    }
+
+    /// Hands the leadership of each shard this node leads to the shard's preferred replica
+    /// once that replica is up and has every entry (after it restarted, say), so that
+    /// leaderships, and with them the work of appending, stay spread over the nodes.
+    async fn balance(&self) {
+        let open: Vec<Arc<OpenShard>> = self
+            .shards
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for shard in open {
+            let Some(preferred) = shard.preferred.filter(|preferred| *preferred != self.id) else {
+                continue;
+            };
+            let caught_up = {
+                let receiver = shard.raft.metrics();
+                let metrics = receiver.borrow_watched();
+                metrics.current_leader == Some(self.id)
+                    && metrics.replication.as_ref().is_some_and(|replication| {
+                        replication.get(&preferred).is_some_and(|matched| {
+                            matched.as_ref().map(|log_id| log_id.index) == metrics.last_log_index
+                        })
+                    })
+            };
+            if caught_up {
+                tracing::debug!(to = preferred, "handing a shard's leadership to its preferred replica");
+                let _ = shard.raft.trigger().transfer_leader(preferred).await;
+            }
+        }
     }
 
     /// Waits (at most `budget`) until the metadata group and then every shard group this
@@ -592,6 +649,7 @@ impl Cluster {
                     let open = Arc::new(OpenShard {
                         raft: raft.clone(),
                         log: Arc::clone(&log),
+                        preferred: preferred_leader(&meta),
                     });
                     shards.insert((stream.clone(), meta.ordinal), open);
                     None
@@ -618,6 +676,11 @@ impl Cluster {
             // shard was made (the catalogue records it): the same first entry everywhere.
             if let Err(error) = raft.initialize(replicas).await {
                 tracing::debug!(%error, "shard group already started");
+            }
+            if preferred_leader(&meta) == Some(self.id) {
+                // The preferred replica stands first, before the others' election timers run
+                // out, so a new stream's leaderships start spread.
+                let _ = raft.trigger().elect(false).await;
             }
         }
         Ok(log)
