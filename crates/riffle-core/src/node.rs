@@ -1748,6 +1748,13 @@ impl Node {
         let mut seals: Vec<(u32, Arc<ShardLog>, u64)> = Vec::with_capacity(to_seal.len());
         let mut failure = None;
         for (ordinal, log) in &to_seal {
+            if log.is_replicated() && outcome.closed_new.contains(ordinal) {
+                // A child this reshard makes and closes again holds nothing and is never
+                // routed to; its group may not even have its other replicas yet (they open
+                // it when the catalogue names it), so it is closed at index 0 unsealed.
+                seals.push((*ordinal, Arc::clone(log), 0));
+                continue;
+            }
             let sealed = log.seal_and_wait(created_ms).await;
             match sealed {
                 Ok(appended) => seals.push((*ordinal, Arc::clone(log), appended.index)),

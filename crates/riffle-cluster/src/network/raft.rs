@@ -232,6 +232,11 @@ impl<S> GroupConnection<S> {
     }
 }
 
+/// The least time an append carrying entries may take (see `append_entries`).
+const APPEND_TTL_MIN: Duration = Duration::from_millis(1_000);
+/// And per MiB of entries on top.
+const APPEND_TTL_PER_MIB: Duration = Duration::from_millis(200);
+
 impl<S: SnapshotWire> RaftNetworkV2<RiffleRaft> for GroupConnection<S> {
     type SnapshotData = S;
 
@@ -241,9 +246,28 @@ impl<S: SnapshotWire> RaftNetworkV2<RiffleRaft> for GroupConnection<S> {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<RiffleRaft>, RPCError<RiffleRaft>> {
         let action = RPCTypes::AppendEntries;
+        // openraft bounds an append by its heartbeat interval, which suits heartbeats but not
+        // entries of megabytes (a shard's batches) on a busy machine: a replication that times
+        // out is sent again whole, and again, and the commit stalls. Entries get a bound that
+        // grows with their size.
+        let bytes: usize = rpc
+            .entries
+            .iter()
+            .map(|entry| match &entry.payload {
+                openraft::EntryPayload::Normal(data) => data.payload.len(),
+                _ => 0,
+            })
+            .sum();
+        let ttl = if rpc.entries.is_empty() {
+            option.hard_ttl()
+        } else {
+            option
+                .hard_ttl()
+                .max(APPEND_TTL_MIN + APPEND_TTL_PER_MIB * (bytes as u32 >> 20))
+        };
         let request = wire::append_request(&self.group, &rpc);
         let frame = self
-            .send(&request, option.hard_ttl())
+            .send(&request, ttl)
             .await
             .map_err(|error| self.error(action, error))?;
         let reply = decode_reply(&frame).map_err(|error| self.error(action, error))?;
