@@ -42,7 +42,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Drive a running server with a put/get load and report throughput and latency.
     Bench(riffle_bench::BenchArgs),
     /// Write a local CA and a TLS certificate for localhost, 127.0.0.1 and ::1 (for
@@ -239,7 +239,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => runtime.block_on(serve(*args)),
         Command::Bench(args) => match runtime.block_on(riffle_bench::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

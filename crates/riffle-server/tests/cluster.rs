@@ -297,14 +297,9 @@ async fn three_nodes_replicate_and_survive_a_leader_kill() {
         })
         .collect();
     let first = nodes[0].cluster_addr.clone();
-    for i in 0..3 {
+    for (i, node) in nodes.iter_mut().enumerate() {
         let join = (i > 0).then_some(first.as_str());
-        nodes[i].server = Some(Node::start(
-            &nodes[i].dir,
-            &nodes[i].cluster_addr,
-            &secret,
-            join,
-        ));
+        node.server = Some(Node::start(&node.dir, &node.cluster_addr, &secret, join));
     }
     let endpoint0 = nodes[0].server().endpoint();
     wait_for(&endpoint0, "three voters", |seen| {
