@@ -225,7 +225,33 @@ def test_console_streams_data_viewer_reshard_and_metrics(tmp_path, browser):
         assert row_cells(driver, "clicks")[1:4] == ["on-demand", "ACTIVE", "4"]
         summary = client.describe_stream_summary(StreamName="orders")["StreamDescriptionSummary"]
         assert summary["OpenShardCount"] == 2
+
+        # A queue and a channel reading a stream (all made with boto3) show on the streams page
+        # and on the stream's own page.
+        client.create_stream(StreamName="events", StreamModeDetails={"StreamMode": "ON_DEMAND"})
+        client.get_waiter("stream_exists").wait(StreamName="events", WaiterConfig={"Delay": 1})
+        events_arn = h.stream_arn("events")
+        client.create_queue(
+            QueueName="events-work",
+            StreamConfigurationList=[{"StreamARN": events_arn, "StartingPosition": {"Type": "TRIM_HORIZON"}}],
+        )
+        client.create_channel(
+            ChannelName="events-lake",
+            ServiceExecutionRoleARN="arn:aws:iam::000000000000:role/channels",
+            StreamConfigurationList=[{"StreamARN": events_arn, "RecordConfiguration": {"RecordFormatType": "JSON"}}],
+            S3DestinationConfiguration={"StorageConfiguration": {
+                "BucketARN": "arn:aws:s3:::lake", "ExpectedBucketOwner": "000000000000", "CompressionType": "GZIP"}},
+        )
+        driver.find_element(By.ID, "refresh").click()
+        wait_for(driver, "queue and channel counts", lambda d: (row_cells(d, "events") or [""] * 9)[7:9] == ["1", "1"])
+        assert row_cells(driver, "orders")[7:9] == ["0", "0"]
         screenshot(driver, "streams")
+        stream_row(driver, "events").find_element(By.LINK_TEXT, "events").click()
+        wait_for(driver, "the readers of events", lambda d: css(d, "#summary .reader.channel"))
+        readers = {el.get_attribute("data-name") for el in driver.find_elements(By.CSS_SELECTOR, "#summary .reader")}
+        assert readers == {"events-work", "events-lake"}, readers
+        go(driver, console)
+        wait_for(driver, "the streams list", lambda d: row_cells(d, "orders"))
 
         # The data viewer: put records through the form.
         stream_row(driver, "orders").find_element(By.LINK_TEXT, "orders").click()
@@ -363,7 +389,7 @@ def test_console_streams_data_viewer_reshard_and_metrics(tmp_path, browser):
         stream_row(driver, "clicks").find_element(By.CSS_SELECTOR, "button.delete").click()
         stream_row(driver, "clicks").find_element(By.CSS_SELECTOR, "button.delete.armed").click()
         wait_for(driver, "clicks gone", lambda d: stream_row(d, "clicks") is None)
-        assert client.list_streams()["StreamNames"] == ["orders"]
+        assert client.list_streams()["StreamNames"] == ["events", "orders"]
 
         errors = console_errors(driver)
         assert not errors, errors

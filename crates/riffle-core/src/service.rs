@@ -764,7 +764,17 @@ fn describe_stream_summary(
             max_record_size_kib: Some(state.max_record_size_kib),
             stream_id: None,
             warm_throughput: advantage::warm_throughput(node, &stream, &state),
-            channel_count: None,
+            channel_count: Some(
+                node.channels()
+                    .iter()
+                    .filter(|channel| {
+                        channel.account == stream.account
+                            && channel.stream_name == stream.name
+                            && channel.stream_created_ms == stream.created_ms
+                    })
+                    .count() as u32,
+            )
+            .filter(|count| *count > 0),
             record_distribution_strategy: None,
             queue_count: Some(node.queues.count_on(&stream) as u32).filter(|count| *count > 0),
         },

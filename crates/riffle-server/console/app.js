@@ -169,7 +169,7 @@ async function streamsPage() {
 
   const body = h("tbody");
   const table = h("table", { id: "streams", class: "stack" }, h("thead", {}, h("tr", {},
-    ["Stream", "Mode", "Status", "Open shards", "Retention", "Encryption", "Consumers", "Actions"].map((t) => h("th", {}, t)))), body);
+    ["Stream", "Mode", "Status", "Open shards", "Retention", "Encryption", "Consumers", "Queues", "Channels", "Actions"].map((t) => h("th", {}, t)))), body);
   const count = h("span", { class: "muted", id: "stream-count" });
   main.replaceChildren(
     h("div", { class: "heading" }, h("h1", {}, "Streams"), count,
@@ -191,14 +191,14 @@ async function streamsPage() {
     }
     count.textContent = `${names.length} stream${names.length === 1 ? "" : "s"}`;
     body.replaceChildren(...summaries.map(streamRow));
-    if (names.length === 0) body.append(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No streams yet: create one below.")));
+    if (names.length === 0) body.append(h("tr", {}, h("td", { colspan: 10, class: "muted" }, "No streams yet: create one below.")));
     labelCells(table);
     if (summaries.some((s) => s.StreamStatus && s.StreamStatus !== "ACTIVE")) timer = setTimeout(refresh, 1500);
   }
 
   function streamRow(s) {
     const link = h("a", { href: `#/streams/${encodeURIComponent(s.StreamName)}/shards` }, s.StreamName);
-    if (s.error) return h("tr", { "data-stream": s.StreamName }, h("td", {}, link), h("td", { colspan: 7, class: "error-text" }, s.error.message));
+    if (s.error) return h("tr", { "data-stream": s.StreamName }, h("td", {}, link), h("td", { colspan: 9, class: "error-text" }, s.error.message));
     const target = h("input", { type: "number", min: 1, value: s.OpenShardCount, class: "small", "aria-label": `target shard count of ${s.StreamName}` });
     const reshard = h("form", { class: "inline reshard", onsubmit: async (event) => {
       event.preventDefault();
@@ -227,6 +227,7 @@ async function streamsPage() {
       h("td", {}, h("span", { class: `status ${s.StreamStatus}` }, s.StreamStatus)),
       h("td", { class: "num" }, s.OpenShardCount), h("td", {}, hours(s.RetentionPeriodHours)),
       h("td", {}, encryption), h("td", { class: "num" }, s.ConsumerCount ?? 0),
+      h("td", { class: "num queues" }, s.QueueCount ?? 0), h("td", { class: "num channels" }, s.ChannelCount ?? 0),
       h("td", { class: "actions" }, mode(s) === "PROVISIONED" ? reshard : null, del));
   }
   await refresh();
@@ -253,6 +254,22 @@ async function streamPage(name, tab) {
     h("span", {}, h("b", {}, "retention "), hours(summary.RetentionPeriodHours)),
     h("span", {}, h("b", {}, "consumers "), summary.ConsumerCount ?? 0),
     h("span", { class: "arn" }, h("b", {}, "ARN "), h("code", {}, summary.StreamARN)));
+  if (summary.QueueCount || summary.ChannelCount) {
+    // Queues and channels reading this stream, by name and status (ListQueues, ListChannels).
+    const reading = (list, kind, nameKey, statusKey) => list
+      .filter((item) => (item.Streams || []).some((st) => st.StreamARN === summary.StreamARN))
+      .map((item) => h("span", { class: `reader ${kind}`, "data-name": item[nameKey] },
+        h("b", {}, `${kind} `), item[nameKey], " ", h("span", { class: `status ${item[statusKey]}` }, item[statusKey])));
+    try {
+      const [queues, channels] = await Promise.all([
+        summary.QueueCount ? api.call("ListQueues", {}) : { QueueSummaries: [] },
+        summary.ChannelCount ? api.call("ListChannels", {}) : { ChannelSummaries: [] },
+      ]);
+      summaryBox.append(
+        ...reading(queues.QueueSummaries || [], "queue", "QueueName", "QueueStatus"),
+        ...reading(channels.ChannelSummaries || [], "channel", "ChannelName", "ChannelStatus"));
+    } catch (e) { showError(e); }
+  }
   if (tab === "data") return dataTab(name, content);
   if (tab === "metrics") return metricsTab(name, content);
   return shardsTab(name, content);
