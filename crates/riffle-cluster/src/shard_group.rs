@@ -245,34 +245,29 @@ impl RaftSnapshotBuilder<RiffleRaft> for ShardSnapshotBuilder {
     }
 }
 
-/// openraft's configuration for shard groups (and the metadata group): elections within a
-/// second of a leader's loss, and no automatic snapshots (which would purge a shard's log,
-/// its data).
+/// openraft's configuration for shard groups: elections within a second of a leader's loss,
+/// and no automatic snapshots (which would purge a shard's log, its data).
 pub fn group_config(cluster_name: &str) -> io::Result<Arc<openraft::Config>> {
-    let config = openraft::Config {
-        cluster_name: cluster_name.to_owned(),
-        heartbeat_interval: 100,
-        election_timeout_min: 500,
-        election_timeout_max: 1000,
-        snapshot_policy: openraft::SnapshotPolicy::Never,
-        max_payload_entries: 256,
-        ..Default::default()
-    };
-    config
-        .validate()
-        .map(Arc::new)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error.to_string()))
+    config_with(cluster_name, openraft::SnapshotPolicy::Never)
 }
 
-/// openraft's configuration for the metadata group: as [`group_config`], but with a
-/// snapshot (the catalogue) every 1,000 entries so its log stays short.
+/// openraft's configuration for the metadata group: as [`group_config`], but with a snapshot
+/// (the catalogue) every 1,000 entries so its log stays short.
 pub fn meta_config(cluster_name: &str) -> io::Result<Arc<openraft::Config>> {
+    config_with(cluster_name, openraft::SnapshotPolicy::LogsSinceLast(1000))
+}
+
+fn config_with(
+    cluster_name: &str,
+    snapshot_policy: openraft::SnapshotPolicy,
+) -> io::Result<Arc<openraft::Config>> {
     let config = openraft::Config {
         cluster_name: cluster_name.to_owned(),
         heartbeat_interval: 100,
         election_timeout_min: 500,
         election_timeout_max: 1000,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+        snapshot_policy,
+        max_payload_entries: 256,
         ..Default::default()
     };
     config

@@ -1087,16 +1087,21 @@ impl Node {
     }
 
     async fn remove_dir_locally(&self, relative: String) {
-        let dir = streams_dir(&self.config.data_dir).join(&relative);
-        let removal = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+        if let Err(error) = self.remove_dir(&relative).await {
+            tracing::warn!(%error, "could not remove data the catalogue no longer names");
+        }
+    }
+
+    /// Removes `DATA/streams/<relative>` (gone already counts as removed).
+    async fn remove_dir(&self, relative: &str) -> Result<(), String> {
+        let dir = streams_dir(&self.config.data_dir).join(relative);
+        tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(error) => Err(format!("{}: {error}", dir.display())),
         })
-        .await;
-        if let Ok(Err(error)) = removal {
-            tracing::warn!(%error, "could not remove data the catalogue no longer names");
-        }
+        .await
+        .map_err(|error| format!("directory removal panicked: {error}"))?
     }
 
     /// A new shard's log: a group of the cluster, or a local log.
@@ -1949,15 +1954,8 @@ impl Node {
             // Every node removes its own copy when it applies the change.
             return;
         }
-        let dir = streams_dir(&self.config.data_dir).join(&relative);
-        let removal = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(format!("{}: {error}", dir.display())),
-        })
-        .await;
-        match removal {
-            Ok(Ok(())) => {
+        match self.remove_dir(&relative).await {
+            Ok(()) => {
                 let command = Command::FinishRemoving {
                     dirs: vec![relative],
                 };
@@ -1965,10 +1963,9 @@ impl Node {
                     tracing::warn!(%error, "could not record a finished removal; the next start does");
                 }
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 tracing::warn!(%error, "could not remove data the catalogue no longer needs; the next start retries")
             }
-            Err(error) => tracing::warn!(%error, "directory removal panicked"),
         }
     }
 
