@@ -180,6 +180,25 @@ async fn call_operation(
             let arn = input.resource_arn.as_deref().unwrap_or_default();
             encode(format, crate::queues::tags(node, caller, arn)?)
         }
+        Request::TagResource(input) if channels::is_channel_arn(input.resource_arn.as_deref()) => {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            channels::tag(node, caller, arn, input.tags.unwrap_or_default()).await?;
+            Vec::new()
+        }
+        Request::UntagResource(input)
+            if channels::is_channel_arn(input.resource_arn.as_deref()) =>
+        {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            let keys = input.tag_keys.unwrap_or_default();
+            channels::untag(node, caller, arn, &keys).await?;
+            Vec::new()
+        }
+        Request::ListTagsForResource(input)
+            if channels::is_channel_arn(input.resource_arn.as_deref()) =>
+        {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            encode(format, channels::tags(node, caller, arn)?)
+        }
         Request::PutResourcePolicy(input) if is_queue_arn(input.resource_arn.as_deref()) => {
             let text = input.policy.unwrap_or_default();
             crate::policy::ResourcePolicy::parse(&text).map_err(|reason| {
@@ -1657,7 +1676,9 @@ fn describe_limits(node: &Node, caller: &Caller) -> DescribeLimitsOutput {
         open_shard_count: node.open_shard_count(&caller.account),
         on_demand_stream_count: on_demand as u32,
         on_demand_stream_count_limit: node.config.on_demand_stream_limit,
-        channel_count: None,
+        channel_count: Some(channels::count_of(node, &caller.account) as u32),
+        // Riffle has no account-wide channel quota (one channel per stream, on ON_DEMAND
+        // streams) and AWS publishes none, so no limit is claimed.
         channel_count_limit: None,
     }
 }
