@@ -231,6 +231,37 @@ def test_channel_errors(durable):
         assert error_code(caught.value) == "ResourceNotFoundException"
 
 
+def test_channel_tags_by_arn_and_channel_count(durable):
+    """TagResource and friends take channel ARNs (the model's ResourceARN pattern names
+    `channel/`); DescribeLimits counts the account's channels and claims no channel quota,
+    since riffle enforces none beyond one channel per stream."""
+    server, _ = durable
+    kinesis = h.make_client(server.endpoint)
+    assert kinesis.describe_limits()["ChannelCount"] == 0
+    stream_arn = create_on_demand(kinesis, "tagged-source")
+    request = channel_request(stream_arn, "tagged", "lake")
+    request["Tags"] = {"team": "data"}
+    arn = kinesis.create_channel(**request)["ChannelDescription"]["ChannelARN"]
+
+    def tags() -> dict[str, str]:
+        listed = kinesis.list_tags_for_resource(ResourceARN=arn)["Tags"]
+        return {tag["Key"]: tag.get("Value", "") for tag in listed}
+
+    assert tags() == {"team": "data"}
+    kinesis.tag_resource(ResourceARN=arn, Tags={"team": "platform", "cost": "42"})
+    assert tags() == {"team": "platform", "cost": "42"}
+    kinesis.untag_resource(ResourceARN=arn, TagKeys=["team", "absent"])
+    assert tags() == {"cost": "42"}
+    assert kinesis.list_tags_for_resource(ResourceARN=stream_arn)["Tags"] == []
+    limits = kinesis.describe_limits()
+    assert limits["ChannelCount"] == 1
+    assert "ChannelCountLimit" not in limits
+    missing = f"arn:aws:kinesis:{h.REGION}:{ACCOUNT}:channel/nope"
+    with pytest.raises(ClientError) as caught:
+        kinesis.tag_resource(ResourceARN=missing, Tags={"k": "v"})
+    assert error_code(caught.value) == "ResourceNotFoundException"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

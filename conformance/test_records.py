@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from collections import Counter
 
 import pytest
 from botocore.exceptions import ClientError
@@ -180,6 +181,117 @@ def test_partition_key_is_required(kinesis, new_stream):
     )
     for shard in (h.shard_id(0), h.shard_id(1)):
         assert h.read_shard(kinesis, name, shard) == []
+
+
+# --- record distribution (UpdateStreamRecordDistributionStrategy) ------------------------------
+
+
+def _distribution(kinesis, name: str) -> str | None:
+    summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    return summary.get("RecordDistributionStrategy")
+
+
+def _put_one_key(kinesis, name: str, count: int) -> Counter:
+    """PutRecords of `count` records that all share one partition key; records per shard."""
+    records = [{"Data": f"one-key {i}".encode(), "PartitionKey": "one-key"} for i in range(count)]
+    response = kinesis.put_records(StreamName=name, Records=records)
+    assert response.get("FailedRecordCount", 0) == 0, response
+    return Counter(ack["ShardId"] for ack in response["Records"])
+
+
+def test_auto_distribution_spreads_one_key_until_switched_back(kinesis, new_stream):
+    name = new_stream(on_demand=True)
+    arn = h.stream_arn(name)
+    shards = h.list_all_shards(kinesis, name)
+    assert len(shards) == h.ON_DEMAND_INITIAL_SHARDS
+    keyed_shard = h.shard_for_hash(shards, h.partition_key_hash("one-key"))
+    assert _distribution(kinesis, name) == "USER_PARTITION_KEY"
+    assert _put_one_key(kinesis, name, 20) == {keyed_shard: 20}
+
+    response = kinesis.update_stream_record_distribution_strategy(
+        StreamARN=arn, RecordDistributionStrategy="AUTO"
+    )
+    assert set(response) == {"ResponseMetadata"}, "a void operation"
+    assert _distribution(kinesis, name) == "AUTO"
+    spread = _put_one_key(kinesis, name, 40)
+    assert sorted(spread.values()) == [10] * len(shards), f"evenly over the open shards: {spread}"
+    # No partition key, an ExplicitHashKey that would pick shard 0: neither decides the shard.
+    placed = Counter(
+        kinesis.put_record(StreamName=name, Data=f"keyless {i}".encode(), ExplicitHashKey="0")["ShardId"]
+        for i in range(len(shards))
+    )
+    assert len(placed) == len(shards), placed
+    keyless = [
+        record
+        for shard in shards
+        for record in h.read_shard(kinesis, name, shard["ShardId"])
+        if record["Data"].startswith(b"keyless")
+    ]
+    assert len(keyless) == len(shards)
+    assert all("PartitionKey" not in record for record in keyless), keyless
+    with pytest.raises(ClientError) as excinfo:
+        kinesis.put_record(StreamName=name, Data=b"x", PartitionKey="k", SequenceNumberForOrdering="0")
+    h.assert_client_error(excinfo, "InvalidArgumentException")
+
+    kinesis.update_stream_record_distribution_strategy(
+        StreamARN=arn, RecordDistributionStrategy="USER_PARTITION_KEY"
+    )
+    assert _distribution(kinesis, name) == "USER_PARTITION_KEY"
+    assert _put_one_key(kinesis, name, 20) == {keyed_shard: 20}
+    with pytest.raises(ClientError) as excinfo:
+        kinesis.put_record(StreamName=name, Data=b"no key")
+    h.assert_client_error(
+        excinfo,
+        "ValidationException",
+        "1 validation error detected: Value null at 'partitionKey' failed to satisfy constraint: "
+        "Member must not be null",
+    )
+
+
+def test_record_distribution_errors(kinesis, kinesis_unvalidated, new_stream):
+    name = new_stream(shard_count=2)
+    arn = h.stream_arn(name)
+    with pytest.raises(ClientError) as excinfo:
+        kinesis.update_stream_record_distribution_strategy(
+            StreamARN=arn, RecordDistributionStrategy="AUTO"
+        )
+    h.assert_client_error(
+        excinfo,
+        "InvalidArgumentException",
+        "The AUTO record distribution strategy is only supported for streams in ON_DEMAND "
+        "capacity mode.",
+    )
+    # What a PROVISIONED stream does anyway is accepted; the summary shows the strategy only
+    # for ON_DEMAND streams.
+    kinesis.update_stream_record_distribution_strategy(
+        StreamARN=arn, RecordDistributionStrategy="USER_PARTITION_KEY"
+    )
+    assert _distribution(kinesis, name) is None
+
+    missing = h.unique_stream_name("missing")
+    with pytest.raises(ClientError) as excinfo:
+        kinesis.update_stream_record_distribution_strategy(
+            StreamARN=h.stream_arn(missing), RecordDistributionStrategy="AUTO"
+        )
+    h.assert_client_error(excinfo, "ResourceNotFoundException", h.not_found_message(missing))
+    with pytest.raises(ClientError) as excinfo:
+        kinesis_unvalidated.update_stream_record_distribution_strategy(
+            StreamARN=arn, RecordDistributionStrategy="RANDOM"
+        )
+    h.assert_client_error(
+        excinfo,
+        "ValidationException",
+        "1 validation error detected: Value 'RANDOM' at 'recordDistributionStrategy' failed to "
+        "satisfy constraint: Member must satisfy enum value set: [AUTO, USER_PARTITION_KEY]",
+    )
+    with pytest.raises(ClientError) as excinfo:
+        kinesis_unvalidated.update_stream_record_distribution_strategy(StreamARN=arn)
+    h.assert_client_error(
+        excinfo,
+        "ValidationException",
+        "1 validation error detected: Value null at 'recordDistributionStrategy' failed to "
+        "satisfy constraint: Member must not be null",
+    )
 
 
 def test_explicit_hash_key_routing(kinesis, new_stream):

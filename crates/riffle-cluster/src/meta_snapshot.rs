@@ -184,6 +184,7 @@ mod tests {
             consumers: Vec::new(),
             policy: None,
             warm_throughput_mibps: None,
+            record_distribution: Default::default(),
             encryption: None,
             sealing_keys: Vec::new(),
         }

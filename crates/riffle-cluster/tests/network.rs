@@ -92,6 +92,7 @@ fn stream(name: &str) -> StreamMeta {
         consumers: Vec::new(),
         policy: None,
         warm_throughput_mibps: None,
+        record_distribution: Default::default(),
         encryption: None,
         sealing_keys: Vec::new(),
     }

@@ -19,8 +19,8 @@ use riffle_proto::ops::{
     ChannelEncryptionConfiguration, ChannelLoggingConfiguration, ChannelStatus,
     ChannelStreamDescription, ChannelStreamIdentifier, ChannelSummary, CloudWatchLogs,
     CreateChannelInput, DeadLetterQueueS3Configuration, ListChannelsInput, ListChannelsOutput,
-    RecordConfiguration, RecordFormatType, S3CompressionType, S3DestinationDescription,
-    S3StorageConfiguration, UpdateChannelInput,
+    ListTagsForResourceOutput, RecordConfiguration, RecordFormatType, S3CompressionType,
+    S3DestinationDescription, S3StorageConfiguration, Tag, UpdateChannelInput,
 };
 use riffle_proto::{limits, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -658,6 +658,73 @@ pub fn list(
             .collect(),
         next_token,
     })
+}
+
+/// Whether `arn` is a channel ARN (TagResource and friends take them: the model's ResourceARN
+/// pattern names `channel/`, and CreateChannel takes tags).
+pub fn is_channel_arn(arn: Option<&str>) -> bool {
+    arn.and_then(parse_channel_arn).is_some()
+}
+
+/// TagResource on a channel: adds or replaces tags, at most 50 in all, as for streams.
+pub async fn tag(
+    node: &Node,
+    caller: &Caller,
+    arn: &str,
+    tags: BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let _control = node.control().await;
+    let mut channel = find(node, caller, arn)?;
+    channel.tags.extend(tags);
+    if channel.tags.len() > limits::TAGS_PER_RESOURCE_MAX {
+        return Err(Error::invalid_argument(format!(
+            "Failed to add tags to channel {arn} because a given channel cannot have more than \
+             {} tags associated with it.",
+            limits::TAGS_PER_RESOURCE_MAX
+        )));
+    }
+    replace_tags(node, channel).await
+}
+
+/// UntagResource on a channel; keys it does not have are ignored.
+pub async fn untag(node: &Node, caller: &Caller, arn: &str, keys: &[String]) -> Result<(), Error> {
+    let _control = node.control().await;
+    let mut channel = find(node, caller, arn)?;
+    channel.tags.retain(|key, _| !keys.contains(key));
+    replace_tags(node, channel).await
+}
+
+/// ListTagsForResource on a channel.
+pub fn tags(node: &Node, caller: &Caller, arn: &str) -> Result<ListTagsForResourceOutput, Error> {
+    let channel = find(node, caller, arn)?;
+    Ok(ListTagsForResourceOutput {
+        tags: channel
+            .tags
+            .into_iter()
+            .map(|(key, value)| Tag {
+                key,
+                value: Some(value),
+            })
+            .collect(),
+    })
+}
+
+/// Stores a channel whose tags changed: a catalogue command like every channel change, so it
+/// replicates. Tags do not touch delivery, so the delivery tasks are not told.
+async fn replace_tags(node: &Node, channel: ChannelMeta) -> Result<(), Error> {
+    node.propose(Command::ReplaceChannel {
+        meta: Box::new(channel),
+    })
+    .await?;
+    Ok(())
+}
+
+/// Channels of `account` (DescribeLimits' ChannelCount).
+pub fn count_of(node: &Node, account: &str) -> usize {
+    node.channels()
+        .iter()
+        .filter(|channel| channel.account == account)
+        .count()
 }
 
 /// Whether a stream (this incarnation) has channels: it cannot be deleted while it has.

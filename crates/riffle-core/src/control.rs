@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::meta::StreamMode;
-use crate::node::{now_ms, Node, Shard, Stream, StreamState};
+use crate::meta::{RecordDistribution, StreamMode};
+use crate::node::{now_ms, Node, Shard, Stream, StreamSettings, StreamState};
 use crate::policy::{Decision, Principal, ResourcePolicy};
 use crate::reshard::{self, Step};
 use crate::Error;
@@ -141,7 +141,7 @@ pub async fn create_stream(
     name: &str,
     shard_count: Option<u32>,
     mode: StreamMode,
-    max_record_size_kib: Option<u32>,
+    settings: StreamSettings,
     tags: BTreeMap<String, String>,
 ) -> Result<(), Error> {
     let shard_count = match (mode, shard_count) {
@@ -154,6 +154,9 @@ pub async fn create_stream(
             ))
         }
     };
+    if mode == StreamMode::Provisioned && settings.record_distribution == RecordDistribution::Auto {
+        return Err(auto_needs_on_demand());
+    }
     check_tags(
         tags.iter().flat_map(|(key, value)| [key, value]),
         true,
@@ -168,15 +171,8 @@ pub async fn create_stream(
     if mode == StreamMode::OnDemand {
         check_on_demand_quota(node, caller)?;
     }
-    node.create_stream(
-        &caller.account,
-        name,
-        mode,
-        shard_count,
-        max_record_size_kib.unwrap_or(limits::RECORD_SIZE_KIB_DEFAULT),
-        tags,
-    )
-    .await?;
+    node.create_stream(&caller.account, name, mode, shard_count, settings, tags)
+        .await?;
     Ok(())
 }
 
@@ -269,6 +265,40 @@ pub async fn update_max_record_size(
     check_active(node, stream)?;
     node.update_stream(stream, |state| state.max_record_size_kib = kib)
         .await
+}
+
+/// UpdateStreamRecordDistributionStrategy: how new records are placed on the stream's shards
+/// from now on (records already stored stay where they are). AUTO is for ON_DEMAND streams
+/// only (InvalidArgumentException otherwise); USER_PARTITION_KEY, what every PROVISIONED stream
+/// does anyway, is accepted on both. The stream must be ACTIVE, as for the other stream
+/// settings: CREATING, UPDATING (a reshard or a mode change under way) and DELETING are
+/// ResourceInUseException. The change is not an update AWS shows as UPDATING: it takes effect
+/// for the next put.
+pub async fn update_record_distribution(
+    node: &Node,
+    stream: &Arc<Stream>,
+    distribution: RecordDistribution,
+) -> Result<(), Error> {
+    let _control = node.control().await;
+    check_active(node, stream)?;
+    let state = stream.state();
+    if distribution == RecordDistribution::Auto && state.mode != StreamMode::OnDemand {
+        return Err(auto_needs_on_demand());
+    }
+    if state.record_distribution == distribution {
+        return Ok(());
+    }
+    node.update_stream(stream, |state| state.record_distribution = distribution)
+        .await
+}
+
+/// AUTO record distribution asked of a PROVISIONED stream.
+fn auto_needs_on_demand() -> Error {
+    Error::invalid_argument(
+        "The AUTO record distribution strategy is only supported for streams in ON_DEMAND \
+         capacity mode."
+            .to_owned(),
+    )
 }
 
 /// Tag keys and values may hold Unicode letters and digits, spaces and `_ . / = + - @`. Other
@@ -565,6 +595,15 @@ pub async fn update_stream_mode(
     }
     if mode == StreamMode::OnDemand {
         check_on_demand_quota(node, caller)?;
+    } else if stream.state().record_distribution == RecordDistribution::Auto {
+        // PROVISIONED streams route by key only; switching under AUTO would quietly make every
+        // keyless producer fail, so the caller switches the strategy back first.
+        return Err(Error::invalid_argument(format!(
+            "Stream {} under account {} uses the AUTO record distribution strategy, which \
+             PROVISIONED capacity mode does not support. Set USER_PARTITION_KEY with \
+             UpdateStreamRecordDistributionStrategy first.",
+            stream.name, stream.account
+        )));
     } else if crate::queues::stream_has_queues(node, stream) {
         return Err(Error::resource_in_use(format!(
             "Stream {} under account {} has queues, which need on-demand capacity mode. \

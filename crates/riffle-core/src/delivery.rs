@@ -584,7 +584,7 @@ async fn deliver(
                                 "streamARN": current.stream_arn,
                                 "shardId": shard.id(),
                                 "sequenceNumber": number,
-                                "partitionKey": String::from_utf8_lossy(&stored.partition_key),
+                                "partitionKey": crate::service::stored_partition_key(&stored.partition_key),
                                 "approximateArrivalTimestamp": stored.arrival_ms,
                                 "rawData": base64::engine::general_purpose::STANDARD.encode(&stored.data),
                             });

@@ -44,6 +44,24 @@ impl StreamMode {
     }
 }
 
+/// How an on-demand stream places new records on its shards (UpdateStreamRecordDistributionStrategy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordDistribution {
+    /// By the MD5 of the partition key, or the ExplicitHashKey: AWS's default.
+    #[default]
+    #[serde(rename = "USER_PARTITION_KEY")]
+    PartitionKey,
+    /// Evenly over the open shards, whatever key the producer gave (ON_DEMAND streams only).
+    #[serde(rename = "AUTO")]
+    Auto,
+}
+
+impl RecordDistribution {
+    pub fn is_partition_key(&self) -> bool {
+        *self == RecordDistribution::PartitionKey
+    }
+}
+
 /// Hash keys are 128-bit; JSON numbers that large do not survive every reader, so they are stored
 /// as decimal strings.
 mod u128_string {
@@ -123,6 +141,10 @@ pub struct StreamMeta {
     /// UpdateStreamWarmThroughput's target write MiB/s (ON_DEMAND streams; see `advantage`).
     #[serde(default)]
     pub warm_throughput_mibps: Option<u32>,
+    /// How new records are placed on shards. Written only when it is AUTO, so a catalogue
+    /// that never used it reads the same to a riffle that does not know it.
+    #[serde(default, skip_serializing_if = "RecordDistribution::is_partition_key")]
+    pub record_distribution: RecordDistribution,
     /// Server-side encryption, while it is on: the key new records are sealed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption: Option<EncryptionMeta>,
@@ -395,6 +417,7 @@ mod tests {
                 consumers: vec![],
                 policy: None,
                 warm_throughput_mibps: Some(8),
+                record_distribution: RecordDistribution::Auto,
                 encryption: Some(EncryptionMeta {
                     key_id: "alias/aws/kinesis".into(),
                     key: "3f0b1c52-8a4e-4d36-9a57-0c2f1e6d8b41".into(),
@@ -489,5 +512,28 @@ mod tests {
         let loaded = load(dir.path()).unwrap().unwrap();
         assert!(loaded.accounts.is_empty());
         assert_eq!(loaded.streams[0].warm_throughput_mibps, None);
+    }
+
+    /// The record distribution is written only when it is AUTO: a catalogue of streams that
+    /// route by key is the same document as before the setting existed, and such a document
+    /// loads as routing by key.
+    #[test]
+    fn record_distribution_is_written_only_when_auto() {
+        let mut document = sample();
+        let auto = serde_json::to_value(&document).unwrap();
+        assert_eq!(auto["streams"][0]["record_distribution"], "AUTO");
+        document.streams[0].record_distribution = RecordDistribution::PartitionKey;
+        let by_key = serde_json::to_value(&document).unwrap();
+        assert!(by_key["streams"][0].get("record_distribution").is_none());
+        let loaded: MetaDocument = serde_json::from_value(by_key).unwrap();
+        assert_eq!(
+            loaded.streams[0].record_distribution,
+            RecordDistribution::PartitionKey
+        );
+        let loaded: MetaDocument = serde_json::from_value(auto).unwrap();
+        assert_eq!(
+            loaded.streams[0].record_distribution,
+            RecordDistribution::Auto
+        );
     }
 }

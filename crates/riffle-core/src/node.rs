@@ -23,7 +23,8 @@ use tokio::sync::{watch, Mutex as AsyncMutex};
 
 use crate::catalogue::{Applied, CatalogueState, Command};
 use crate::meta::{
-    self, AccountMeta, ClosedShard, ConsumerMeta, MetaDocument, ShardMeta, StreamMeta, StreamMode,
+    self, AccountMeta, ClosedShard, ConsumerMeta, MetaDocument, RecordDistribution, ShardMeta,
+    StreamMeta, StreamMode,
 };
 use crate::metrics::{ShardMetrics, StreamMetrics};
 use crate::reshard::{self, OpenShard, Step};
@@ -229,6 +230,22 @@ impl Shard {
     }
 }
 
+/// The settings a new stream starts with besides its mode, shards and tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSettings {
+    pub max_record_size_kib: u32,
+    pub record_distribution: RecordDistribution,
+}
+
+impl Default for StreamSettings {
+    fn default() -> StreamSettings {
+        StreamSettings {
+            max_record_size_kib: riffle_proto::limits::RECORD_SIZE_KIB_DEFAULT,
+            record_distribution: RecordDistribution::PartitionKey,
+        }
+    }
+}
+
 /// The mutable part of a stream, swapped under its lock.
 #[derive(Clone)]
 pub struct StreamState {
@@ -246,6 +263,8 @@ pub struct StreamState {
     pub policy: Option<Arc<crate::policy::ResourcePolicy>>,
     /// UpdateStreamWarmThroughput's target write MiB/s (see `crate::advantage`).
     pub warm_throughput_mibps: Option<u32>,
+    /// How new records are placed on shards (UpdateStreamRecordDistributionStrategy).
+    pub record_distribution: RecordDistribution,
     /// The keys of an encrypted stream (or one that was): `None` if it never was.
     pub crypto: Option<Arc<crate::crypto::StreamCrypto>>,
 }
@@ -292,6 +311,8 @@ pub struct Stream {
     pub metrics: StreamMetrics,
     /// Start/StopStreamEncryption calls of the last 24 hours, for AWS's 25 of each.
     pub(crate) encryption_changes: crate::encryption::ChangeLog,
+    /// The next turn of AUTO distribution (see [`Stream::spread_keys`]); per node, in memory.
+    spread_turn: AtomicU64,
 }
 
 impl Stream {
@@ -325,6 +346,27 @@ impl Stream {
             "open shards must partition the key space"
         );
         Arc::clone(shard)
+    }
+
+    /// Hash keys for the `count` records of a put under AUTO distribution: the starting key of
+    /// each open shard in turn, carrying on where the stream's previous put stopped, so that
+    /// records spread evenly over the open shards whatever keys their producers gave. The keys
+    /// go through [`Stream::route`] like any others, so a reshard before the append sends a
+    /// record to a child of its shard, as it would a keyed one.
+    pub fn spread_keys(&self, count: usize) -> Vec<u128> {
+        let routes = Arc::clone(&self.routes.read().unwrap_or_else(|p| p.into_inner()));
+        if routes.is_empty() {
+            // No open shard (a stream still CREATING): the put is refused before routing.
+            return vec![0; count];
+        }
+        let first = self.spread_turn.fetch_add(count as u64, Ordering::Relaxed);
+        let shards = routes.len() as u64;
+        (0..count as u64)
+            .map(|turn| {
+                let position = (first.wrapping_add(turn) % shards) as usize;
+                routes[position].meta.starting_hash_key
+            })
+            .collect()
     }
 
     /// `CREATING` for `--create-window-ms` after CreateStream, `UPDATING` for
@@ -480,6 +522,7 @@ impl Stream {
             consumers: state.consumers.clone(),
             policy: state.policy.as_ref().map(|policy| policy.text.clone()),
             warm_throughput_mibps: state.warm_throughput_mibps,
+            record_distribution: state.record_distribution,
             encryption,
             sealing_keys,
         }
@@ -1051,6 +1094,7 @@ impl Node {
                 .collect(),
             policy,
             warm_throughput_mibps: meta.warm_throughput_mibps,
+            record_distribution: meta.record_distribution,
             crypto,
         });
         if !expired.is_empty() {
@@ -1281,6 +1325,7 @@ impl Node {
                 consumers: Vec::new(),
                 policy: None,
                 warm_throughput_mibps: None,
+                record_distribution: stream_meta.record_distribution,
                 crypto: None,
             })),
             routes: RwLock::new(Arc::new(Vec::new())),
@@ -1291,6 +1336,7 @@ impl Node {
             scalings_ms: std::sync::Mutex::new(Vec::new()),
             metrics: StreamMetrics::default(),
             encryption_changes: Default::default(),
+            spread_turn: AtomicU64::new(0),
         };
         stream.set_state(StreamState {
             mode: stream_meta.mode,
@@ -1309,6 +1355,7 @@ impl Node {
                 .collect(),
             policy,
             warm_throughput_mibps: stream_meta.warm_throughput_mibps,
+            record_distribution: stream_meta.record_distribution,
             crypto,
         });
         Ok(stream)
@@ -1464,7 +1511,7 @@ impl Node {
         name: &str,
         mode: StreamMode,
         shard_count: u32,
-        max_record_size_kib: u32,
+        settings: StreamSettings,
         tags: BTreeMap<String, String>,
     ) -> Result<Arc<Stream>, crate::Error> {
         let created_ms = now_ms();
@@ -1497,7 +1544,7 @@ impl Node {
             created_ms,
             mode,
             retention_hours: riffle_proto::limits::RETENTION_HOURS_DEFAULT,
-            max_record_size_kib,
+            max_record_size_kib: settings.max_record_size_kib,
             tags,
             shard_level_metrics: Vec::new(),
             next_shard_ordinal: shard_count,
@@ -1505,6 +1552,7 @@ impl Node {
             consumers: Vec::new(),
             policy: None,
             warm_throughput_mibps: None,
+            record_distribution: settings.record_distribution,
             encryption: None,
             sealing_keys: Vec::new(),
         };
@@ -2103,7 +2151,7 @@ mod tests {
                 "s",
                 StreamMode::Provisioned,
                 1,
-                1024,
+                StreamSettings::default(),
                 BTreeMap::new(),
             )
             .await
@@ -2148,6 +2196,50 @@ mod tests {
         assert_eq!(stream.state().shards[0].meta.parent, Some(0));
     }
 
+    /// AUTO distribution's keys visit every open shard in turn, across puts, and each routes
+    /// to the shard it was taken from; after a split the children take their turns.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spread_keys_take_the_open_shards_in_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        let stream = node
+            .create_stream(
+                "000000000000",
+                "s",
+                StreamMode::OnDemand,
+                4,
+                StreamSettings::default(),
+                BTreeMap::new(),
+            )
+            .await
+            .unwrap();
+        let ordinals = |keys: Vec<u128>| {
+            keys.into_iter()
+                .map(|key| stream.route(key).meta.ordinal)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ordinals(stream.spread_keys(6)), vec![0, 1, 2, 3, 0, 1]);
+        assert_eq!(ordinals(stream.spread_keys(3)), vec![2, 3, 0]);
+        let state = stream.state();
+        let middle = state.shards[1].meta.starting_hash_key + (1 << 120);
+        node.reshard(
+            &stream,
+            &[Step::Split {
+                parent: 1,
+                key: middle,
+            }],
+        )
+        .await
+        .unwrap();
+        let mut seen = ordinals(stream.spread_keys(10));
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            vec![0, 0, 2, 2, 3, 3, 4, 4, 5, 5],
+            "ten records over five open shards, two each"
+        );
+    }
+
     /// A child made in the same second as its parent still numbers its records above the
     /// parent's EndingSequenceNumber (the shard ordinal's low nibble alone would wrap: shard 15
     /// to 16 is F to 0), and so does a merge child of intermediate shards.
@@ -2161,7 +2253,7 @@ mod tests {
                 "s",
                 StreamMode::Provisioned,
                 16,
-                1024,
+                StreamSettings::default(),
                 BTreeMap::new(),
             )
             .await

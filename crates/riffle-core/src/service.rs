@@ -20,8 +20,8 @@ pub use crate::control::Caller;
 use crate::control::{self, resolve_stream, ShardSelection};
 use crate::data::{self, StartAt};
 use crate::encryption;
-use crate::meta::StreamMode;
-use crate::node::{now_ms, Node, Shard, Stream};
+use crate::meta::{RecordDistribution, StreamMode};
+use crate::node::{now_ms, Node, Shard, Stream, StreamSettings};
 use crate::record::{NewRecord, StoredRecord};
 use crate::throttle;
 use crate::Error;
@@ -180,6 +180,25 @@ async fn call_operation(
             let arn = input.resource_arn.as_deref().unwrap_or_default();
             encode(format, crate::queues::tags(node, caller, arn)?)
         }
+        Request::TagResource(input) if channels::is_channel_arn(input.resource_arn.as_deref()) => {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            channels::tag(node, caller, arn, input.tags.unwrap_or_default()).await?;
+            Vec::new()
+        }
+        Request::UntagResource(input)
+            if channels::is_channel_arn(input.resource_arn.as_deref()) =>
+        {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            let keys = input.tag_keys.unwrap_or_default();
+            channels::untag(node, caller, arn, &keys).await?;
+            Vec::new()
+        }
+        Request::ListTagsForResource(input)
+            if channels::is_channel_arn(input.resource_arn.as_deref()) =>
+        {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            encode(format, channels::tags(node, caller, arn)?)
+        }
         Request::PutResourcePolicy(input) if is_queue_arn(input.resource_arn.as_deref()) => {
             let text = input.policy.unwrap_or_default();
             crate::policy::ResourcePolicy::parse(&text).map_err(|reason| {
@@ -243,6 +262,16 @@ async fn call_operation(
             let stream = resolve_stream(node, caller, None, input.stream_arn.as_deref())?;
             let kib = u32::try_from(input.max_record_size_kib.unwrap_or(0)).unwrap_or(0);
             control::update_max_record_size(node, &stream, kib).await?;
+            Vec::new()
+        }
+        Request::UpdateStreamRecordDistributionStrategy(input) => {
+            let stream = resolve_stream(node, caller, None, input.stream_arn.as_deref())?;
+            control::update_record_distribution(
+                node,
+                &stream,
+                record_distribution(input.distribution_strategy()),
+            )
+            .await?;
             Vec::new()
         }
         Request::DescribeLimits(_) => encode(format, describe_limits(node, caller)),
@@ -596,9 +625,14 @@ async fn create_stream(
     let shard_count = input
         .shard_count
         .map(|count| u32::try_from(count).unwrap_or(0));
-    let max_record_size_kib = input
-        .max_record_size_kib
-        .map(|kib| u32::try_from(kib).unwrap_or(0));
+    let settings = StreamSettings {
+        max_record_size_kib: input
+            .max_record_size_kib
+            .map_or(limits::RECORD_SIZE_KIB_DEFAULT, |kib| {
+                u32::try_from(kib).unwrap_or(0)
+            }),
+        record_distribution: record_distribution(input.distribution_strategy()),
+    };
     let tags: BTreeMap<String, String> = input.tags.unwrap_or_default();
     control::create_stream(
         node,
@@ -606,10 +640,20 @@ async fn create_stream(
         input.stream_name.as_deref().unwrap_or_default(),
         shard_count,
         mode,
-        max_record_size_kib,
+        settings,
         tags,
     )
     .await
+}
+
+/// The domain's record distribution for a validated wire value; absent is AWS's default.
+fn record_distribution(strategy: Option<RecordDistributionStrategy>) -> RecordDistribution {
+    match strategy {
+        Some(RecordDistributionStrategy::Auto) => RecordDistribution::Auto,
+        Some(RecordDistributionStrategy::UserPartitionKey) | None => {
+            RecordDistribution::PartitionKey
+        }
+    }
 }
 
 async fn delete_stream(
@@ -775,7 +819,15 @@ fn describe_stream_summary(
                     .count() as u32,
             )
             .filter(|count| *count > 0),
-            record_distribution_strategy: None,
+            // AWS: "This field is only present for streams that use the on-demand capacity mode."
+            record_distribution_strategy: (state.mode == StreamMode::OnDemand).then_some(
+                match state.record_distribution {
+                    RecordDistribution::Auto => RecordDistributionStrategy::Auto,
+                    RecordDistribution::PartitionKey => {
+                        RecordDistributionStrategy::UserPartitionKey
+                    }
+                },
+            ),
             queue_count: Some(node.queues.count_on(&stream) as u32).filter(|count| *count > 0),
         },
     })
@@ -994,19 +1046,34 @@ fn shard_filter(filter: &riffle_proto::ops::ShardFilter) -> Result<ShardSelectio
     })
 }
 
+/// Where a record goes.
+enum Placement<'a> {
+    /// By its ExplicitHashKey if it has one, else by the MD5 of its partition key.
+    ByKey(Option<&'a str>),
+    /// AUTO distribution: to this hash key (see `Stream::spread_keys`); any partition key and
+    /// ExplicitHashKey the producer gave are ignored for placement, as on AWS.
+    Spread(u128),
+}
+
 /// Validates one record against the stream and computes its hash key.
 fn prepare_record(
     stream_state: &crate::node::StreamState,
     partition_key: String,
-    explicit_hash_key: Option<&str>,
+    placement: Placement<'_>,
     data: Bytes,
 ) -> Result<(NewRecord, u128), Error> {
     control::check_record_size(stream_state, data.len() + partition_key.len())?;
-    let explicit_hash_key = explicit_hash_key
-        .map(riffle_proto::hashkey::parse_explicit_hash_key)
-        .transpose()?;
-    let hash_key = explicit_hash_key
-        .unwrap_or_else(|| riffle_proto::hashkey::partition_key_hash(&partition_key));
+    let (hash_key, explicit_hash_key) = match placement {
+        Placement::Spread(hash_key) => (hash_key, None),
+        Placement::ByKey(explicit) => {
+            let explicit = explicit
+                .map(riffle_proto::hashkey::parse_explicit_hash_key)
+                .transpose()?;
+            let hash_key = explicit
+                .unwrap_or_else(|| riffle_proto::hashkey::partition_key_hash(&partition_key));
+            (hash_key, explicit)
+        }
+    };
     Ok((
         NewRecord {
             partition_key,
@@ -1027,8 +1094,8 @@ fn ordering_sequence_number_valid(minimum: &str) -> bool {
 }
 
 /// The ValidationException for records without a partition key (`None` is PutRecord's own,
-/// `Some(i)` the i-th PutRecords entry, 0-based). Every stream riffle has routes by key, so the
-/// key is required even though the model made it optional for AUTO distribution.
+/// `Some(i)` the i-th PutRecords entry, 0-based): the model made the key optional for AUTO
+/// distribution, but a stream that routes by key still needs one, in Coral's words.
 fn partition_keys_missing(records: impl IntoIterator<Item = Option<usize>>) -> Error {
     let mut validator = riffle_proto::validate::Validator::new();
     for record in records {
@@ -1066,8 +1133,19 @@ async fn put_record(
         input.stream_arn.as_deref(),
     )?;
     refuse_writes_while_creating(&stream)?;
-    let Some(partition_key) = input.partition_key else {
-        return Err(partition_keys_missing([None]));
+    let state = stream.state();
+    let auto = state.record_distribution == RecordDistribution::Auto;
+    if auto && input.sequence_number_for_ordering.is_some() {
+        return Err(Error::invalid_argument(format!(
+            "SequenceNumberForOrdering is not supported for stream {} under account {} because \
+             it uses the AUTO record distribution strategy.",
+            stream.name, stream.account
+        )));
+    }
+    let partition_key = match input.partition_key {
+        Some(key) => key,
+        None if auto => String::new(),
+        None => return Err(partition_keys_missing([None])),
     };
     if let Some(minimum) = &input.sequence_number_for_ordering {
         if !ordering_sequence_number_valid(minimum) {
@@ -1078,11 +1156,15 @@ async fn put_record(
             ));
         }
     }
-    let state = stream.state();
+    let placement = if auto {
+        Placement::Spread(stream.spread_keys(1)[0])
+    } else {
+        Placement::ByKey(input.explicit_hash_key.as_deref())
+    };
     let record = prepare_record(
         &state,
         partition_key,
-        input.explicit_hash_key.as_deref(),
+        placement,
         input.data.unwrap_or_default(),
     )?;
     if input.dry_run == Some(true) {
@@ -1120,6 +1202,7 @@ async fn put_records(
     )?;
     refuse_writes_while_creating(&stream)?;
     let state = stream.state();
+    let auto = state.record_distribution == RecordDistribution::Auto;
     let entries = input.records.unwrap_or_default();
     let keyless: Vec<Option<usize>> = entries
         .iter()
@@ -1127,7 +1210,7 @@ async fn put_records(
         .filter(|(_, entry)| entry.partition_key.is_none())
         .map(|(index, _)| Some(index))
         .collect();
-    if !keyless.is_empty() {
+    if !keyless.is_empty() && !auto {
         return Err(partition_keys_missing(keyless));
     }
     let request_bytes: usize = entries
@@ -1143,12 +1226,22 @@ async fn put_records(
             limits::PUT_RECORDS_BYTES_MAX / (1024 * 1024)
         )));
     }
+    let mut spread = if auto {
+        stream.spread_keys(entries.len())
+    } else {
+        Vec::new()
+    }
+    .into_iter();
     let mut prepared = Vec::with_capacity(entries.len());
     for entry in entries {
+        let placement = match spread.next() {
+            Some(hash_key) => Placement::Spread(hash_key),
+            None => Placement::ByKey(entry.explicit_hash_key.as_deref()),
+        };
         prepared.push(prepare_record(
             &state,
             entry.partition_key.unwrap_or_default(),
-            entry.explicit_hash_key.as_deref(),
+            placement,
             entry.data.unwrap_or_default(),
         )?);
     }
@@ -1505,11 +1598,19 @@ pub(crate) fn record_shape(sequence_number: String, stored: StoredRecord) -> Rec
         sequence_number,
         approximate_arrival_timestamp: Some(timestamp(stored.arrival_ms)),
         data: stored.data,
-        partition_key: Some(String::from_utf8_lossy(&stored.partition_key).into_owned()),
+        partition_key: stored_partition_key(&stored.partition_key),
         // AWS marks a record only when it was stored encrypted; a plain record carries no
         // EncryptionType (as before encryption existed), which also keeps reads lean.
         encryption_type: stored.encrypted.then_some(EncryptionType::Kms),
     }
+}
+
+/// A stored record's partition key as readers see it: absent for a record written without one
+/// (AWS: "GetRecords and SubscribeToShard return PartitionKey as an absent (null) value for
+/// records written without one"), which only AUTO distribution accepts. Keys given are never
+/// empty (the model's minimum length is 1), so an empty stored key means none.
+pub(crate) fn stored_partition_key(stored: &[u8]) -> Option<String> {
+    (!stored.is_empty()).then(|| String::from_utf8_lossy(stored).into_owned())
 }
 
 /// A child shard as GetRecords' and SubscribeToShard's `ChildShards` show it.
@@ -1575,7 +1676,9 @@ fn describe_limits(node: &Node, caller: &Caller) -> DescribeLimitsOutput {
         open_shard_count: node.open_shard_count(&caller.account),
         on_demand_stream_count: on_demand as u32,
         on_demand_stream_count_limit: node.config.on_demand_stream_limit,
-        channel_count: None,
+        channel_count: Some(channels::count_of(node, &caller.account) as u32),
+        // Riffle has no account-wide channel quota (one channel per stream, on ON_DEMAND
+        // streams) and AWS publishes none, so no limit is claimed.
         channel_count_limit: None,
     }
 }

@@ -566,6 +566,9 @@ fn addressed_stream(node: &Node, request: &Request) -> Option<String> {
         }
         Request::UpdateStreamMode(input) => (None, input.stream_arn.as_deref()),
         Request::UpdateMaxRecordSize(input) => (None, input.stream_arn.as_deref()),
+        Request::UpdateStreamRecordDistributionStrategy(input) => {
+            (None, input.stream_arn.as_deref())
+        }
         _ => (None, None),
     };
     match (name, arn) {
@@ -883,7 +886,7 @@ mod tests {
                     "s",
                     StreamMode::Provisioned,
                     1,
-                    1024,
+                    crate::node::StreamSettings::default(),
                     BTreeMap::new(),
                 )
                 .await

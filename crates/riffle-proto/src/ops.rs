@@ -486,6 +486,14 @@ input_shape!(
 );
 
 input_shape!(
+    UpdateStreamRecordDistributionStrategyInput {
+        stream_arn: String = "StreamARN" via "crate::json::field::string";
+        stream_id: String = "StreamId" via "crate::json::field::string";
+        record_distribution_strategy: String = "RecordDistributionStrategy" via "crate::json::field::string";
+    }
+);
+
+input_shape!(
     RegisterStreamConsumerInput {
         stream_arn: String = "StreamARN" via "crate::json::field::string";
         consumer_name: String = "ConsumerName" via "crate::json::field::string";
@@ -646,6 +654,12 @@ impl UpdateStreamModeInput {
         self.stream_mode_details
             .as_ref()
             .and_then(StreamModeDetailsInput::mode)
+    }
+}
+
+impl UpdateStreamRecordDistributionStrategyInput {
+    pub fn distribution_strategy(&self) -> Option<RecordDistributionStrategy> {
+        known(self.record_distribution_strategy.as_deref())
     }
 }
 
@@ -1310,6 +1324,29 @@ impl Validate for UpdateStreamModeInput {
     }
 }
 
+impl Validate for UpdateStreamRecordDistributionStrategyInput {
+    fn validate(&self, v: &mut Validator) {
+        v.string(
+            Path::Field("streamARN"),
+            self.stream_arn.as_deref(),
+            true,
+            &validate::STREAM_ARN,
+        );
+        v.string(
+            Path::Field("streamId"),
+            self.stream_id.as_deref(),
+            false,
+            &validate::STREAM_ID,
+        );
+        v.string(
+            Path::Field("recordDistributionStrategy"),
+            self.record_distribution_strategy.as_deref(),
+            true,
+            &enum_rule::<RecordDistributionStrategy>(),
+        );
+    }
+}
+
 impl Validate for RegisterStreamConsumerInput {
     fn validate(&self, v: &mut Validator) {
         v.string(
@@ -1575,6 +1612,7 @@ void_outputs!(
     MergeShardsOutput;
     UpdateStreamModeOutput;
     UpdateMaxRecordSizeOutput;
+    UpdateStreamRecordDistributionStrategyOutput;
     DeregisterStreamConsumerOutput;
     PutResourcePolicyOutput;
     DeleteResourcePolicyOutput;
@@ -2071,6 +2109,7 @@ requests!(
     UpdateShardCount(UpdateShardCountInput),
     UpdateStreamMode(UpdateStreamModeInput),
     UpdateMaxRecordSize(UpdateMaxRecordSizeInput),
+    UpdateStreamRecordDistributionStrategy(UpdateStreamRecordDistributionStrategyInput),
     RegisterStreamConsumer(RegisterStreamConsumerInput),
     DescribeStreamConsumer(DescribeStreamConsumerInput),
     ListStreamConsumers(ListStreamConsumersInput),

@@ -20,6 +20,8 @@ mod cbor;
 mod cli;
 #[path = "sdk/console.rs"]
 mod console;
+#[path = "sdk/distribution.rs"]
+mod distribution;
 #[path = "sdk/encryption.rs"]
 mod encryption;
 #[path = "sdk/errors.rs"]

@@ -307,6 +307,7 @@ fn stream_meta(name: &str, generation: u64) -> StreamMeta {
         consumers: Vec::new(),
         policy: None,
         warm_throughput_mibps: None,
+        record_distribution: Default::default(),
         encryption: None,
         sealing_keys: Vec::new(),
     }

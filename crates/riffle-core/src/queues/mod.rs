@@ -1151,7 +1151,8 @@ async fn receive(
                         }
                         .encode(&node.token_key),
                         record_id: taken.record_id,
-                        partition_key: Some(taken.partition_key),
+                        partition_key: (!taken.partition_key.is_empty())
+                            .then_some(taken.partition_key),
                         data: taken.data,
                         approximate_arrival_timestamp: timestamp(taken.arrival_ms),
                         first_receive_timestamp: timestamp(

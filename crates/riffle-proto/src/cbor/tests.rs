@@ -1214,6 +1214,14 @@ fn every_operation_decodes_the_same_from_cbor_and_json() {
             format!(r#"{{"StreamARN":"{ARN}","MaxRecordSizeInKiB":8}}"#),
         ),
         (
+            "UpdateStreamRecordDistributionStrategy",
+            format!(r#"{{"StreamARN":"{ARN}","RecordDistributionStrategy":"AUTO"}}"#),
+        ),
+        (
+            "UpdateStreamRecordDistributionStrategy",
+            format!(r#"{{"StreamARN":"{ARN}","RecordDistributionStrategy":"auto"}}"#),
+        ),
+        (
             "RegisterStreamConsumer",
             format!(r#"{{"StreamARN":"{ARN}","ConsumerName":"c1","Tags":{{"k":"v"}}}}"#),
         ),

@@ -87,6 +87,9 @@ fn every_listed_operation_decodes_its_minimal_body() {
             "UpdateMaxRecordSize" => {
                 r#"{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1","MaxRecordSizeInKiB":2048}"#
             }
+            "UpdateStreamRecordDistributionStrategy" => {
+                r#"{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1","RecordDistributionStrategy":"AUTO"}"#
+            }
             "RegisterStreamConsumer" => {
                 r#"{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:stream/s1","ConsumerName":"c"}"#
             }
@@ -146,7 +149,7 @@ fn every_listed_operation_decodes_its_minimal_body() {
             _ => r#"{"StreamName":"s1"}"#,
         }
     };
-    assert_eq!(OPERATIONS.len(), 56);
+    assert_eq!(OPERATIONS.len(), 57);
     for operation in OPERATIONS {
         let request = decode(operation, minimal(operation))
             .unwrap_or_else(|error| panic!("{operation}: {error}"));
@@ -847,6 +850,46 @@ fn stream_mode_and_record_size_updates() {
         "1 validation error detected: Value '1023' at 'maxRecordSizeInKiB' failed to satisfy \
          constraint: Member must have value greater than or equal to 1024"
     );
+}
+
+#[test]
+fn record_distribution_strategy_updates() {
+    assert_eq!(
+        validation("UpdateStreamRecordDistributionStrategy", "{}"),
+        "2 validation errors detected: \
+         Value null at 'streamARN' failed to satisfy constraint: Member must not be null; \
+         Value null at 'recordDistributionStrategy' failed to satisfy constraint: Member must \
+         not be null"
+    );
+    assert_eq!(
+        validation(
+            "UpdateStreamRecordDistributionStrategy",
+            &format!(r#"{{"StreamARN":"{ARN}","RecordDistributionStrategy":"RANDOM"}}"#)
+        ),
+        "1 validation error detected: Value 'RANDOM' at 'recordDistributionStrategy' failed to \
+         satisfy constraint: Member must satisfy enum value set: [AUTO, USER_PARTITION_KEY]"
+    );
+    assert!(validation(
+        "UpdateStreamRecordDistributionStrategy",
+        r#"{"StreamARN":"arn:aws:kinesis:us-east-1:123456789012:queue/q","RecordDistributionStrategy":"AUTO"}"#
+    )
+    .contains("at 'streamARN' failed to satisfy constraint: Member must satisfy regular expression pattern"));
+    for (wire, typed) in [
+        ("AUTO", RecordDistributionStrategy::Auto),
+        (
+            "USER_PARTITION_KEY",
+            RecordDistributionStrategy::UserPartitionKey,
+        ),
+    ] {
+        let body = format!(r#"{{"StreamARN":"{ARN}","RecordDistributionStrategy":"{wire}"}}"#);
+        let Request::UpdateStreamRecordDistributionStrategy(input) =
+            decode("UpdateStreamRecordDistributionStrategy", &body).unwrap()
+        else {
+            panic!("wrong request");
+        };
+        assert_eq!(input.distribution_strategy(), Some(typed));
+        assert_eq!(input.stream_arn.as_deref(), Some(ARN));
+    }
 }
 
 #[test]

@@ -893,11 +893,24 @@ async fn every_operation_answers_in_cbor() {
             ]),
         )
         .void();
+    session
+        .call(
+            "UpdateStreamRecordDistributionStrategy",
+            &map(&[
+                ("StreamARN", text(&arn)),
+                ("RecordDistributionStrategy", text("AUTO")),
+            ]),
+        )
+        .void();
     let summary = session
         .call("DescribeStreamSummary", &map(&[("StreamARN", text(&arn))]))
         .ok();
     let summary = summary.member("StreamDescriptionSummary");
     assert_eq!(summary.member("MaxRecordSizeInKiB").as_u64(), 2048);
+    assert_eq!(
+        summary.member("RecordDistributionStrategy").as_text(),
+        "AUTO"
+    );
     assert_eq!(
         summary
             .member("StreamModeDetails")

@@ -1,4 +1,4 @@
-//! Every one of the 39 stream operations, called once through the Rust SDK against one server,
+//! Every one of the 40 stream operations (and the queue and channel ones), called once through the Rust SDK against one server,
 //! each with input that AWS accepts, and each must succeed. The list of operations called is
 //! checked against the protocol crate's [`riffle_proto::ops::OPERATIONS`], so an operation added to
 //! the model without an implementation and a call here fails this test instead of answering
@@ -10,8 +10,8 @@ use std::fmt::Debug;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
     EncryptionType, MetricsName, MinimumThroughputBillingCommitmentInputStatus,
-    PutRecordsRequestEntry, ScalingType, ShardIteratorType, StartingPosition, StreamMode,
-    StreamModeDetails, SubscribeToShardEventStream,
+    PutRecordsRequestEntry, RecordDistributionStrategy, ScalingType, ShardIteratorType,
+    StartingPosition, StreamMode, StreamModeDetails, SubscribeToShardEventStream,
 };
 
 use crate::common::*;
@@ -27,7 +27,7 @@ fn answered<T, E: Debug>(
 }
 
 #[tokio::test]
-async fn each_of_the_39_operations_answers() {
+async fn each_of_the_57_operations_answers() {
     let server = Server::in_memory_limits(Limits::Off);
     let client = server.client();
     let mut called = BTreeSet::new();
@@ -467,6 +467,16 @@ async fn each_of_the_39_operations_answers() {
     );
     answered(
         &mut called,
+        "UpdateStreamRecordDistributionStrategy",
+        client
+            .update_stream_record_distribution_strategy()
+            .stream_arn(&arn)
+            .record_distribution_strategy(RecordDistributionStrategy::Auto)
+            .send()
+            .await,
+    );
+    answered(
+        &mut called,
         "UpdateStreamWarmThroughput",
         client
             .update_stream_warm_throughput()
@@ -612,8 +622,8 @@ async fn each_of_the_39_operations_answers() {
     let all: BTreeSet<&str> = riffle_proto::ops::OPERATIONS.iter().copied().collect();
     assert_eq!(
         all.len(),
-        56,
-        "the 39 stream operations, the 12 queue operations and the 5 channel operations"
+        57,
+        "the 40 stream operations, the 12 queue operations and the 5 channel operations"
     );
     assert_eq!(called, all, "every operation of the model was called");
 }

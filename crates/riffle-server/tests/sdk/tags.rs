@@ -499,3 +499,123 @@ async fn tag_request_validation() {
     expect_error(result, "ValidationException", Some(&message));
     assert!(all_tags(&client, "valid").await.is_empty());
 }
+
+/// A channel ARN is a ResourceARN (the model's pattern names `channel/`): TagResource,
+/// UntagResource and ListTagsForResource work on the tags CreateChannel set, and DescribeLimits
+/// counts the account's channels.
+#[tokio::test]
+async fn channels_are_tagged_by_arn_and_counted_by_describe_limits() {
+    use aws_sdk_kinesis::types::{
+        ChannelStreamConfiguration, RecordConfiguration, RecordFormatType, S3CompressionType,
+        S3DestinationConfiguration, S3StorageConfiguration, StreamMode, StreamModeDetails,
+    };
+    let server = Server::in_memory_limits(Limits::Off);
+    let client = server.client();
+    let limits = client.describe_limits().send().await.unwrap();
+    assert_eq!(limits.channel_count(), Some(0));
+    client
+        .create_stream()
+        .stream_name("source")
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let created = client
+        .create_channel()
+        .channel_name("to-s3")
+        .service_execution_role_arn(format!("arn:aws:iam::{ACCOUNT}:role/channels"))
+        .stream_configuration_list(
+            ChannelStreamConfiguration::builder()
+                .stream_arn(stream_arn("source"))
+                .record_configuration(
+                    RecordConfiguration::builder()
+                        .record_format_type(RecordFormatType::Json)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .s3_destination_configuration(
+            S3DestinationConfiguration::builder()
+                .storage_configuration(
+                    S3StorageConfiguration::builder()
+                        .bucket_arn("arn:aws:s3:::lake")
+                        .expected_bucket_owner(ACCOUNT)
+                        .compression_type(S3CompressionType::Gzip)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .tags("team", "data")
+        .send()
+        .await
+        .unwrap();
+    let arn = created
+        .channel_description()
+        .unwrap()
+        .channel_arn()
+        .to_owned();
+    let channel_tags = || async {
+        let output = client
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("ListTagsForResource {arn}: {error:?}"));
+        pairs(output.tags())
+    };
+    assert_eq!(channel_tags().await, owned(&[("team", "data")]));
+    client
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("team", "platform")
+        .tags("cost", "42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        channel_tags().await,
+        owned(&[("cost", "42"), ("team", "platform")])
+    );
+    client
+        .untag_resource()
+        .resource_arn(&arn)
+        .tag_keys("team")
+        .tag_keys("absent")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(channel_tags().await, owned(&[("cost", "42")]));
+    assert!(
+        resource_tags(&client, "source").await.is_empty(),
+        "the stream's tags are its own"
+    );
+    let too_many = (0..50).fold(client.tag_resource().resource_arn(&arn), |request, n| {
+        request.tags(format!("k{n}"), "v")
+    });
+    expect_error(too_many.send().await, "InvalidArgumentException", None);
+    let missing = format!("arn:aws:kinesis:{REGION}:{ACCOUNT}:channel/nothing");
+    expect_error(
+        client
+            .list_tags_for_resource()
+            .resource_arn(&missing)
+            .send()
+            .await,
+        "ResourceNotFoundException",
+        Some(&format!("Channel {missing} not found.")),
+    );
+    let limits = client.describe_limits().send().await.unwrap();
+    assert_eq!(limits.channel_count(), Some(1));
+    assert_eq!(
+        limits.channel_count_limit(),
+        None,
+        "riffle enforces no account-wide channel quota, so it claims none"
+    );
+}
