@@ -310,3 +310,113 @@ pub fn page(
     let page = rest.iter().take(limit).map(|c| (*c).clone()).collect();
     (page, rest.len() > limit)
 }
+
+/// Whether a tagging call's ResourceARN names an enhanced fan-out consumer (the model's
+/// TagResource, UntagResource and ListTagsForResource take data streams, queues, channels
+/// and consumers).
+pub fn is_consumer_arn(arn: Option<&str>) -> bool {
+    arn.is_some_and(|arn| riffle_proto::arn::parse_consumer_arn(arn).is_some())
+}
+
+/// Applies `change` to the consumer `found` names, as it is now under the control lock: a
+/// consumer deregistered (or registered anew under the same name) since it was found is
+/// ResourceNotFound, not changed.
+async fn update_consumer(
+    node: &Node,
+    found: &FoundConsumer,
+    change: impl FnOnce(&mut ConsumerMeta) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let _control = node.control().await;
+    let (name, created_ms) = (&found.consumer.name, found.consumer.created_ms);
+    let state = found.stream.state();
+    let mut consumer = state
+        .consumers
+        .iter()
+        .find(|consumer| &consumer.name == name && consumer.created_ms == created_ms)
+        .cloned()
+        .ok_or_else(|| consumer_not_found(&found.arn()))?;
+    drop(state);
+    change(&mut consumer)?;
+    node.update_stream(&found.stream, |state| {
+        for current in &mut state.consumers {
+            if &current.name == name && current.created_ms == created_ms {
+                *current = consumer.clone();
+            }
+        }
+    })
+    .await
+}
+
+/// TagResource on a consumer: adds or replaces tags, at most 50 in all, as for streams.
+pub async fn tag(
+    node: &Node,
+    caller: &Caller,
+    arn: &str,
+    tags: std::collections::BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let found = find_by_arn(node, caller, arn)?;
+    crate::control::check_tags(
+        tags.iter().flat_map(|(key, value)| [key, value]),
+        true,
+        &found.stream.name,
+        &found.stream.account,
+    )?;
+    update_consumer(node, &found, |consumer| {
+        let added = tags
+            .keys()
+            .filter(|key| !consumer.tags.contains_key(*key))
+            .count();
+        if consumer.tags.len() + added > limits::TAGS_PER_RESOURCE_MAX {
+            // The stream's limit and error type, naming the consumer.
+            return Err(Error::invalid_argument(format!(
+                "Failed to add tags to consumer {} of stream {} under account {} because a \
+                 given consumer cannot have more than {} tags associated with it.",
+                consumer.name,
+                found.stream.name,
+                found.stream.account,
+                limits::TAGS_PER_RESOURCE_MAX
+            )));
+        }
+        consumer.tags.extend(tags);
+        Ok(())
+    })
+    .await
+}
+
+/// UntagResource on a consumer; keys it does not have are ignored, as for streams.
+pub async fn untag(node: &Node, caller: &Caller, arn: &str, keys: &[String]) -> Result<(), Error> {
+    let found = find_by_arn(node, caller, arn)?;
+    crate::control::check_tags(
+        keys.iter(),
+        false,
+        &found.stream.name,
+        &found.stream.account,
+    )?;
+    update_consumer(node, &found, |consumer| {
+        for key in keys {
+            consumer.tags.remove(key);
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// ListTagsForResource on a consumer.
+pub fn tags(
+    node: &Node,
+    caller: &Caller,
+    arn: &str,
+) -> Result<riffle_proto::ops::ListTagsForResourceOutput, Error> {
+    let found = find_by_arn(node, caller, arn)?;
+    Ok(riffle_proto::ops::ListTagsForResourceOutput {
+        tags: found
+            .consumer
+            .tags
+            .iter()
+            .map(|(key, value)| riffle_proto::ops::Tag {
+                key: key.clone(),
+                value: Some(value.clone()),
+            })
+            .collect(),
+    })
+}

@@ -199,6 +199,27 @@ async fn call_operation(
             let arn = input.resource_arn.as_deref().unwrap_or_default();
             encode(format, channels::tags(node, caller, arn)?)
         }
+        Request::TagResource(input)
+            if consumers::is_consumer_arn(input.resource_arn.as_deref()) =>
+        {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            consumers::tag(node, caller, arn, input.tags.unwrap_or_default()).await?;
+            Vec::new()
+        }
+        Request::UntagResource(input)
+            if consumers::is_consumer_arn(input.resource_arn.as_deref()) =>
+        {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            let keys = input.tag_keys.unwrap_or_default();
+            consumers::untag(node, caller, arn, &keys).await?;
+            Vec::new()
+        }
+        Request::ListTagsForResource(input)
+            if consumers::is_consumer_arn(input.resource_arn.as_deref()) =>
+        {
+            let arn = input.resource_arn.as_deref().unwrap_or_default();
+            encode(format, consumers::tags(node, caller, arn)?)
+        }
         Request::PutResourcePolicy(input) if is_queue_arn(input.resource_arn.as_deref()) => {
             let text = input.policy.unwrap_or_default();
             crate::policy::ResourcePolicy::parse(&text).map_err(|reason| {
@@ -601,7 +622,7 @@ fn resource_stream(node: &Node, caller: &Caller, arn: &str) -> Result<Arc<Stream
     match riffle_proto::arn::parse_stream_arn(arn) {
         Some(_) => resolve_stream(node, caller, None, Some(arn)),
         None => Err(Error::invalid_argument(format!(
-            "Invalid ResourceARN {arn}: only stream ARNs can be tagged here."
+            "Invalid ResourceARN {arn}: tags go on streams, consumers, queues and channels."
         ))),
     }
 }

@@ -619,3 +619,107 @@ async fn channels_are_tagged_by_arn_and_counted_by_describe_limits() {
         "riffle enforces no account-wide channel quota, so it claims none"
     );
 }
+
+/// An enhanced fan-out consumer's ARN is a ResourceARN too (the model's TagResource: "a data
+/// stream, a queue, or an enhanced fan-out consumer"): the tags RegisterStreamConsumer set are
+/// listed, added to, replaced and removed by ARN, kept apart from the stream's, limited to
+/// 50, and gone with the consumer.
+#[tokio::test]
+async fn consumers_are_tagged_by_arn() {
+    let server = Server::in_memory_limits(Limits::Off);
+    let client = server.client();
+    client
+        .create_stream()
+        .stream_name("fanned")
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    let consumer = client
+        .register_stream_consumer()
+        .stream_arn(stream_arn("fanned"))
+        .consumer_name("reader")
+        .tags("team", "data")
+        .send()
+        .await
+        .unwrap()
+        .consumer
+        .unwrap();
+    let arn = consumer.consumer_arn;
+    let consumer_tags = || async {
+        let output = client
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("ListTagsForResource {arn}: {error:?}"));
+        pairs(output.tags())
+    };
+    assert_eq!(consumer_tags().await, owned(&[("team", "data")]));
+    client
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("team", "platform")
+        .tags("cost", "42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        consumer_tags().await,
+        owned(&[("cost", "42"), ("team", "platform")])
+    );
+    client
+        .untag_resource()
+        .resource_arn(&arn)
+        .tag_keys("team")
+        .tag_keys("absent")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consumer_tags().await, owned(&[("cost", "42")]));
+    assert!(
+        resource_tags(&client, "fanned").await.is_empty(),
+        "the stream's tags are its own"
+    );
+    let too_many = (0..50).fold(client.tag_resource().resource_arn(&arn), |request, n| {
+        request.tags(format!("k{n}"), "v")
+    });
+    expect_error(
+        too_many.send().await,
+        "InvalidArgumentException",
+        Some(&format!(
+            "Failed to add tags to consumer reader of stream fanned under account {ACCOUNT} \
+             because a given consumer cannot have more than 50 tags associated with it."
+        )),
+    );
+    assert_eq!(consumer_tags().await, owned(&[("cost", "42")]));
+
+    client
+        .deregister_stream_consumer()
+        .consumer_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    // Deregistering takes a moment (DELETING); once gone, its ARN names nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match client
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+        {
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                break
+            }
+            Ok(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => panic!("a deregistered consumer's tags: {other:?}"),
+        }
+    }
+}
