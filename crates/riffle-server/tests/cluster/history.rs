@@ -569,7 +569,10 @@ mod tests {
             Duration::from_millis(800)
         );
         // A shard that never recovers within the window counts to its end.
-        let times = BTreeMap::from([(0, vec![ms(0), ms(100)]), (1, vec![ms(0), ms(990)])]);
+        let times = BTreeMap::from([
+            (0, vec![ms(0), ms(100)]),
+            (1, vec![ms(0), ms(500), ms(990)]),
+        ]);
         assert_eq!(
             longest_gap(&times, ms(50), ms(1000)),
             Duration::from_millis(900)
