@@ -282,14 +282,16 @@ impl Shared {
     }
 }
 
+/// Fields drop in order: the nodes stop before their tmpfs is unmounted, and that before the
+/// directory holding it is removed.
 struct Run {
-    settings: Settings,
-    _root: tempfile::TempDir,
     nodes: Vec<ChaosNode>,
+    tmpfs: Option<(usize, Tmpfs)>,
+    _root: tempfile::TempDir,
+    settings: Settings,
     endpoints: Vec<watch::Sender<Option<String>>>,
     control: Arc<Control>,
     shared: Arc<Shared>,
-    tmpfs: Option<(usize, Tmpfs)>,
     prng: Prng,
 }
 
@@ -328,6 +330,8 @@ pub async fn run(settings: Settings) {
 
     let faults = run.inject_faults().await;
 
+    // The last fault's gap is measured up to here, while writers still write.
+    let faults_ended = Instant::now();
     stop_sender.send_replace(true);
     let mut history = History::default();
     for writer in writers {
@@ -362,16 +366,15 @@ pub async fn run(settings: Settings) {
             run.shared.violation(violation);
         }
     }
-    report_gaps(&run.shared, &history, &faults);
+    report_gaps(&run.shared, &history, &faults, faults_ended);
     run.finish();
 }
 
 /// When each fault started, and its kind.
 type FaultLog = Vec<(Instant, Fault)>;
 
-fn report_gaps(shared: &Shared, history: &History, faults: &FaultLog) {
+fn report_gaps(shared: &Shared, history: &History, faults: &FaultLog, end: Instant) {
     let times = history.ack_times();
-    let end = Instant::now();
     let mut by_kind: BTreeMap<Fault, Vec<Duration>> = BTreeMap::new();
     for (i, (at, kind)) in faults.iter().enumerate() {
         let until = faults.get(i + 1).map_or(end, |(next, _)| *next);
