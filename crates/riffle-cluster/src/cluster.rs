@@ -1,8 +1,9 @@
 //! A cluster node at run time: the metadata group and the shard groups of one riffle
 //! process, the peer network they share, and riffle-core's [`ClusterSeam`] over them.
 //!
-//! **Identity.** A node's id (random, chosen at its first start) and its cluster address live
-//! in `DATA/cluster.json`; a restarted node finds its peers in its metadata group's log.
+//! **Identity.** A node's id (random, chosen at its first start) and its cluster address (the
+//! one peers reach it at: `--cluster-advertise`, else `--cluster-listen`) live in
+//! `DATA/cluster.json`; a restarted node finds its peers in its metadata group's log.
 //!
 //! **Starting.** The first node of a cluster (no `--join`, nothing in its data directory)
 //! initializes the metadata group with itself as the only voter. A joining node asks the
@@ -56,7 +57,8 @@ pub struct Identity {
     pub format: u32,
     /// This node's id in every group.
     pub id: u64,
-    /// Its cluster address as peers reach it.
+    /// Its cluster address as peers reach it (the advertised one, which may differ from
+    /// the address the node listens on).
     pub addr: String,
 }
 
@@ -188,7 +190,8 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
 /// What `riffle serve` gives the cluster.
 pub struct ClusterConfig {
     pub data_dir: PathBuf,
-    /// The address peers reach this node at (`--cluster-listen`).
+    /// The address peers reach this node at: `--cluster-advertise`, else `--cluster-listen`
+    /// (what `DATA/cluster.json` records and the metadata group's membership carries).
     pub addr: String,
     /// Any member's cluster address, on a first start (`--join`).
     pub join: Option<String>,
@@ -835,17 +838,35 @@ impl Cluster {
                                 payload: payload.to_vec(),
                             };
                             let request = encode(&request).map_err(AppendError::Replication)?;
-                            match self.network.call(&addr, request, CALL_TIMEOUT).await {
-                                Ok(bytes) => match decode::<AppResponse>(&bytes) {
-                                    Ok(answer) => Self::settle(answer, frame.ts_ms),
-                                    Err(reason) => Attempt::Fail(AppendError::Replication(reason)),
+                            // A leader that stopped answering (paused, its disk full, cut
+                            // off) is replaced within an election timeout; waiting for its
+                            // answer until the call times out would hold every write to the
+                            // shard that long. Once another leader is known the call's
+                            // outcome is unknown, as after any lost answer, and the client
+                            // retries through the new leader.
+                            let call = self.network.call(&addr, request, CALL_TIMEOUT);
+                            tokio::select! {
+                                called = call => match called {
+                                    Ok(bytes) => match decode::<AppResponse>(&bytes) {
+                                        Ok(answer) => Self::settle(answer, frame.ts_ms),
+                                        Err(reason) => {
+                                            Attempt::Fail(AppendError::Replication(reason))
+                                        }
+                                    },
+                                    Err(error) if error.surely_unsent() => {
+                                        Attempt::Retry(error.to_string())
+                                    }
+                                    Err(error) => Attempt::Fail(AppendError::Replication(
+                                        format!("the append's outcome is unknown: {error}"),
+                                    )),
                                 },
-                                Err(error) if error.surely_unsent() => {
-                                    Attempt::Retry(error.to_string())
+                                successor = leader_replaced(&open.raft, leader) => {
+                                    Attempt::Fail(AppendError::Replication(format!(
+                                        "the append's outcome is unknown: node {successor} \
+                                         took over the shard from node {leader} while it was \
+                                         forwarded"
+                                    )))
                                 }
-                                Err(error) => Attempt::Fail(AppendError::Replication(format!(
-                                    "the append's outcome is unknown: {error}"
-                                ))),
                             }
                         }
                     }
@@ -1018,6 +1039,21 @@ impl ClusterSeam for Cluster {
 impl Cluster {
     fn myself(&self) -> Option<Arc<Cluster>> {
         self.me.upgrade()
+    }
+}
+
+/// Resolves once `raft`'s group knows a leader other than `leader` (never, if the group
+/// stops).
+async fn leader_replaced(raft: &ShardRaft, leader: u64) -> u64 {
+    let mut metrics = raft.metrics();
+    loop {
+        let known = metrics.borrow_watched().current_leader;
+        if let Some(successor) = known.filter(|known| *known != leader) {
+            return successor;
+        }
+        if metrics.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 

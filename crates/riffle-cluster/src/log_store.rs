@@ -6,6 +6,7 @@ use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
@@ -18,6 +19,21 @@ use crate::codec;
 use crate::flush::{Flusher, PendingFlush};
 use crate::types::{frame_index, Entry, LogId, RiffleRaft, Vote};
 use crate::vote_file::{self, HardState};
+
+/// How long a write waits for room on a full disk before it fails, which stops the group on
+/// this node (a storage error is fatal to openraft) until the node restarts.
+pub const NO_SPACE_WAIT_MAX: Duration = Duration::from_secs(60);
+
+/// Pause between attempts at a write that found the disk full.
+const NO_SPACE_RETRY: Duration = Duration::from_millis(100);
+
+/// Whether a write failed only because the filesystem is full. riffle-log leaves nothing of
+/// such a write behind (a torn batch is cut back), so the same write may simply be made again.
+fn is_no_space(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(ENOSPC)
+}
+
+const ENOSPC: i32 = 28;
 
 /// Entries [`RaftLogReader::limited_get_log_entries`] returns at most.
 pub const LIMITED_READ_ENTRIES_MAX: usize = 4096;
@@ -40,6 +56,12 @@ pub const LIMITED_READ_BYTES_MAX: usize = 8 << 20;
 /// `write(2)`s of a few frames, and the fsyncs go to the [`Flusher`]; only `save_vote`,
 /// `purge` and [`persist_committed`](LogStore::persist_committed) fsync the small vote file
 /// in place, and they are rare.
+///
+/// **A full disk** makes an append or a vote-file write wait and try again (every 100 ms, for
+/// up to [`NO_SPACE_WAIT_MAX`]) instead of failing: openraft treats any storage error as
+/// fatal and stops the group for good, so one moment of a full disk used to leave the node's
+/// replicas dead until a restart, while the process went on serving ever staler reads. While
+/// it waits, this replica is a slow one; the group's other replicas carry on without it.
 pub struct LogStore {
     dir: PathBuf,
     log: Log,
@@ -267,6 +289,56 @@ impl LogStore {
     }
 }
 
+impl LogStore {
+    /// [`LogStore::append_frames`], waiting for room while the disk is full: each attempt
+    /// writes what the last one did not (a batch that failed left nothing behind).
+    async fn append_frames_waiting_for_room(
+        &mut self,
+        frames: &[(u64, EntryMeta, Bytes)],
+        ids: &[LogId],
+    ) -> io::Result<()> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let next = self.log.next_index();
+            let done = frames
+                .iter()
+                .take_while(|(index, _, _)| *index < next)
+                .count();
+            match self.append_frames(&frames[done..], &ids[done..]) {
+                Err(error) if is_no_space(&error) && started.elapsed() < NO_SPACE_WAIT_MAX => {
+                    self.wait_for_room(started, &error).await
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// [`LogStore::write_hard`], waiting for room while the disk is full (a failed write of
+    /// the vote file leaves the old one in place).
+    async fn write_hard_waiting_for_room(&mut self, state: HardState) -> io::Result<()> {
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.write_hard(state.clone()) {
+                Err(error) if is_no_space(&error) && started.elapsed() < NO_SPACE_WAIT_MAX => {
+                    self.wait_for_room(started, &error).await
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn wait_for_room(&self, started: tokio::time::Instant, error: &io::Error) {
+        if started.elapsed() < NO_SPACE_RETRY {
+            tracing::warn!(
+                dir = %self.dir.display(),
+                %error,
+                "the disk is full; this replica waits for room (up to {NO_SPACE_WAIT_MAX:?})"
+            );
+        }
+        tokio::time::sleep(NO_SPACE_RETRY).await;
+    }
+}
+
 /// The log id of the last frame `log` holds, if it holds any.
 fn last_stored(log: &Log) -> io::Result<Option<LogId>> {
     if log.first_index() == log.next_index() {
@@ -313,7 +385,7 @@ impl RaftLogStorage<RiffleRaft> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let mut state = self.hard.clone();
         state.vote = Some(*vote);
-        self.write_hard(state)?;
+        self.write_hard_waiting_for_room(state).await?;
         self.reader.state_mut().vote = Some(*vote);
         Ok(())
     }
@@ -371,7 +443,7 @@ impl RaftLogStorage<RiffleRaft> for LogStore {
                 )));
             }
         }
-        self.append_frames(&frames, &ids)?;
+        self.append_frames_waiting_for_room(&frames, &ids).await?;
         self.flusher
             .submit(PendingFlush::new(self.log.sync_handle(), callback));
         Ok(())
@@ -438,7 +510,7 @@ impl RaftLogStorage<RiffleRaft> for LogStore {
         // by the next open, and readers stop returning the entries before files vanish.
         let mut state = self.hard.clone();
         state.purged = Some(log_id);
-        self.write_hard(state)?;
+        self.write_hard_waiting_for_room(state).await?;
         self.reader.state_mut().purged = Some(log_id);
         if self.log.next_index() <= purged_frame {
             // Purged past the end (a snapshot was installed): continue right after it.

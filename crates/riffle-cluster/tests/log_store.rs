@@ -19,6 +19,7 @@ use riffle_cluster::{
     ClusterNode, Entry, Flusher, FramePayload, LogId, LogStore, Membership, PayloadKind,
     PendingFlush, RiffleRaft, SyncNow, Vote,
 };
+use riffle_log::faults::WriteFault;
 use riffle_log::{FrameKind, LogOptions};
 
 fn options() -> LogOptions {
@@ -526,5 +527,40 @@ fn appends_are_readable_at_once_and_acknowledged_only_after_the_flush() {
         let flush = deferred.pending.lock().unwrap().pop().unwrap();
         flush.complete(Err(riffle_log::LogError::Poisoned));
         assert!(rx.await.unwrap().is_err());
+    });
+}
+
+/// A full disk is a wait, not an error: openraft stops a group for good on any storage
+/// error, so an append that fails with ENOSPC (before a byte, or torn half-way) is made again
+/// once there is room, and the entries land once, where they belong. Found by the chaos run
+/// (riffle-server/tests/cluster/chaos.rs): one second of a full disk left a node's replicas
+/// dead until it restarted. Other write errors still fail the append.
+#[test]
+fn a_full_disk_delays_appends_instead_of_failing_them() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(dir.path());
+        store.save_vote(&vote(3, 2, true)).await.unwrap();
+        let written = history(30);
+        append(&mut store, written[..10].to_vec()).await.unwrap();
+        store.log().faults().fail_next_write(WriteFault::NoSpace);
+        append(&mut store, written[10..20].to_vec()).await.unwrap();
+        store
+            .log()
+            .faults()
+            .fail_next_write(WriteFault::TornNoSpace);
+        append(&mut store, written[20..].to_vec()).await.unwrap();
+        assert_eq!(read_all(&mut store).await, written);
+        drop(store);
+        let mut store = open(dir.path());
+        assert_eq!(read_all(&mut store).await, written);
+
+        store.log().faults().fail_next_write(WriteFault::TornIo);
+        let failed = append(&mut store, vec![records(3, 31)]).await;
+        assert!(
+            failed.is_err(),
+            "an I/O error is not waited out: {failed:?}"
+        );
+        assert_eq!(read_all(&mut store).await, written, "nothing of it stays");
     });
 }

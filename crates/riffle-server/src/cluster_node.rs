@@ -47,6 +47,8 @@ fn secret(path: &Path, joining: bool) -> Result<ClusterSecret, String> {
 /// What `serve` needs to start a cluster node.
 pub struct ClusterArgs {
     pub listen: String,
+    /// The address peers are told (`--cluster-advertise`); `None`: the listen address.
+    pub advertise: Option<String>,
     pub join: Option<String>,
     pub secret_file: Option<PathBuf>,
 }
@@ -73,9 +75,10 @@ pub async fn open(
     let listener = TcpListener::bind(&args.listen)
         .await
         .map_err(|error| format!("cannot listen for peers on {}: {error}", args.listen))?;
-    let addr = match listener.local_addr() {
-        Ok(local) if args.listen.ends_with(":0") => local.to_string(),
-        _ => args.listen.clone(),
+    let addr = match (args.advertise, listener.local_addr()) {
+        (Some(advertised), _) => advertised,
+        (None, Ok(local)) if args.listen.ends_with(":0") => local.to_string(),
+        (None, _) => args.listen.clone(),
     };
     let identity = Identity::load_or_create(&data_dir, &addr)
         .map_err(|error| format!("cannot read or write the node's identity: {error}"))?;

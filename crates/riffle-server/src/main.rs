@@ -200,6 +200,11 @@ struct ServeArgs {
     /// traffic, authenticated with the cluster secret). Without it riffle is a single node.
     #[arg(long, value_name = "ADDR", conflicts_with = "in_memory")]
     cluster_listen: Option<String>,
+    /// The cluster address peers are told to reach this node at, when it is not the one it
+    /// listens on (a proxy, a NAT, a container's published port). Recorded in the data
+    /// directory at the first start. Default: the --cluster-listen address.
+    #[arg(long, value_name = "ADDR", requires = "cluster_listen")]
+    cluster_advertise: Option<String>,
     /// On a node's first start, the cluster address of any member to join (a restarted node
     /// finds its peers in its data directory).
     #[arg(long, value_name = "ADDR", requires = "cluster_listen")]
@@ -386,6 +391,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Some(listen) => {
             let cluster_args = cluster_node::ClusterArgs {
                 listen,
+                advertise: args.cluster_advertise.clone(),
                 join: args.join.clone(),
                 secret_file: args.cluster_secret_file.clone(),
             };

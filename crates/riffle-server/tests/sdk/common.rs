@@ -403,6 +403,37 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (a name `kill` knows: STOP, CONT, TERM, ...) to the server.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// SIGTERM, then waits up to `within` for the process to exit: its exit status, or an
+    /// error (after a SIGKILL) if it did not exit in time.
+    pub fn terminate(mut self, within: Duration) -> Result<std::process::ExitStatus, String> {
+        self.signal("TERM");
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the server") {
+                return Ok(status);
+            }
+            if started.elapsed() > within {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Err(format!(
+                    "did not exit within {within:?} of SIGTERM; last log lines:\n{}",
+                    self.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL (no clean shutdown), then reap the process.
     pub fn kill(mut self) {
         self.child.kill().expect("kill -9 the server");
