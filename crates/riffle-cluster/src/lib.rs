@@ -61,6 +61,12 @@
 //! shape group commit needs. The price of an alpha is API churn between releases, which the
 //! exact pin and this crate's small surface contain; 0.9 remains the fallback.
 //!
+//! The runtime is tokio, through [`RiffleRuntime`]: outside a seeded scope (always, in the
+//! server) it is openraft's tokio runtime; inside one, openraft's election timeouts come
+//! from the seed and its watch channels wake waiters in a fixed order, so the simulator
+//! (riffle-sim) replays a seed exactly with the production type configuration
+//! ([`runtime`] says why this and not a second configuration).
+//!
 //! # Entries and frames
 //!
 //! | openraft entry                                | frame kind   | frame payload            |
@@ -115,6 +121,7 @@ mod log_store;
 pub mod meta_group;
 pub mod meta_snapshot;
 pub mod network;
+pub mod runtime;
 pub mod shard_group;
 pub mod types;
 pub mod vote_file;
@@ -127,6 +134,7 @@ pub use crate::meta_group::{
     command_payload, decode_command, open_meta_group, propose, MetaRaft, MetaSnapshot,
     MetaStateMachine, MetaView, ProposeError, META_DIR_NAME,
 };
+pub use crate::runtime::RiffleRuntime;
 pub use crate::types::{
     frame_index, raft_index, Applied, ClusterNode, Entry, FramePayload, LogId, Membership,
     PayloadKind, Response, RiffleRaft, StoredMembership, Vote,

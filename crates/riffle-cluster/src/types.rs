@@ -110,13 +110,14 @@ openraft::declare_raft_types!(
     /// group: node ids are `u64`, a node is its cluster address, leader ids are openraft's
     /// default "advanced" ones (term and node id, which is what a frame's `term` and
     /// `leader` fields hold), application data is a [`FramePayload`], the answer a
-    /// [`Response`].
+    /// [`Response`]. The runtime is tokio, seedable for the simulator
+    /// ([`RiffleRuntime`](crate::runtime::RiffleRuntime)).
     pub RiffleRaft:
         D = FramePayload,
         R = Response,
         NodeId = u64,
         Node = ClusterNode,
-        AsyncRuntime = openraft_rt_tokio::TokioRuntime,
+        AsyncRuntime = crate::runtime::RiffleRuntime,
 );
 
 /// openraft's log id (leader term, leader node id, index) under [`RiffleRaft`].

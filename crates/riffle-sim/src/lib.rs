@@ -1,65 +1,211 @@
-//! riffle-sim: riffle's cluster under deterministic-network simulation (turmoil), dev only.
+//! riffle-sim: riffle's cluster under deterministic simulation (turmoil), dev only.
 //!
 //! # What runs
 //!
 //! The metadata Raft group of three nodes (`riffle-cluster`'s [`open_meta_group`], openraft
-//! `=0.10.0-alpha.37` unchanged, storage on disk in a per-run temporary directory), each node a
-//! turmoil host. openraft's RPCs (append, vote, pre-vote, full snapshot) and the workload's
+//! `=0.10.0-alpha.37` unchanged, storage on disk in a per-run directory), each node a turmoil
+//! host. openraft's RPCs (append, vote, pre-vote, full snapshot) and the workload's
 //! proposals travel as length-prefixed JSON frames ([`wire`]) over turmoil's simulated TCP,
 //! so partitions, loss and latency act on them. A seeded workload client proposes
 //! `CreateStream`, `ReplaceStream` and `DeleteStream` (with the versions it believes current)
 //! at random nodes, following `ForwardToLeader`. Between simulation steps a driver with its
-//! own seeded RNG injects faults every 200 ms of simulated time: isolating a node, one-way
-//! partitions, lossy links (turmoil's per-link fail rate: a message may drop what is in
-//! flight on its link, which breaks that TCP exchange; the RPC times out and reconnects),
-//! repairs, crashing a node (turmoil drops its runtime and tasks;
-//! its files stay) and restarting it (a bounce reopens the same directory).
+//! own seeded RNG ([`faults`]) injects faults every 200 ms of simulated time: isolating a
+//! node, one-way partitions, lossy links (turmoil's per-link fail rate: a message may drop
+//! what is in flight on its link, which breaks that TCP exchange; the RPC times out and
+//! reconnects), repairs, crashing a node (a machine that stops: turmoil drops its runtime
+//! and tasks, its files stay, and no FIN or RST leaves it) and restarting it (a bounce
+//! reopens the same directory). Each node snapshots every few entries ([`Plan`]), so
+//! snapshots, purges and snapshot installs happen in most runs.
 //!
 //! # What is checked
 //!
 //! * every step, for every live node: the entry it applied at index *i* and the catalogue it
 //!   holds after it are those any other node had at *i* (state-machine safety, sampled);
 //! * after the workload, all faults are healed and crashed nodes restarted; within 60 s of
-//!   simulated time all three nodes must have applied the same log id and hold identical
-//!   catalogues (documents and stream versions);
+//!   simulated time all three nodes must have applied the same log id, at least as far as
+//!   any node applied before, and hold identical catalogues (documents and versions);
 //! * no acknowledged change lost: each stream is in the state of its last acknowledged
 //!   change, at the version that change was answered with, or of a later change whose answer
-//!   never came.
+//!   never came;
+//! * the run replayed exactly: no openraft task was spawned and no random number drawn
+//!   outside the nodes' seeded scopes (see below).
 //!
 //! "One leader per term" is deliberately *not* checked: riffle's type configuration uses
 //! openraft's advanced leader ids (term and node id), under which two nodes may both be
 //! elected in one term; the first version of this simulator asserted it and seed 5 showed it.
 //!
-//! A failure prints the seed and the command that replays it. `RIFFLE_SIM_SEED=N` runs one
-//! seed, `RIFFLE_SIM_SEEDS=N` (default 20) runs seeds `RIFFLE_SIM_FIRST_SEED..+N`.
+//! A failure prints the seed, its plan size and the command that replays it alone, with its
+//! trace (`tests/seeds.rs` lists the environment variables; every seed that ever failed is
+//! in its `REGRESSIONS`, run every time).
 //!
-//! # What is deterministic, and what is not yet
+//! # Determinism: a seed replays exactly
 //!
-//! Simulated time is: every node runs on turmoil's paused tokio clock, which openraft's
-//! `tokio::time` timers follow, so a run of minutes of simulated time takes a second or two
-//! of real time. The fault schedule and the workload's choices come from the seed. But a
-//! seed does **not** yet replay bit for bit:
+//! A run is a function of its seed and plan: its [`trace`] (every entry each node applied,
+//! every change of leader, term, snapshot or purge each node saw, every fault, every answer
+//! the workload got, each with its simulated time) is the same on every run, in any process,
+//! after any other seeds, on any thread. `tests/seeds.rs` runs one seed three times (two at
+//! once on two threads, then one alone) and requires identical traces; `RIFFLE_SIM_REPLAY=1`
+//! (on in `scripts/sim`) runs every seed twice. What it took, source by source:
 //!
-//! * openraft draws election timeouts and tick phases from `AsyncRuntime::thread_rng()`,
-//!   which for `TokioRuntime` is the unseeded `rand::ThreadRng`. openraft 0.10 ships
-//!   `openraft_rt::DeterministicRng<RT>`, a runtime wrapper whose `thread_rng` draws from a
-//!   seed set per task tree (`DeterministicRng::scope(seed, future)`, inherited by spawned
-//!   tasks; outside a scope it has no seed). Using it means a [`riffle_cluster::RiffleRaft`]
-//!   whose `AsyncRuntime` is that wrapper in the simulator only (a second type configuration
-//!   or a generic one, since a cargo feature would be unified into every workspace build),
-//!   which is the next step;
-//! * tokio's `select!` picks branches with the runtime's RNG; turmoil seeds it from the run's
-//!   seed only in builds with `--cfg tokio_unstable` (tokio's `rng_seed` is unstable), which
-//!   riffle's builds do not use;
-//! * the disk is the real file system: writes are synchronous `write(2)` calls, so their order
-//!   follows the (simulated) task order, and a crash loses nothing (no torn or unsynced
-//!   writes are dropped yet). Flushes complete without fdatasync ([`node::NoSync`]).
+//! * **time**: every node runs on turmoil's paused tokio clock, which openraft's timers
+//!   follow; nothing on the path reads the wall clock (catalogue commands carry their
+//!   timestamps; riffle-log's file cache reads `Instant` only to close idle files, which the
+//!   simulator never asks for);
+//! * **openraft's randomness** (election timeouts, tick phases): riffle's runtime
+//!   ([`riffle_cluster::RiffleRuntime`]) draws it through openraft's `DeterministicRng`
+//!   inside a seeded scope, and each node's boot runs in one, seeded from the run's seed,
+//!   the node and the boot count ([`node::run_node`]). Outside a scope the runtime is plain
+//!   tokio with random timeouts, so production is unchanged. openraft's own `select`s are
+//!   biased (argument order), not random;
+//! * **tokio's RNG**, which a stable tokio seeds from the OS (turmoil seeds it only under
+//!   `--cfg tokio_unstable`, which riffle does not build with): the simulator's code uses no
+//!   `select!`; tokio's watch channel parks waiters in one of eight lists picked at random,
+//!   which reorders the wake-ups of a leader's replication streams, so riffle's runtime gives
+//!   openraft watch channels made in a seeded scope a wake order of their own (FIFO). With
+//!   the seeded RNG but tokio's watch, 4 of 8 seeds ran differently twice;
+//! * **tokio's task ids** are process-wide, and the order in which tokio drops a crashed
+//!   host's tasks follows them, so the FIN and RST its sockets sent (each drawing a latency
+//!   from turmoil's one RNG) came in another order after other seeds ran: 27 of 300 small
+//!   seeds left another trace the second time. A crash is now silent (the node's links are
+//!   cut while it goes down, then put back as the driver left them): 0 of 300;
+//! * **hash maps** iterate in a per-process random order; none is on the path (openraft,
+//!   the catalogue and the simulator use `BTreeMap`, turmoil `IndexMap`), and a second run in
+//!   the same process, with other keys, is part of the replay test;
+//! * **threads**: turmoil runs a whole simulation on the calling thread, and nothing on the
+//!   path uses `spawn_blocking` or a thread of its own; the tests run seeds on several
+//!   threads at once, one simulation per thread;
+//! * **directory names** are random ([`data_dir`]) but nothing a run records contains them,
+//!   short of a storage error naming a path.
 //!
-//! So a failing seed replays the same fault schedule and workload, which makes a rerun likely
-//! but not certain to fail the same way.
+//! What a seed does not give: the same run under another simulator (a change to the
+//! workload, the fault driver or openraft changes what a seed does), nor a faithful disk.
+//! The disk is the real file system (in RAM when `/dev/shm` exists): writes are synchronous
+//! `write(2)` calls in task order, flushes complete without fdatasync ([`node::NoSync`]), and
+//! a crash loses nothing (torn and unsynced writes are not dropped yet).
 //!
 //! [`open_meta_group`]: riffle_cluster::open_meta_group
 
+pub mod catalogue_check;
+pub mod faults;
 pub mod node;
 pub mod sim;
+pub mod trace;
 pub mod wire;
+
+use std::fmt;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// CI's runs: a few hundred of these fit in about a minute.
+    Small,
+    /// `scripts/sim`'s runs: longer workloads, more faults per seed.
+    Full,
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Size::Small => "small",
+            Size::Full => "full",
+        })
+    }
+}
+
+impl std::str::FromStr for Size {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Size, String> {
+        match text {
+            "small" => Ok(Size::Small),
+            "full" => Ok(Size::Full),
+            other => Err(format!("plan size {other:?} is neither small nor full")),
+        }
+    }
+}
+
+/// How a run is shaped: everything in it follows from the seed and the size.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub seed: u64,
+    pub size: Size,
+    /// Commands the workload gets a verdict for (or gives up on).
+    pub ops: usize,
+    /// Chance per fault slot (every 200 ms of simulated time) of a fault event.
+    pub fault_chance: f64,
+    /// Simulated time after which the workload stops proposing (so a seed whose faults keep
+    /// the group unavailable still ends, and CI time stays bounded).
+    pub workload_time: Duration,
+    /// Entries between snapshots: a few per run at least.
+    pub snapshot_every: u64,
+    /// Print each trace event to stderr as it happens (to follow a replay, failing or not).
+    pub print_trace: bool,
+}
+
+impl Plan {
+    pub fn new(seed: u64, size: Size) -> Plan {
+        let (ops, workload_time, snapshot_every) = match size {
+            Size::Small => (24, Duration::from_secs(12), 8),
+            Size::Full => (60, Duration::from_secs(40), 40),
+        };
+        Plan {
+            seed,
+            size,
+            ops,
+            fault_chance: 0.35,
+            workload_time,
+            snapshot_every,
+            print_trace: false,
+        }
+    }
+
+    /// The command that runs this plan alone.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "RIFFLE_SIM_SEED={} RIFFLE_SIM_SIZE={} RIFFLE_SIM_TRACE=1 cargo test -p riffle-sim --test seeds",
+            self.seed, self.size
+        )
+    }
+}
+
+/// A fresh directory for one run's data. In RAM (`/dev/shm`) where there is one: the vote
+/// file's fsyncs then cost nothing, and they protect nothing here anyway (a turmoil crash
+/// drops a node's tasks, not the page cache). Its name is random, which no run can see: node
+/// directories are named by node id under it, and no path reaches a log or the catalogue.
+pub fn data_dir() -> Result<TempDir, String> {
+    let ram = std::path::Path::new("/dev/shm");
+    let made = if ram.is_dir() {
+        tempfile::Builder::new()
+            .prefix("riffle-sim-")
+            .tempdir_in(ram)
+    } else {
+        tempfile::Builder::new().prefix("riffle-sim-").tempdir()
+    };
+    made.map_err(|error| format!("a data directory for the run: {error}"))
+}
+
+/// SplitMix64: small, seedable, and the same on every platform.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}

@@ -15,11 +15,12 @@ use openraft::network::RPCOption;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
+use openraft::rt::AsyncRuntime;
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{Config, Raft, RaftNetworkFactory, RaftNetworkV2};
 use riffle_cluster::{
     open_meta_group, propose, ClusterNode, Flusher, MetaRaft, MetaSnapshot, MetaView, PendingFlush,
-    ProposeError, RiffleRaft,
+    ProposeError, RiffleRaft, RiffleRuntime,
 };
 use riffle_core::catalogue::{Applied, Rejection};
 use riffle_log::LogOptions;
@@ -35,16 +36,17 @@ pub fn host_name(id: u64) -> String {
     format!("node{id}")
 }
 
-/// openraft's timing for the simulation: the test suite's values (in simulated time).
-pub fn raft_config() -> Arc<Config> {
+/// openraft's timing for the simulation: the test suite's values (in simulated time), and a
+/// snapshot every `snapshot_every` entries (so snapshots, the purges after them and their
+/// installation on a lagging node happen during a run, not only at its end).
+pub fn raft_config(snapshot_every: u64) -> Arc<Config> {
     let config = Config {
         cluster_name: "riffle-sim".to_string(),
         heartbeat_interval: 50,
         election_timeout_min: 150,
         election_timeout_max: 300,
-        // Snapshots (and the purges after them) happen during a run, not only at its end.
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(40),
-        max_in_snapshot_log_to_keep: 10,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
+        max_in_snapshot_log_to_keep: snapshot_every / 4,
         ..Default::default()
     };
     Arc::new(
@@ -66,9 +68,22 @@ impl Flusher for NoSync {
 }
 
 /// Opens node `id`'s storage in `dir`, starts its Raft, registers it and serves until the
-/// host crashes.
+/// host crashes. openraft's randomness (election timeouts, tick phases) comes from `seed`,
+/// in this task and every task spawned from it.
 pub async fn run_node(
     id: u64,
+    seed: u64,
+    config: Arc<Config>,
+    dir: PathBuf,
+    members: Vec<u64>,
+    on_start: impl FnOnce(MetaRaft, MetaView),
+) -> Result<(), Box<dyn std::error::Error>> {
+    RiffleRuntime::seeded(seed, serve_node(id, config, dir, members, on_start)).await
+}
+
+async fn serve_node(
+    id: u64,
+    config: Arc<Config>,
     dir: PathBuf,
     members: Vec<u64>,
     on_start: impl FnOnce(MetaRaft, MetaView),
@@ -79,7 +94,7 @@ pub async fn run_node(
     };
     let (store, machine) = open_meta_group(&dir, options, Arc::new(NoSync))?;
     let view = machine.view();
-    let raft = Raft::new(id, raft_config(), Net, store, machine).await?;
+    let raft = Raft::new(id, config, Net, store, machine).await?;
     on_start(raft.clone(), view);
     let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
     if id == members[0] {
@@ -97,7 +112,9 @@ pub async fn run_node(
     }
     loop {
         let (stream, _) = listener.accept().await?;
-        tokio::spawn(serve(raft.clone(), stream));
+        // Through openraft's runtime, so the connection's task inherits the seed (openraft
+        // may spawn from inside an API call).
+        RiffleRuntime::spawn(serve(raft.clone(), stream));
     }
 }
 

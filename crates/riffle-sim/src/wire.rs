@@ -380,34 +380,3 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
         .map(Some)
         .map_err(|error| invalid(error.to_string()))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn frames_round_trip_and_a_huge_length_is_refused() {
-        let mut buf = Vec::new();
-        let request = vote_request(
-            true,
-            &VoteRequest::new(Vote::new(3, 2), Some(WLogId(2, 1, 9).get())),
-        );
-        write_frame(&mut buf, &request).await.unwrap();
-        let back: Request = read_frame(&mut &buf[..]).await.unwrap().unwrap();
-        match back {
-            Request::Vote {
-                pre: true,
-                vote,
-                last_log_id: Some(id),
-                ..
-            } => {
-                assert_eq!(vote.get(), Vote::new(3, 2));
-                assert_eq!(id.get(), WLogId(2, 1, 9).get());
-            }
-            other => panic!("{other:?}"),
-        }
-        let huge = (FRAME_MAX + 1).to_be_bytes();
-        assert!(read_frame::<Request>(&mut &huge[..]).await.is_err());
-        assert!(read_frame::<Request>(&mut &[][..]).await.unwrap().is_none());
-    }
-}
