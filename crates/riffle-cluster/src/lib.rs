@@ -115,6 +115,7 @@ mod log_store;
 pub mod meta_group;
 pub mod meta_snapshot;
 pub mod network;
+pub mod placement;
 pub mod shard_group;
 pub mod types;
 pub mod vote_file;

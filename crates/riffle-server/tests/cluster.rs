@@ -31,7 +31,8 @@ struct Node {
 }
 
 impl Node {
-    fn start(dir: &Path, cluster_addr: &str, secret: &Path, join: Option<&str>) -> Server {
+    /// `riffle serve`'s flags for a node on `dir`.
+    fn args(dir: &Path, cluster_addr: &str, secret: &Path, join: Option<&str>) -> Vec<String> {
         let mut args = vec![
             "--data-dir".to_owned(),
             dir.display().to_string(),
@@ -46,8 +47,33 @@ impl Node {
             args.push("--join".to_owned());
             args.push(join.to_owned());
         }
+        args
+    }
+
+    fn start(dir: &Path, cluster_addr: &str, secret: &Path, join: Option<&str>) -> Server {
+        let args = Node::args(dir, cluster_addr, secret, join);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Server::with_args(&args)
+    }
+
+    /// A node of a new directory under `root`, started (joining `join` unless it is the
+    /// first).
+    fn new_started(root: &Path, name: &str, secret: &Path, join: Option<&str>) -> Node {
+        let dir = root.join(name);
+        let cluster_addr = format!("127.0.0.1:{}", free_port());
+        let server = Some(Node::start(&dir, &cluster_addr, secret, join));
+        Node {
+            dir,
+            cluster_addr,
+            server,
+        }
+    }
+
+    /// The stderr of this node's start, which must be refused.
+    fn refused_start(&self, secret: &Path) -> String {
+        let args = Node::args(&self.dir, &self.cluster_addr, secret, None);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Server::refused_start(&args)
     }
 
     fn server(&self) -> &Server {
@@ -123,16 +149,24 @@ async fn read_all(client: &Client, stream: &str) -> BTreeMap<(String, String), V
     }
     for shard in shards.expect("ListShards answers within 10 s") {
         let shard_id = shard.shard_id().to_owned();
-        let mut iterator = client
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(&shard_id)
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("GetShardIterator")
-            .shard_iterator()
-            .map(str::to_owned);
+        let mut attempts = 0;
+        let started = loop {
+            attempts += 1;
+            let answer = client
+                .get_shard_iterator()
+                .stream_name(stream)
+                .shard_id(&shard_id)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await;
+            match answer {
+                Ok(started) => break started,
+                // A node that just became a replica of the shard may not have opened it yet.
+                Err(_) if attempts < 50 => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(error) => panic!("GetShardIterator: {error:?}"),
+            }
+        };
+        let mut iterator = started.shard_iterator().map(str::to_owned);
         while let Some(current) = iterator {
             let page = client
                 .get_records()
@@ -403,4 +437,271 @@ async fn three_nodes_replicate_and_survive_a_leader_kill() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// Runs `riffle cluster ARGS` (as an operator does) and returns its output.
+async fn cluster_command(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_riffle"))
+            .arg("cluster")
+            .args(&args)
+            .output()
+            .expect("run riffle cluster")
+    })
+    .await
+    .expect("cluster command task")
+}
+
+/// The node's id, from its status.
+async fn node_id(node: &Node) -> u64 {
+    status(&node.server().endpoint()).await["id"]
+        .as_u64()
+        .expect("a node has an id")
+}
+
+/// Whether the catalogue (as `seen` shows it) gives every shard exactly `count` replicas, all
+/// of them in `allowed`.
+fn every_shard_on(seen: &serde_json::Value, count: usize, allowed: &[u64]) -> bool {
+    seen["placement"].as_array().is_some_and(|shards| {
+        !shards.is_empty()
+            && shards.iter().all(|shard| {
+                shard["replicas"].as_array().is_some_and(|replicas| {
+                    replicas.len() == count
+                        && replicas
+                            .iter()
+                            .all(|id| id.as_u64().is_some_and(|id| allowed.contains(&id)))
+                })
+            })
+    })
+}
+
+/// Reads through `node` until it holds at least the acknowledged records (a replica just
+/// added, or a node that just learnt it holds one, may still be catching up), then checks
+/// the history.
+async fn assert_reads_hold(what: &str, node: &Node, stream: &str, history: &History) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let read = read_all(&node.server().client(), stream).await;
+        if read.len() >= history.acked.len() || Instant::now() > deadline {
+            assert_holds(what, &read, history);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A stream made while the cluster was one node gets replicas on the nodes that join later,
+/// so the first node can die without losing anything acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_made_on_one_node_is_replicated_on_the_nodes_that_join() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let secret = root.path().join("cluster.secret");
+    let mut nodes = vec![Node::new_started(root.path(), "d0", &secret, None)];
+    let first = nodes[0].cluster_addr.clone();
+    let stream = "grown";
+    create_stream(&nodes[0].server().client(), stream, 2).await;
+    wait_active(&nodes[0].server().client(), stream).await;
+    let (mut history, _) = put_through(&nodes[0].server().client(), stream, "alone", 300).await;
+
+    for name in ["d1", "d2"] {
+        nodes.push(Node::new_started(root.path(), name, &secret, Some(&first)));
+    }
+    let mut ids = Vec::new();
+    for node in &nodes {
+        ids.push(node_id(node).await);
+    }
+    wait_for(
+        &nodes[0].server().endpoint(),
+        "every shard on three nodes",
+        |seen| every_shard_on(seen, 3, &ids),
+    )
+    .await;
+
+    nodes[0].server.take().expect("running").kill();
+    for i in [1, 2] {
+        assert_reads_hold(
+            &format!("node {i} after the first node's kill"),
+            &nodes[i],
+            stream,
+            &history,
+        )
+        .await;
+    }
+    let (after, _) = put_through(&nodes[1].server().client(), stream, "later", 200).await;
+    history.acked.extend(after.acked);
+    history.uncertain.extend(after.uncertain);
+    assert_reads_hold("node 2 after more writes", &nodes[2], stream, &history).await;
+}
+
+/// Three nodes, then a fourth: new shards favour the empty node. The first node leaves
+/// (`riffle cluster leave`) under writes: its replicas move, nothing acknowledged is lost,
+/// and it refuses to start again. A node killed is removed through another
+/// (`riffle cluster remove`) and a new node takes its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_join_leave_and_are_replaced_without_losing_records() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let secret = root.path().join("cluster.secret");
+    let mut nodes = vec![Node::new_started(root.path(), "d0", &secret, None)];
+    let first = nodes[0].cluster_addr.clone();
+    for name in ["d1", "d2"] {
+        nodes.push(Node::new_started(root.path(), name, &secret, Some(&first)));
+    }
+    wait_for(&nodes[0].server().endpoint(), "three voters", |seen| {
+        seen["voters"]
+            .as_array()
+            .is_some_and(|voters| voters.len() == 3)
+    })
+    .await;
+    let stream = "moving";
+    create_stream(&nodes[1].server().client(), stream, 2).await;
+    wait_active(&nodes[2].server().client(), stream).await;
+    let (mut history, _) = put_through(&nodes[2].server().client(), stream, "a", 300).await;
+
+    // A fourth node joins; a stream made now has a replica on it (it holds the fewest).
+    nodes.push(Node::new_started(root.path(), "d3", &secret, Some(&first)));
+    let mut ids = Vec::new();
+    for node in &nodes {
+        ids.push(node_id(node).await);
+    }
+    wait_for(&nodes[3].server().endpoint(), "four voters", |seen| {
+        seen["voters"]
+            .as_array()
+            .is_some_and(|voters| voters.len() == 4)
+    })
+    .await;
+    create_stream(&nodes[3].server().client(), "placed", 1).await;
+    let seen = status(&nodes[1].server().endpoint()).await;
+    let placed = seen["placement"]
+        .as_array()
+        .and_then(|shards| shards.iter().find(|shard| shard["stream"] == "placed"))
+        .expect("the new stream's shard is in the catalogue")
+        .clone();
+    assert!(
+        placed["replicas"]
+            .as_array()
+            .is_some_and(|replicas| replicas.len() == 3 && replicas.contains(&ids[3].into())),
+        "a new shard goes to the least loaded nodes: {placed}"
+    );
+
+    // The first node leaves while writes go on through another, from before the leave starts
+    // until after it ended.
+    let writer_client = nodes[2].server().client();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_writer = std::sync::Arc::clone(&stop);
+    let writer = tokio::spawn(async move {
+        let mut history = History::default();
+        let mut round = 0;
+        while round < 3 || !stop_writer.load(std::sync::atomic::Ordering::Relaxed) {
+            let tag = format!("b{round}");
+            let (more, _) = put_through(&writer_client, "moving", &tag, 100).await;
+            history.acked.extend(more.acked);
+            history.uncertain.extend(more.uncertain);
+            round += 1;
+        }
+        history
+    });
+    let left = cluster_command(vec![
+        "leave".into(),
+        "--endpoint".into(),
+        nodes[0].server().endpoint(),
+        "--cluster-secret-file".into(),
+        secret.display().to_string(),
+        "--wait-s".into(),
+        "120".into(),
+    ])
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let stdout = String::from_utf8_lossy(&left.stdout);
+    assert!(
+        left.status.success() && stdout.contains("left the cluster"),
+        "riffle cluster leave: {stdout} {}",
+        String::from_utf8_lossy(&left.stderr)
+    );
+    let during = writer.await.expect("writer task");
+    history.acked.extend(during.acked);
+    history.uncertain.extend(during.uncertain);
+    let staying = [ids[1], ids[2], ids[3]];
+    wait_for(
+        &nodes[1].server().endpoint(),
+        "the first node gone",
+        |seen| {
+            every_shard_on(seen, 3, &staying)
+                && seen["members"].as_object().is_some_and(|members| {
+                    members.len() == 3 && !members.contains_key(&ids[0].to_string())
+                })
+        },
+    )
+    .await;
+    // The node that left serves nothing and refuses to start again, deleting nothing.
+    assert!(nodes[0]
+        .server()
+        .client()
+        .list_streams()
+        .send()
+        .await
+        .is_err());
+    assert_eq!(status(&nodes[0].server().endpoint()).await["left"], true);
+    nodes[0].server.take().expect("running").kill();
+    let refused = nodes[0].refused_start(&secret);
+    assert!(refused.contains("left the cluster"), "{refused}");
+    assert!(
+        nodes[0].dir.join("meta").exists(),
+        "its data directory is kept"
+    );
+    for i in [1, 3] {
+        assert_reads_hold(
+            &format!("node {i} after the leave"),
+            &nodes[i],
+            stream,
+            &history,
+        )
+        .await;
+    }
+
+    // A node dies and is removed through another; the shards keep two replicas, then a
+    // new node brings them back to three.
+    nodes[2].server.take().expect("running").kill();
+    let removed = cluster_command(vec![
+        "remove".into(),
+        ids[2].to_string(),
+        "--endpoint".into(),
+        nodes[1].server().endpoint(),
+        "--cluster-secret-file".into(),
+        secret.display().to_string(),
+        "--wait-s".into(),
+        "120".into(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&removed.stdout);
+    assert!(
+        removed.status.success() && stdout.contains("was removed"),
+        "riffle cluster remove: {stdout} {}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    wait_for(
+        &nodes[1].server().endpoint(),
+        "shards on the two live nodes",
+        |seen| every_shard_on(seen, 2, &[ids[1], ids[3]]),
+    )
+    .await;
+    nodes.push(Node::new_started(
+        root.path(),
+        "d4",
+        &secret,
+        Some(&nodes[1].cluster_addr),
+    ));
+    let replacement = node_id(&nodes[4]).await;
+    wait_for(
+        &nodes[1].server().endpoint(),
+        "the new node holding replicas",
+        |seen| every_shard_on(seen, 3, &[ids[1], ids[3], replacement]),
+    )
+    .await;
+    assert_reads_hold("the new node", &nodes[4], stream, &history).await;
+    let (after, _) = put_through(&nodes[4].server().client(), stream, "c", 200).await;
+    history.acked.extend(after.acked);
+    history.uncertain.extend(after.uncertain);
+    assert_reads_hold("node 3 at the end", &nodes[3], stream, &history).await;
+    let refused = nodes[2].refused_start(&secret);
+    assert!(refused.contains("removed from the cluster"), "{refused}");
 }
