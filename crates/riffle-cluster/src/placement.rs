@@ -126,6 +126,7 @@ mod tests {
             mode: StreamMode::Provisioned,
             retention_hours: 24,
             max_record_size_kib: 1024,
+            record_distribution: Default::default(),
             tags: Default::default(),
             shard_level_metrics: Vec::new(),
             next_shard_ordinal: placed.len() as u32,
