@@ -860,7 +860,7 @@ impl Cluster {
                                         format!("the append's outcome is unknown: {error}"),
                                     )),
                                 },
-                                successor = leader_replaced(&open.raft, leader) => {
+                                successor = leader_silent_after_handover(&open.raft, leader) => {
                                     Attempt::Fail(AppendError::Replication(format!(
                                         "the append's outcome is unknown: node {successor} \
                                          took over the shard from node {leader} while it was \
@@ -1040,6 +1040,18 @@ impl Cluster {
     fn myself(&self) -> Option<Arc<Cluster>> {
         self.me.upgrade()
     }
+}
+
+/// A leader that hands its shard over on purpose (the balancer) still answers a forwarded
+/// append at once, appended or not; only one that stays silent this long after a successor is
+/// known is given up on.
+const HANDOVER_GRACE: Duration = Duration::from_millis(500);
+
+/// Resolves [`HANDOVER_GRACE`] after `raft`'s group knows a leader other than `leader`.
+async fn leader_silent_after_handover(raft: &ShardRaft, leader: u64) -> u64 {
+    let successor = leader_replaced(raft, leader).await;
+    tokio::time::sleep(HANDOVER_GRACE).await;
+    successor
 }
 
 /// Resolves once `raft`'s group knows a leader other than `leader` (never, if the group
