@@ -12,6 +12,11 @@
 //!
 //! **Requests between nodes** ([`AppRequest`]): a proposal or a shard append reaching a node
 //! that does not lead the group is forwarded to the leader, so any node answers any call.
+//! A node holding no replica of a shard keeps a remote log for it ([`ShardLog::remote`]):
+//! its appends go to the shard's leader, found through the catalogue's replicas.
+//!
+//! **Membership** (placement, re-replication, leaving and removing nodes) is in
+//! [`membership`](self::membership).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -33,6 +38,10 @@ use riffle_core::shard_log::{
 use riffle_log::{FrameKind, LogOptions};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+
+mod membership;
+
+pub use self::membership::{admin_proof, AdminRequest, ADMIN_PROOF_HEADER};
 
 use crate::flush::SyncNow;
 use crate::meta_group::{self, command_payload, MetaRaft, MetaView};
@@ -60,6 +69,10 @@ pub struct Identity {
     /// Its cluster address as peers reach it (the advertised one, which may differ from
     /// the address the node listens on).
     pub addr: String,
+    /// Set once the node left the cluster or learnt that it was removed: a start is then
+    /// refused (see [`membership`](self::membership)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub left: bool,
 }
 
 impl Identity {
@@ -76,6 +89,7 @@ impl Identity {
             format: 1,
             id,
             addr: addr.to_owned(),
+            left: false,
         };
         identity.store(data_dir)?;
         Ok(identity)
@@ -122,6 +136,22 @@ pub enum AppRequest {
     },
     /// This node's view of the cluster.
     Status,
+    /// Open a shard's group here, empty, as a replica about to be added (sent by the shard's
+    /// leader before it adds this node as a learner). The shard's catalogue entry travels as
+    /// JSON, the form the catalogue stores.
+    OpenReplica { stream: String, meta_json: String },
+    /// Change a shard group's voters (to its leader): drop `remove`, then add nodes from
+    /// `candidates`, in order, until it has `want`; answered with the new voters.
+    Reconfigure {
+        stream: String,
+        ordinal: u32,
+        remove: Vec<u64>,
+        candidates: Vec<u64>,
+        want: u32,
+    },
+    /// Whether node `id` is a member of the metadata group and whether the catalogue lists
+    /// it as removed, as this node sees them.
+    MemberState { id: u64 },
 }
 
 /// The answers to [`AppRequest`]s.
@@ -142,6 +172,17 @@ pub enum AppResponse {
         leader: Option<u64>,
     },
     Status(NodeStatus),
+    Opened,
+    Reconfigured {
+        voters: Vec<u64>,
+    },
+    /// A change under way (a new replica catching up, a leadership being handed over):
+    /// ask again later.
+    Pending(String),
+    MemberState {
+        member: bool,
+        removed: bool,
+    },
     /// The append was handed to openraft and then failed: it may or may not be committed.
     Uncertain(String),
     Failed(String),
@@ -158,6 +199,23 @@ pub struct NodeStatus {
     pub voters: Vec<u64>,
     pub meta_applied: u64,
     pub shards: Vec<ShardStatus>,
+    /// Nodes being drained and nodes removed, as the catalogue lists them.
+    pub leaving: Vec<u64>,
+    pub removed: Vec<u64>,
+    /// Whether this node has left the cluster (it then serves nothing).
+    pub left: bool,
+    /// Every shard's replicas as the catalogue records them.
+    pub placement: Vec<ShardPlacement>,
+}
+
+/// One shard's replicas in the catalogue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardPlacement {
+    /// The stream's name.
+    pub stream: String,
+    pub ordinal: u32,
+    pub closed: bool,
+    pub replicas: Vec<u64>,
 }
 
 /// One shard group as this node sees it.
@@ -201,13 +259,15 @@ pub struct ClusterConfig {
 struct OpenShard {
     raft: ShardRaft,
     log: Arc<ShardLog>,
-    /// The replica meant to lead the shard, so that leaderships spread over the nodes: the
-    /// shard's ordinal picks one of its sorted replicas.
-    preferred: Option<u64>,
     /// When this node last appended to the shard as its leader (ms since the epoch): a shard
     /// being written is not handed over, since appends in flight during a hand-over fail with
     /// an unknown outcome.
     last_append_ms: std::sync::atomic::AtomicU64,
+    /// Opened here (`OpenReplica`) to be added to the group, and not yet named a replica by
+    /// the catalogue. While it catches up it replays the group's earlier memberships, which
+    /// do not count it, so its membership cannot tell it from a copy moved off: this flag
+    /// keeps it from being retired until the catalogue names it.
+    joining: std::sync::atomic::AtomicBool,
 }
 
 /// How long a shard must have been idle on its leader before the leadership moves.
@@ -215,15 +275,6 @@ const BALANCE_IDLE_MS: u64 = 2_000;
 
 /// How often a node hands the leadership of shards it leads to their preferred replica.
 const BALANCE_INTERVAL: Duration = Duration::from_secs(3);
-
-/// The replica of `meta` meant to lead it.
-fn preferred_leader(meta: &ShardMeta) -> Option<u64> {
-    let mut replicas = meta.replicas.clone();
-    replicas.sort_unstable();
-    replicas
-        .get(meta.ordinal as usize % replicas.len().max(1))
-        .copied()
-}
 
 /// The running cluster side of a node (see the module docs).
 pub struct Cluster {
@@ -240,6 +291,16 @@ pub struct Cluster {
     /// The riffle-core flusher handed to replicated shard logs (they never queue on it).
     shard_flusher: ShardFlusher,
     config: Arc<openraft::Config>,
+    /// The node's data directory.
+    data_dir: PathBuf,
+    /// The node's identity, as recorded in `cluster.json`.
+    identity: Mutex<Identity>,
+    /// Set once this node left the cluster (see [`membership`](self::membership)).
+    left: std::sync::atomic::AtomicBool,
+    /// The node this cluster serves (its data directory's owner).
+    node: Weak<Node>,
+    /// The leader last named for shards this node holds no replica of.
+    leader_hints: Mutex<HashMap<(String, u32), u64>>,
     /// This cluster, for the seam's `'static` futures.
     me: Weak<Cluster>,
 }
@@ -252,6 +313,14 @@ impl Cluster {
         network: PeerNetwork,
         node: &Arc<Node>,
     ) -> io::Result<Arc<Cluster>> {
+        if identity.left {
+            return Err(io::Error::other(format!(
+                "this node (id {}) left the cluster or was removed from it, so it serves \
+                 nothing and its data directory is kept as it is; to make this machine a \
+                 member again, start it with an empty --data-dir and --join",
+                identity.id
+            )));
+        }
         if identity.addr != config.addr {
             tracing::warn!(
                 recorded = %identity.addr,
@@ -296,10 +365,16 @@ impl Cluster {
             opening: tokio::sync::Mutex::new(()),
             shard_flusher,
             config: raft_config,
+            data_dir: config.data_dir.clone(),
+            identity: Mutex::new(identity.clone()),
+            left: std::sync::atomic::AtomicBool::new(false),
+            leader_hints: Mutex::new(HashMap::new()),
+            node: Arc::downgrade(node),
         });
         network.set_app_handler(Arc::new(Handler {
             cluster: Arc::downgrade(&cluster),
         }));
+        cluster.refuse_if_removed().await?;
         node.attach_cluster(Arc::clone(&cluster) as Arc<dyn ClusterSeam>);
         // What the metadata group already applied (its snapshot) is this node's catalogue
         // until the log replays the rest.
@@ -335,9 +410,13 @@ impl Cluster {
                 let Some(cluster) = weak.upgrade() else {
                     return;
                 };
+                if cluster.has_left() {
+                    return;
+                }
                 cluster.balance().await;
             }
         });
+        membership::start(&cluster);
         Ok(cluster)
     }
 
@@ -345,15 +424,27 @@ impl Cluster {
     /// once that replica is up and has every entry (after it restarted, say), so that
     /// leaderships, and with them the work of appending, stay spread over the nodes.
     async fn balance(&self) {
-        let open: Vec<Arc<OpenShard>> = self
+        let open: Vec<((String, u32), Arc<OpenShard>)> = self
             .shards
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
+            .iter()
+            .map(|(key, open)| (key.clone(), Arc::clone(open)))
             .collect();
-        for shard in open {
-            let Some(preferred) = shard.preferred.filter(|preferred| *preferred != self.id) else {
+        for ((stream, ordinal), shard) in open {
+            let preferred = self.meta_view.read(|catalogue| {
+                let replicas = catalogue_shard(catalogue, &stream, ordinal)?
+                    .replicas
+                    .clone();
+                let draining: Vec<u64> = catalogue
+                    .nodes_leaving
+                    .iter()
+                    .chain(&catalogue.nodes_removed)
+                    .copied()
+                    .collect();
+                crate::placement::preferred_leader(&stream, ordinal, &replicas, &draining)
+            });
+            let Some(preferred) = preferred.filter(|preferred| *preferred != self.id) else {
                 continue;
             };
             let idle_since = shard
@@ -366,6 +457,11 @@ impl Cluster {
                 let receiver = shard.raft.metrics();
                 let metrics = receiver.borrow_watched();
                 metrics.current_leader == Some(self.id)
+                    && metrics
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .any(|id| id == preferred)
                     && metrics.replication.as_ref().is_some_and(|replication| {
                         replication.get(&preferred).is_some_and(|matched| {
                             matched.as_ref().map(|log_id| log_id.index) == metrics.last_log_index
@@ -499,6 +595,15 @@ impl Cluster {
                 None => Ok(AppResponse::NotLeader { leader }),
             };
         }
+        if self
+            .meta_view
+            .read(|catalogue| catalogue.nodes_removed.contains(&id))
+        {
+            return Err(format!(
+                "node {id} was removed from this cluster and cannot join it again; start it \
+                 with an empty data directory to join as a new node"
+            ));
+        }
         if !self.voters().contains(&id) {
             self.meta
                 .add_learner(id, ClusterNode { addr }, true)
@@ -594,6 +699,13 @@ impl Cluster {
             .cloned()
     }
 
+    /// The log of shard `meta` of the stream stored as `stream` on this node: its group's
+    /// (started now if needed) when the catalogue names this node a replica, or while this
+    /// node is being added to the group (a learner, or not started yet); a remote log
+    /// otherwise. A group this node was moved off is stopped and its data removed: the
+    /// catalogue records a shard's new replicas only once its group committed them, so the
+    /// data is on them. (The removal itself may not have reached this node's copy of the
+    /// group, whose view then still counts it a voter: the catalogue is the one to trust.)
     async fn open_shard_group(
         self: Arc<Self>,
         stream: String,
@@ -602,15 +714,120 @@ impl Cluster {
     ) -> Result<Arc<ShardLog>, String> {
         let _opening = self.opening.lock().await;
         if let Some(open) = self.shard(&stream, meta.ordinal) {
-            return Ok(Arc::clone(&open.log));
+            if meta.replicas.contains(&self.id) {
+                open.joining.store(false, std::sync::atomic::Ordering::Release);
+                return Ok(Arc::clone(&open.log));
+            }
+            if self.being_added(&open) {
+                return Ok(Arc::clone(&open.log));
+            }
+            self.retire(&stream, meta.ordinal).await;
+            return Ok(self.remote_log(&stream, meta.ordinal));
         }
         if !meta.replicas.contains(&self.id) {
-            return Err(format!(
-                "this node (id {}) holds no replica of shard {} of stream {stream} (replicas {:?}); \
-                 reads of it through this node are not served yet",
-                self.id, meta.ordinal, meta.replicas
-            ));
+            return Ok(self.remote_log(&stream, meta.ordinal));
         }
+        self.start_group(stream, &meta, dir, true).await
+    }
+
+    /// Opens shard `meta` of `stream` here as a replica about to be added: its group starts
+    /// empty, without a membership of its own, and waits for its leader to add it.
+    async fn open_learner(self: Arc<Self>, stream: String, meta: ShardMeta) -> Result<(), String> {
+        let _opening = self.opening.lock().await;
+        if let Some(open) = self.shard(&stream, meta.ordinal) {
+            if !meta.replicas.contains(&self.id) {
+                // A copy moved off earlier and not retired yet is taken back.
+                open.joining.store(true, std::sync::atomic::Ordering::Release);
+            }
+            return Ok(());
+        }
+        let dir = self.shard_dir(&stream, meta.ordinal);
+        self.start_group(stream, &meta, dir, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// `DATA/streams/<dir_id>/<ordinal>`, where riffle-core keeps a shard's log.
+    fn shard_dir(&self, stream: &str, ordinal: u32) -> PathBuf {
+        self.data_dir
+            .join("streams")
+            .join(stream)
+            .join(ordinal.to_string())
+    }
+
+    /// Whether this node is on its way into the group: a learner, or opened and waiting for
+    /// its leader (no membership yet).
+    fn being_added(&self, open: &OpenShard) -> bool {
+        if open.joining.load(std::sync::atomic::Ordering::Acquire) {
+            return true;
+        }
+        let metrics = open.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let membership = metrics.membership_config.membership();
+        membership.voter_ids().next().is_none()
+            || (membership.learner_ids().any(|id| id == self.id)
+                && !membership.voter_ids().any(|id| id == self.id))
+    }
+
+    /// Whether the group's membership, as this node last learnt it, still counts this node
+    /// (as a voter or a learner), or has no members yet (a replica waiting to be added).
+    fn counted_in(&self, open: &OpenShard) -> bool {
+        if open.joining.load(std::sync::atomic::Ordering::Acquire) {
+            return true;
+        }
+        let metrics = open.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let membership = metrics.membership_config.membership();
+        membership.voter_ids().next().is_none()
+            || membership.voter_ids().any(|id| id == self.id)
+            || membership.learner_ids().any(|id| id == self.id)
+    }
+
+    /// Stops this node's group of a shard it no longer replicates and removes its data.
+    async fn retire(&self, stream: &str, ordinal: u32) {
+        let removed = self
+            .shards
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(stream.to_owned(), ordinal));
+        let Some(open) = removed else {
+            return;
+        };
+        tracing::info!(
+            stream,
+            ordinal,
+            "this node no longer replicates the shard: stopping its group and removing its copy"
+        );
+        self.network.unregister(&GroupId::Shard {
+            stream: stream.to_owned(),
+            ordinal,
+        });
+        open.log.no_longer_stored();
+        let _ = open.raft.shutdown().await;
+        if let Some(node) = self.node.upgrade() {
+            node.remove_shard_copy(stream, ordinal).await;
+        }
+    }
+
+    /// The log of a shard this node holds no replica of.
+    fn remote_log(self: &Arc<Self>, stream: &str, ordinal: u32) -> Arc<ShardLog> {
+        let replica = Arc::new(Appender {
+            cluster: Arc::downgrade(self),
+            stream: stream.to_owned(),
+            ordinal,
+        });
+        ShardLog::remote(replica, self.shard_flusher.clone())
+    }
+
+    /// Opens the shard's log in `dir` and starts its group; with `initialize`, a group never
+    /// started before starts with the catalogue's replicas as its membership.
+    async fn start_group(
+        self: &Arc<Self>,
+        stream: String,
+        meta: &ShardMeta,
+        dir: PathBuf,
+        initialize: bool,
+    ) -> Result<Arc<ShardLog>, String> {
         let tail = Arc::new(
             watch::channel(TailState {
                 visible_index: 0,
@@ -648,7 +865,7 @@ impl Cluster {
         .await
         .map_err(|error| format!("cannot start the shard's group: {error}"))?;
         let replica = Arc::new(Appender {
-            cluster: Arc::downgrade(&self),
+            cluster: Arc::downgrade(self),
             stream: stream.clone(),
             ordinal: meta.ordinal,
         });
@@ -674,8 +891,8 @@ impl Cluster {
                     let open = Arc::new(OpenShard {
                         raft: raft.clone(),
                         log: Arc::clone(&log),
-                        preferred: preferred_leader(&meta),
                         last_append_ms: std::sync::atomic::AtomicU64::new(0),
+                        joining: std::sync::atomic::AtomicBool::new(!initialize),
                     });
                     shards.insert((stream.clone(), meta.ordinal), open);
                     None
@@ -691,7 +908,7 @@ impl Cluster {
             .is_initialized()
             .await
             .map_err(|error| error.to_string())?;
-        if !initialized {
+        if initialize && !initialized {
             let members = self.members();
             let replicas: BTreeMap<u64, ClusterNode> = meta
                 .replicas
@@ -703,7 +920,13 @@ impl Cluster {
             if let Err(error) = raft.initialize(replicas).await {
                 tracing::debug!(%error, "shard group already started");
             }
-            if preferred_leader(&meta) == Some(self.id) {
+            let preferred = crate::placement::preferred_leader(
+                &stream,
+                meta.ordinal,
+                &meta.replicas,
+                &self.draining(),
+            );
+            if preferred == Some(self.id) {
                 // The preferred replica stands first, before the others' election timers run
                 // out, so a new stream's leaderships start spread.
                 let _ = raft.trigger().elect(false).await;
@@ -741,10 +964,8 @@ impl Cluster {
         payload: FramePayload,
     ) -> Result<AppResponse, String> {
         let Some(open) = self.shard(stream, ordinal) else {
-            return Err(format!(
-                "shard {ordinal} of {stream} is not open on node {}",
-                self.id
-            ));
+            // Nothing appended: the caller asks another replica.
+            return Ok(AppResponse::NotLeader { leader: None });
         };
         let leader = open.raft.current_leader().await;
         if leader != Some(self.id) {
@@ -786,17 +1007,13 @@ impl Cluster {
         ordinal: u32,
         frame: ReplicaFrame,
     ) -> Result<Appended, AppendError> {
-        let Some(open) = self.shard(stream, ordinal) else {
-            return Err(AppendError::Replication(format!(
-                "shard {ordinal} of {stream} is not open on this node"
-            )));
-        };
         let seal = frame.kind == FrameKind::Seal;
         let payload = Bytes::from(frame.payload);
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        let mut attempt = 0usize;
         loop {
-            let leader = open.raft.current_leader().await;
-            let answer = match leader {
+            attempt += 1;
+            let answer = match self.shard_leader(stream, ordinal, attempt).await {
                 Some(leader) if leader == self.id => {
                     let data = FramePayload {
                         kind: if seal {
@@ -815,62 +1032,60 @@ impl Cluster {
                         Err(reason) => Attempt::Fail(AppendError::Replication(reason)),
                     }
                 }
-                Some(leader) => {
-                    let addr = {
-                        let receiver = open.raft.metrics();
-                        let metrics = receiver.borrow_watched();
-                        let found = metrics
-                            .membership_config
-                            .nodes()
-                            .find(|(id, _)| **id == leader)
-                            .map(|(_, node)| node.addr.clone());
-                        found
-                    };
-                    match addr {
-                        None => Attempt::Retry(format!("no address for node {leader} yet")),
-                        Some(addr) => {
-                            let request = AppRequest::ShardAppend {
-                                stream: stream.to_owned(),
-                                ordinal,
-                                seal,
-                                record_count: frame.record_count,
-                                ts_ms: frame.ts_ms,
-                                payload: payload.to_vec(),
-                            };
-                            let request = encode(&request).map_err(AppendError::Replication)?;
-                            // A leader that stopped answering (paused, its disk full, cut
-                            // off) is replaced within an election timeout; waiting for its
-                            // answer until the call times out would hold every write to the
-                            // shard that long. Once another leader is known the call's
-                            // outcome is unknown, as after any lost answer, and the client
-                            // retries through the new leader.
-                            let call = self.network.call(&addr, request, CALL_TIMEOUT);
-                            tokio::select! {
-                                called = call => match called {
-                                    Ok(bytes) => match decode::<AppResponse>(&bytes) {
-                                        Ok(answer) => Self::settle(answer, frame.ts_ms),
-                                        Err(reason) => {
-                                            Attempt::Fail(AppendError::Replication(reason))
-                                        }
-                                    },
-                                    Err(error) if error.surely_unsent() => {
-                                        Attempt::Retry(error.to_string())
+                Some(leader) => match self.addr_in_shard(stream, ordinal, leader) {
+                    None => Attempt::Retry(format!("no address for node {leader} yet")),
+                    Some(addr) => {
+                        let request = AppRequest::ShardAppend {
+                            stream: stream.to_owned(),
+                            ordinal,
+                            seal,
+                            record_count: frame.record_count,
+                            ts_ms: frame.ts_ms,
+                            payload: payload.to_vec(),
+                        };
+                        let request = encode(&request).map_err(AppendError::Replication)?;
+                        // A leader that stopped answering (paused, its disk full, cut off) is
+                        // replaced within an election timeout; waiting for its answer until
+                        // the call times out would hold every write to the shard that long.
+                        // Once another leader is known the call's outcome is unknown, as after
+                        // any lost answer, and the client retries through the new leader. (A
+                        // node holding no replica has no group to learn that from, and waits
+                        // for the call.)
+                        let call = self.network.call(&addr, request, CALL_TIMEOUT);
+                        let group = self.shard(stream, ordinal);
+                        let replaced = async {
+                            match &group {
+                                Some(open) => leader_silent_after_handover(&open.raft, leader).await,
+                                None => std::future::pending().await,
+                            }
+                        };
+                        tokio::select! {
+                            called = call => match called {
+                                Ok(bytes) => match decode::<AppResponse>(&bytes) {
+                                    Ok(answer) => {
+                                        self.note_leader(stream, ordinal, &answer);
+                                        Self::settle(answer, frame.ts_ms)
                                     }
-                                    Err(error) => Attempt::Fail(AppendError::Replication(
-                                        format!("the append's outcome is unknown: {error}"),
-                                    )),
+                                    Err(reason) => Attempt::Fail(AppendError::Replication(reason)),
                                 },
-                                successor = leader_silent_after_handover(&open.raft, leader) => {
-                                    Attempt::Fail(AppendError::Replication(format!(
-                                        "the append's outcome is unknown: node {successor} \
-                                         took over the shard from node {leader} while it was \
-                                         forwarded"
-                                    )))
+                                Err(error) if error.surely_unsent() => {
+                                    self.forget_leader(stream, ordinal);
+                                    Attempt::Retry(error.to_string())
                                 }
+                                Err(error) => Attempt::Fail(AppendError::Replication(format!(
+                                    "the append's outcome is unknown: {error}"
+                                ))),
+                            },
+                            successor = replaced => {
+                                self.forget_leader(stream, ordinal);
+                                Attempt::Fail(AppendError::Replication(format!(
+                                    "the append's outcome is unknown: node {successor} took \
+                                     over the shard from node {leader} while it was forwarded"
+                                )))
                             }
                         }
                     }
-                }
+                },
                 None => Attempt::Retry("the shard's group has no leader".to_owned()),
             };
             match answer {
@@ -884,6 +1099,76 @@ impl Cluster {
             }
             tokio::time::sleep(RETRY_PAUSE).await;
         }
+    }
+
+    /// Who leads the shard's group, as far as this node can tell: the group's own view when
+    /// this node holds a replica; else the leader a replica named last, or else (the
+    /// `attempt`-th time) one of the catalogue's replicas in turn, which forwards the caller
+    /// to the leader it knows.
+    async fn shard_leader(&self, stream: &str, ordinal: u32, attempt: usize) -> Option<u64> {
+        if let Some(open) = self.shard(stream, ordinal) {
+            if let Some(leader) = open.raft.current_leader().await {
+                return Some(leader);
+            }
+        }
+        let key = (stream.to_owned(), ordinal);
+        if let Some(hint) = self
+            .leader_hints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Some(*hint);
+        }
+        let replicas: Vec<u64> = self.meta_view.read(|catalogue| {
+            catalogue_shard(catalogue, stream, ordinal)
+                .map(|shard| shard.replicas.clone())
+                .unwrap_or_default()
+        });
+        let others: Vec<u64> = replicas.into_iter().filter(|id| *id != self.id).collect();
+        if others.is_empty() {
+            return None;
+        }
+        others.get(attempt % others.len()).copied()
+    }
+
+    /// Remembers the leader a replica named in `answer`, or forgets the one it denied being.
+    fn note_leader(&self, stream: &str, ordinal: u32, answer: &AppResponse) {
+        if let AppResponse::NotLeader { leader } = answer {
+            let key = (stream.to_owned(), ordinal);
+            let mut hints = self
+                .leader_hints
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match leader {
+                Some(leader) => hints.insert(key, *leader),
+                None => hints.remove(&key),
+            };
+        }
+    }
+
+    fn forget_leader(&self, stream: &str, ordinal: u32) {
+        self.leader_hints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(stream.to_owned(), ordinal));
+    }
+
+    /// The cluster address of node `id`: from the metadata group's members, else from the
+    /// shard group's own membership.
+    fn addr_in_shard(&self, stream: &str, ordinal: u32, id: u64) -> Option<String> {
+        if let Some(addr) = self.addr_of(id) {
+            return Some(addr);
+        }
+        let open = self.shard(stream, ordinal)?;
+        let receiver = open.raft.metrics();
+        let metrics = receiver.borrow_watched();
+        let found = metrics
+            .membership_config
+            .nodes()
+            .find(|(node, _)| **node == id)
+            .map(|(_, node)| node.addr.clone());
+        found
     }
 
     /// What an append attempt's answer means.
@@ -953,6 +1238,25 @@ impl Cluster {
             });
         }
         shards.sort_by(|a, b| (&a.stream, a.ordinal).cmp(&(&b.stream, b.ordinal)));
+        let (leaving, removed, placement) = self.meta_view.read(|catalogue| {
+            let placement = catalogue
+                .streams
+                .values()
+                .flat_map(|entry| {
+                    entry.meta.shards.iter().map(|shard| ShardPlacement {
+                        stream: entry.meta.name.clone(),
+                        ordinal: shard.ordinal,
+                        closed: shard.closed.is_some(),
+                        replicas: shard.replicas.clone(),
+                    })
+                })
+                .collect();
+            (
+                catalogue.nodes_leaving.clone(),
+                catalogue.nodes_removed.clone(),
+                placement,
+            )
+        });
         NodeStatus {
             id: self.id,
             addr: self.addr.clone(),
@@ -961,6 +1265,10 @@ impl Cluster {
             voters: self.voters(),
             meta_applied: self.meta_view.applied().map_or(0, |log_id| log_id.index),
             shards,
+            leaving,
+            removed,
+            left: self.has_left(),
+            placement,
         }
     }
 
@@ -1012,12 +1320,30 @@ impl ClusterSeam for Cluster {
         self.close(dir_id, ordinals);
     }
 
-    fn replicas_for_new_shard(&self) -> Vec<u64> {
-        let mut voters = self.voters();
-        voters.sort_unstable();
-        // Every voter while the cluster has at most three (placement beyond three nodes is
-        // not built yet: ARCHITECTURE.md).
-        voters
+    fn place_new_shards(&self, count: usize) -> Vec<Vec<u64>> {
+        let nodes = self.eligible_nodes();
+        self.meta_view
+            .read(|catalogue| crate::placement::place(catalogue, &nodes, count))
+    }
+
+    fn refusal(&self) -> Option<String> {
+        self.has_left().then(|| {
+            format!(
+                "this node (id {}) left the cluster and serves nothing; use another node",
+                self.id
+            )
+        })
+    }
+
+    fn admin(&self, path: &str, body: Vec<u8>, proof: Option<String>) -> BoxFuture<(u16, String)> {
+        let cluster = self.myself();
+        let path = path.to_owned();
+        Box::pin(async move {
+            match cluster {
+                Some(cluster) => cluster.admin_call(&path, &body, proof.as_deref()).await,
+                None => (503, "{\"error\":\"shutting down\"}".to_owned()),
+            }
+        })
     }
 
     fn leads_catalogue(&self) -> bool {
@@ -1067,6 +1393,22 @@ async fn leader_replaced(raft: &ShardRaft, leader: u64) -> u64 {
             return std::future::pending().await;
         }
     }
+}
+
+/// Shard `ordinal` of the stream stored as `dir_id` in `catalogue`.
+fn catalogue_shard<'a>(
+    catalogue: &'a riffle_core::catalogue::CatalogueState,
+    dir_id: &str,
+    ordinal: u32,
+) -> Option<&'a ShardMeta> {
+    catalogue
+        .streams
+        .values()
+        .find(|entry| entry.meta.dir_id == dir_id)?
+        .meta
+        .shards
+        .iter()
+        .find(|shard| shard.ordinal == ordinal)
 }
 
 /// The outcome of one append attempt (see [`Cluster::append_anywhere`]).
@@ -1144,6 +1486,24 @@ impl Handler {
                 cluster.append_here(&stream, ordinal, data).await
             }
             AppRequest::Status => Ok(AppResponse::Status(cluster.status().await)),
+            AppRequest::OpenReplica { stream, meta_json } => {
+                let meta: ShardMeta = serde_json::from_str(&meta_json)
+                    .map_err(|error| format!("undecodable shard entry: {error}"))?;
+                cluster.open_learner(stream, meta).await?;
+                Ok(AppResponse::Opened)
+            }
+            AppRequest::Reconfigure {
+                stream,
+                ordinal,
+                remove,
+                candidates,
+                want,
+            } => {
+                cluster
+                    .reconfigure_here(&stream, ordinal, &remove, &candidates, want as usize)
+                    .await
+            }
+            AppRequest::MemberState { id } => Ok(cluster.member_state(id)),
         }
     }
 }

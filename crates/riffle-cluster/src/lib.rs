@@ -121,6 +121,7 @@ mod log_store;
 pub mod meta_group;
 pub mod meta_snapshot;
 pub mod network;
+pub mod placement;
 pub mod runtime;
 pub mod shard_group;
 pub mod types;

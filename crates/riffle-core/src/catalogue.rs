@@ -57,6 +57,9 @@ pub struct CatalogueState {
     pub channels: BTreeMap<StreamKey, ChannelMeta>,
     /// Queues by (account, id).
     pub queues: BTreeMap<(String, String), QueueMeta>,
+    /// Cluster nodes being drained, and nodes gone for good (see `MetaDocument`). Sorted.
+    pub nodes_leaving: Vec<u64>,
+    pub nodes_removed: Vec<u64>,
 }
 
 /// The version of one stream, as a snapshot carries it beside the document.
@@ -113,6 +116,21 @@ pub enum Command {
     ReplaceQueue { meta: QueueMeta },
     /// Removes a queue.
     DeleteQueue { account: String, id: String },
+    /// Records the replicas of shard `ordinal` of the stream stored as `dir_id`, once its
+    /// replication group has that membership (a replica added or a node moved off). It is
+    /// no change of the stream as a client sees it, so the stream's version stays: a client's
+    /// change decided meanwhile still applies, and keeps these replicas.
+    SetShardReplicas {
+        dir_id: String,
+        ordinal: u32,
+        replicas: Vec<u64>,
+    },
+    /// Starts draining cluster node `id` (`riffle cluster leave` or `remove`): no new shard
+    /// is placed on it and its replicas move to other nodes. Rejected for a removed node.
+    NodeLeaving { id: u64 },
+    /// Records that node `id` is gone for good, once no shard names it as a replica
+    /// (rejected before); the metadata group then drops it.
+    NodeRemoved { id: u64 },
 }
 
 /// What an applied command produced.
@@ -167,6 +185,8 @@ impl CatalogueState {
             removing: Vec::new(),
             channels: BTreeMap::new(),
             queues: BTreeMap::new(),
+            nodes_leaving: Vec::new(),
+            nodes_removed: Vec::new(),
         }
     }
 
@@ -205,6 +225,8 @@ impl CatalogueState {
                 .iter()
                 .map(|queue| ((queue.account.clone(), queue.id.clone()), queue.clone()))
                 .collect(),
+            nodes_leaving: document.nodes_leaving.clone(),
+            nodes_removed: document.nodes_removed.clone(),
         }
     }
 
@@ -279,6 +301,8 @@ impl CatalogueState {
             watermarks: true,
             channels: self.channels.values().cloned().collect(),
             queues: self.queues.values().cloned().collect(),
+            nodes_leaving: self.nodes_leaving.clone(),
+            nodes_removed: self.nodes_removed.clone(),
         }
     }
 
@@ -323,6 +347,20 @@ impl CatalogueState {
                 }
                 check_shards(meta)?;
                 check_lineage(&entry.meta, meta)?;
+                // Replicas are the cluster's to change (SetShardReplicas): a change decided on
+                // an older state keeps the shards' current ones.
+                let mut meta = meta.clone();
+                for shard in &mut meta.shards {
+                    if let Some(old) = entry
+                        .meta
+                        .shards
+                        .iter()
+                        .find(|old| old.ordinal == shard.ordinal)
+                    {
+                        shard.replicas = old.replicas.clone();
+                    }
+                }
+                let meta = &meta;
                 // Shards the change drops (expired closed shards) leave their directories
                 // to be removed, recorded in the same state.
                 for dropped in entry
@@ -449,7 +487,14 @@ impl CatalogueState {
                 for entry in imported.streams.values() {
                     check_shards(&entry.meta)?;
                 }
-                *self = imported;
+                // The cluster's own membership record is not the document's to replace.
+                let nodes_leaving = std::mem::take(&mut self.nodes_leaving);
+                let nodes_removed = std::mem::take(&mut self.nodes_removed);
+                *self = CatalogueState {
+                    nodes_leaving,
+                    nodes_removed,
+                    ..imported
+                };
                 Ok(Applied::Done)
             }
             Command::CreateQueue { meta } => {
@@ -495,6 +540,68 @@ impl CatalogueState {
                 self.queues
                     .remove(&(account.clone(), id.clone()))
                     .ok_or(Rejection::NotFound)?;
+                Ok(Applied::Done)
+            }
+            Command::SetShardReplicas {
+                dir_id,
+                ordinal,
+                replicas,
+            } => {
+                let mut sorted = replicas.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                if sorted.is_empty() || sorted.len() != replicas.len() {
+                    return Err(Rejection::Invalid(format!(
+                        "a shard's replicas are distinct nodes, at least one: {replicas:?}"
+                    )));
+                }
+                let shard = self
+                    .streams
+                    .values_mut()
+                    .find(|entry| entry.meta.dir_id == *dir_id)
+                    .and_then(|entry| {
+                        entry
+                            .meta
+                            .shards
+                            .iter_mut()
+                            .find(|shard| shard.ordinal == *ordinal)
+                    })
+                    .ok_or(Rejection::NotFound)?;
+                shard.replicas = sorted;
+                Ok(Applied::Done)
+            }
+            Command::NodeLeaving { id } => {
+                if self.nodes_removed.contains(id) {
+                    return Err(Rejection::Invalid(format!("node {id} was removed already")));
+                }
+                if let Err(at) = self.nodes_leaving.binary_search(id) {
+                    self.nodes_leaving.insert(at, *id);
+                }
+                Ok(Applied::Done)
+            }
+            Command::NodeRemoved { id } => {
+                let holding: Vec<String> = self
+                    .streams
+                    .values()
+                    .flat_map(|entry| {
+                        entry
+                            .meta
+                            .shards
+                            .iter()
+                            .filter(|shard| shard.replicas.contains(id))
+                            .map(|shard| format!("{}/{}", entry.meta.name, shard.ordinal))
+                    })
+                    .collect();
+                if !holding.is_empty() {
+                    return Err(Rejection::Invalid(format!(
+                        "node {id} still holds replicas of {}",
+                        holding.join(", ")
+                    )));
+                }
+                self.nodes_leaving.retain(|leaving| leaving != id);
+                if let Err(at) = self.nodes_removed.binary_search(id) {
+                    self.nodes_removed.insert(at, *id);
+                }
                 Ok(Applied::Done)
             }
         }
@@ -750,6 +857,80 @@ mod tests {
             })
             .unwrap();
         assert_eq!(state.removing, vec!["dir-orders/0".to_string()]);
+    }
+
+    #[test]
+    fn replicas_and_node_membership_change_only_through_their_commands() {
+        let mut state = CatalogueState::new(String::new());
+        let mut orders = stream("orders");
+        for shard in &mut orders.shards {
+            shard.replicas = vec![1];
+        }
+        state
+            .apply(&Command::CreateStream {
+                meta: orders.clone(),
+            })
+            .unwrap();
+        let set = |replicas: Vec<u64>| Command::SetShardReplicas {
+            dir_id: "dir-orders".into(),
+            ordinal: 0,
+            replicas,
+        };
+        assert_eq!(state.apply(&set(vec![3, 1, 2])), Ok(Applied::Done));
+        let entry = state.stream("000000000000", "orders").unwrap();
+        assert_eq!(entry.meta.shards[0].replicas, vec![1, 2, 3], "kept sorted");
+        assert_eq!(entry.version, 1, "no change a client sees");
+        for bad in [vec![], vec![2, 2]] {
+            assert!(matches!(state.apply(&set(bad)), Err(Rejection::Invalid(_))));
+        }
+        let elsewhere = Command::SetShardReplicas {
+            dir_id: "dir-orders".into(),
+            ordinal: 7,
+            replicas: vec![1],
+        };
+        assert_eq!(state.apply(&elsewhere), Err(Rejection::NotFound));
+        // A client's change decided on the state before keeps the replicas set since.
+        state
+            .apply(&Command::ReplaceStream {
+                meta: split(&orders),
+                if_version: 1,
+            })
+            .unwrap();
+        let entry = state.stream("000000000000", "orders").unwrap();
+        assert_eq!(entry.meta.shards[0].replicas, vec![1, 2, 3]);
+        assert_eq!(entry.meta.shards[1].replicas, vec![1]);
+
+        // A node is removed only once no shard names it; a removed node never leaves again.
+        assert_eq!(
+            state.apply(&Command::NodeLeaving { id: 1 }),
+            Ok(Applied::Done)
+        );
+        assert_eq!(state.nodes_leaving, vec![1]);
+        assert!(matches!(
+            state.apply(&Command::NodeRemoved { id: 1 }),
+            Err(Rejection::Invalid(_))
+        ));
+        for ordinal in [0, 1, 2, 3] {
+            state
+                .apply(&Command::SetShardReplicas {
+                    dir_id: "dir-orders".into(),
+                    ordinal,
+                    replicas: vec![2, 3],
+                })
+                .unwrap();
+        }
+        assert_eq!(
+            state.apply(&Command::NodeRemoved { id: 1 }),
+            Ok(Applied::Done)
+        );
+        assert!(state.nodes_leaving.is_empty());
+        assert_eq!(state.nodes_removed, vec![1]);
+        assert!(state.apply(&Command::NodeLeaving { id: 1 }).is_err());
+        let document = state.to_document();
+        assert_eq!(
+            CatalogueState::from_document(&document).to_document(),
+            document
+        );
     }
 
     #[test]

@@ -344,6 +344,7 @@ pub fn shard_iterator(
 
 /// The position a reader starting at `start` reads first (GetShardIterator, SubscribeToShard).
 pub fn start_position(shard: &Shard, start: StartAt) -> Result<Position, Error> {
+    refuse_unless_stored_here(shard)?;
     let tail = shard.log.tail();
     Ok(match start {
         StartAt::TrimHorizon => Position {
@@ -365,6 +366,20 @@ pub fn start_position(shard: &Shard, start: StartAt) -> Result<Position, Error> 
             Position { index, slot: 0 }
         }
     })
+}
+
+/// A cluster node reads only the shards it holds a replica of; the others' tails are not
+/// here, and answering from an empty log would hide records.
+fn refuse_unless_stored_here(shard: &Shard) -> Result<(), Error> {
+    if shard.log.stored_here() {
+        Ok(())
+    } else {
+        Err(Error::internal(format!(
+            "this node holds no replica of shard {} (replicas {:?})",
+            riffle_proto::shard_id::shard_id(shard.meta.ordinal),
+            shard.meta.replicas
+        )))
+    }
 }
 
 /// SubscribeToShard's `ContinuationSequenceNumber` for a reader whose next record is at
@@ -559,6 +574,7 @@ pub fn read_from(
     bytes_max: usize,
     now: u64,
 ) -> Result<Read, Error> {
+    refuse_unless_stored_here(shard)?;
     let retention_ms = u64::from(state.retention_hours) * 3_600_000;
     let cutoff_ms = now.saturating_sub(retention_ms);
     let tail = shard.log.tail();

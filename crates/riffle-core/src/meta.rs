@@ -220,6 +220,14 @@ pub struct MetaDocument {
     /// `DATA/queues/`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queues: Vec<QueueMeta>,
+    /// In a cluster, the nodes being drained (`riffle cluster leave` or `remove`): their
+    /// replicas move to other nodes, then they leave the metadata group. Sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes_leaving: Vec<u64>,
+    /// Nodes that left or were removed: never members again (see `riffle_cluster::cluster`).
+    /// Sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes_removed: Vec<u64>,
 }
 
 /// A queue's definition, as CreateQueue and UpdateQueue left it.
@@ -445,6 +453,8 @@ mod tests {
             watermarks: true,
             channels: Vec::new(),
             queues: Vec::new(),
+            nodes_leaving: vec![7],
+            nodes_removed: vec![9],
         }
     }
 

@@ -580,14 +580,23 @@ pub trait ClusterSeam: Send + Sync + 'static {
     ) -> BoxFuture<Result<Arc<ShardLog>, String>>;
     /// Stops the groups of these shards of the stream stored as `dir_id` (deleted or expired).
     fn close_shards(&self, dir_id: &str, ordinals: &[u32]);
-    /// The nodes that are to replicate a shard made now.
-    fn replicas_for_new_shard(&self) -> Vec<u64>;
+    /// The nodes that are to replicate each of `count` shards made now (one list per shard),
+    /// chosen from the catalogue as this node applied it.
+    fn place_new_shards(&self, count: usize) -> Vec<Vec<u64>>;
     /// Whether this node leads the metadata group (background deciders such as the ON_DEMAND
     /// scaler run on that node only).
     fn leads_catalogue(&self) -> bool;
     /// This node's view of the cluster (members, leaders, shard replicas, lag) as JSON, for
     /// `GET /cluster/status` and `riffle cluster status`.
     fn status_json(&self) -> BoxFuture<String>;
+    /// Why this node no longer answers API calls (it left the cluster), if it does not.
+    fn refusal(&self) -> Option<String> {
+        None
+    }
+    /// An operator's request to the cluster (`POST /cluster/...`: `riffle cluster leave`,
+    /// `remove`): `body` as sent, `proof` its authentication header; answered with an HTTP
+    /// status and a JSON body.
+    fn admin(&self, path: &str, body: Vec<u8>, proof: Option<String>) -> BoxFuture<(u16, String)>;
 }
 
 /// How often the watermarks are rewritten (when something changed).
@@ -685,6 +694,8 @@ impl Node {
             watermarks: false,
             channels: Vec::new(),
             queues: Vec::new(),
+            nodes_leaving: Vec::new(),
+            nodes_removed: Vec::new(),
         });
         let token_key = parse_hex_key(&document.token_key_hex).ok_or_else(|| {
             OpenError::Meta(meta::MetaError::Corrupt {
@@ -1041,12 +1052,26 @@ impl Node {
         for shard_meta in &meta.shards {
             match before.shard(shard_meta.ordinal) {
                 Some(shard) if shard.meta == *shard_meta => shards.push(Arc::clone(shard)),
-                Some(shard) => shards.push(Arc::new(Shard {
-                    meta: shard_meta.clone(),
-                    log: Arc::clone(&shard.log),
-                    throttle: shard.throttle.clone(),
-                    metrics: Arc::clone(&shard.metrics),
-                })),
+                Some(shard) => {
+                    // Moved replicas may make this node hold the shard now, or no longer:
+                    // the cluster answers with the log this node now has for it.
+                    let log = if shard.meta.replicas == shard_meta.replicas {
+                        Arc::clone(&shard.log)
+                    } else {
+                        let dir =
+                            shard_dir(&self.config.data_dir, &meta.dir_id, shard_meta.ordinal);
+                        cluster
+                            .open_shard(&meta.dir_id, shard_meta, dir)
+                            .await
+                            .map_err(crate::Error::internal)?
+                    };
+                    shards.push(Arc::new(Shard {
+                        meta: shard_meta.clone(),
+                        log,
+                        throttle: shard.throttle.clone(),
+                        metrics: Arc::clone(&shard.metrics),
+                    }))
+                }
                 None => {
                     let dir = shard_dir(&self.config.data_dir, &meta.dir_id, shard_meta.ordinal);
                     let log = cluster
@@ -1128,6 +1153,12 @@ impl Node {
             .collect();
         cluster.close_shards(&stream.dir_id, &ordinals);
         self.remove_dir_locally(stream.dir_id.clone()).await;
+    }
+
+    /// Removes this node's copy of shard `ordinal` of the stream stored as `dir_id`, once the
+    /// cluster moved the replica to other nodes and stopped its group here.
+    pub async fn remove_shard_copy(&self, dir_id: &str, ordinal: u32) {
+        self.remove_dir_locally(format!("{dir_id}/{ordinal}")).await;
     }
 
     async fn remove_dir_locally(&self, relative: String) {
@@ -1516,12 +1547,12 @@ impl Node {
     ) -> Result<Arc<Stream>, crate::Error> {
         let created_ms = now_ms();
         let dir_id = hex(&random_bytes::<16>());
-        let replicas = self
+        let ranges = riffle_proto::hashkey::initial_shard_ranges(shard_count);
+        let placed = self
             .cluster
             .get()
-            .map(|cluster| cluster.replicas_for_new_shard())
+            .map(|cluster| cluster.place_new_shards(ranges.len()))
             .unwrap_or_default();
-        let ranges = riffle_proto::hashkey::initial_shard_ranges(shard_count);
         let shard_metas: Vec<ShardMeta> = ranges
             .iter()
             .enumerate()
@@ -1534,7 +1565,7 @@ impl Node {
                 created_ms,
                 sequence_epoch_s: created_ms / 1000,
                 closed: None,
-                replicas: replicas.clone(),
+                replicas: placed.get(ordinal).cloned().unwrap_or_default(),
             })
             .collect();
         let stream_meta = StreamMeta {
@@ -1713,6 +1744,12 @@ impl Node {
             .map(|shard| (shard.meta.ordinal, shard.meta.sequence_epoch_s()))
             .collect();
         let mut metas: Vec<ShardMeta> = Vec::with_capacity(outcome.created.len());
+        let mut placed = self
+            .cluster
+            .get()
+            .map(|cluster| cluster.place_new_shards(outcome.created.len()))
+            .unwrap_or_default()
+            .into_iter();
         for child in &outcome.created {
             let parents_epoch = [Some(child.parent), child.adjacent_parent]
                 .into_iter()
@@ -1731,11 +1768,7 @@ impl Node {
                 created_ms,
                 sequence_epoch_s,
                 closed: None,
-                replicas: self
-                    .cluster
-                    .get()
-                    .map(|cluster| cluster.replicas_for_new_shard())
-                    .unwrap_or_default(),
+                replicas: placed.next().unwrap_or_default(),
             });
         }
         let config = self.config.clone();

@@ -140,7 +140,11 @@ pub struct ShardLog {
     writer: Option<Mutex<Writer>>,
     /// The shard's replication group, for a shard of a cluster node.
     replica: Option<Arc<dyn ShardReplica>>,
-    reader: LogReader,
+    /// Reads the shard's log; `None` on a cluster node that holds no replica of the shard.
+    reader: Option<LogReader>,
+    /// Cleared when the cluster stops keeping this replica here (the node was moved off
+    /// the shard): reads through this log are then refused like a remote shard's.
+    stored: AtomicBool,
     tail: Arc<watch::Sender<TailState>>,
     durability: Durability,
     flusher: Flusher,
@@ -211,7 +215,8 @@ impl ShardLog {
                 sealed,
             })),
             replica: None,
-            reader,
+            reader: Some(reader),
+            stored: AtomicBool::new(true),
             tail: Arc::new(tail),
             durability,
             flusher,
@@ -234,7 +239,8 @@ impl ShardLog {
         Arc::new(ShardLog {
             writer: None,
             replica: Some(replica),
-            reader,
+            reader: Some(reader),
+            stored: AtomicBool::new(true),
             tail,
             durability,
             flusher,
@@ -242,6 +248,50 @@ impl ShardLog {
             written_bytes: AtomicU64::new(0),
             written_records: AtomicU64::new(0),
         })
+    }
+
+    /// A shard of a cluster node that holds no replica of it: appends go to the shard's
+    /// group through `replica` (which forwards them to its leader), and nothing is read
+    /// here ([`ShardLog::stored_here`] is false).
+    pub fn remote(replica: Arc<dyn ShardReplica>, flusher: Flusher) -> Arc<ShardLog> {
+        let (tail, _) = watch::channel(TailState {
+            visible_index: 0,
+            ts_last_ms: 0,
+            poisoned: false,
+        });
+        Arc::new(ShardLog {
+            writer: None,
+            replica: Some(replica),
+            reader: None,
+            stored: AtomicBool::new(false),
+            tail: Arc::new(tail),
+            durability: Durability::Sync,
+            flusher,
+            flush_queued: AtomicBool::new(false),
+            written_bytes: AtomicU64::new(0),
+            written_records: AtomicU64::new(0),
+        })
+    }
+
+    /// Whether this node holds the shard's records: false for a cluster node's shard it
+    /// holds no replica of (see [`ShardLog::remote`]), or no longer does.
+    pub fn stored_here(&self) -> bool {
+        self.reader.is_some() && self.stored.load(Ordering::Acquire)
+    }
+
+    /// Marks the replica as gone from this node (its group was stopped and its directory
+    /// is being removed), so readers are refused instead of reading vanishing files.
+    pub fn no_longer_stored(&self) {
+        self.stored.store(false, Ordering::Release);
+    }
+
+    fn reader(&self) -> Result<&LogReader, LogError> {
+        match &self.reader {
+            Some(reader) if self.stored.load(Ordering::Acquire) => Ok(reader),
+            _ => Err(LogError::InvalidArgument(
+                "this node holds no replica of the shard".into(),
+            )),
+        }
     }
 
     /// Counts a frame the shard's group applied (what [`ShardLog::written`] reports for a
@@ -558,7 +608,7 @@ impl ShardLog {
     pub fn first_index(&self) -> u64 {
         match self.lock() {
             Some(writer) => writer.log.first_index(),
-            None => self.reader.first_index(),
+            None => self.reader.as_ref().map_or(1, LogReader::first_index),
         }
     }
 
@@ -575,7 +625,10 @@ impl ShardLog {
     pub fn marks(&self) -> (u64, u64) {
         match self.lock() {
             Some(writer) => (writer.log.first_index(), writer.log.durable_index()),
-            None => (self.reader.first_index(), self.tail().visible_index),
+            None => (
+                self.reader.as_ref().map_or(1, LogReader::first_index),
+                self.tail().visible_index,
+            ),
         }
     }
 
@@ -596,18 +649,19 @@ impl ShardLog {
         max_entries: usize,
         max_bytes: usize,
     ) -> Result<Vec<Entry>, LogError> {
+        let reader = self.reader()?;
         let upto = self.tail().visible_index;
         if from > upto {
             return Ok(Vec::new());
         }
-        self.reader.read(from, upto, max_entries, max_bytes)
+        reader.read(from, upto, max_entries, max_bytes)
     }
 
     /// First visible index whose arrival time is at or after `ts_ms`.
     pub fn find_by_timestamp(&self, ts_ms: u64) -> Result<Option<u64>, LogError> {
         let upto = self.tail().visible_index;
         Ok(self
-            .reader
+            .reader()?
             .find_by_timestamp(ts_ms)?
             .filter(|index| *index <= upto))
     }
@@ -638,7 +692,7 @@ impl ShardLog {
         let roll_candidate = segments.last().filter(|_| !writer.sealed);
         if let Some(active) = roll_candidate {
             let active_first_ts = self
-                .reader
+                .reader()?
                 .read(active.base_index, active.base_index, 1, 1)
                 .ok()
                 .and_then(|mut entries| entries.pop())

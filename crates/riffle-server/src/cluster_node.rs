@@ -1,11 +1,13 @@
 //! `riffle serve --cluster-listen ADDR [--join ADDR]`: a node of a cluster, and
-//! `riffle cluster status`.
+//! `riffle cluster status`, `leave` and `remove`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use riffle_cluster::cluster::{Cluster, ClusterConfig, Identity, NodeStatus};
+use riffle_cluster::cluster::{
+    admin_proof, AdminRequest, Cluster, ClusterConfig, Identity, NodeStatus, ADMIN_PROOF_HEADER,
+};
 use riffle_cluster::network::{ClusterSecret, PeerNetwork, PeerServer};
 use riffle_core::{Node, NodeConfig};
 use tokio::net::TcpListener;
@@ -137,6 +139,12 @@ pub fn status(
 }
 
 async fn fetch(url: &str) -> Result<String, String> {
+    send(url, None).await
+}
+
+/// GETs `url`, or POSTs `(body, proof)` to it; the body of a 2xx answer, else an error
+/// naming the status and the node's answer.
+async fn send(url: &str, post: Option<(Vec<u8>, String)>) -> Result<String, String> {
     let uri: hyper::Uri = url.parse().map_err(|error| format!("{url}: {error}"))?;
     let host = uri
         .host()
@@ -155,9 +163,16 @@ async fn fetch(url: &str) -> Result<String, String> {
         .await
         .map_err(|error| error.to_string())?;
     tokio::spawn(connection);
-    let request = hyper::Request::get(uri.path())
+    let builder = match &post {
+        Some((_, proof)) => hyper::Request::post(uri.path())
+            .header(ADMIN_PROOF_HEADER, proof)
+            .header(hyper::header::CONTENT_TYPE, "application/json"),
+        None => hyper::Request::get(uri.path()),
+    };
+    let body = post.map(|(body, _)| body).unwrap_or_default();
+    let request = builder
         .header(hyper::header::HOST, format!("{host}:{port}"))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
         .map_err(|error| error.to_string())?;
     let response = sender
         .send_request(request)
@@ -176,6 +191,142 @@ async fn fetch(url: &str) -> Result<String, String> {
     }
 }
 
+/// What `riffle cluster leave` and `remove` are asked.
+pub struct MembershipArgs {
+    /// The node's API endpoint (`leave`: the node that leaves; `remove`: any live node).
+    pub endpoint: String,
+    /// The node to remove (`remove` only).
+    pub node: Option<u64>,
+    pub secret_file: Option<PathBuf>,
+    /// How long to wait for the replicas to move.
+    pub wait: Duration,
+}
+
+/// `riffle cluster leave` (`args.node` is `None`) or `riffle cluster remove NODE_ID`: asks the
+/// node at the endpoint, then follows its status until the node is out, and says so.
+pub fn change_membership(
+    args: MembershipArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> std::process::ExitCode {
+    let command = if args.node.is_some() {
+        "remove"
+    } else {
+        "leave"
+    };
+    match runtime.block_on(run_membership_change(&args)) {
+        Ok(message) => {
+            println!("{message}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("riffle cluster {command}: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn node_status(endpoint: &str) -> Result<NodeStatus, String> {
+    let body = fetch(&format!("{endpoint}/cluster/status")).await?;
+    serde_json::from_str(&body).map_err(|_| format!("{endpoint} answered {body}"))
+}
+
+/// The shards whose catalogue replicas include `node`, as `stream/shardId`.
+fn held_by(status: &NodeStatus, node: u64) -> Vec<String> {
+    status
+        .placement
+        .iter()
+        .filter(|shard| shard.replicas.contains(&node))
+        .map(|shard| format!("{}/shardId-{:012}", shard.stream, shard.ordinal))
+        .collect()
+}
+
+async fn run_membership_change(args: &MembershipArgs) -> Result<String, String> {
+    let endpoint = args.endpoint.trim_end_matches('/');
+    let secret_file = args.secret_file.clone().unwrap_or_else(default_secret_file);
+    let secret = ClusterSecret::load(&secret_file).map_err(|error| {
+        format!(
+            "{}: {error} (the cluster's secret file authorizes this request; pass \
+             --cluster-secret-file if it is elsewhere)",
+            secret_file.display()
+        )
+    })?;
+    let before = node_status(endpoint).await?;
+    let node = args.node.unwrap_or(before.id);
+    let (path, request) = match args.node {
+        Some(id) => (
+            "/cluster/remove",
+            AdminRequest {
+                node: Some(id),
+                at_ms: now_ms(),
+            },
+        ),
+        None => (
+            "/cluster/leave",
+            AdminRequest {
+                node: None,
+                at_ms: now_ms(),
+            },
+        ),
+    };
+    if args.node.is_none() && before.left {
+        return Ok(format!("node {node} has left the cluster already"));
+    }
+    let body = serde_json::to_vec(&request).map_err(|error| error.to_string())?;
+    let proof = admin_proof(&secret, path, &body);
+    send(&format!("{endpoint}{path}"), Some((body, proof))).await?;
+    let holding = held_by(&before, node);
+    eprintln!(
+        "node {node} is leaving the cluster: moving its replicas of {} shard(s) to other nodes",
+        holding.len()
+    );
+    let deadline = tokio::time::Instant::now() + args.wait;
+    let mut last = holding.len();
+    loop {
+        let now = node_status(endpoint).await?;
+        let done = match args.node {
+            None => now.left,
+            Some(id) => now.removed.contains(&id) && !now.members.contains_key(&id),
+        };
+        if done {
+            return Ok(match args.node {
+                None => format!(
+                    "node {node} left the cluster: its replicas are on the other nodes. It \
+                     answers API calls with an error from now on and refuses to start again: \
+                     stop it, and delete its data directory when you no longer need it"
+                ),
+                Some(_) => format!(
+                    "node {node} was removed from the cluster: its replicas are on the other \
+                     nodes. Started again it refuses to serve; to use its machine again, \
+                     start it with an empty data directory and --join"
+                ),
+            });
+        }
+        let holding = held_by(&now, node);
+        if holding.len() != last {
+            eprintln!("{} shard(s) still to move", holding.len());
+            last = holding.len();
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "node {node} is still leaving after {} s; still on it: {}",
+                args.wait.as_secs(),
+                if holding.is_empty() {
+                    "no shard (it is being dropped from the metadata group)".to_owned()
+                } else {
+                    holding.join(", ")
+                }
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
 fn render(status: &NodeStatus) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -191,13 +342,35 @@ fn render(status: &NodeStatus) -> String {
         } else {
             "learner"
         });
+        if status.leaving.contains(id) {
+            roles.push("leaving");
+        }
         let _ = writeln!(out, "  {id:>20}  {addr:<22} {}", roles.join(", "));
+    }
+    if status.left {
+        let _ = writeln!(out, "this node has left the cluster: it serves nothing");
+    }
+    if !status.removed.is_empty() {
+        let removed: Vec<String> = status.removed.iter().map(u64::to_string).collect();
+        let _ = writeln!(out, "removed: {}", removed.join(", "));
     }
     let _ = writeln!(
         out,
         "catalogue applied through Raft index {}",
         status.meta_applied
     );
+    let mut held: std::collections::BTreeMap<u64, usize> =
+        status.members.keys().map(|id| (*id, 0)).collect();
+    for shard in status.placement.iter().filter(|shard| !shard.closed) {
+        for replica in &shard.replicas {
+            *held.entry(*replica).or_default() += 1;
+        }
+    }
+    let held: Vec<String> = held
+        .iter()
+        .map(|(id, count)| format!("{id}:{count}"))
+        .collect();
+    let _ = writeln!(out, "open shard replicas per node: {}", held.join(" "));
     let _ = writeln!(out, "shards ({}):", status.shards.len());
     for shard in &status.shards {
         let leader = shard

@@ -220,6 +220,9 @@ async fn handle(
     if request.method() == http::Method::GET && request.uri().path() == CLUSTER_STATUS_PATH {
         return cluster_status(&node, &request_id, &id_2).await;
     }
+    if request.method() == http::Method::POST && request.uri().path().starts_with("/cluster/") {
+        return cluster_admin(&node, request, &request_id, &id_2).await;
+    }
     // GET /console/...: the web console's files (console.rs), never the API.
     if let Some(response) = crate::console::answer(console, &request) {
         return response;
@@ -232,8 +235,9 @@ async fn handle(
         // records it produces are about as large as the body. Nothing runs, whatever the
         // target, unless the request is authenticated (the payload hash needs the body).
         Ok((body, _reservation)) => match auth.caller(&node, &parts, &body) {
-            Ok(caller) => match target_operation(&parts.headers) {
-                Some(operation) => {
+            Ok(caller) => match (target_operation(&parts.headers), left_cluster(&node)) {
+                (Some(_), Some(reason)) => Err(KinesisError::internal(reason)),
+                (Some(operation), None) => {
                     // With RIFFLE_LOG=debug, what riffle logs while running the call carries
                     // the id the client has in `x-amzn-RequestId`. A debug span costs nothing
                     // at the default level (the put path makes one per request); an internal
@@ -242,7 +246,7 @@ async fn handle(
                     let call = service::call(&node, &caller, format, operation, &body);
                     tracing::Instrument::instrument(call, span).await
                 }
-                None => Err(KinesisError::new(
+                (None, _) => Err(KinesisError::new(
                     ErrorKind::UnknownOperationException,
                     None,
                 )),
@@ -368,12 +372,71 @@ pub const CLUSTER_STATUS_PATH: &str = "/cluster/status";
 async fn cluster_status(node: &Node, request_id: &str, id_2: &str) -> Response<ResponseBody> {
     let (status, body) = match node.cluster() {
         Some(cluster) => (StatusCode::OK, cluster.status_json().await),
-        None => (
-            StatusCode::NOT_FOUND,
-            "{\"error\":\"this riffle is a single node (started without --cluster-listen)\"}"
-                .to_owned(),
-        ),
+        None => (StatusCode::NOT_FOUND, SINGLE_NODE.to_owned()),
     };
+    json_answer(status, body, request_id, id_2)
+}
+
+const SINGLE_NODE: &str =
+    "{\"error\":\"this riffle is a single node (started without --cluster-listen)\"}";
+
+/// The largest body of an operator request to the cluster (`riffle cluster leave/remove`).
+const CLUSTER_ADMIN_BYTES_MAX: usize = 4096;
+
+/// Why this node serves no API call any more (it left its cluster), if so.
+fn left_cluster(node: &Node) -> Option<String> {
+    node.cluster().and_then(|cluster| cluster.refusal())
+}
+
+/// `POST /cluster/leave`, `/cluster/remove`: operator requests, authenticated with the
+/// cluster secret (riffle-cluster checks the proof), not with the API's credentials.
+async fn cluster_admin(
+    node: &Node,
+    request: Request<Incoming>,
+    request_id: &str,
+    id_2: &str,
+) -> Response<ResponseBody> {
+    let Some(cluster) = node.cluster() else {
+        return json_answer(
+            StatusCode::NOT_FOUND,
+            SINGLE_NODE.to_owned(),
+            request_id,
+            id_2,
+        );
+    };
+    let path = request.uri().path().to_owned();
+    let proof = request
+        .headers()
+        .get(riffle_cluster::cluster::ADMIN_PROOF_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let body = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(request.into_body(), CLUSTER_ADMIN_BYTES_MAX).collect(),
+    )
+    .await;
+    let body = match body {
+        Ok(Ok(collected)) => collected.to_bytes().to_vec(),
+        _ => {
+            return json_answer(
+                StatusCode::BAD_REQUEST,
+                "{\"error\":\"the request body did not arrive whole (at most 4 KiB)\"}".to_owned(),
+                request_id,
+                id_2,
+            )
+        }
+    };
+    let (status, answer) = cluster.admin(&path, body, proof).await;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_answer(status, answer, request_id, id_2)
+}
+
+fn json_answer(
+    status: StatusCode,
+    body: String,
+    request_id: &str,
+    id_2: &str,
+) -> Response<ResponseBody> {
     let mut response = Response::new(full_body(body.into_bytes()));
     *response.status_mut() = status;
     let headers = response.headers_mut();

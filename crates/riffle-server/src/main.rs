@@ -67,6 +67,43 @@ enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Make the node at --endpoint leave the cluster: its replicas move to other nodes and
+    /// its leaderships to other replicas, then it leaves the metadata group and serves
+    /// nothing more (stop it afterwards). Waits until it is out.
+    Leave(MembershipArgs),
+    /// Remove node NODE_ID (a dead one, typically) through the live node at --endpoint: its
+    /// replicas are made again on other nodes from the surviving copies, then it is dropped.
+    /// Waits until it is out.
+    Remove {
+        /// The id of the node to remove (`riffle cluster status` lists them).
+        node_id: u64,
+        #[command(flatten)]
+        args: MembershipArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct MembershipArgs {
+    /// A node's API endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:4567")]
+    endpoint: String,
+    /// The cluster secret, which authorizes the request (default: as for `riffle serve`).
+    #[arg(long, value_name = "FILE")]
+    cluster_secret_file: Option<PathBuf>,
+    /// How long to wait for the replicas to move before giving up (seconds).
+    #[arg(long, default_value_t = 600)]
+    wait_s: u64,
+}
+
+impl MembershipArgs {
+    fn into_change(self, node: Option<u64>) -> cluster_node::MembershipArgs {
+        cluster_node::MembershipArgs {
+            endpoint: self.endpoint,
+            node,
+            secret_file: self.cluster_secret_file,
+            wait: Duration::from_secs(self.wait_s),
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -255,6 +292,12 @@ fn main() -> ExitCode {
         Command::DevCert(args) => devcert::run(args),
         Command::Cluster(ClusterCommand::Status { endpoint, json }) => {
             cluster_node::status(&endpoint, json, &runtime)
+        }
+        Command::Cluster(ClusterCommand::Leave(args)) => {
+            cluster_node::change_membership(args.into_change(None), &runtime)
+        }
+        Command::Cluster(ClusterCommand::Remove { node_id, args }) => {
+            cluster_node::change_membership(args.into_change(Some(node_id)), &runtime)
         }
         Command::Client(command) => client::run(command, &runtime),
     }

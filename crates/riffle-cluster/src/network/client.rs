@@ -257,6 +257,20 @@ impl PeerClient {
         }
     }
 
+    /// Closes and forgets the connection to `addr` (a node removed from the cluster), so the
+    /// map of peers does not keep every address the node ever talked to.
+    pub fn forget(&self, addr: &str) {
+        let Some(peer) = self.peers().remove(addr) else {
+            return;
+        };
+        let link = peer.link.try_lock();
+        if let Ok(mut link) = link {
+            if let Some(conn) = link.conn.take() {
+                conn.close("the peer was removed from the cluster");
+            }
+        }
+    }
+
     fn peers(&self) -> MutexGuard<'_, HashMap<String, Arc<Peer>>> {
         self.inner
             .peers
