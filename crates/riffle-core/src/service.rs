@@ -1394,8 +1394,7 @@ async fn get_shard_iterator(
     let shard_iterator = if shard.log.stored_here() {
         data::shard_iterator(node, &stream, shard, start)?
     } else {
-        let shard = Arc::clone(shard);
-        data::shard_iterator_anywhere(node, &stream, &shard, start).await?
+        data::shard_iterator_anywhere(node, &stream, shard, start).await?
     };
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());

@@ -13,8 +13,8 @@
 //! shard shares, once per committed batch, no polling — or until the keep-alive interval passes
 //! (an empty event, so idle checkpoints advance). A node holding no replica of the shard
 //! reads through one of its replicas instead, which holds each read until a record arrives or
-//! [`REMOTE_WAIT_MAX`] passes (a long poll), and builds the events itself. A closed shard ends with an event carrying
-//! `ChildShards` and no continuation number. The subscription ends cleanly after its lifetime
+//! [`REMOTE_WAIT_MAX`] passes (a long poll), and builds the events itself. A closed shard
+//! ends with an event carrying `ChildShards` and no continuation number. The subscription ends cleanly after its lifetime
 //! (5 minutes; the client subscribes again), or with an exception event when it is taken over,
 //! its consumer is deregistered, or its stream or shard disappears.
 //!
