@@ -13,7 +13,8 @@
 //! **Requests between nodes** ([`AppRequest`]): a proposal or a shard append reaching a node
 //! that does not lead the group is forwarded to the leader, so any node answers any call.
 //! A node holding no replica of a shard keeps a remote log for it ([`ShardLog::remote`]):
-//! its appends go to the shard's leader, found through the catalogue's replicas.
+//! its appends go to the shard's leader, found through the catalogue's replicas, and its
+//! reads to one of the replicas ([`reads`](self::reads)).
 //!
 //! **Membership** (placement, re-replication, leaving and removing nodes) is in
 //! [`membership`](self::membership).
@@ -32,14 +33,15 @@ use riffle_core::catalogue::{Applied as CatalogueApplied, Command, Rejection};
 use riffle_core::meta::ShardMeta;
 use riffle_core::node::{BoxFuture, ClusterSeam, Node};
 use riffle_core::shard_log::{
-    AppendError, Appended, Durability, Flusher as ShardFlusher, ReplicaFrame, ShardLog,
-    ShardReplica, TailState,
+    AppendError, Appended, Durability, FetchRequest, Fetched, Flusher as ShardFlusher,
+    ReplicaFrame, ShardLog, ShardReplica, TailState,
 };
 use riffle_log::{FrameKind, LogOptions};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 mod membership;
+mod reads;
 
 pub use self::membership::{admin_proof, AdminRequest, ADMIN_PROOF_HEADER};
 
@@ -152,6 +154,18 @@ pub enum AppRequest {
     /// Whether node `id` is a member of the metadata group and whether the catalogue lists
     /// it as removed, as this node sees them.
     MemberState { id: u64 },
+    /// Read a shard's committed entries (from a node holding no replica of it; see
+    /// [`reads`](self::reads)).
+    ShardRead {
+        stream: String,
+        ordinal: u32,
+        from_index: u64,
+        entries_max: u32,
+        bytes_max: u64,
+        at_timestamp: Option<u64>,
+        wait_ms: u64,
+        prefer_leader: bool,
+    },
 }
 
 /// The answers to [`AppRequest`]s.
@@ -186,6 +200,15 @@ pub enum AppResponse {
     /// The append was handed to openraft and then failed: it may or may not be committed.
     Uncertain(String),
     Failed(String),
+    /// A shard's log bounds and committed entries, and the leader the replica knows.
+    Read {
+        leader: Option<u64>,
+        first_index: u64,
+        visible_index: u64,
+        ts_last_ms: u64,
+        found_index: Option<u64>,
+        entries: Vec<reads::WireEntry>,
+    },
 }
 
 /// One node's view, for `riffle cluster status`.
@@ -715,7 +738,8 @@ impl Cluster {
         let _opening = self.opening.lock().await;
         if let Some(open) = self.shard(&stream, meta.ordinal) {
             if meta.replicas.contains(&self.id) {
-                open.joining.store(false, std::sync::atomic::Ordering::Release);
+                open.joining
+                    .store(false, std::sync::atomic::Ordering::Release);
                 return Ok(Arc::clone(&open.log));
             }
             if self.being_added(&open) {
@@ -737,7 +761,8 @@ impl Cluster {
         if let Some(open) = self.shard(&stream, meta.ordinal) {
             if !meta.replicas.contains(&self.id) {
                 // A copy moved off earlier and not retired yet is taken back.
-                open.joining.store(true, std::sync::atomic::Ordering::Release);
+                open.joining
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
             return Ok(());
         }
@@ -1055,7 +1080,9 @@ impl Cluster {
                         let group = self.shard(stream, ordinal);
                         let replaced = async {
                             match &group {
-                                Some(open) => leader_silent_after_handover(&open.raft, leader).await,
+                                Some(open) => {
+                                    leader_silent_after_handover(&open.raft, leader).await
+                                }
                                 None => std::future::pending().await,
                             }
                         };
@@ -1444,6 +1471,21 @@ impl ShardReplica for Appender {
             }
         })
     }
+
+    fn read(
+        &self,
+        request: FetchRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fetched, String>> + Send>> {
+        let cluster = self.cluster.upgrade();
+        let stream = self.stream.clone();
+        let ordinal = self.ordinal;
+        Box::pin(async move {
+            match cluster {
+                Some(cluster) => cluster.read_anywhere(&stream, ordinal, request).await,
+                None => Err("the cluster is shutting down".into()),
+            }
+        })
+    }
 }
 
 /// Answers [`AppRequest`]s from peers.
@@ -1504,6 +1546,27 @@ impl Handler {
                     .await
             }
             AppRequest::MemberState { id } => Ok(cluster.member_state(id)),
+            AppRequest::ShardRead {
+                stream,
+                ordinal,
+                from_index,
+                entries_max,
+                bytes_max,
+                at_timestamp,
+                wait_ms,
+                prefer_leader,
+            } => {
+                let request = FetchRequest {
+                    from_index,
+                    entries_max: entries_max as usize,
+                    bytes_max: usize::try_from(bytes_max).unwrap_or(usize::MAX),
+                    at_timestamp,
+                    wait_ms,
+                };
+                cluster
+                    .read_here(&stream, ordinal, request, prefer_leader)
+                    .await
+            }
         }
     }
 }

@@ -23,7 +23,7 @@ use riffle_proto::seqno::{SeqNo, SequenceRun};
 use crate::crypto::StreamCrypto;
 use crate::node::{now_ms, Node, Shard, Stream, StreamState};
 use crate::record::{self, NewRecord, StoredRecord};
-use crate::shard_log::AppendError;
+use crate::shard_log::{AppendError, FetchRequest, Fetched, ShardLog, TailState};
 use crate::throttle;
 use crate::Error;
 
@@ -368,6 +368,64 @@ pub fn start_position(shard: &Shard, start: StartAt) -> Result<Position, Error> 
     })
 }
 
+/// [`start_position`] on any node: a node holding no replica of the shard asks one of its
+/// replicas for the log's bounds (TRIM_HORIZON, LATEST, AT_TIMESTAMP).
+pub async fn start_position_anywhere(shard: &Shard, start: StartAt) -> Result<Position, Error> {
+    if shard.log.stored_here() {
+        return start_position(shard, start);
+    }
+    let at_timestamp = match start {
+        StartAt::AtSequence(point) => return Ok(point.at()),
+        StartAt::AfterSequence(point) => return Ok(point.after()),
+        StartAt::AtTimestamp(ts_ms) => Some(ts_ms),
+        StartAt::TrimHorizon | StartAt::Latest => None,
+    };
+    let fetched = fetch(
+        shard,
+        FetchRequest {
+            from_index: 0,
+            entries_max: 0,
+            bytes_max: 0,
+            at_timestamp,
+            wait_ms: 0,
+        },
+    )
+    .await?;
+    Ok(match start {
+        StartAt::TrimHorizon => Position {
+            index: fetched.first_index,
+            slot: 0,
+        },
+        _ => Position {
+            index: fetched
+                .found_index
+                .unwrap_or(fetched.tail.visible_index + 1),
+            slot: 0,
+        },
+    })
+}
+
+/// [`shard_iterator`] on any node (see [`start_position_anywhere`]).
+pub async fn shard_iterator_anywhere(
+    node: &Node,
+    stream: &Stream,
+    shard: &Shard,
+    start: StartAt,
+) -> Result<String, Error> {
+    let position = start_position_anywhere(shard, start).await?;
+    Ok(encode_iterator(node, stream, shard, position, now_ms()))
+}
+
+/// Reads from one of the replicas of a shard this node holds none of.
+async fn fetch(shard: &Shard, request: FetchRequest) -> Result<Fetched, Error> {
+    shard.log.fetch(request).await.map_err(|reason| {
+        Error::internal(format!(
+            "no replica of shard {} answered the read: {reason}",
+            riffle_proto::shard_id::shard_id(shard.meta.ordinal)
+        ))
+    })
+}
+
 /// A cluster node reads only the shards it holds a replica of; the others' tails are not
 /// here, and answering from an empty log would hide records.
 fn refuse_unless_stored_here(shard: &Shard) -> Result<(), Error> {
@@ -453,9 +511,29 @@ pub struct ReadBatch {
     pub shard: Arc<Shard>,
 }
 
+/// A GetRecords read of a shard this node holds no replica of, everything checked and
+/// admitted: finish it with [`get_records_remote`].
+pub struct RemoteRead {
+    stream: Arc<Stream>,
+    state: Arc<StreamState>,
+    shard: Arc<Shard>,
+    position: Position,
+    limit: usize,
+    bytes_max: usize,
+    now: u64,
+}
+
+/// What [`get_records`] did: read, or (a shard stored on other nodes) left the read to
+/// [`get_records_remote`].
+pub enum Reading {
+    Done(ReadBatch),
+    Remote(RemoteRead),
+}
+
 /// Reads from an iterator: at most `limit` records and `bytes_max(stream)` bytes of data (asked
 /// once the caller is authorized and the read admitted), never a record older than the
-/// stream's retention, never past the visible tail.
+/// stream's retention, never past the visible tail. For a shard this node holds no replica
+/// of, the read itself is left to [`get_records_remote`].
 pub fn get_records(
     node: &Node,
     account: &str,
@@ -463,7 +541,7 @@ pub fn get_records(
     limit: usize,
     bytes_max: impl FnOnce(&Arc<Stream>) -> Result<usize, Error>,
     authorize: impl FnOnce(&Arc<Stream>) -> Result<(), Error>,
-) -> Result<ReadBatch, Error> {
+) -> Result<Reading, Error> {
     let token = IteratorToken::decode(riffle_proto::iterator::unquoted(iterator), &node.token_key)?;
     let now = now_ms();
     if now.saturating_sub(token.issued_ms) > riffle_proto::limits::ITERATOR_LIFETIME_MS {
@@ -491,7 +569,47 @@ pub fn get_records(
         index: token.log_index,
         slot: token.sub,
     };
+    if !shard.log.stored_here() {
+        return Ok(Reading::Remote(RemoteRead {
+            shard: Arc::clone(shard),
+            stream,
+            state,
+            position,
+            limit,
+            bytes_max,
+            now,
+        }));
+    }
     let read = read_from(&state, shard, position, limit, bytes_max, now)?;
+    Ok(Reading::Done(read_batch(
+        node, stream, &state, shard, read, now,
+    )))
+}
+
+/// Finishes a GetRecords read of a shard this node holds no replica of: the entries come
+/// from one of its replicas, and the answer is built here exactly as a replica builds it.
+pub async fn get_records_remote(node: &Node, remote: RemoteRead) -> Result<ReadBatch, Error> {
+    let RemoteRead {
+        stream,
+        state,
+        shard,
+        position,
+        limit,
+        bytes_max,
+        now,
+    } = remote;
+    let read = read_remote(&state, &shard, position, limit, bytes_max, now, 0).await?;
+    Ok(read_batch(node, stream, &state, &shard, read, now))
+}
+
+fn read_batch(
+    node: &Node,
+    stream: Arc<Stream>,
+    state: &StreamState,
+    shard: &Arc<Shard>,
+    read: Read,
+    now: u64,
+) -> ReadBatch {
     let bytes: usize = read
         .records
         .iter()
@@ -499,21 +617,21 @@ pub fn get_records(
         .sum();
     throttle::charge_read(shard, bytes);
     let (next_iterator, child_shards) = if read.ended {
-        (None, children(&state, shard))
+        (None, children(state, shard))
     } else {
         (
             Some(encode_iterator(node, &stream, shard, read.next, now)),
             Vec::new(),
         )
     };
-    Ok(ReadBatch {
+    ReadBatch {
         records: read.records,
         next_iterator,
         millis_behind_latest: read.millis_behind_latest,
         child_shards,
         shard: Arc::clone(shard),
         stream,
-    })
+    }
 }
 
 /// What one read from a position found.
@@ -525,6 +643,112 @@ pub struct Read {
     pub millis_behind_latest: u64,
     /// The shard is closed and `next` is past its last entry: nothing will ever follow.
     pub ended: bool,
+    /// The visible tail the read stopped at.
+    pub visible_index: u64,
+}
+
+/// Where [`read_from`] takes entries: the shard's own log, or entries a replica sent.
+trait EntrySource {
+    fn tail(&self) -> TailState;
+    fn first_index(&self) -> u64;
+    fn read(
+        &self,
+        from: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<riffle_log::Entry>, Error>;
+}
+
+impl EntrySource for ShardLog {
+    #[inline]
+    fn tail(&self) -> TailState {
+        ShardLog::tail(self)
+    }
+
+    #[inline]
+    fn first_index(&self) -> u64 {
+        ShardLog::first_index(self)
+    }
+
+    #[inline]
+    fn read(
+        &self,
+        from: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<riffle_log::Entry>, Error> {
+        ShardLog::read(self, from, max_entries, max_bytes)
+            .map_err(|error| Error::internal(error.to_string()))
+    }
+}
+
+/// The entries one fetch brought: what a read asks for beyond them is not there yet, and
+/// the read ends early (GetRecords may return fewer records than there are; its next
+/// iterator continues after the last).
+impl EntrySource for Fetched {
+    fn tail(&self) -> TailState {
+        self.tail
+    }
+
+    fn first_index(&self) -> u64 {
+        self.first_index
+    }
+
+    fn read(
+        &self,
+        from: u64,
+        max_entries: usize,
+        _max_bytes: usize,
+    ) -> Result<Vec<riffle_log::Entry>, Error> {
+        Ok(self
+            .entries
+            .iter()
+            .filter(|entry| entry.index >= from)
+            .take(max_entries)
+            .cloned()
+            .collect())
+    }
+}
+
+/// [`read_from`] on any node: a node holding no replica of the shard reads through one of
+/// its replicas (waiting there up to `wait_ms` for a first entry at `position`), then builds
+/// the records here, exactly as the replica would.
+pub async fn read_anywhere(
+    state: &StreamState,
+    shard: &Shard,
+    position: Position,
+    limit: usize,
+    bytes_max: usize,
+    now: u64,
+    wait_ms: u64,
+) -> Result<Read, Error> {
+    if shard.log.stored_here() {
+        return read_from(state, shard, position, limit, bytes_max, now);
+    }
+    read_remote(state, shard, position, limit, bytes_max, now, wait_ms).await
+}
+
+async fn read_remote(
+    state: &StreamState,
+    shard: &Shard,
+    position: Position,
+    limit: usize,
+    bytes_max: usize,
+    now: u64,
+    wait_ms: u64,
+) -> Result<Read, Error> {
+    let fetched = fetch(
+        shard,
+        FetchRequest {
+            from_index: position.index,
+            entries_max: limit,
+            bytes_max,
+            at_timestamp: None,
+            wait_ms,
+        },
+    )
+    .await?;
+    read_core(state, shard, &fetched, position, limit, bytes_max, now)
 }
 
 /// The children of `shard` (the shards naming it as parent or adjacent parent).
@@ -575,10 +799,22 @@ pub fn read_from(
     now: u64,
 ) -> Result<Read, Error> {
     refuse_unless_stored_here(shard)?;
+    read_core(state, shard, &*shard.log, position, limit, bytes_max, now)
+}
+
+fn read_core<S: EntrySource + ?Sized>(
+    state: &StreamState,
+    shard: &Shard,
+    source: &S,
+    position: Position,
+    limit: usize,
+    bytes_max: usize,
+    now: u64,
+) -> Result<Read, Error> {
     let retention_ms = u64::from(state.retention_hours) * 3_600_000;
     let cutoff_ms = now.saturating_sub(retention_ms);
-    let tail = shard.log.tail();
-    let first_index = shard.log.first_index();
+    let tail = source.tail();
+    let first_index = source.first_index();
     let mut position = if position.index < first_index {
         Position {
             index: first_index,
@@ -591,14 +827,11 @@ pub fn read_from(
     let mut bytes = 0usize;
     let mut run: Option<(u64, u64, SequenceRun)> = None;
     'read: while position.index <= tail.visible_index && records.len() < limit {
-        let entries = shard
-            .log
-            .read(
-                position.index,
-                limit - records.len(),
-                bytes_max.saturating_sub(bytes).max(1),
-            )
-            .map_err(|error| Error::internal(error.to_string()))?;
+        let entries = source.read(
+            position.index,
+            limit - records.len(),
+            bytes_max.saturating_sub(bytes).max(1),
+        )?;
         if entries.is_empty() {
             break;
         }
@@ -704,5 +937,6 @@ pub fn read_from(
         next: position,
         millis_behind_latest,
         ended,
+        visible_index: tail.visible_index,
     })
 }

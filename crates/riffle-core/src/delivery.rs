@@ -667,20 +667,34 @@ async fn read_shard(
     shard: &Arc<Shard>,
     position: Position,
 ) -> Result<data::Read, String> {
-    let (state, shard) = (Arc::clone(state), Arc::clone(shard));
-    tokio::task::spawn_blocking(move || {
-        data::read_from(
-            &state,
-            &shard,
+    let read = if shard.log.stored_here() {
+        let (state, shard) = (Arc::clone(state), Arc::clone(shard));
+        tokio::task::spawn_blocking(move || {
+            data::read_from(
+                &state,
+                &shard,
+                position,
+                READ_RECORDS_MAX,
+                READ_BYTES_MAX,
+                now_ms(),
+            )
+        })
+        .await
+        .map_err(|error| error.to_string())?
+    } else {
+        // A shard this node holds no replica of: read through one that does.
+        data::read_anywhere(
+            state,
+            shard,
             position,
             READ_RECORDS_MAX,
             READ_BYTES_MAX,
             now_ms(),
+            0,
         )
-    })
-    .await
-    .map_err(|error| error.to_string())?
-    .map_err(|error| {
+        .await
+    };
+    read.map_err(|error| {
         format!(
             "cannot read shard: {}",
             error.log_message().unwrap_or("error")

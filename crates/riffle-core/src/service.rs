@@ -51,9 +51,9 @@ pub async fn call(
         ..caller.clone()
     };
     match request {
-        Request::SubscribeToShard(input) => {
-            subscribe_to_shard(node, caller, input).map(Answer::Events)
-        }
+        Request::SubscribeToShard(input) => subscribe_to_shard(node, caller, input)
+            .await
+            .map(Answer::Events),
         Request::DeregisterStreamConsumer(input) => {
             let found = consumers::find(
                 node,
@@ -96,19 +96,39 @@ async fn call_operation(
         Request::PutRecord(input) => encode(format, put_record(node, caller, input).await?),
         Request::PutRecords(input) => encode(format, put_records(node, caller, input).await?),
         Request::GetShardIterator(input) => {
-            encode(format, get_shard_iterator(node, caller, input)?)
+            encode(format, get_shard_iterator(node, caller, input).await?)
         }
         Request::GetRecords(input) => {
             // Off the async workers, a few at a time (`ResponseBudget::build`). The lease
             // sized the read; it lasts until the answer is encoded, when the front end leases
             // the answer's real size.
             let responses = Arc::clone(&node.config.responses);
-            responses
+            let dry_run = input.dry_run == Some(true);
+            let reading = responses
                 .build(|| {
-                    let (output, _lease) = get_records(node, caller, input)?;
-                    Ok::<_, Error>(encode(format, output))
+                    let started = Instant::now();
+                    match get_records(node, caller, input)? {
+                        (data::Reading::Done(batch), _lease) => Ok::<_, Error>(Ok(encode(
+                            format,
+                            records_answer(batch, dry_run, started)?,
+                        ))),
+                        (data::Reading::Remote(remote), lease) => Ok(Err((remote, lease, started))),
+                    }
                 })
-                .await?
+                .await?;
+            match reading {
+                Ok(body) => body,
+                // A shard this node holds no replica of: its entries come from one that does
+                // (no builder slot is held while they travel).
+                Err((remote, _lease, started)) => {
+                    let batch = data::get_records_remote(node, remote).await?;
+                    responses
+                        .build(|| {
+                            Ok::<_, Error>(encode(format, records_answer(batch, dry_run, started)?))
+                        })
+                        .await?
+                }
+            }
         }
         Request::IncreaseStreamRetentionPeriod(input) => {
             let stream = resolve_stream(
@@ -1323,7 +1343,7 @@ fn addressed_stream(
     }
 }
 
-fn get_shard_iterator(
+async fn get_shard_iterator(
     node: &Node,
     caller: &Caller,
     input: GetShardIteratorInput,
@@ -1371,7 +1391,11 @@ fn get_shard_iterator(
         input.timestamp,
     )?;
     throttle::admit_iterator(shard, &stream)?;
-    let shard_iterator = data::shard_iterator(node, &stream, shard, start)?;
+    let shard_iterator = if shard.log.stored_here() {
+        data::shard_iterator(node, &stream, shard, start)?
+    } else {
+        data::shard_iterator_anywhere(node, &stream, shard, start).await?
+    };
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());
     }
@@ -1426,12 +1450,12 @@ fn start_at(
     })
 }
 
+/// GetRecords up to the read: the read done (a shard stored here), or left to a replica.
 fn get_records(
     node: &Node,
     caller: &Caller,
     input: GetRecordsInput,
-) -> Result<(GetRecordsOutput, crate::responses::Lease), Error> {
-    let started = Instant::now();
+) -> Result<(data::Reading, crate::responses::Lease), Error> {
     let limit = input
         .limit
         .map(|limit| limit.max(1) as usize)
@@ -1464,7 +1488,16 @@ fn get_records(
         |stream| control::authorize_stream(caller, stream),
     )?;
     let lease = lease.expect("a read that returned was sized first");
-    if input.dry_run == Some(true) {
+    Ok((batch, lease))
+}
+
+/// GetRecords' answer from what was read (here or on a replica).
+fn records_answer(
+    batch: data::ReadBatch,
+    dry_run: bool,
+    started: Instant,
+) -> Result<GetRecordsOutput, Error> {
+    if dry_run {
         return Err(Error::dry_run());
     }
     let bytes: usize = batch
@@ -1501,7 +1534,7 @@ fn get_records(
         millis_behind_latest: Some(batch.millis_behind_latest),
         child_shards,
     };
-    Ok((output, lease))
+    Ok(output)
 }
 
 fn list_stream_consumers(
@@ -1557,7 +1590,7 @@ fn list_stream_consumers(
 
 /// SubscribeToShard: everything that can be refused is refused here, as a normal error
 /// response; then the subscription streams (see `subscribe.rs`).
-fn subscribe_to_shard(
+async fn subscribe_to_shard(
     node: &Arc<Node>,
     caller: &Caller,
     input: SubscribeToShardInput,
@@ -1595,7 +1628,7 @@ fn subscribe_to_shard(
         starting.sequence_number.as_deref(),
         starting.timestamp,
     )?;
-    let position = data::start_position(&shard, start)?;
+    let position = data::start_position_anywhere(&shard, start).await?;
     if input.dry_run == Some(true) {
         return Err(Error::dry_run());
     }

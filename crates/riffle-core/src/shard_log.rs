@@ -52,7 +52,7 @@ pub enum Durability {
 }
 
 /// What readers and waiting producers watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TailState {
     /// Highest index readers may see (0 = nothing yet).
     pub visible_index: u64,
@@ -112,6 +112,40 @@ pub trait ShardReplica: Send + Sync + 'static {
         &self,
         frame: ReplicaFrame,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Appended, AppendError>> + Send>>;
+
+    /// Reads the shard's committed entries from one of its replicas (for a node that holds
+    /// none, see [`ShardLog::fetch`]).
+    fn read(
+        &self,
+        request: FetchRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fetched, String>> + Send>>;
+}
+
+/// What a node holding no replica of a shard asks one of its replicas for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// The first index wanted.
+    pub from_index: u64,
+    /// At most this many entries (0: none, only the log's bounds).
+    pub entries_max: usize,
+    /// At most this many bytes of entries (at least one entry if any is there).
+    pub bytes_max: usize,
+    /// Also look up the first entry at or after this arrival time (AT_TIMESTAMP).
+    pub at_timestamp: Option<u64>,
+    /// When nothing at or after `from_index` is visible yet, wait up to this long for it
+    /// (a subscription's long poll).
+    pub wait_ms: u64,
+}
+
+/// A replica's answer to a [`FetchRequest`]: committed entries only, never past its
+/// published tail.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    pub first_index: u64,
+    pub tail: TailState,
+    /// The first visible entry at or after the asked arrival time, if any.
+    pub found_index: Option<u64>,
+    pub entries: Vec<Entry>,
 }
 
 /// An append started with [`ShardLog::start_append`].
@@ -277,6 +311,55 @@ impl ShardLog {
     /// holds no replica of (see [`ShardLog::remote`]), or no longer does.
     pub fn stored_here(&self) -> bool {
         self.reader.is_some() && self.stored.load(Ordering::Acquire)
+    }
+
+    /// Reads from one of the shard's replicas (a shard this node holds no replica of).
+    pub async fn fetch(&self, request: FetchRequest) -> Result<Fetched, String> {
+        match &self.replica {
+            Some(replica) => replica.read(request).await,
+            None => Err("the shard has no replication group to read from".into()),
+        }
+    }
+
+    /// Answers a [`FetchRequest`] from this node's replica (the replica side of
+    /// [`ShardLog::fetch`]): waits up to `wait_ms` for an entry at `from_index` if none is
+    /// visible yet, then reads like a local reader would. Blocking: run it off the async
+    /// workers.
+    pub fn serve_fetch(&self, request: FetchRequest) -> Result<Fetched, LogError> {
+        let tail = self.tail();
+        let entries = if request.entries_max == 0 {
+            Vec::new()
+        } else {
+            self.read(
+                request.from_index,
+                request.entries_max,
+                request.bytes_max.max(1),
+            )?
+        };
+        let found_index = match request.at_timestamp {
+            Some(ts_ms) => self.find_by_timestamp(ts_ms)?,
+            None => None,
+        };
+        Ok(Fetched {
+            first_index: self.first_index(),
+            // Entries read after `tail` was taken may go past it; the tail answered covers them.
+            tail: match entries.last() {
+                Some(last) if last.index > tail.visible_index => self.tail(),
+                _ => tail,
+            },
+            found_index,
+            entries,
+        })
+    }
+
+    /// Waits (at most `wait`) until an entry at `index` is visible.
+    pub async fn wait_visible(&self, index: u64, wait: Duration) {
+        let mut tail = self.tail.subscribe();
+        let _ = tokio::time::timeout(
+            wait,
+            tail.wait_for(|state| state.visible_index >= index || state.poisoned),
+        )
+        .await;
     }
 
     /// Marks the replica as gone from this node (its group was stopped and its directory

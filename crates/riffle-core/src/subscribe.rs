@@ -11,8 +11,10 @@
 //! see `data::continuation_sequence_number`), and `MillisBehindLatest`. When it has caught
 //! up, the task sleeps on the shard's tail `watch` — the same wake-up every subscriber of the
 //! shard shares, once per committed batch, no polling — or until the keep-alive interval passes
-//! (an empty event, so idle checkpoints advance). A closed shard ends with an event carrying
-//! `ChildShards` and no continuation number. The subscription ends cleanly after its lifetime
+//! (an empty event, so idle checkpoints advance). A node holding no replica of the shard
+//! reads through one of its replicas instead, which holds each read until a record arrives or
+//! [`REMOTE_WAIT_MAX`] passes (a long poll), and builds the events itself. A closed shard
+//! ends with an event carrying `ChildShards` and no continuation number. The subscription ends cleanly after its lifetime
 //! (5 minutes; the client subscribes again), or with an exception event when it is taken over,
 //! its consumer is deregistered, or its stream or shard disappears.
 //!
@@ -43,6 +45,9 @@ pub const EVENT_RECORDS_MAX: usize = 10_000;
 pub const EVENT_BYTES_MAX: usize = 1024 * 1024;
 /// A second subscription for the same consumer and shard within this of a live one is refused.
 pub const TAKEOVER_AFTER_MS: u64 = 5_000;
+/// How long a replica holds a subscription's read of a shard this node holds no replica of
+/// while nothing new arrives (the entry node then asks again).
+const REMOTE_WAIT_MAX: Duration = Duration::from_secs(2);
 /// Record bytes per second one subscription delivers with AWS limits on.
 pub const SUBSCRIPTION_BYTES_PER_SECOND: u64 = 2 * 1024 * 1024;
 
@@ -262,6 +267,8 @@ async fn feed(
     };
     let mut last_event = tokio::time::Instant::now();
     let mut first = true;
+    // Set once caught up with a shard read through a replica: the next read waits there.
+    let mut waiting = false;
     loop {
         if let Some(stop) = *stop.borrow() {
             return Err(exception_frame(&stopped(stop, &consumer_arn)));
@@ -281,17 +288,46 @@ async fn feed(
         let Some(shard) = state.shard(ordinal).cloned() else {
             return Err(exception_frame(&shard_gone(found, ordinal)));
         };
-        // Mark the tail seen *before* reading, so a batch committed after the read wakes us.
-        tail.borrow_and_update();
-        let read = data::read_from(
-            &state,
-            &shard,
-            position,
-            EVENT_RECORDS_MAX,
-            EVENT_BYTES_MAX,
-            now_ms(),
-        )
+        let remote = !shard.log.stored_here();
+        let read = if remote {
+            // A shard this node holds no replica of: one of its replicas holds the poll
+            // until a record arrives (or the keep-alive is due), in place of the tail watch.
+            let wait_ms = if waiting {
+                let due = (last_event + config.keep_alive)
+                    .saturating_duration_since(tokio::time::Instant::now());
+                due.min(REMOTE_WAIT_MAX).as_millis() as u64
+            } else {
+                0
+            };
+            tokio::select! {
+                read = data::read_anywhere(
+                    &state,
+                    &shard,
+                    position,
+                    EVENT_RECORDS_MAX,
+                    EVENT_BYTES_MAX,
+                    now_ms(),
+                    wait_ms,
+                ) => read,
+                _ = tokio::time::sleep_until(deadline) => return Ok(()),
+                _ = stop.changed() => continue,
+                _ = frames.closed() => return Ok(()),
+            }
+        } else {
+            // Mark the tail seen *before* reading, so a batch committed after the read
+            // wakes us.
+            tail.borrow_and_update();
+            data::read_from(
+                &state,
+                &shard,
+                position,
+                EVENT_RECORDS_MAX,
+                EVENT_BYTES_MAX,
+                now_ms(),
+            )
+        }
         .map_err(|error| exception_frame(&error))?;
+        waiting = false;
         position = read.next;
         let idle_due = last_event.elapsed() >= config.keep_alive;
         if !read.records.is_empty() || read.ended || idle_due || first {
@@ -345,12 +381,21 @@ async fn feed(
             if read.ended {
                 return Ok(());
             }
-            if position.index <= shard.log.tail().visible_index {
+            let visible_index = if remote {
+                read.visible_index
+            } else {
+                shard.log.tail().visible_index
+            };
+            if position.index <= visible_index {
                 continue; // more to send right away
             }
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok(());
+        }
+        if remote {
+            waiting = true;
+            continue;
         }
         tokio::select! {
             changed = tail.changed() => {

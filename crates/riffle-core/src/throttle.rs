@@ -945,7 +945,7 @@ mod tests {
             let shard = state.shard(0).unwrap();
             let iterator =
                 data::shard_iterator(&node, &stream, shard, StartAt::TrimHorizon).unwrap();
-            let batch = data::get_records(
+            let data::Reading::Done(batch) = data::get_records(
                 &node,
                 &account,
                 &iterator,
@@ -953,7 +953,9 @@ mod tests {
                 |_| Ok(10 * 1024 * 1024),
                 |_| Ok(()),
             )
-            .unwrap();
+            .unwrap() else {
+                panic!("a single node reads its own shards");
+            };
             let stored: BTreeMap<String, String> = batch
                 .records
                 .into_iter()

@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use aws_sdk_kinesis::types::{
+    PutRecordsRequestEntry, ShardIteratorType, StartingPosition, SubscribeToShardEventStream,
+};
 use aws_sdk_kinesis::Client;
 use common::*;
 use history::{call_outcome, entry_outcome, shard_ordinal, Attempt, History, Outcome};
@@ -258,6 +260,223 @@ async fn three_nodes_replicate_and_survive_a_leader_kill() {
             &history,
         );
     }
+}
+
+/// Four nodes, so each shard lives on three and some node holds no replica of a shard. That
+/// node still answers every read of it, through the shard's replicas: GetShardIterator and
+/// GetRecords give the same records and sequence numbers as a replica does, iterators pass
+/// between nodes either way, and SubscribeToShard pushes the records, old and new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_replica_of_a_shard_reads_it_through_the_replicas() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().expect("temp dir");
+    let secret = root.path().join("cluster.secret");
+    let first = format!("127.0.0.1:{}", free_port());
+    let mut servers = Vec::new();
+    for i in 0..4 {
+        let spec = Spec {
+            dir: root.path().join(format!("d{i}")),
+            listen: if i == 0 {
+                first.clone()
+            } else {
+                format!("127.0.0.1:{}", free_port())
+            },
+            advertise: None,
+            join: (i > 0).then(|| first.clone()),
+            secret: secret.clone(),
+        };
+        servers.push(spec.start().await);
+    }
+    wait_for(&servers[0].endpoint(), "four voters", |seen| {
+        seen["voters"]
+            .as_array()
+            .is_some_and(|voters| voters.len() == 4)
+    })
+    .await;
+    let mut ids = Vec::new();
+    for server in &servers {
+        ids.push(
+            cli_status(&server.endpoint()).await["id"]
+                .as_u64()
+                .expect("an id"),
+        );
+    }
+
+    // Two shards of three replicas on four nodes: some node misses one of them.
+    let stream = "spread";
+    create_stream(&servers[0].client(), stream, 2).await;
+    let seen = cli_status(&servers[0].endpoint()).await;
+    let placement = seen["placement"].as_array().expect("placement").clone();
+    let (ordinal, outsider, replica) = placement
+        .iter()
+        .find_map(|shard| {
+            let replicas: Vec<u64> = shard["replicas"]
+                .as_array()?
+                .iter()
+                .filter_map(serde_json::Value::as_u64)
+                .collect();
+            assert_eq!(
+                replicas.len(),
+                3,
+                "a shard on three of four nodes: {seen:#}"
+            );
+            let outsider = ids.iter().position(|id| !replicas.contains(id))?;
+            let replica = ids.iter().position(|id| replicas.contains(id))?;
+            Some((shard["ordinal"].as_u64()? as u32, outsider, replica))
+        })
+        .expect("a node without a replica of some shard");
+    let shard = shard_id(ordinal);
+    let (outside, inside) = (servers[outsider].client(), servers[replica].client());
+    let groups = cli_status(&servers[outsider].endpoint()).await;
+    assert!(
+        groups["shards"].as_array().is_some_and(|shards| shards
+            .iter()
+            .all(|group| group["ordinal"].as_u64() != Some(u64::from(ordinal)))),
+        "node {outsider} runs no group of shard {ordinal}: {groups:#}"
+    );
+    for client in [&outside, &inside] {
+        wait_active(client, stream).await;
+    }
+
+    // Written through the outsider and through a replica.
+    let (mut history, _) = put_through(&outside, stream, 0, 200).await;
+    let (more, _) = put_through(&inside, stream, 1, 200).await;
+    history.extend(more);
+    let through_replica =
+        read_at_least(&inside, stream, history.acked(), Duration::from_secs(10)).await;
+    let through_outsider =
+        read_at_least(&outside, stream, history.acked(), Duration::from_secs(10)).await;
+    assert_holds("the outsider", &through_outsider, &history);
+    assert_eq!(
+        history::difference(&through_replica, &through_outsider),
+        None,
+        "the outsider reads what a replica reads"
+    );
+    let expected = through_replica[&ordinal].clone();
+    assert!(!expected.is_empty(), "shard {shard} got records");
+
+    // Iterators pass between nodes: one from the outsider read on the replica, and back.
+    let from_outsider = outside
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(&shard)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("GetShardIterator through the outsider");
+    let page = inside
+        .get_records()
+        .shard_iterator(from_outsider.shard_iterator().expect("an iterator"))
+        .limit(10)
+        .send()
+        .await
+        .expect("the replica reads the outsider's iterator");
+    let numbers = |records: &[aws_sdk_kinesis::types::Record]| -> Vec<String> {
+        records
+            .iter()
+            .map(|record| record.sequence_number().to_owned())
+            .collect()
+    };
+    let first_ten: Vec<String> = expected.iter().take(10).map(|(n, _)| n.clone()).collect();
+    assert_eq!(numbers(page.records()), first_ten);
+    let rest = outside
+        .get_records()
+        .shard_iterator(page.next_shard_iterator().expect("a next iterator"))
+        .send()
+        .await
+        .expect("the outsider reads the replica's iterator");
+    let after_ten: Vec<String> = expected.iter().skip(10).map(|(n, _)| n.clone()).collect();
+    assert_eq!(numbers(rest.records()), after_ten);
+    assert_eq!(rest.millis_behind_latest(), Some(0), "read to the tail");
+    // LATEST through the outsider starts after everything written so far.
+    let latest = outside
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(&shard)
+        .shard_iterator_type(ShardIteratorType::Latest)
+        .send()
+        .await
+        .expect("LATEST through the outsider");
+    let empty = outside
+        .get_records()
+        .shard_iterator(latest.shard_iterator().expect("an iterator"))
+        .send()
+        .await
+        .expect("GetRecords from LATEST");
+    assert!(empty.records().is_empty(), "nothing after LATEST yet");
+
+    // SubscribeToShard through the outsider: what is there, then what comes.
+    let consumer = outside
+        .register_stream_consumer()
+        .stream_arn(stream_arn(stream))
+        .consumer_name("outside")
+        .send()
+        .await
+        .expect("RegisterStreamConsumer")
+        .consumer
+        .expect("a consumer")
+        .consumer_arn;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut subscription = loop {
+        let answer = outside
+            .subscribe_to_shard()
+            .consumer_arn(&consumer)
+            .shard_id(&shard)
+            .starting_position(
+                StartingPosition::builder()
+                    .r#type(ShardIteratorType::TrimHorizon)
+                    .build()
+                    .expect("position"),
+            )
+            .send()
+            .await;
+        match answer {
+            Ok(subscription) => break subscription,
+            // The consumer becomes ACTIVE shortly after it is registered.
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("subscribing: {error:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("SubscribeToShard through the outsider: {error:?}"),
+        }
+    };
+    let mut pushed: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut wanted = expected.len();
+    let mut wrote_more = false;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pushed.len() < wanted {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {wanted} records pushed",
+            pushed.len()
+        );
+        let event = tokio::time::timeout(Duration::from_secs(10), subscription.event_stream.recv())
+            .await
+            .expect("an event in time")
+            .expect("the event stream works")
+            .expect("the subscription is open");
+        if let SubscribeToShardEventStream::SubscribeToShardEvent(event) = event {
+            pushed.extend(event.records().iter().map(|record| {
+                (
+                    record.sequence_number().to_owned(),
+                    record.data().as_ref().to_vec(),
+                )
+            }));
+            if pushed.len() == expected.len() && !wrote_more {
+                // Caught up: records written now reach the subscriber through the outsider.
+                assert_eq!(pushed, expected, "pushed as a replica serves them");
+                wrote_more = true;
+                let (later, _) = put_through(&inside, stream, 2, 100).await;
+                history.extend(later);
+                let now =
+                    read_at_least(&inside, stream, history.acked(), Duration::from_secs(10)).await;
+                wanted = now[&ordinal].len();
+                assert!(wanted > expected.len(), "shard {shard} got more records");
+            }
+        }
+    }
+    let now = read_at_least(&inside, stream, history.acked(), Duration::from_secs(10)).await;
+    assert_eq!(pushed, now[&ordinal], "pushed as a replica serves them");
 }
 
 /// The chaos run (see `cluster/chaos.rs`): 60 s of seeded faults on three nodes by default;
