@@ -32,6 +32,7 @@ use openraft::Raft;
 use riffle_core::catalogue::{Applied as CatalogueApplied, Command, Rejection};
 use riffle_core::meta::ShardMeta;
 use riffle_core::node::{BoxFuture, ClusterSeam, Node};
+use riffle_core::queues::{ForwardedAnswer, ForwardedCall, QueueHome};
 use riffle_core::shard_log::{
     AppendError, Appended, Durability, FetchRequest, Fetched, Flusher as ShardFlusher,
     ReplicaFrame, ShardLog, ShardReplica, TailState,
@@ -55,6 +56,8 @@ use crate::types::{ClusterNode, FramePayload, PayloadKind, Response};
 const LEADER_WAIT: Duration = Duration::from_secs(8);
 /// How long one call to a peer may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a forwarded queue call may take: a receive waits up to 20 s for records.
+const QUEUE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause between attempts while a group has no known leader.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// How long a starting node waits to catch up before it serves anyway.
@@ -166,6 +169,9 @@ pub enum AppRequest {
         wait_ms: u64,
         prefer_leader: bool,
     },
+    /// Serve a queue delivery operation (to the home of queue delivery, the metadata
+    /// leader; see `riffle_core::queues`).
+    QueueCall { call: ForwardedCall },
 }
 
 /// The answers to [`AppRequest`]s.
@@ -199,6 +205,8 @@ pub enum AppResponse {
     },
     /// The append was handed to openraft and then failed: it may or may not be committed.
     Uncertain(String),
+    /// The home's answer to a [`AppRequest::QueueCall`].
+    QueueAnswer(ForwardedAnswer),
     Failed(String),
     /// A shard's log bounds and committed entries, and the leader the replica knows.
     Read {
@@ -324,6 +332,9 @@ pub struct Cluster {
     node: Weak<Node>,
     /// The leader last named for shards this node holds no replica of.
     leader_hints: Mutex<HashMap<(String, u32), u64>>,
+    /// The metadata term in which this node, as the leader, applied everything committed
+    /// before it: it serves queue delivery in that term (see [`Cluster::queue_home_now`]).
+    queue_term: std::sync::atomic::AtomicU64,
     /// This cluster, for the seam's `'static` futures.
     me: Weak<Cluster>,
 }
@@ -392,6 +403,7 @@ impl Cluster {
             identity: Mutex::new(identity.clone()),
             left: std::sync::atomic::AtomicBool::new(false),
             leader_hints: Mutex::new(HashMap::new()),
+            queue_term: std::sync::atomic::AtomicU64::new(0),
             node: Arc::downgrade(node),
         });
         network.set_app_handler(Arc::new(Handler {
@@ -711,6 +723,123 @@ impl Cluster {
                 )));
             }
             tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// The metadata leader and term as this node sees them.
+    fn meta_leader_term(&self) -> (Option<u64>, u64) {
+        let metrics = self.meta.metrics();
+        let metrics = metrics.borrow_watched();
+        (metrics.current_leader, metrics.current_term)
+    }
+
+    /// Whether this node is the home of queue delivery: the metadata leader, once it has
+    /// applied every entry committed before its term (a linearizable read, once per term),
+    /// so that the queues it rebuilds hold every acknowledgement its predecessor committed.
+    async fn queue_home_now(&self) -> QueueHome {
+        use std::sync::atomic::Ordering;
+        let (leader, term) = self.meta_leader_term();
+        if leader != Some(self.id) {
+            return QueueHome::Elsewhere;
+        }
+        if self.queue_term.load(Ordering::Acquire) == term {
+            return QueueHome::Here { term };
+        }
+        let read = match self
+            .meta
+            .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+            .await
+        {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::debug!(%error, "not the home of queue delivery yet");
+                return QueueHome::Elsewhere;
+            }
+        };
+        if tokio::time::timeout(LEADER_WAIT, self.meta_view.wait_applied(read.index()))
+            .await
+            .is_err()
+        {
+            return QueueHome::Elsewhere;
+        }
+        if self.meta_leader_term() != (Some(self.id), term) {
+            return QueueHome::Elsewhere;
+        }
+        self.queue_term.store(term, Ordering::Release);
+        tracing::info!(term, "this node is now the home of queue delivery");
+        QueueHome::Here { term }
+    }
+
+    /// Has the home of queue delivery serve `call` (this node, if it is the home),
+    /// retrying while the metadata group has no leader or the home changes.
+    async fn forward_queue_call(&self, call: ForwardedCall) -> Result<Vec<u8>, riffle_core::Error> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        let mut last;
+        loop {
+            let answer = match self.meta.current_leader().await {
+                Some(leader) if leader == self.id => match self.node.upgrade() {
+                    Some(node) => {
+                        Ok(riffle_core::queues::serve_forwarded(&node, call.clone()).await)
+                    }
+                    None => Err("the node is shutting down".to_string()),
+                },
+                Some(leader) => match self.addr_of(leader) {
+                    Some(addr) => match encode(&AppRequest::QueueCall { call: call.clone() }) {
+                        Ok(request) => {
+                            match self.network.call(&addr, request, QUEUE_CALL_TIMEOUT).await {
+                                Ok(bytes) => match decode::<AppResponse>(&bytes) {
+                                    Ok(AppResponse::QueueAnswer(answer)) => Ok(answer),
+                                    Ok(other) => Err(format!("{other:?}")),
+                                    Err(error) => Err(error),
+                                },
+                                Err(error) => Err(error.to_string()),
+                            }
+                        }
+                        Err(error) => Err(error),
+                    },
+                    None => Err(format!("no address for node {leader}")),
+                },
+                None => Err("the metadata group has no leader".into()),
+            };
+            match answer.map(ForwardedAnswer::into_result) {
+                Ok(Ok(Some(body))) => return Ok(body),
+                Ok(Err(error)) => return Err(error),
+                Ok(Ok(None)) => last = "the home of queue delivery is changing".to_string(),
+                Err(reason) => last = reason,
+            }
+            if tokio::time::Instant::now() > deadline {
+                tracing::warn!(reason = %last, "a queue call found no home");
+                return Err(riffle_core::Error::internal(format!(
+                    "no node of the cluster serves queue delivery now: {last}"
+                )));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Commits a queue's delivery updates from this node, the home in `term`.
+    async fn propose_queue_here(
+        &self,
+        command: Command,
+        term: u64,
+    ) -> Result<(), riffle_core::Error> {
+        let gone = || {
+            riffle_core::Error::internal(
+                "this node stopped serving queue delivery (the metadata leader changed)",
+            )
+        };
+        if self.meta_leader_term() != (Some(self.id), term) {
+            return Err(gone());
+        }
+        match self.propose_here(&command).await {
+            Ok(AppResponse::Proposed { verdict, .. }) => verdict
+                .map(|_| ())
+                .map_err(|rejection| riffle_core::Error::internal(rejection.to_string())),
+            Ok(AppResponse::NotLeader { .. }) => Err(gone()),
+            Ok(other) => Err(riffle_core::Error::internal(format!(
+                "the metadata group answered {other:?}"
+            ))),
+            Err(reason) => Err(riffle_core::Error::internal(reason)),
         }
     }
 
@@ -1347,6 +1476,40 @@ impl ClusterSeam for Cluster {
         self.close(dir_id, ordinals);
     }
 
+    fn queue_home(&self) -> BoxFuture<Result<QueueHome, riffle_core::Error>> {
+        let cluster = self.myself();
+        Box::pin(async move {
+            match cluster {
+                Some(cluster) => Ok(cluster.queue_home_now().await),
+                None => Err(riffle_core::Error::internal("the cluster is shutting down")),
+            }
+        })
+    }
+
+    fn forward_queue(&self, call: ForwardedCall) -> BoxFuture<Result<Vec<u8>, riffle_core::Error>> {
+        let cluster = self.myself();
+        Box::pin(async move {
+            match cluster {
+                Some(cluster) => cluster.forward_queue_call(call).await,
+                None => Err(riffle_core::Error::internal("the cluster is shutting down")),
+            }
+        })
+    }
+
+    fn propose_queue(
+        &self,
+        command: Command,
+        term: u64,
+    ) -> BoxFuture<Result<(), riffle_core::Error>> {
+        let cluster = self.myself();
+        Box::pin(async move {
+            match cluster {
+                Some(cluster) => cluster.propose_queue_here(command, term).await,
+                None => Err(riffle_core::Error::internal("the cluster is shutting down")),
+            }
+        })
+    }
+
     fn place_new_shards(&self, count: usize) -> Vec<Vec<u64>> {
         let nodes = self.eligible_nodes();
         self.meta_view
@@ -1566,6 +1729,11 @@ impl Handler {
                 cluster
                     .read_here(&stream, ordinal, request, prefer_leader)
                     .await
+            AppRequest::QueueCall { call } => {
+                Ok(AppResponse::QueueAnswer(match cluster.node.upgrade() {
+                    Some(node) => riffle_core::queues::serve_forwarded(&node, call).await,
+                    None => ForwardedAnswer::NotHome,
+                }))
             }
         }
     }

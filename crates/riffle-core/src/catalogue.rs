@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::channels::ChannelMeta;
 use crate::crypto::ManagedKey;
-use crate::meta::{self, AccountMeta, MetaDocument, QueueMeta, StreamMeta};
+use crate::meta::{self, AccountMeta, MetaDocument, QueueDeliveryDoc, QueueMeta, StreamMeta};
+use crate::queues::journal::{DeliveryLog, DeliveryUpdate};
 
 /// A stream's place in the catalogue: account and name.
 pub type StreamKey = (String, String);
@@ -57,6 +58,8 @@ pub struct CatalogueState {
     pub channels: BTreeMap<StreamKey, ChannelMeta>,
     /// Queues by (account, id).
     pub queues: BTreeMap<(String, String), QueueMeta>,
+    /// In a cluster, the queues' delivery state by (account, id) (see `crate::queues`).
+    pub queue_delivery: BTreeMap<(String, String), DeliveryLog>,
     /// Cluster nodes being drained, and nodes gone for good (see `MetaDocument`). Sorted.
     pub nodes_leaving: Vec<u64>,
     pub nodes_removed: Vec<u64>,
@@ -114,8 +117,16 @@ pub enum Command {
     CreateQueue { meta: QueueMeta },
     /// Replaces a queue's attributes, tags or policy; its identity and stream stay.
     ReplaceQueue { meta: QueueMeta },
-    /// Removes a queue.
+    /// Removes a queue (and its delivery state).
     DeleteQueue { account: String, id: String },
+    /// Records what a queue's home node did to its delivery state (a cluster's queues; see
+    /// `crate::queues`): journal lines and compactions, in order. Rejected if the queue is
+    /// gone or a batch of lines is not whole lines.
+    QueueDelivery {
+        account: String,
+        id: String,
+        updates: Vec<DeliveryUpdate>,
+    },
     /// Records the replicas of shard `ordinal` of the stream stored as `dir_id`, once its
     /// replication group has that membership (a replica added or a node moved off). It is
     /// no change of the stream as a client sees it, so the stream's version stays: a client's
@@ -185,6 +196,7 @@ impl CatalogueState {
             removing: Vec::new(),
             channels: BTreeMap::new(),
             queues: BTreeMap::new(),
+            queue_delivery: BTreeMap::new(),
             nodes_leaving: Vec::new(),
             nodes_removed: Vec::new(),
         }
@@ -224,6 +236,11 @@ impl CatalogueState {
                 .queues
                 .iter()
                 .map(|queue| ((queue.account.clone(), queue.id.clone()), queue.clone()))
+                .collect(),
+            queue_delivery: document
+                .queue_delivery
+                .iter()
+                .map(|doc| ((doc.account.clone(), doc.id.clone()), doc.log.clone()))
                 .collect(),
             nodes_leaving: document.nodes_leaving.clone(),
             nodes_removed: document.nodes_removed.clone(),
@@ -303,6 +320,15 @@ impl CatalogueState {
             queues: self.queues.values().cloned().collect(),
             nodes_leaving: self.nodes_leaving.clone(),
             nodes_removed: self.nodes_removed.clone(),
+            queue_delivery: self
+                .queue_delivery
+                .iter()
+                .map(|((account, id), log)| QueueDeliveryDoc {
+                    account: account.clone(),
+                    id: id.clone(),
+                    log: log.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -537,9 +563,29 @@ impl CatalogueState {
                 Ok(Applied::Done)
             }
             Command::DeleteQueue { account, id } => {
-                self.queues
-                    .remove(&(account.clone(), id.clone()))
-                    .ok_or(Rejection::NotFound)?;
+                let key = (account.clone(), id.clone());
+                self.queues.remove(&key).ok_or(Rejection::NotFound)?;
+                self.queue_delivery.remove(&key);
+                Ok(Applied::Done)
+            }
+            Command::QueueDelivery {
+                account,
+                id,
+                updates,
+            } => {
+                let key = (account.clone(), id.clone());
+                if !self.queues.contains_key(&key) {
+                    return Err(Rejection::NotFound);
+                }
+                if !updates.iter().all(DeliveryUpdate::is_valid) {
+                    return Err(Rejection::Invalid(format!(
+                        "queue {id}: journal lines must be whole lines"
+                    )));
+                }
+                let log = self.queue_delivery.entry(key).or_default();
+                for update in updates {
+                    log.apply(update);
+                }
                 Ok(Applied::Done)
             }
             Command::SetShardReplicas {
@@ -1040,5 +1086,99 @@ mod tests {
                 },
             })
             .is_err());
+    }
+
+    #[test]
+    fn queue_delivery_is_journal_lines_and_snapshots_of_a_named_queue() {
+        let mut state = CatalogueState::new(String::new());
+        let meta = stream("s");
+        state
+            .apply(&Command::CreateStream { meta: meta.clone() })
+            .unwrap();
+        let queue = QueueMeta {
+            account: meta.account.clone(),
+            id: "q1".into(),
+            name: "work".into(),
+            created_ms: 2_000,
+            stream_account: meta.account.clone(),
+            stream_name: meta.name.clone(),
+            stream_created_ms: meta.created_ms,
+            start: "TRIM_HORIZON".into(),
+            start_ms: None,
+            visibility_timeout_s: 30,
+            max_receive_count: Some(6),
+            tags: BTreeMap::new(),
+            policy: None,
+            updated_ms: None,
+        };
+        let deliver = |updates: Vec<DeliveryUpdate>| Command::QueueDelivery {
+            account: meta.account.clone(),
+            id: "q1".into(),
+            updates,
+        };
+        let lines = |text: &str| DeliveryUpdate::Lines(text.to_owned());
+        assert_eq!(
+            state.apply(&deliver(vec![lines("A 0 1 0\n")])),
+            Err(Rejection::NotFound),
+            "no such queue"
+        );
+        state.apply(&Command::CreateQueue { meta: queue }).unwrap();
+        state
+            .apply(&deliver(vec![
+                lines("R 0 1 0 1 5\nR 0 1 1 1 5\n"),
+                lines("A 0 1 0\n"),
+            ]))
+            .unwrap();
+        assert!(matches!(
+            state.apply(&deliver(vec![lines("A 0 1 1")])),
+            Err(Rejection::Invalid(_))
+        ));
+        let key = (meta.account.clone(), "q1".to_owned());
+        let recovered = state.queue_delivery[&key].recover("q1");
+        assert_eq!(recovered[&0].filter((1, 0)), None, "acknowledged");
+        assert_eq!(
+            recovered[&0].filter((1, 1)).map(|s| s.receive_count),
+            Some(1)
+        );
+
+        // A snapshot replaces the lines before it; the document carries the state.
+        let snapshot = crate::queues::journal::Snapshot {
+            version: 1,
+            shards: BTreeMap::from([(
+                0,
+                crate::queues::journal::ShardSnapshot {
+                    next: (2, 0),
+                    drained: false,
+                    not_before_ms: 0,
+                    pending: Vec::new(),
+                },
+            )]),
+        };
+        state
+            .apply(&deliver(vec![
+                DeliveryUpdate::Snapshot(snapshot),
+                lines("A 0 3 0\n"),
+            ]))
+            .unwrap();
+        assert_eq!(state.queue_delivery[&key].journal, "A 0 3 0\n");
+        let restored =
+            CatalogueState::from_document_with_versions(&state.to_document(), &state.versions())
+                .unwrap();
+        assert_eq!(restored, state);
+        let recovered = restored.queue_delivery[&key].recover("q1");
+        assert_eq!(
+            recovered[&0].filter((1, 1)),
+            None,
+            "below the snapshot, not pending"
+        );
+        assert_eq!(recovered[&0].filter((3, 0)), None);
+
+        state
+            .apply(&Command::DeleteQueue {
+                account: meta.account.clone(),
+                id: "q1".into(),
+            })
+            .unwrap();
+        assert!(state.queue_delivery.is_empty(), "deleted with its queue");
     }
 }

@@ -216,8 +216,8 @@ pub struct MetaDocument {
     /// Channels (see [`crate::channels`]), sorted by account and name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channels: Vec<crate::channels::ChannelMeta>,
-    /// Queues (see `crate::queues`): their definitions; delivery state lives under
-    /// `DATA/queues/`.
+    /// Queues (see `crate::queues`): their definitions; on a single node their delivery state
+    /// lives under `DATA/queues/`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queues: Vec<QueueMeta>,
     /// In a cluster, the nodes being drained (`riffle cluster leave` or `remove`): their
@@ -228,6 +228,19 @@ pub struct MetaDocument {
     /// Sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes_removed: Vec<u64>,
+    /// In a cluster, each queue's delivery state (see `crate::queues`), replicated with the
+    /// catalogue; a single node keeps it under `DATA/queues/` instead. Sorted by account, id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue_delivery: Vec<QueueDeliveryDoc>,
+}
+
+/// One queue's replicated delivery state in a [`MetaDocument`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDeliveryDoc {
+    pub account: String,
+    pub id: String,
+    #[serde(flatten)]
+    pub log: crate::queues::journal::DeliveryLog,
 }
 
 /// A queue's definition, as CreateQueue and UpdateQueue left it.
@@ -455,6 +468,7 @@ mod tests {
             queues: Vec::new(),
             nodes_leaving: vec![7],
             nodes_removed: vec![9],
+            queue_delivery: Vec::new(),
         }
     }
 

@@ -593,6 +593,20 @@ pub trait ClusterSeam: Send + Sync + 'static {
     fn refusal(&self) -> Option<String> {
         None
     }
+    /// Where queue delivery is served now (see `crate::queues`): here, under the metadata
+    /// group's `term` this node leads, once it has applied everything committed before it;
+    /// or on another node.
+    fn queue_home(&self) -> BoxFuture<Result<crate::queues::QueueHome, crate::Error>>;
+    /// Has the home node serve a queue delivery operation (this node, if it became the
+    /// home meanwhile), retrying while the home changes; the answer is encoded as asked.
+    fn forward_queue(
+        &self,
+        call: crate::queues::ForwardedCall,
+    ) -> BoxFuture<Result<Vec<u8>, crate::Error>>;
+    /// Commits `command` (a [`Command::QueueDelivery`]) through the metadata group from
+    /// this node, which must still lead it in `term`: never forwarded, so a deposed home's
+    /// updates are refused rather than applied behind its successor's back.
+    fn propose_queue(&self, command: Command, term: u64) -> BoxFuture<Result<(), crate::Error>>;
     /// An operator's request to the cluster (`POST /cluster/...`: `riffle cluster leave`,
     /// `remove`): `body` as sent, `proof` its authentication header; answered with an HTTP
     /// status and a JSON body.
@@ -696,6 +710,7 @@ impl Node {
             queues: Vec::new(),
             nodes_leaving: Vec::new(),
             nodes_removed: Vec::new(),
+            queue_delivery: Vec::new(),
         });
         let token_key = parse_hex_key(&document.token_key_hex).ok_or_else(|| {
             OpenError::Meta(meta::MetaError::Corrupt {
@@ -974,6 +989,7 @@ impl Node {
     pub async fn apply_catalogue(&self, state: CatalogueState) {
         let _reconciling = self.reconciling.lock().await;
         let document = state.to_document();
+        let queues = state.queues.clone();
         *self.catalogue.lock().unwrap_or_else(|p| p.into_inner()) = state;
         let Some(cluster) = self.cluster.get().cloned() else {
             return;
@@ -1015,6 +1031,7 @@ impl Node {
         for stream in gone {
             self.drop_stream_locally(&cluster, &stream).await;
         }
+        crate::queues::reconcile(self, &queues);
     }
 
     async fn build_replicated_stream(

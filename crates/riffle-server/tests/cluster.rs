@@ -136,15 +136,14 @@ fn assert_holds(what: &str, read: &history::StreamRead, history: &History) {
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_replicate_and_survive_a_leader_kill() {
-    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
-    let root = tempfile::tempdir().expect("temp dir");
-    let secret = root.path().join("cluster.secret");
+/// Starts three nodes in `root` (the first makes the cluster, the others join it) and waits
+/// until all three are voters of the metadata group.
+async fn start_three(root: &std::path::Path) -> (Vec<Spec>, Vec<Option<Server>>) {
+    let secret = root.join("cluster.secret");
     let first = format!("127.0.0.1:{}", free_port());
     let specs: Vec<Spec> = (0..3)
         .map(|i| Spec {
-            dir: root.path().join(format!("d{i}")),
+            dir: root.join(format!("d{i}")),
             listen: if i == 0 {
                 first.clone()
             } else {
@@ -159,17 +158,25 @@ async fn three_nodes_replicate_and_survive_a_leader_kill() {
     for spec in &specs {
         servers.push(Some(spec.start().await));
     }
-    let server = |servers: &[Option<Server>], i: usize| -> (String, Client) {
-        let server = servers[i].as_ref().expect("the node is running");
-        (server.endpoint(), server.client())
-    };
-    let endpoint0 = server(&servers, 0).0;
+    let endpoint0 = servers[0].as_ref().expect("running").endpoint();
     wait_for(&endpoint0, "three voters", |seen| {
         seen["voters"]
             .as_array()
             .is_some_and(|voters| voters.len() == 3)
     })
     .await;
+    (specs, servers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_replicate_and_survive_a_leader_kill() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().expect("temp dir");
+    let (specs, mut servers) = start_three(root.path()).await;
+    let server = |servers: &[Option<Server>], i: usize| -> (String, Client) {
+        let server = servers[i].as_ref().expect("the node is running");
+        (server.endpoint(), server.client())
+    };
 
     // Created through node 1, seen on every node.
     let stream = "replicated";
@@ -477,6 +484,221 @@ async fn a_node_without_a_replica_of_a_shard_reads_it_through_the_replicas() {
     }
     let now = read_at_least(&inside, stream, history.acked(), Duration::from_secs(10)).await;
     assert_eq!(pushed, now[&ordinal], "pushed as a replica serves them");
+/// A queue's delivery state lives in the catalogue: a queue made through one node is
+/// received from and acknowledged through the others (which forward to the home of queue
+/// delivery, the metadata leader), and after a kill -9 of that home a survivor delivers
+/// every record not acknowledged — the in-flight ones again, with their receive counts —
+/// and none that was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_delivery_survives_a_kill_of_its_home_node() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().expect("temp dir");
+    let (_specs, mut servers) = start_three(root.path()).await;
+    let endpoints: Vec<String> = servers
+        .iter()
+        .map(|server| server.as_ref().expect("running").endpoint())
+        .collect();
+    let within = Duration::from_secs(30);
+    let call = |i: usize, operation: &'static str, body: serde_json::Value| {
+        let endpoint = endpoints[i].clone();
+        async move {
+            nodes::api_call(&endpoint, operation, &body, within)
+                .await
+                .unwrap_or_else(|error| panic!("{error}"))
+        }
+    };
+    let ok = |i: usize, operation: &'static str, body: serde_json::Value| {
+        let call = call(i, operation, body.clone());
+        async move {
+            let (status, answer) = call.await;
+            assert_eq!(status, 200, "{operation} {body} on node {i}: {answer}");
+            answer
+        }
+    };
+
+    // Node 0 makes the stream and the queue; every node knows the queue.
+    let stream = "queued";
+    ok(
+        0,
+        "CreateStream",
+        serde_json::json!({"StreamName": stream, "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+    )
+    .await;
+    for i in 0..3 {
+        wait_active(&servers[i].as_ref().expect("running").client(), stream).await;
+    }
+    let records: Vec<serde_json::Value> = (0..200)
+        .map(|n| serde_json::json!({"PartitionKey": format!("k{n}"), "Data": base64_of(&format!("r{n}"))}))
+        .collect();
+    let put = ok(
+        0,
+        "PutRecords",
+        serde_json::json!({"StreamName": stream, "Records": records}),
+    )
+    .await;
+    assert_eq!(put["FailedRecordCount"], 0, "{put}");
+    let created = ok(
+        0,
+        "CreateQueue",
+        serde_json::json!({"QueueName": "work", "StreamConfigurationList": [{
+            "StreamARN": format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}"),
+            "StartingPosition": {"Type": "TRIM_HORIZON"}}]}),
+    )
+    .await;
+    let queue = created["QueueDescription"]["QueueARN"]
+        .as_str()
+        .expect("a queue ARN")
+        .to_owned();
+    for i in 0..3 {
+        ok(i, "DescribeQueue", serde_json::json!({"QueueARN": queue})).await;
+    }
+
+    // The home of queue delivery is the metadata leader; B and C are the other two.
+    let leader = cli_status(&endpoints[0]).await["meta_leader"]
+        .as_u64()
+        .expect("a metadata leader");
+    let mut home = None;
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        if cli_status(endpoint).await["id"].as_u64() == Some(leader) {
+            home = Some(i);
+        }
+    }
+    let home = home.expect("the leader is one of the nodes");
+    let (b, c) = ((home + 1) % 3, (home + 2) % 3);
+    let receive = |i: usize| {
+        let call = call(
+            i,
+            "ReceiveQueueRecords",
+            serde_json::json!({"QueueARN": queue, "Limit": 10, "WaitTimeSeconds": 1,
+                               "VisibilityTimeoutSeconds": 300}),
+        );
+        async move {
+            let (status, answer) = call.await;
+            (status == 200).then(|| {
+                answer["QueueRecords"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+        }
+    };
+    let acknowledge = |i: usize, got: &[serde_json::Value]| {
+        let entries: Vec<serde_json::Value> = got
+            .iter()
+            .map(|record| serde_json::json!({"ReceiptHandle": record["ReceiptHandle"]}))
+            .collect();
+        call(
+            i,
+            "AcknowledgeQueueRecords",
+            serde_json::json!({"QueueARN": queue, "Entries": entries}),
+        )
+    };
+
+    // Received and acknowledged through B and C, alternately.
+    let mut acked = std::collections::BTreeSet::new();
+    for round in 0..10 {
+        let through = if round % 2 == 0 { b } else { c };
+        let got = receive(through).await.expect("a receive before the kill");
+        assert_eq!(got.len(), 10, "round {round}");
+        let (status, answer) = acknowledge(through, &got).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["Failed"].as_array().map_or(0, Vec::len),
+            0,
+            "{answer}"
+        );
+        acked.extend(got.iter().map(queue_data));
+    }
+    // In flight (received, not acknowledged) when the home dies.
+    let in_flight: std::collections::BTreeMap<String, u64> = receive(c)
+        .await
+        .expect("a receive before the kill")
+        .iter()
+        .map(|record| {
+            (
+                queue_data(record),
+                record["ReceiveCount"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!((acked.len(), in_flight.len()), (100, 10));
+    // Receive counts are replicated without the receive waiting for them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    servers[home].take().expect("running").kill();
+    let started = Instant::now();
+
+    // A survivor delivers the rest: each record once, none acknowledged before.
+    let mut delivered = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while delivered.len() < 100 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of 100 records came back after the home's kill",
+            delivered.len()
+        );
+        let Some(got) = receive(b).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        for record in &got {
+            let data = queue_data(record);
+            assert!(
+                !acked.contains(&data),
+                "{data} was acknowledged and came back"
+            );
+            let count = record["ReceiveCount"].as_u64().unwrap_or(0);
+            assert!(
+                delivered.insert(data.clone(), count).is_none(),
+                "{data} delivered twice after the kill"
+            );
+        }
+        loop {
+            let (status, answer) = acknowledge(b, &got).await;
+            if status == 200 && answer["Failed"].as_array().map_or(0, Vec::len) == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "acknowledging after the kill: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!(
+        "the queue delivered again {:?} after its home's kill",
+        started.elapsed()
+    );
+    let expected: std::collections::BTreeSet<String> = (0..200)
+        .map(|n| format!("r{n}"))
+        .filter(|data| !acked.contains(data))
+        .collect();
+    assert_eq!(
+        delivered
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        expected,
+        "none lost"
+    );
+    for (data, count) in &in_flight {
+        assert_eq!(delivered[data], count + 1, "{data} kept its receive count");
+    }
+    // Nothing is left, through the other survivor too.
+    assert_eq!(receive(c).await.map(|got| got.len()), Some(0));
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+}
+
+/// A queue record's data as text.
+fn queue_data(record: &serde_json::Value) -> String {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(record["Data"].as_str().unwrap_or_default())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&raw).into_owned()
 }
 
 /// The chaos run (see `cluster/chaos.rs`): 60 s of seeded faults on three nodes by default;

@@ -247,37 +247,41 @@ pub fn event_line(out: &mut Vec<u8>, kind: char, key: RecordKey) {
 
 /// Reads the snapshot and replays the journal of `dir`: per shard, what is recovered.
 pub fn recover(dir: &Path) -> std::io::Result<BTreeMap<u32, Recovered>> {
-    let mut shards: BTreeMap<u32, Recovered> = BTreeMap::new();
-    match fs::read(dir.join(STATE_FILE)) {
-        Ok(bytes) => {
-            let snapshot: Snapshot = serde_json::from_slice(&bytes).map_err(|error| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: {error}", dir.join(STATE_FILE).display()),
-                )
-            })?;
-            for (ordinal, shard) in snapshot.shards {
-                let recovered = Recovered {
-                    until: shard.next,
-                    below: shard
-                        .pending
-                        .iter()
-                        .map(|(index, slot, state)| ((*index, *slot), *state))
-                        .collect(),
-                    snapshot: Some(shard),
-                    ..Recovered::default()
-                };
-                shards.insert(ordinal, recovered);
-            }
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+    let snapshot = match fs::read(dir.join(STATE_FILE)) {
+        Ok(bytes) => Some(serde_json::from_slice::<Snapshot>(&bytes).map_err(|error| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {error}", dir.join(STATE_FILE).display()),
+            )
+        })?),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(error) => return Err(error),
-    }
+    };
     let journal = match fs::read(dir.join(JOURNAL_FILE)) {
         Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(error) => return Err(error),
     };
+    Ok(replay(snapshot, &journal, &dir.display().to_string()))
+}
+
+/// What a snapshot and the journal lines written after it say, per shard (`what` names
+/// their place in a warning).
+fn replay(snapshot: Option<Snapshot>, journal: &[u8], what: &str) -> BTreeMap<u32, Recovered> {
+    let mut shards: BTreeMap<u32, Recovered> = BTreeMap::new();
+    for (ordinal, shard) in snapshot.map(|snapshot| snapshot.shards).unwrap_or_default() {
+        let recovered = Recovered {
+            until: shard.next,
+            below: shard
+                .pending
+                .iter()
+                .map(|(index, slot, state)| ((*index, *slot), *state))
+                .collect(),
+            snapshot: Some(shard),
+            ..Recovered::default()
+        };
+        shards.insert(ordinal, recovered);
+    }
     // Only whole lines: a torn last one was never acknowledged to anyone.
     let whole = match journal.iter().rposition(|byte| *byte == b'\n') {
         Some(last) => &journal[..=last],
@@ -289,14 +293,63 @@ pub fn recover(dir: &Path) -> std::io::Result<BTreeMap<u32, Recovered>> {
         }
         if apply_line(&mut shards, line).is_none() {
             tracing::warn!(
-                dir = %dir.display(),
+                queue = %what,
                 "a damaged line in a queue journal: replay stops there (later records may be \
                  delivered again)"
             );
             break;
         }
     }
-    Ok(shards)
+    shards
+}
+
+/// A queue's delivery state as a cluster's catalogue replicates it: the same snapshot and
+/// journal lines a single node keeps in `state.json` and `journal`, changed only by
+/// [`DeliveryUpdate`]s committed through the metadata group (see `crate::queues`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryLog {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
+    /// Journal lines since the snapshot, each ending in a newline.
+    #[serde(default)]
+    pub journal: String,
+}
+
+/// One change to a [`DeliveryLog`], in the order the queue's home made them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryUpdate {
+    /// Journal lines (whole lines) appended.
+    Lines(String),
+    /// A compaction: the state as of here; the lines before it are dropped.
+    Snapshot(Snapshot),
+}
+
+impl DeliveryUpdate {
+    /// Whether the update can be applied: journal lines must be whole, so that a replay
+    /// never joins two of them.
+    pub fn is_valid(&self) -> bool {
+        match self {
+            DeliveryUpdate::Lines(lines) => lines.is_empty() || lines.ends_with('\n'),
+            DeliveryUpdate::Snapshot(_) => true,
+        }
+    }
+}
+
+impl DeliveryLog {
+    pub fn apply(&mut self, update: &DeliveryUpdate) {
+        match update {
+            DeliveryUpdate::Lines(lines) => self.journal.push_str(lines),
+            DeliveryUpdate::Snapshot(snapshot) => {
+                self.snapshot = Some(snapshot.clone());
+                self.journal.clear();
+            }
+        }
+    }
+
+    /// Per shard, what a new home of the queue starts from (as [`recover`] on one node).
+    pub fn recover(&self, queue: &str) -> BTreeMap<u32, Recovered> {
+        replay(self.snapshot.clone(), self.journal.as_bytes(), queue)
+    }
 }
 
 fn apply_line(shards: &mut BTreeMap<u32, Recovered>, line: &[u8]) -> Option<()> {

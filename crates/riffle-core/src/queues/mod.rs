@@ -3,8 +3,12 @@
 //! **Definition and delivery state.** A queue's definition (name, stream, starting position,
 //! attributes, tags, policy) is in the catalogue (`Command::CreateQueue`, `ReplaceQueue`,
 //! `DeleteQueue`), so it replicates with the metadata group. Its delivery state — which records
-//! were read from the stream, received, acknowledged, dead-lettered — is the node's, under
-//! `DATA/queues/<id>/` (see [`journal`]).
+//! were read from the stream, received, acknowledged, dead-lettered — is kept as a journal
+//! (see [`journal`]): on a single node under `DATA/queues/<id>/`; in a cluster in the catalogue
+//! (`Command::QueueDelivery`), where the metadata group's leader is the queues' home that serves
+//! every delivery operation (other nodes forward them: [`ForwardedCall`]) and a new home
+//! rebuilds each queue from the catalogue as a single node does from its files at start
+//! (ARCHITECTURE.md, "Queues").
 //!
 //! **Delivery.** Each queue reads its stream shard by shard into a bounded working set
 //! ([`ENTRIES_MAX`] records, [`BYTES_MAX`] bytes of data): a child shard only once every
@@ -49,7 +53,9 @@ use riffle_proto::seqno::SeqNo;
 use riffle_proto::{Request, Timestamp, WireFormat};
 use tokio::sync::Notify;
 
-use self::journal::{Journal, RecordKey, RecordState, Recovered, ShardSnapshot, Snapshot};
+use self::journal::{
+    DeliveryUpdate, Journal, RecordKey, RecordState, Recovered, ShardSnapshot, Snapshot,
+};
 use crate::catalogue::Command;
 use crate::control::Caller;
 use crate::data::{self, Position, StartAt};
@@ -57,6 +63,21 @@ use crate::meta::{QueueMeta, StreamMode};
 use crate::node::{now_ms, Node, Shard, Stream, StreamState};
 use crate::policy::ResourcePolicy;
 use crate::Error;
+
+impl ForwardedAnswer {
+    /// The answer as the entry node returns it; `Ok(None)` for [`ForwardedAnswer::NotHome`].
+    pub fn into_result(self) -> Result<Option<Vec<u8>>, Error> {
+        match self {
+            ForwardedAnswer::Body(body) => Ok(Some(body)),
+            ForwardedAnswer::NotHome => Ok(None),
+            ForwardedAnswer::Error { type_name, message } => Err(Error::new(
+                riffle_proto::ErrorKind::from_type_name(&type_name)
+                    .unwrap_or(riffle_proto::ErrorKind::InternalFailureException),
+                message,
+            )),
+        }
+    }
+}
 
 /// Records a queue holds read from its stream and not yet acknowledged.
 pub const ENTRIES_MAX: usize = 20_000;
@@ -74,6 +95,46 @@ const LIST_QUEUES_DEFAULT: usize = 100;
 const TAGS_MAX: usize = 50;
 
 const QUEUES_DIR: &str = "queues";
+/// In a cluster, journal bytes after which a queue's home writes a snapshot into the
+/// replicated state instead (every applied catalogue batch copies the state, so it stays
+/// small there; a single node's journal compacts at [`journal::COMPACT_BYTES`]).
+const REPLICATED_COMPACT_BYTES: u64 = 1024 * 1024;
+
+/// Where a cluster serves queue delivery: the metadata group's leader (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueHome {
+    /// This node, leading the metadata group in this term.
+    Here { term: u64 },
+    /// Another node.
+    Elsewhere,
+}
+
+/// A queue delivery operation an entry node sends to the home node: the caller as the entry
+/// node authenticated it, and the request re-encoded as JSON.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ForwardedCall {
+    pub account: String,
+    pub region: String,
+    pub principal: String,
+    pub operation: String,
+    /// Whether the answer is to be CBOR (else JSON), as the client asked.
+    pub cbor: bool,
+    pub body: Vec<u8>,
+}
+
+/// The home node's answer to a [`ForwardedCall`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum ForwardedAnswer {
+    /// The answer's body, encoded as the client asked.
+    Body(Vec<u8>),
+    /// An error: its `__type` and message.
+    Error {
+        type_name: String,
+        message: Option<String>,
+    },
+    /// This node is not (or no longer) the home: ask the metadata group's leader.
+    NotHome,
+}
 
 /// Every queue of the node, by (account, id).
 #[derive(Default)]
@@ -135,7 +196,7 @@ pub struct Queue {
     policy: RwLock<Option<Arc<ResourcePolicy>>>,
     stream: Arc<Stream>,
     delivery: Mutex<Delivery>,
-    journal: Journal,
+    store: Store,
     notify: Notify,
     watching: AtomicBool,
     deleted: AtomicBool,
@@ -164,6 +225,9 @@ struct ShardCursor {
 }
 
 struct Delivery {
+    /// In a cluster, the metadata term this state was rebuilt in from the replicated state
+    /// (0: not yet); unused on a single node.
+    term: u64,
     entries: HashMap<RecordKey, Entry>,
     visible: BTreeMap<u64, RecordKey>,
     dead_visible: BTreeMap<u64, RecordKey>,
@@ -234,6 +298,175 @@ impl Queue {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Delivery> {
         self.delivery.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Returns once what was recorded up to `ticket` is durable: fsynced in the journal on a
+    /// single node, committed by the metadata group in a cluster. A cluster batch that
+    /// fails makes the queue rebuild its state from the catalogue at its next operation,
+    /// so memory never holds an acknowledgement the catalogue lacks for long.
+    async fn persist(self: &Arc<Self>, node: &Node, ticket: u64) -> Result<(), Error> {
+        match &self.store {
+            Store::Local(_) => {
+                let queue = Arc::clone(self);
+                tokio::task::spawn_blocking(move || match &queue.store {
+                    Store::Local(journal) => journal.sync(ticket),
+                    Store::Replicated(_) => Ok(()),
+                })
+                .await
+                .map_err(internal)?
+                .map_err(|error| internal(format!("cannot persist queue state: {error}")))
+            }
+            Store::Replicated(_) => {
+                let Some(cluster) = node.cluster().cloned() else {
+                    return Err(internal("a replicated queue on a node outside a cluster"));
+                };
+                self.persist_with(&cluster, ticket).await
+            }
+        }
+    }
+
+    /// [`persist`](Self::persist) in a cluster.
+    async fn persist_with(
+        self: &Arc<Self>,
+        cluster: &Arc<dyn crate::node::ClusterSeam>,
+        ticket: u64,
+    ) -> Result<(), Error> {
+        let Store::Replicated(replicated) = &self.store else {
+            return Ok(());
+        };
+        let mut committed = replicated.committed.lock().await;
+        if *committed >= ticket {
+            return Ok(());
+        }
+        let (updates, last) = {
+            let mut pending = replicated.pending.lock().unwrap_or_else(|p| p.into_inner());
+            (std::mem::take(&mut pending.0), pending.1)
+        };
+        let term = self.lock().term;
+        let result = if updates.is_empty() {
+            Ok(())
+        } else {
+            cluster
+                .propose_queue(
+                    Command::QueueDelivery {
+                        account: self.account.clone(),
+                        id: self.id.clone(),
+                        updates,
+                    },
+                    term,
+                )
+                .await
+        };
+        *committed = last;
+        if let Err(error) = &result {
+            tracing::warn!(
+                queue = %self.id,
+                error = error.message.as_deref().unwrap_or(""),
+                "queue delivery state not replicated; the queue rebuilds it from the catalogue"
+            );
+            self.lock().term = 0;
+        }
+        result
+    }
+
+    /// Persists up to `ticket` in the background (receive counts: losing one only means
+    /// one more delivery, so a receive does not wait for it).
+    fn persist_soon(self: &Arc<Self>, node: &Node, ticket: u64) {
+        if let (Store::Replicated(_), Some(cluster)) = (&self.store, node.cluster()) {
+            let queue = Arc::clone(self);
+            let cluster = Arc::clone(cluster);
+            tokio::spawn(async move {
+                let _ = queue.persist_with(&cluster, ticket).await;
+            });
+        }
+    }
+
+    /// In a cluster, makes this queue's state the one the catalogue holds as of `term`,
+    /// unless it was built in that term already: a node that becomes the home (its
+    /// predecessor killed, say) starts from what was committed, so what was in flight is
+    /// visible again and nothing acknowledged comes back — a single node's restart.
+    async fn enter_term(self: &Arc<Self>, node: &Node, term: u64) {
+        let Store::Replicated(replicated) = &self.store else {
+            return;
+        };
+        if self.lock().term == term {
+            return;
+        }
+        // No batch of the previous term is on its way meanwhile.
+        let _committed = replicated.committed.lock().await;
+        let log = node
+            .catalogue_state()
+            .queue_delivery
+            .get(&(self.account.clone(), self.id.clone()))
+            .cloned()
+            .unwrap_or_default();
+        {
+            let mut delivery = self.lock();
+            if delivery.term == term {
+                return;
+            }
+            *delivery = Delivery::new(log.recover(&self.id));
+            delivery.term = term;
+            replicated
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+                .clear();
+            replicated
+                .len
+                .store(log.journal.len() as u64, Ordering::Relaxed);
+        }
+        tracing::info!(queue = %self.id, term, "queue delivery state rebuilt from the catalogue on its new home");
+        self.notify.notify_waiters();
+    }
+}
+
+/// Where a queue's delivery state is made durable.
+enum Store {
+    /// A single node: the journal under `DATA/queues/<id>/`.
+    Local(Journal),
+    /// A cluster: the catalogue, through the metadata group.
+    Replicated(Replicated),
+}
+
+/// A cluster queue's updates on their way into the catalogue, in the order they were made
+/// (under the queue's lock), proposed a batch at a time: group commit, as the journal's
+/// fsync.
+#[derive(Default)]
+struct Replicated {
+    /// Updates made and not yet proposed, and the ticket of the last one made.
+    pending: Mutex<(Vec<DeliveryUpdate>, u64)>,
+    /// Held while a batch is proposed: the last ticket committed (or given up).
+    committed: tokio::sync::Mutex<u64>,
+    /// Journal bytes in the replicated state since its last snapshot.
+    len: AtomicU64,
+}
+
+impl Store {
+    /// Records `lines` (whole journal lines), in the queue's order; returns the ticket to
+    /// [`Queue::persist`] on. The caller holds the queue's lock.
+    fn append(&self, lines: &[u8]) -> Result<u64, Error> {
+        match self {
+            Store::Local(journal) => journal.append(lines).map_err(internal),
+            Store::Replicated(replicated) => {
+                replicated
+                    .len
+                    .fetch_add(lines.len() as u64, Ordering::Relaxed);
+                Ok(replicated.push(DeliveryUpdate::Lines(
+                    String::from_utf8_lossy(lines).into_owned(),
+                )))
+            }
+        }
+    }
+}
+
+impl Replicated {
+    fn push(&self, update: DeliveryUpdate) -> u64 {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.0.push(update);
+        pending.1 += 1;
+        pending.1
     }
 }
 
@@ -310,6 +543,7 @@ impl Delivery {
             kept.insert(ordinal, recovered);
         }
         Delivery {
+            term: 0,
             entries: HashMap::new(),
             visible: BTreeMap::new(),
             dead_visible: BTreeMap::new(),
@@ -525,14 +759,14 @@ struct Taken {
 }
 
 impl Queue {
-    /// One attempt at a receive: the records taken (maybe none) and when the next in-flight
-    /// record's visibility runs out.
+    /// One attempt at a receive: the records taken (maybe none), when the next in-flight
+    /// record's visibility runs out, and the ticket of what it recorded (if anything).
     fn take(
         &self,
         dead: bool,
         limit: usize,
         visibility_ms: u64,
-    ) -> Result<(Vec<Taken>, Option<u64>), Error> {
+    ) -> Result<(Vec<Taken>, Option<u64>, Option<u64>), Error> {
         let meta = self.meta();
         let state = self.stream.state();
         let now = now_ms();
@@ -595,22 +829,117 @@ impl Queue {
             });
             delivery.deadlines.push(Reverse((until, number, key)));
         }
+        let mut ticket = None;
         if !lines.is_empty() {
             // Written (not fsynced) under the lock, so the journal's order is the state's.
-            self.journal.append(&lines).map_err(internal)?;
+            ticket = Some(self.store.append(&lines)?);
         }
-        Ok((taken, delivery.next_deadline()))
+        Ok((taken, delivery.next_deadline(), ticket))
     }
 }
 
 // ===== The operations =====
 
-/// Answers one queue operation.
+/// A delivery operation's input as JSON (what a [`ForwardedCall`] carries); `None` for the
+/// operations every node answers from its catalogue.
+fn delivery_json(request: &Request) -> Option<Vec<u8>> {
+    let json = WireFormat::Json;
+    Some(match request {
+        Request::ReceiveQueueRecords(input) | Request::ReceiveDeadLetterQueueRecords(input) => {
+            json.encode(input)
+        }
+        Request::AcknowledgeQueueRecords(input) => json.encode(input),
+        Request::AcknowledgeDeadLetterQueueRecords(input) => json.encode(input),
+        Request::RestoreDeadLetterQueueRecords(input) => json.encode(input),
+        Request::UpdateQueueRecordsVisibility(input) => json.encode(input),
+        Request::UpdateDeadLetterQueueRecordsVisibility(input) => json.encode(input),
+        _ => return None,
+    })
+}
+
+/// Answers one queue operation. In a cluster, the delivery operations (receive,
+/// acknowledge, visibility, restore) are served by the home node, the metadata group's
+/// leader: another node forwards them there.
 pub async fn call(
     node: &Node,
     caller: &Caller,
     format: WireFormat,
     request: Request,
+) -> Result<Vec<u8>, Error> {
+    let mut term = None;
+    if let Some(cluster) = node.cluster() {
+        if let Some(body) = delivery_json(&request) {
+            match cluster.queue_home().await? {
+                QueueHome::Here { term: now } => term = Some(now),
+                QueueHome::Elsewhere => {
+                    return cluster
+                        .forward_queue(ForwardedCall {
+                            account: caller.account.clone(),
+                            region: caller.region.clone(),
+                            principal: caller.principal.clone(),
+                            operation: request.operation().to_owned(),
+                            cbor: format == WireFormat::Cbor,
+                            body,
+                        })
+                        .await;
+                }
+            }
+        }
+    }
+    serve(node, caller, format, request, term).await
+}
+
+/// Serves a [`ForwardedCall`] on the home node.
+pub async fn serve_forwarded(node: &Node, call: ForwardedCall) -> ForwardedAnswer {
+    let Some(cluster) = node.cluster() else {
+        return ForwardedAnswer::NotHome;
+    };
+    let answer = async {
+        let term = match cluster.queue_home().await? {
+            QueueHome::Here { term } => term,
+            QueueHome::Elsewhere => return Ok(None),
+        };
+        let request =
+            riffle_proto::decode_request_in(WireFormat::Json, &call.operation, &call.body)?;
+        if delivery_json(&request).is_none() {
+            return Err(Error::internal(format!(
+                "{} is not forwarded to a queue's home",
+                call.operation
+            )));
+        }
+        let caller = Caller {
+            account: call.account.clone(),
+            region: call.region.clone(),
+            principal: call.principal.clone(),
+            operation: request.operation(),
+        };
+        let format = if call.cbor {
+            WireFormat::Cbor
+        } else {
+            WireFormat::Json
+        };
+        serve(node, &caller, format, request, Some(term))
+            .await
+            .map(Some)
+    };
+    match answer.await {
+        Ok(Some(body)) => ForwardedAnswer::Body(body),
+        Ok(None) => ForwardedAnswer::NotHome,
+        Err(error) => ForwardedAnswer::Error {
+            type_name: error.type_name().to_owned(),
+            message: error.message,
+        },
+    }
+}
+
+/// Answers one queue operation here; `term` is the cluster term this node is the home in,
+/// for the delivery operations.
+async fn serve(
+    node: &Node,
+    caller: &Caller,
+    format: WireFormat,
+    request: Request,
+    term: Option<u64>,
 ) -> Result<Vec<u8>, Error> {
     let encode = |output: &dyn erased::Encode| output.encode(format);
     Ok(match request {
@@ -627,13 +956,23 @@ pub async fn call(
             })
         }
         Request::ListQueues(input) => encode(&list(node, caller, input)?),
-        Request::ReceiveQueueRecords(input) => encode(&receive(node, caller, input, false).await?),
+        Request::ReceiveQueueRecords(input) => {
+            encode(&receive(node, caller, input, false, term).await?)
+        }
         Request::ReceiveDeadLetterQueueRecords(input) => {
-            encode(&receive(node, caller, input, true).await?)
+            encode(&receive(node, caller, input, true, term).await?)
         }
-        Request::AcknowledgeQueueRecords(input) => {
-            encode(&per_entry(node, caller, input.queue_arn, input.entries, Action::Ack).await?)
-        }
+        Request::AcknowledgeQueueRecords(input) => encode(
+            &per_entry(
+                node,
+                caller,
+                input.queue_arn,
+                input.entries,
+                Action::Ack,
+                term,
+            )
+            .await?,
+        ),
         Request::AcknowledgeDeadLetterQueueRecords(input) => encode(
             &per_entry(
                 node,
@@ -641,6 +980,7 @@ pub async fn call(
                 input.queue_arn,
                 input.entries,
                 Action::AckDead,
+                term,
             )
             .await?,
         ),
@@ -651,6 +991,7 @@ pub async fn call(
                 input.queue_arn,
                 input.entries,
                 Action::Restore,
+                term,
             )
             .await?,
         ),
@@ -661,6 +1002,7 @@ pub async fn call(
                 input.queue_arn,
                 input.entries,
                 Action::Visibility,
+                term,
             )
             .await?,
         ),
@@ -671,6 +1013,7 @@ pub async fn call(
                 input.queue_arn,
                 input.entries,
                 Action::VisibilityDead,
+                term,
             )
             .await?,
         ),
@@ -915,7 +1258,14 @@ async fn create(
     // the next start removes (no queue names it).
     let queue = open_queue(node, &meta, Arc::clone(&stream), BTreeMap::new())?;
     node.propose(Command::CreateQueue { meta }).await?;
-    node.queues.insert(Arc::clone(&queue));
+    // In a cluster, applying the command opened the queue here already (`reconcile`).
+    let queue = match node.queues.get(&queue.account, &queue.id) {
+        Some(opened) => opened,
+        None => {
+            node.queues.insert(Arc::clone(&queue));
+            queue
+        }
+    };
     Ok(QueueDescriptionOutput {
         queue_description: describe(node, &queue, Some(QueueStatus::Creating)),
     })
@@ -927,8 +1277,14 @@ fn open_queue(
     stream: Arc<Stream>,
     recovered: BTreeMap<u32, Recovered>,
 ) -> Result<Arc<Queue>, Error> {
-    let journal = Journal::open(&queues_dir(node).join(&meta.id), node.config.durability)
-        .map_err(internal)?;
+    let store = if node.cluster().is_some() {
+        Store::Replicated(Replicated::default())
+    } else {
+        Store::Local(
+            Journal::open(&queues_dir(node).join(&meta.id), node.config.durability)
+                .map_err(internal)?,
+        )
+    };
     let queue = Arc::new(Queue {
         account: meta.account.clone(),
         id: meta.id.clone(),
@@ -937,7 +1293,7 @@ fn open_queue(
         policy: RwLock::new(None),
         stream,
         delivery: Mutex::new(Delivery::new(recovered)),
-        journal,
+        store,
         notify: Notify::new(),
         watching: AtomicBool::new(false),
         deleted: AtomicBool::new(false),
@@ -945,6 +1301,43 @@ fn open_queue(
     });
     queue.set_meta(meta.clone());
     Ok(queue)
+}
+
+/// In a cluster, after each applied catalogue batch: opens the queues the catalogue names
+/// and this node lacks (made through another node), publishes changed definitions, and
+/// closes the queues it no longer names. Their delivery state is the catalogue's.
+pub fn reconcile(node: &Node, queues: &BTreeMap<(String, String), QueueMeta>) {
+    for meta in queues.values() {
+        match node.queues.get(&meta.account, &meta.id) {
+            Some(queue) => {
+                if queue.meta() != *meta {
+                    queue.set_meta(meta.clone());
+                }
+            }
+            None => {
+                let stream = node
+                    .stream(&meta.stream_account, &meta.stream_name)
+                    .filter(|stream| stream.created_ms == meta.stream_created_ms);
+                let Some(stream) = stream else {
+                    tracing::error!(queue = %meta.name, stream = %meta.stream_name, "a queue names a stream this node lacks");
+                    continue;
+                };
+                match open_queue(node, meta, stream, BTreeMap::new()) {
+                    Ok(queue) => node.queues.insert(queue),
+                    Err(error) => {
+                        tracing::error!(queue = %meta.name, %error, "cannot open a queue the catalogue names")
+                    }
+                }
+            }
+        }
+    }
+    for queue in node.queues.all() {
+        if !queues.contains_key(&(queue.account.clone(), queue.id.clone())) {
+            node.queues.remove(&queue.account, &queue.id);
+            queue.deleted.store(true, Ordering::Release);
+            queue.notify.notify_waiters();
+        }
+    }
 }
 
 /// At start: opens every queue of the catalogue with its recovered delivery state, and
@@ -1112,6 +1505,7 @@ async fn receive(
     caller: &Caller,
     input: ReceiveQueueRecordsInput,
     dead: bool,
+    term: Option<u64>,
 ) -> Result<ReceiveQueueRecordsOutput, Error> {
     let queue = find(node, caller, input.queue_arn.as_deref().unwrap_or_default())?;
     queue.ensure_watching();
@@ -1128,13 +1522,20 @@ async fn receive(
     let visibility_ms = u64::from(visibility_s) * 1000;
     let until = tokio::time::Instant::now() + wait;
     loop {
+        if let Some(term) = term {
+            // Again after each wait: a failed replication asks for a rebuild.
+            queue.enter_term(node, term).await;
+        }
         let notified = queue.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         if queue.deleted.load(Ordering::Acquire) {
             return Err(queue_not_found(&queue.arn));
         }
-        let (taken, next_deadline) = queue.take(dead, limit, visibility_ms)?;
+        let (taken, next_deadline, ticket) = queue.take(dead, limit, visibility_ms)?;
+        if let Some(ticket) = ticket {
+            queue.persist_soon(node, ticket);
+        }
         if !taken.is_empty() {
             return Ok(ReceiveQueueRecordsOutput {
                 queue_records: taken
@@ -1211,8 +1612,12 @@ async fn per_entry(
     arn: Option<String>,
     entries: Option<Vec<ReceiptEntryInput>>,
     action: Action,
+    term: Option<u64>,
 ) -> Result<QueueEntriesOutput, Error> {
     let queue = find(node, caller, arn.as_deref().unwrap_or_default())?;
+    if let Some(term) = term {
+        queue.enter_term(node, term).await;
+    }
     let created_ms = queue.meta().created_ms;
     let mut output = QueueEntriesOutput::default();
     let mut lines = Vec::new();
@@ -1328,36 +1733,53 @@ async fn per_entry(
             }
         }
         if !lines.is_empty() {
-            ticket = Some(queue.journal.append(&lines).map_err(internal)?);
+            ticket = Some(queue.store.append(&lines)?);
         }
     }
     if let Some(ticket) = ticket {
         // Answered only once durable: an acknowledged record never comes back.
-        let journaled = Arc::clone(&queue);
-        tokio::task::spawn_blocking(move || journaled.journal.sync(ticket))
-            .await
-            .map_err(internal)?
-            .map_err(|error| internal(format!("cannot persist queue state: {error}")))?;
+        queue.persist(node, ticket).await?;
     }
     if woke {
         queue.notify.notify_waiters();
     }
-    maybe_compact(&queue);
+    maybe_compact(node, &queue);
     Ok(output)
 }
 
 /// Rewrites the snapshot and empties the journal once it has grown, off the async workers.
-fn maybe_compact(queue: &Arc<Queue>) {
-    if !queue.journal.needs_compaction() || queue.compacting.swap(true, Ordering::AcqRel) {
+fn maybe_compact(node: &Node, queue: &Arc<Queue>) {
+    let journal = match &queue.store {
+        Store::Local(journal) => journal,
+        Store::Replicated(replicated) => {
+            if replicated.len.load(Ordering::Relaxed) <= REPLICATED_COMPACT_BYTES {
+                return;
+            }
+            let ticket = {
+                let delivery = queue.lock();
+                // As on a single node: a start's (a new home's) recovery is read past first.
+                if !delivery.recovered.is_empty() {
+                    return;
+                }
+                replicated.len.store(0, Ordering::Relaxed);
+                // Pushed under the lock, so it falls between the lines it sums up and the
+                // next ones.
+                replicated.push(DeliveryUpdate::Snapshot(delivery.snapshot()))
+            };
+            queue.persist_soon(node, ticket);
+            return;
+        }
+    };
+    if !journal.needs_compaction() || queue.compacting.swap(true, Ordering::AcqRel) {
         return;
     }
     let queue = Arc::clone(queue);
     tokio::task::spawn_blocking(move || {
         let delivery = queue.lock();
         // A start's recovery must be read past before its state can be written anew.
-        if delivery.recovered.is_empty() {
+        if let (true, Store::Local(journal)) = (delivery.recovered.is_empty(), &queue.store) {
             let snapshot = delivery.snapshot();
-            if let Err(error) = queue.journal.compact(&snapshot) {
+            if let Err(error) = journal.compact(&snapshot) {
                 tracing::warn!(queue = %queue.id, %error, "cannot compact a queue journal");
             }
         }

@@ -249,3 +249,55 @@ pub fn recorded_addr(dir: &Path) -> String {
         .expect("cluster.json names an address")
         .to_owned()
 }
+
+/// One unsigned JSON API call to a node (the nodes run without credentials): the status and
+/// the answer (`null` for an empty body). For the operations the SDK lacks (queues).
+pub async fn api_call(
+    endpoint: &str,
+    operation: &str,
+    body: &serde_json::Value,
+    within: Duration,
+) -> Result<(u16, serde_json::Value), String> {
+    let call = async {
+        let uri: hyper::Uri = endpoint
+            .parse()
+            .map_err(|error| format!("{endpoint}: {error}"))?;
+        let host = uri.host().unwrap_or("127.0.0.1").to_owned();
+        let port = uri.port_u16().unwrap_or(80);
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|error| format!("{endpoint}: {error}"))?;
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|error| error.to_string())?;
+        tokio::spawn(connection);
+        let request = hyper::Request::post("/")
+            .header(hyper::header::HOST, format!("{host}:{port}"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", format!("Kinesis_20131202.{operation}"))
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .map_err(|error| error.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|error| error.to_string())?;
+        let status = response.status().as_u16();
+        let bytes = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .map_err(|error| error.to_string())?
+            .to_bytes();
+        let answer = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|error| format!("{operation}: not JSON: {error}"))?
+        };
+        Ok((status, answer))
+    };
+    tokio::time::timeout(within, call)
+        .await
+        .map_err(|_| format!("{operation} on {endpoint}: no answer within {within:?}"))?
+}
