@@ -1729,6 +1729,7 @@ impl Handler {
                 cluster
                     .read_here(&stream, ordinal, request, prefer_leader)
                     .await
+            }
             AppRequest::QueueCall { call } => {
                 Ok(AppResponse::QueueAnswer(match cluster.node.upgrade() {
                     Some(node) => riffle_core::queues::serve_forwarded(&node, call).await,

@@ -484,6 +484,8 @@ async fn a_node_without_a_replica_of_a_shard_reads_it_through_the_replicas() {
     }
     let now = read_at_least(&inside, stream, history.acked(), Duration::from_secs(10)).await;
     assert_eq!(pushed, now[&ordinal], "pushed as a replica serves them");
+}
+
 /// A queue's delivery state lives in the catalogue: a queue made through one node is
 /// received from and acknowledged through the others (which forward to the home of queue
 /// delivery, the metadata leader), and after a kill -9 of that home a survivor delivers
