@@ -268,6 +268,8 @@ struct OpenShard {
     /// do not count it, so its membership cannot tell it from a copy moved off: this flag
     /// keeps it from being retired until the catalogue names it.
     joining: std::sync::atomic::AtomicBool,
+    /// Expires this copy's records past retention.
+    retention: shard_group::ShardRetention,
 }
 
 /// How long a shard must have been idle on its leader before the leadership moves.
@@ -715,7 +717,8 @@ impl Cluster {
         let _opening = self.opening.lock().await;
         if let Some(open) = self.shard(&stream, meta.ordinal) {
             if meta.replicas.contains(&self.id) {
-                open.joining.store(false, std::sync::atomic::Ordering::Release);
+                open.joining
+                    .store(false, std::sync::atomic::Ordering::Release);
                 return Ok(Arc::clone(&open.log));
             }
             if self.being_added(&open) {
@@ -737,7 +740,8 @@ impl Cluster {
         if let Some(open) = self.shard(&stream, meta.ordinal) {
             if !meta.replicas.contains(&self.id) {
                 // A copy moved off earlier and not retired yet is taken back.
-                open.joining.store(true, std::sync::atomic::Ordering::Release);
+                open.joining
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
             return Ok(());
         }
@@ -893,6 +897,7 @@ impl Cluster {
                         log: Arc::clone(&log),
                         last_append_ms: std::sync::atomic::AtomicU64::new(0),
                         joining: std::sync::atomic::AtomicBool::new(!initialize),
+                        retention: shard_group::ShardRetention::new(raft.clone(), machine.clone()),
                     });
                     shards.insert((stream.clone(), meta.ordinal), open);
                     None
@@ -1055,7 +1060,9 @@ impl Cluster {
                         let group = self.shard(stream, ordinal);
                         let replaced = async {
                             match &group {
-                                Some(open) => leader_silent_after_handover(&open.raft, leader).await,
+                                Some(open) => {
+                                    leader_silent_after_handover(&open.raft, leader).await
+                                }
                                 None => std::future::pending().await,
                             }
                         };
@@ -1441,6 +1448,28 @@ impl ShardReplica for Appender {
                 None => Err(AppendError::Replication(
                     "the cluster is shutting down".into(),
                 )),
+            }
+        })
+    }
+
+    fn expire(
+        &self,
+        cutoff_ms: u64,
+        roll_before_ms: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<u64>, String>> + Send>>
+    {
+        let open = self
+            .cluster
+            .upgrade()
+            .and_then(|cluster| cluster.shard(&self.stream, self.ordinal));
+        Box::pin(async move {
+            match open {
+                Some(open) => open
+                    .retention
+                    .expire(cutoff_ms, roll_before_ms)
+                    .await
+                    .map_err(|error| error.to_string()),
+                None => Ok(None),
             }
         })
     }
