@@ -299,6 +299,8 @@ struct OpenShard {
     /// do not count it, so its membership cannot tell it from a copy moved off: this flag
     /// keeps it from being retired until the catalogue names it.
     joining: std::sync::atomic::AtomicBool,
+    /// Expires this copy's records past retention.
+    retention: shard_group::ShardRetention,
 }
 
 /// How long a shard must have been idle on its leader before the leadership moves.
@@ -1047,6 +1049,7 @@ impl Cluster {
                         log: Arc::clone(&log),
                         last_append_ms: std::sync::atomic::AtomicU64::new(0),
                         joining: std::sync::atomic::AtomicBool::new(!initialize),
+                        retention: shard_group::ShardRetention::new(raft.clone(), machine.clone()),
                     });
                     shards.insert((stream.clone(), meta.ordinal), open);
                     None
@@ -1646,6 +1649,28 @@ impl ShardReplica for Appender {
             match cluster {
                 Some(cluster) => cluster.read_anywhere(&stream, ordinal, request).await,
                 None => Err("the cluster is shutting down".into()),
+            }
+        })
+    }
+
+    fn expire(
+        &self,
+        cutoff_ms: u64,
+        roll_before_ms: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<u64>, String>> + Send>>
+    {
+        let open = self
+            .cluster
+            .upgrade()
+            .and_then(|cluster| cluster.shard(&self.stream, self.ordinal));
+        Box::pin(async move {
+            match open {
+                Some(open) => open
+                    .retention
+                    .expire(cutoff_ms, roll_before_ms)
+                    .await
+                    .map_err(|error| error.to_string()),
+                None => Ok(None),
             }
         })
     }

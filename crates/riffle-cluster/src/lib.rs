@@ -45,8 +45,9 @@
 //!   than skip it and let catalogues drift apart.
 //!
 //! Snapshots need no such choice: in openraft 0.10 each state machine owns its snapshot type,
-//! so the metadata group ships its snapshot file's bytes while shard groups will ship their
-//! own.
+//! so the metadata group ships its snapshot file's bytes while shard groups ship theirs (a
+//! log id, a membership and the seal, built by retention at the purge point: see
+//! [`shard_group`]).
 //!
 //! # Which openraft
 //!
@@ -108,7 +109,7 @@
 //! ```text
 //! <group dir>/                   DATA/meta/ for the metadata group
 //!   vote                         vote, committed and purged log ids (this crate)
-//!   snapshot                     the metadata group's last snapshot (meta_snapshot)
+//!   snapshot                     the last snapshot (meta_snapshot; shard_group for a shard)
 //!   00000000000000000001.log     riffle-log segments: frame i = Raft entry i - 1
 //!   00000000000000000001.idx
 //! ```

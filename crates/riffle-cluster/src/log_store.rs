@@ -5,6 +5,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
@@ -75,6 +76,9 @@ pub struct LogStore {
     /// purged id when everything was purged but the active segment was kept).
     last_stored: Option<LogId>,
     flusher: Arc<dyn Flusher>,
+    /// The base index of an active segment that retention asked to have sealed (0: none);
+    /// see [`LogStore::roll_requests`].
+    roll_request: Arc<AtomicU64>,
 }
 
 /// The reading side of a [`LogStore`]: cheap to clone, `Send + Sync`, and sees every append
@@ -142,8 +146,16 @@ impl LogStore {
                 .checked_add(1)
                 .ok_or_else(|| invalid_input("purged index beyond any log".to_string()))?;
             let is_empty = log.first_index() == log.next_index();
-            if log.next_index() < after || (is_empty && log.next_index() != after) {
+            if log.next_index() < after
+                || (is_empty && log.next_index() != after)
+                || (!is_empty && log.next_index() == after)
+            {
+                // Everything stored is purged (a snapshot installed beyond the log, or
+                // retention expiring every entry): the log continues right after it.
                 log.reset(after).map_err(log_error)?;
+            } else if log.first_index() < after {
+                // Segments wholly at or below the purged entry that a crash left behind.
+                log.purge_before(after).map_err(log_error)?;
             } else if log.first_index() > after {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -209,7 +221,34 @@ impl LogStore {
             hard,
             last_stored,
             flusher,
+            roll_request: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Where retention asks for the active segment to be sealed: it stores the segment's
+    /// base index, and the next append seals that segment first (if it is still the active
+    /// one and holds entries), so that it can expire whole. Retention runs beside openraft,
+    /// which owns the store, so the request waits for the store's next write.
+    pub fn roll_requests(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.roll_request)
+    }
+
+    /// Seals the active segment if retention asked for it (see [`LogStore::roll_requests`]).
+    /// A roll that fails leaves the active segment as it was; the append goes on, and the
+    /// next retention pass asks again.
+    fn roll_if_requested(&mut self) {
+        let wanted = self.roll_request.swap(0, Ordering::AcqRel);
+        if wanted == 0 {
+            return;
+        }
+        let active = self.log.segments().pop();
+        let Some(active) = active else { return };
+        if active.base_index != wanted || active.last_index < active.base_index {
+            return;
+        }
+        if let Err(error) = self.log.roll() {
+            tracing::warn!(dir = %self.dir.display(), %error, "could not seal the active segment for retention");
+        }
     }
 
     /// The log directory.
@@ -443,6 +482,7 @@ impl RaftLogStorage<RiffleRaft> for LogStore {
                 )));
             }
         }
+        self.roll_if_requested();
         self.append_frames_waiting_for_room(&frames, &ids).await?;
         self.flusher
             .submit(PendingFlush::new(self.log.sync_handle(), callback));
@@ -512,8 +552,10 @@ impl RaftLogStorage<RiffleRaft> for LogStore {
         state.purged = Some(log_id);
         self.write_hard_waiting_for_room(state).await?;
         self.reader.state_mut().purged = Some(log_id);
-        if self.log.next_index() <= purged_frame {
-            // Purged past the end (a snapshot was installed): continue right after it.
+        if self.log.last_index() <= purged_frame {
+            // Purged up to or past the end (a snapshot was installed, or retention expired
+            // every entry): continue right after it. riffle-log never deletes its active
+            // segment, so only this drops the entries of a log that holds nothing else.
             self.log.reset(purged_frame + 1).map_err(log_error)?;
             self.last_stored = None;
         } else {

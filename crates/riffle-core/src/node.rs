@@ -1953,6 +1953,7 @@ impl Node {
                 if let Err(error) = result {
                     tracing::error!(%error, "retention pass panicked");
                 }
+                node.expire_replicated().await;
                 node.expire_closed_shards().await;
                 let closed = node.config.file_cache.close_idle(interval);
                 if closed > 0 {
@@ -1984,6 +1985,37 @@ impl Node {
                 let record_first = |first: u64| self.record_first(&key, first);
                 if let Err(error) = shard.log.trim(cutoff_ms, roll_before_ms, record_first) {
                     tracing::error!(stream = %stream.name, shard = %shard.id(), %error, "retention failed");
+                }
+            }
+        }
+    }
+
+    /// One retention pass over the replicated shards this node holds a copy of: each copy
+    /// expires by this node's clock, through its group (see `ShardReplica::expire`).
+    pub async fn expire_replicated(&self) {
+        self.expire_replicated_at(now_ms()).await;
+    }
+
+    /// [`Node::expire_replicated`] as of `now_ms`.
+    pub async fn expire_replicated_at(&self, now_ms: u64) {
+        for stream in self.all_streams() {
+            let state = stream.state();
+            let retention_ms = u64::from(state.retention_hours) * 3_600_000;
+            let cutoff_ms = now_ms.saturating_sub(retention_ms);
+            // As `trim_all`: roll once the active segment holds a tenth of the retention.
+            let roll_before_ms = now_ms.saturating_sub(retention_ms / 10);
+            for shard in &state.shards {
+                if !shard.log.is_replicated() {
+                    continue;
+                }
+                match shard.log.expire(cutoff_ms, roll_before_ms).await {
+                    Ok(Some(first)) => {
+                        tracing::debug!(stream = %stream.name, shard = %shard.id(), first, "expired records past retention")
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(stream = %stream.name, shard = %shard.id(), %error, "retention of a replicated shard failed; the next pass tries again")
+                    }
                 }
             }
         }

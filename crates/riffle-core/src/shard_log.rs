@@ -119,6 +119,16 @@ pub trait ShardReplica: Send + Sync + 'static {
         &self,
         request: FetchRequest,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Fetched, String>> + Send>>;
+
+    /// Retention of this node's replica (none if it holds none): whole segments whose every
+    /// record arrived before `cutoff_ms` expire, and the active segment is sealed once its
+    /// first record arrived before `roll_before_ms` (as [`ShardLog::trim`] does locally).
+    /// Resolves to the last frame index expired (the log continues after it), if any.
+    fn expire(
+        &self,
+        cutoff_ms: u64,
+        roll_before_ms: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<u64>, String>> + Send>>;
 }
 
 /// What a node holding no replica of a shard asks one of its replicas for.
@@ -749,6 +759,16 @@ impl ShardLog {
             .filter(|index| *index <= upto))
     }
 
+    /// Retention of a replicated shard's copy on this node, through its group (see
+    /// [`ShardReplica::expire`]); nothing for a local log (see [`ShardLog::trim`]) or a
+    /// shard this node holds no replica of.
+    pub async fn expire(&self, cutoff_ms: u64, roll_before_ms: u64) -> Result<Option<u64>, String> {
+        match &self.replica {
+            Some(replica) if self.stored_here() => replica.expire(cutoff_ms, roll_before_ms).await,
+            _ => Ok(None),
+        }
+    }
+
     /// Retention: rolls the active segment once it holds data older than `roll_age_ms`, and
     /// deletes sealed segments whose newest record is older than `cutoff_ms`. Before deleting
     /// anything it hands the new first index to `record_first`, which must make it durable
@@ -759,7 +779,7 @@ impl ShardLog {
         roll_before_ms: u64,
         record_first: impl FnOnce(u64) -> std::io::Result<()>,
     ) -> Result<u64, LogError> {
-        // A replicated shard's log is trimmed by its group (not yet: ARCHITECTURE.md).
+        // A replicated shard's log is trimmed through its group (`ShardLog::expire`).
         let Some(mut writer) = self.lock() else {
             return Ok(0);
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::log::Shared;
 use crate::segment::{walk_segment, WalkFrom};
-use crate::{Entry, LogError};
+use crate::{Entry, LogError, SegmentInfo};
 
 /// How often [`LogReader::find_by_timestamp`] restarts after racing a truncation before it
 /// gives up. Truncations are rare (a Raft leader change), so one restart almost always
@@ -40,6 +40,17 @@ impl LogReader {
             Some(segment) => segment.base_index,
             None => 1,
         }
+    }
+
+    /// A summary of every segment, oldest first; the last one is the active segment (what
+    /// [`crate::Log::segments`] returns, for a holder of a reader only: a replicated shard's
+    /// retention, whose log its Raft group owns).
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.shared
+            .segments()
+            .iter()
+            .map(|segment| segment.state().info(segment.base_index))
+            .collect()
     }
 
     /// Index the next append will get: one past the last entry written so far (durable or

@@ -1,4 +1,5 @@
-//! An in-process network for metadata groups: every node's [`MetaRaft`] handle in one map,
+//! An in-process network for groups (the metadata group's by default, a shard group's with
+//! `Router<ShardStateMachine>`): every node's Raft handle in one map,
 //! and RPCs delivered by calling the target's handle directly. A node that is not in the map
 //! (never started, or killed) is unreachable, as a dead peer would be. Snapshots are copied
 //! byte for byte, as a real network would ship them.
@@ -14,36 +15,54 @@ use openraft::network::RPCOption;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
+use openraft::storage::RaftStateMachine;
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
-use openraft::{RaftNetworkFactory, RaftNetworkV2};
-use riffle_cluster::{ClusterNode, MetaRaft, RiffleRaft};
+use openraft::{Raft, RaftNetworkFactory, RaftNetworkV2};
+use riffle_cluster::{ClusterNode, MetaStateMachine, RiffleRaft};
 
 /// The nodes that are up, by id.
-#[derive(Clone, Default)]
-pub struct Router {
-    nodes: Arc<Mutex<BTreeMap<u64, MetaRaft>>>,
+pub struct Router<SM: RaftStateMachine<RiffleRaft> = MetaStateMachine> {
+    nodes: Arc<Mutex<BTreeMap<u64, Raft<RiffleRaft, SM>>>>,
 }
 
-impl Router {
+impl<SM: RaftStateMachine<RiffleRaft>> Clone for Router<SM> {
+    fn clone(&self) -> Self {
+        Router {
+            nodes: Arc::clone(&self.nodes),
+        }
+    }
+}
+
+impl<SM: RaftStateMachine<RiffleRaft>> Default for Router<SM> {
+    fn default() -> Self {
+        Router {
+            nodes: Arc::default(),
+        }
+    }
+}
+
+impl<SM: RaftStateMachine<RiffleRaft>> Router<SM> {
     /// Makes node `id` reachable through `raft`.
-    pub fn add(&self, id: u64, raft: MetaRaft) {
+    pub fn add(&self, id: u64, raft: Raft<RiffleRaft, SM>) {
         self.lock().insert(id, raft);
     }
 
     /// Makes node `id` unreachable; its handle, if it was up.
-    pub fn remove(&self, id: u64) -> Option<MetaRaft> {
+    pub fn remove(&self, id: u64) -> Option<Raft<RiffleRaft, SM>> {
         self.lock().remove(&id)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, MetaRaft>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Raft<RiffleRaft, SM>>> {
         self.nodes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl RaftNetworkFactory<RiffleRaft> for Router {
-    type Network = Connection;
+impl<SM: RaftStateMachine<RiffleRaft, SnapshotData = Bytes>> RaftNetworkFactory<RiffleRaft>
+    for Router<SM>
+{
+    type Network = Connection<SM>;
 
-    async fn new_client(&mut self, target: u64, _node: &ClusterNode) -> Connection {
+    async fn new_client(&mut self, target: u64, _node: &ClusterNode) -> Connection<SM> {
         Connection {
             target,
             router: self.clone(),
@@ -52,14 +71,14 @@ impl RaftNetworkFactory<RiffleRaft> for Router {
 }
 
 /// A connection from one node to `target`.
-pub struct Connection {
+pub struct Connection<SM: RaftStateMachine<RiffleRaft>> {
     target: u64,
-    router: Router,
+    router: Router<SM>,
 }
 
-impl Connection {
+impl<SM: RaftStateMachine<RiffleRaft>> Connection<SM> {
     /// The target's handle, taken out of the map so no lock is held across the call.
-    fn peer(&self) -> Result<MetaRaft, Unreachable<RiffleRaft>> {
+    fn peer(&self) -> Result<Raft<RiffleRaft, SM>, Unreachable<RiffleRaft>> {
         self.router
             .lock()
             .get(&self.target)
@@ -74,7 +93,9 @@ impl Connection {
     }
 }
 
-impl RaftNetworkV2<RiffleRaft> for Connection {
+impl<SM: RaftStateMachine<RiffleRaft, SnapshotData = Bytes>> RaftNetworkV2<RiffleRaft>
+    for Connection<SM>
+{
     type SnapshotData = Bytes;
 
     async fn append_entries(
