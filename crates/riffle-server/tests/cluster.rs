@@ -526,8 +526,8 @@ async fn queue_delivery_survives_a_kill_of_its_home_node() {
         serde_json::json!({"StreamName": stream, "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
     )
     .await;
-    for i in 0..3 {
-        wait_active(&servers[i].as_ref().expect("running").client(), stream).await;
+    for server in &servers {
+        wait_active(&server.as_ref().expect("running").client(), stream).await;
     }
     let records: Vec<serde_json::Value> = (0..200)
         .map(|n| serde_json::json!({"PartitionKey": format!("k{n}"), "Data": base64_of(&format!("r{n}"))}))

@@ -758,15 +758,14 @@ struct Taken {
     state: RecordState,
 }
 
+/// What one receive attempt took: the records, the next visibility deadline in flight, and
+/// the ticket of what it recorded.
+type TakeOutcome = (Vec<Taken>, Option<u64>, Option<u64>);
+
 impl Queue {
     /// One attempt at a receive: the records taken (maybe none), when the next in-flight
     /// record's visibility runs out, and the ticket of what it recorded (if anything).
-    fn take(
-        &self,
-        dead: bool,
-        limit: usize,
-        visibility_ms: u64,
-    ) -> Result<(Vec<Taken>, Option<u64>, Option<u64>), Error> {
+    fn take(&self, dead: bool, limit: usize, visibility_ms: u64) -> Result<TakeOutcome, Error> {
         let meta = self.meta();
         let state = self.stream.state();
         let now = now_ms();
