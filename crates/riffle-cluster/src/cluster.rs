@@ -62,6 +62,9 @@ const QUEUE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// How long a starting node waits to catch up before it serves anyway.
 const CATCH_UP_MAX: Duration = Duration::from_secs(15);
+/// How long placing new shards waits for the metadata group's membership to show (it shows
+/// at once but for the moment after a start).
+const MEMBERSHIP_WAIT: Duration = Duration::from_secs(5);
 /// The file holding the node's identity.
 pub const IDENTITY_FILE: &str = "cluster.json";
 
@@ -434,6 +437,23 @@ impl Cluster {
                 cluster.meta.initialize(members).await.map_err(|error| {
                     io::Error::other(format!("cannot start the cluster: {error}"))
                 })?;
+                // `initialize` returns once the first membership is on disk; its metrics,
+                // which placement reads, follow a moment later.
+                let _ = cluster
+                    .meta
+                    .wait(Some(MEMBERSHIP_WAIT))
+                    .metrics(
+                        |metrics| {
+                            metrics
+                                .membership_config
+                                .membership()
+                                .voter_ids()
+                                .next()
+                                .is_some()
+                        },
+                        "the first membership is known",
+                    )
+                    .await;
             }
             (Some(join), false) => cluster.join(join).await?,
         }
@@ -843,6 +863,43 @@ impl Cluster {
             ))),
             Err(reason) => Err(riffle_core::Error::internal(reason)),
         }
+    }
+
+    /// The replicas of `count` shards made now (see `ClusterSeam::place_new_shards`). The
+    /// metadata group's membership shows in its metrics a moment after the group starts (a
+    /// request can arrive first): that moment is waited for, and a placement with an empty
+    /// list is refused rather than recorded, since a shard without replicas can never be
+    /// written to.
+    async fn place_new_shards_here(
+        &self,
+        count: usize,
+    ) -> Result<Vec<Vec<u64>>, riffle_core::Error> {
+        let _ = self
+            .meta
+            .wait(Some(MEMBERSHIP_WAIT))
+            .metrics(
+                |metrics| {
+                    metrics
+                        .membership_config
+                        .membership()
+                        .voter_ids()
+                        .next()
+                        .is_some()
+                },
+                "the metadata group's members are known",
+            )
+            .await;
+        let nodes = self.eligible_nodes();
+        let placed = self
+            .meta_view
+            .read(|catalogue| crate::placement::place(catalogue, &nodes, count));
+        if placed.iter().any(Vec::is_empty) {
+            return Err(riffle_core::Error::internal(
+                "no node of the cluster can take the new shards' replicas yet (the cluster is \
+                 starting, or every node is leaving); retry",
+            ));
+        }
+        Ok(placed)
     }
 
     fn shard(&self, stream: &str, ordinal: u32) -> Option<Arc<OpenShard>> {
@@ -1513,10 +1570,17 @@ impl ClusterSeam for Cluster {
         })
     }
 
-    fn place_new_shards(&self, count: usize) -> Vec<Vec<u64>> {
-        let nodes = self.eligible_nodes();
-        self.meta_view
-            .read(|catalogue| crate::placement::place(catalogue, &nodes, count))
+    fn place_new_shards(
+        &self,
+        count: usize,
+    ) -> BoxFuture<Result<Vec<Vec<u64>>, riffle_core::Error>> {
+        let cluster = self.myself();
+        Box::pin(async move {
+            let Some(cluster) = cluster else {
+                return Err(riffle_core::Error::internal("the cluster is shutting down"));
+            };
+            cluster.place_new_shards_here(count).await
+        })
     }
 
     fn refusal(&self) -> Option<String> {

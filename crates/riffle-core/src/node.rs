@@ -580,9 +580,11 @@ pub trait ClusterSeam: Send + Sync + 'static {
     ) -> BoxFuture<Result<Arc<ShardLog>, String>>;
     /// Stops the groups of these shards of the stream stored as `dir_id` (deleted or expired).
     fn close_shards(&self, dir_id: &str, ordinals: &[u32]);
-    /// The nodes that are to replicate each of `count` shards made now (one list per shard),
-    /// chosen from the catalogue as this node applied it.
-    fn place_new_shards(&self, count: usize) -> Vec<Vec<u64>>;
+    /// The nodes that are to replicate each of `count` shards made now (one list per shard,
+    /// none empty), chosen from the catalogue as this node applied it; an error while no
+    /// node able to hold a replica is known (a node just started, say), so that no shard is
+    /// ever made without replicas.
+    fn place_new_shards(&self, count: usize) -> BoxFuture<Result<Vec<Vec<u64>>, crate::Error>>;
     /// Whether this node leads the metadata group (background deciders such as the ON_DEMAND
     /// scaler run on that node only).
     fn leads_catalogue(&self) -> bool;
@@ -1565,11 +1567,10 @@ impl Node {
         let created_ms = now_ms();
         let dir_id = hex(&random_bytes::<16>());
         let ranges = riffle_proto::hashkey::initial_shard_ranges(shard_count);
-        let placed = self
-            .cluster
-            .get()
-            .map(|cluster| cluster.place_new_shards(ranges.len()))
-            .unwrap_or_default();
+        let placed = match self.cluster.get() {
+            Some(cluster) => cluster.place_new_shards(ranges.len()).await?,
+            None => Vec::new(),
+        };
         let shard_metas: Vec<ShardMeta> = ranges
             .iter()
             .enumerate()
@@ -1761,12 +1762,11 @@ impl Node {
             .map(|shard| (shard.meta.ordinal, shard.meta.sequence_epoch_s()))
             .collect();
         let mut metas: Vec<ShardMeta> = Vec::with_capacity(outcome.created.len());
-        let mut placed = self
-            .cluster
-            .get()
-            .map(|cluster| cluster.place_new_shards(outcome.created.len()))
-            .unwrap_or_default()
-            .into_iter();
+        let mut placed = match self.cluster.get() {
+            Some(cluster) => cluster.place_new_shards(outcome.created.len()).await?,
+            None => Vec::new(),
+        }
+        .into_iter();
         for child in &outcome.created {
             let parents_epoch = [Some(child.parent), child.adjacent_parent]
                 .into_iter()
