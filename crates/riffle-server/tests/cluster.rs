@@ -689,6 +689,229 @@ async fn queue_delivery_survives_a_kill_of_its_home_node() {
     assert_eq!(receive(c).await.map(|got| got.len()), Some(0));
 }
 
+/// Four nodes, so the home of queue delivery (the metadata leader) may hold no replica of a
+/// shard: it refills the queue from that shard through the shard's replicas. Every record of
+/// every shard is delivered exactly once, through the home and through another node, and a
+/// record written later to the remote shard reaches a waiting receive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_home_without_a_replica_of_a_shard_delivers_it_through_the_replicas() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().expect("temp dir");
+    let secret = root.path().join("cluster.secret");
+    let first = format!("127.0.0.1:{}", free_port());
+    let mut servers = Vec::new();
+    for i in 0..4 {
+        let spec = Spec {
+            dir: root.path().join(format!("d{i}")),
+            listen: if i == 0 {
+                first.clone()
+            } else {
+                format!("127.0.0.1:{}", free_port())
+            },
+            advertise: None,
+            join: (i > 0).then(|| first.clone()),
+            secret: secret.clone(),
+        };
+        servers.push(spec.start().await);
+    }
+    wait_for(&servers[0].endpoint(), "four voters", |seen| {
+        seen["voters"]
+            .as_array()
+            .is_some_and(|voters| voters.len() == 4)
+    })
+    .await;
+    let endpoints: Vec<String> = servers.iter().map(Server::endpoint).collect();
+    let mut ids = Vec::new();
+    for endpoint in &endpoints {
+        ids.push(cli_status(endpoint).await["id"].as_u64().expect("an id"));
+    }
+    let leader = cli_status(&endpoints[0]).await["meta_leader"]
+        .as_u64()
+        .expect("a metadata leader");
+    let home = ids
+        .iter()
+        .position(|id| *id == leader)
+        .expect("the leader is one of the nodes");
+    let other = (home + 1) % 4;
+
+    // Streams of two shards until one has a shard the home holds no replica of.
+    let mut found = None;
+    for attempt in 0..6 {
+        let stream = format!("spread{attempt}");
+        create_stream(&servers[0].client(), &stream, 2).await;
+        let seen = cli_status(&endpoints[0]).await;
+        let missing = seen["placement"]
+            .as_array()
+            .expect("placement")
+            .iter()
+            .filter(|shard| shard["stream"] == stream.as_str())
+            .find(|shard| {
+                shard["replicas"]
+                    .as_array()
+                    .is_some_and(|replicas| !replicas.contains(&leader.into()))
+            })
+            .and_then(|shard| shard["ordinal"].as_u64());
+        if let Some(ordinal) = missing {
+            found = Some((stream, ordinal));
+            break;
+        }
+    }
+    let (stream, remote_ordinal) = found.expect("a stream with a shard the home does not hold");
+    for server in &servers {
+        wait_active(&server.client(), &stream).await;
+    }
+
+    let within = Duration::from_secs(30);
+    let call = |i: usize, operation: &'static str, body: serde_json::Value| {
+        let endpoint = endpoints[i].clone();
+        async move {
+            nodes::api_call(&endpoint, operation, &body, within)
+                .await
+                .unwrap_or_else(|error| panic!("{error}"))
+        }
+    };
+    let ok = |i: usize, operation: &'static str, body: serde_json::Value| {
+        let call = call(i, operation, body.clone());
+        async move {
+            let (status, answer) = call.await;
+            assert_eq!(status, 200, "{operation} {body} on node {i}: {answer}");
+            answer
+        }
+    };
+    // Explicit hash keys put records into both halves of the key space, so both shards.
+    let put = |tag: &'static str, halves: &'static [u128], count: usize| {
+        let records: Vec<serde_json::Value> = halves
+            .iter()
+            .flat_map(|half| {
+                (0..count).map(move |n| {
+                    let key = half * (1u128 << 127) + n as u128;
+                    serde_json::json!({"PartitionKey": format!("k{n}"),
+                        "ExplicitHashKey": key.to_string(),
+                        "Data": base64_of(&format!("{tag}-{half}-{n}"))})
+                })
+            })
+            .collect();
+        let answer = ok(
+            0,
+            "PutRecords",
+            serde_json::json!({"StreamName": stream, "Records": records}),
+        );
+        async move {
+            let answer = answer.await;
+            assert_eq!(answer["FailedRecordCount"], 0, "{answer}");
+            answer["Records"]
+                .as_array()
+                .expect("records")
+                .iter()
+                .filter_map(|record| record["ShardId"].as_str().map(shard_ordinal))
+                .collect::<std::collections::BTreeSet<u32>>()
+        }
+    };
+    // Queues take on-demand streams; the two shards stay as they are.
+    ok(
+        0,
+        "UpdateStreamMode",
+        serde_json::json!({"StreamARN": format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}"),
+                           "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+    )
+    .await;
+    for server in &servers {
+        wait_active(&server.client(), &stream).await;
+    }
+    let shards = put("r", &[0, 1], 100).await;
+    assert_eq!(shards.len(), 2, "records in both shards: {shards:?}");
+    assert!(shards.contains(&(remote_ordinal as u32)));
+
+    let created = ok(
+        0,
+        "CreateQueue",
+        serde_json::json!({"QueueName": "spread", "StreamConfigurationList": [{
+            "StreamARN": format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}"),
+            "StartingPosition": {"Type": "TRIM_HORIZON"}}]}),
+    )
+    .await;
+    let queue = created["QueueDescription"]["QueueARN"]
+        .as_str()
+        .expect("a queue ARN")
+        .to_owned();
+    let receive = |i: usize, wait_s: u64| {
+        ok(
+            i,
+            "ReceiveQueueRecords",
+            serde_json::json!({"QueueARN": queue, "Limit": 10, "WaitTimeSeconds": wait_s,
+                               "VisibilityTimeoutSeconds": 300}),
+        )
+    };
+    let acknowledge = |i: usize, got: Vec<serde_json::Value>| {
+        let entries: Vec<serde_json::Value> = got
+            .iter()
+            .map(|record| serde_json::json!({"ReceiptHandle": record["ReceiptHandle"]}))
+            .collect();
+        let answer = ok(
+            i,
+            "AcknowledgeQueueRecords",
+            serde_json::json!({"QueueARN": queue, "Entries": entries}),
+        );
+        async move {
+            let answer = answer.await;
+            assert_eq!(
+                answer["Failed"].as_array().map_or(0, Vec::len),
+                0,
+                "{answer}"
+            );
+        }
+    };
+    // Receives alternately through the home and the other node: each record once, each
+    // acknowledged. Then records written later into the shard the home holds no replica of
+    // reach a waiting receive.
+    let mut delivered = std::collections::BTreeSet::new();
+    let mut expected: std::collections::BTreeSet<String> = [0, 1]
+        .iter()
+        .flat_map(|half| (0..100).map(move |n| format!("r-{half}-{n}")))
+        .collect();
+    for (phase, wait_s) in [(0, 1), (1, 5)] {
+        if phase == 1 {
+            let half: &'static [u128] = if remote_ordinal == 0 { &[0] } else { &[1] };
+            let shards = put("later", half, 5).await;
+            assert_eq!(shards, [remote_ordinal as u32].into_iter().collect());
+            expected.extend((0..5).map(|n| format!("later-{}-{n}", half[0])));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut round = 0;
+        while delivered.len() < expected.len() {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {} records delivered",
+                delivered.len(),
+                expected.len()
+            );
+            let through = if round % 2 == 0 { home } else { other };
+            round += 1;
+            let answer = receive(through, wait_s).await;
+            let got = answer["QueueRecords"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for record in &got {
+                let data = queue_data(record);
+                assert!(delivered.insert(data.clone()), "{data} delivered twice");
+            }
+            if !got.is_empty() {
+                acknowledge(through, got).await;
+            }
+        }
+        assert_eq!(delivered, expected, "every record of both shards, once");
+    }
+    for i in [home, other] {
+        let answer = receive(i, 1).await;
+        assert_eq!(
+            answer["QueueRecords"].as_array().map_or(0, Vec::len),
+            0,
+            "nothing left: {answer}"
+        );
+    }
+}
+
 fn base64_of(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text.as_bytes())

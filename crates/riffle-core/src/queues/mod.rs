@@ -87,6 +87,9 @@ pub const BYTES_MAX: usize = 64 * 1024 * 1024;
 const RECEIVE_BYTES_MAX: usize = 10 * 1024 * 1024;
 /// Records read from one shard in one step.
 const READ_BATCH: usize = 1_000;
+/// In a cluster, how often a waiting receive reads again the shards its home holds no
+/// replica of (their tails move on other nodes, which wake no one here).
+const REMOTE_POLL: Duration = Duration::from_millis(200);
 pub const VISIBILITY_TIMEOUT_DEFAULT_S: u32 = 30;
 pub const MAX_RECEIVE_COUNT_DEFAULT: u32 = 6;
 const WAIT_TIME_DEFAULT_S: u64 = 9;
@@ -222,6 +225,28 @@ struct ShardCursor {
     next: Position,
     drained: bool,
     not_before_ms: u64,
+}
+
+/// What a cluster home read, off the delivery lock, from the shards it holds no replica of,
+/// for the next [`Delivery::refill`] (see [`Queue::prefetch`]).
+#[derive(Default)]
+struct RemoteReads {
+    reads: Vec<Prefetched>,
+    /// The first remote read that failed: a receive answers it only when it has nothing else
+    /// to deliver.
+    failed: Option<Error>,
+    /// Whether any shard is read remotely (a waiting receive then polls).
+    any: bool,
+}
+
+/// One shard's read ahead.
+struct Prefetched {
+    ordinal: u32,
+    /// The cursor to start with, for a shard the queue had none for yet.
+    start: Option<ShardCursor>,
+    /// Where the read started: used only while the cursor is still there.
+    from: Position,
+    read: data::Read,
 }
 
 struct Delivery {
@@ -603,22 +628,29 @@ impl Delivery {
             .map(|Reverse((deadline, _, _))| *deadline)
     }
 
+    /// Where `queue` starts reading a shard it has no cursor for: the shard's start, or the
+    /// time (also the cursor's `not_before_ms`) it starts at.
+    fn initial_start(meta: &QueueMeta, shard: &Shard) -> Option<u64> {
+        if shard.meta.created_ms >= meta.created_ms || meta.start == "TRIM_HORIZON" {
+            return None;
+        }
+        Some(match meta.start.as_str() {
+            "AT_TIMESTAMP" => meta.start_ms.unwrap_or(meta.created_ms),
+            _ => meta.created_ms,
+        })
+    }
+
     /// Where `queue` starts reading a shard it has no cursor for.
     fn initial_cursor(meta: &QueueMeta, shard: &Shard) -> Result<ShardCursor, Error> {
-        let first = Position {
-            index: shard.log.first_index(),
-            slot: 0,
-        };
-        if shard.meta.created_ms >= meta.created_ms || meta.start == "TRIM_HORIZON" {
+        let Some(since) = Self::initial_start(meta, shard) else {
             return Ok(ShardCursor {
-                next: first,
+                next: Position {
+                    index: shard.log.first_index(),
+                    slot: 0,
+                },
                 drained: false,
                 not_before_ms: 0,
             });
-        }
-        let since = match meta.start.as_str() {
-            "AT_TIMESTAMP" => meta.start_ms.unwrap_or(meta.created_ms),
-            _ => meta.created_ms,
         };
         Ok(ShardCursor {
             next: data::start_position(shard, StartAt::AtTimestamp(since))?,
@@ -627,17 +659,57 @@ impl Delivery {
         })
     }
 
-    /// Reads more records from the stream into the working set.
-    fn refill(&mut self, meta: &QueueMeta, state: &StreamState, now: u64) -> Result<(), Error> {
+    /// Whether the next refill reads `shard`: its parents (those still in the stream) are
+    /// drained and it is not.
+    fn wants(&self, state: &StreamState, shard: &Shard) -> bool {
+        let parents_done = [shard.meta.parent, shard.meta.adjacent_parent]
+            .into_iter()
+            .flatten()
+            .filter(|parent| state.shard(*parent).is_some())
+            .all(|parent| self.cursors.get(&parent).is_some_and(|c| c.drained));
+        parents_done
+            && self
+                .cursors
+                .get(&shard.meta.ordinal)
+                .is_none_or(|cursor| !cursor.drained)
+    }
+
+    /// Reads more records from the stream into the working set. In a cluster (`remote` is
+    /// there), a shard this node holds no replica of is read from what [`Queue::prefetch`]
+    /// read ahead, if its cursor is still where that read started (else not this time).
+    fn refill(
+        &mut self,
+        meta: &QueueMeta,
+        state: &StreamState,
+        now: u64,
+        mut remote: Option<&mut RemoteReads>,
+    ) -> Result<(), Error> {
         for shard in &state.shards {
             let room = ENTRIES_MAX.saturating_sub(self.entries.len());
             if room == 0 || self.bytes >= BYTES_MAX {
                 return Ok(());
             }
             let ordinal = shard.meta.ordinal;
+            let mut prefetched = None;
+            let is_remote = match remote.as_deref_mut() {
+                Some(remote) if !shard.log.stored_here() => {
+                    if let Some(at) = remote.reads.iter().position(|p| p.ordinal == ordinal) {
+                        prefetched = Some(remote.reads.swap_remove(at));
+                    }
+                    true
+                }
+                _ => false,
+            };
             if let std::collections::btree_map::Entry::Vacant(vacant) = self.cursors.entry(ordinal)
             {
-                vacant.insert(Self::initial_cursor(meta, shard)?);
+                if is_remote {
+                    match prefetched.as_mut().and_then(|p| p.start.take()) {
+                        Some(start) => vacant.insert(start),
+                        None => continue,
+                    };
+                } else {
+                    vacant.insert(Self::initial_cursor(meta, shard)?);
+                }
             }
             let parents_done = [shard.meta.parent, shard.meta.adjacent_parent]
                 .into_iter()
@@ -650,15 +722,27 @@ impl Delivery {
             if cursor.drained || !parents_done {
                 continue;
             }
-            let read = data::read_from(
-                state,
-                shard,
-                cursor.next,
-                room.min(READ_BATCH),
-                BYTES_MAX - self.bytes,
-                now,
-            )?;
+            let read = if is_remote {
+                match prefetched {
+                    // Read ahead from where the cursor still is (else another receive
+                    // moved it since, and this read is stale).
+                    Some(prefetched) if prefetched.from == cursor.next => prefetched.read,
+                    _ => continue,
+                }
+            } else {
+                data::read_from(
+                    state,
+                    shard,
+                    cursor.next,
+                    room.min(READ_BATCH),
+                    BYTES_MAX - self.bytes,
+                    now,
+                )?
+            };
             let not_before_ms = cursor.not_before_ms;
+            // A read ahead was bounded by the room there was then: what no longer fits is
+            // read again from here.
+            let mut stopped_at = None;
             for (number, stored) in read.records {
                 let Some(decoded) = SeqNo::decode(&number) else {
                     continue;
@@ -677,6 +761,13 @@ impl Delivery {
                 let key = (ordinal, position.0, position.1);
                 if self.entries.contains_key(&key) {
                     continue;
+                }
+                if is_remote && (self.entries.len() >= ENTRIES_MAX || self.bytes >= BYTES_MAX) {
+                    stopped_at = Some(Position {
+                        index: position.0,
+                        slot: position.1,
+                    });
+                    break;
                 }
                 let seq = self.next_seq;
                 self.next_seq += 1;
@@ -703,9 +794,9 @@ impl Delivery {
             let Some(cursor) = self.cursors.get_mut(&ordinal) else {
                 continue;
             };
-            cursor.next = read.next;
-            cursor.drained = read.ended;
-            let next = (read.next.index, read.next.slot);
+            cursor.next = stopped_at.unwrap_or(read.next);
+            cursor.drained = read.ended && stopped_at.is_none();
+            let next = (cursor.next.index, cursor.next.slot);
             if self
                 .recovered
                 .get(&ordinal)
@@ -765,7 +856,17 @@ type TakeOutcome = (Vec<Taken>, Option<u64>, Option<u64>);
 impl Queue {
     /// One attempt at a receive: the records taken (maybe none), when the next in-flight
     /// record's visibility runs out, and the ticket of what it recorded (if anything).
-    fn take(&self, dead: bool, limit: usize, visibility_ms: u64) -> Result<TakeOutcome, Error> {
+    /// In a cluster, `remote` holds what [`Queue::prefetch`] read of the shards not stored
+    /// here; a failed remote read is forgotten (the shard is read again on the next receive)
+    /// if records are visible after the refill, else left in `remote.failed` for the receive
+    /// to answer, after this attempt's journal lines are written like any other's.
+    fn take(
+        &self,
+        dead: bool,
+        limit: usize,
+        visibility_ms: u64,
+        mut remote: Option<&mut RemoteReads>,
+    ) -> Result<TakeOutcome, Error> {
         let meta = self.meta();
         let state = self.stream.state();
         let now = now_ms();
@@ -774,7 +875,16 @@ impl Queue {
         let mut delivery = self.lock();
         delivery.expire(now, meta.max_receive_count, &mut lines);
         if !dead && delivery.visible.len() < limit {
-            delivery.refill(&meta, &state, now)?;
+            delivery.refill(&meta, &state, now, remote.as_deref_mut())?;
+            if let Some(remote) = remote.filter(|_| !delivery.visible.is_empty()) {
+                if let Some(failed) = remote.failed.take() {
+                    tracing::warn!(
+                        queue = %self.arn,
+                        error = ?failed.message,
+                        "a shard's replicas did not answer; delivering the other shards' records"
+                    );
+                }
+            }
         }
         let mut taken = Vec::new();
         let mut bytes = 0usize;
@@ -834,6 +944,72 @@ impl Queue {
             ticket = Some(self.store.append(&lines)?);
         }
         Ok((taken, delivery.next_deadline(), ticket))
+    }
+}
+
+impl Queue {
+    /// In a cluster, reads ahead (off the delivery lock: the reads cross the network) what
+    /// the next refill will want of the shards this node holds no replica of: from each such
+    /// shard's cursor (or its start, for a shard the queue has no cursor for yet), at most a
+    /// batch and the room the working set has left. Reads that fail are kept as
+    /// [`RemoteReads::failed`].
+    async fn prefetch(&self, limit: usize) -> RemoteReads {
+        let meta = self.meta();
+        let state = self.stream.state();
+        let mut remote = RemoteReads::default();
+        let mut wanted = Vec::new();
+        let (room, bytes_max) = {
+            let delivery = self.lock();
+            let room = ENTRIES_MAX.saturating_sub(delivery.entries.len());
+            if delivery.visible.len() >= limit || room == 0 || delivery.bytes >= BYTES_MAX {
+                return remote;
+            }
+            for shard in &state.shards {
+                if shard.log.stored_here() || !delivery.wants(&state, shard) {
+                    continue;
+                }
+                let from = delivery.cursors.get(&shard.meta.ordinal).map(|c| c.next);
+                wanted.push((Arc::clone(shard), from));
+            }
+            (room.min(READ_BATCH), BYTES_MAX - delivery.bytes)
+        };
+        remote.any = !wanted.is_empty();
+        let now = now_ms();
+        for (shard, from) in wanted {
+            let (start, from) = match from {
+                Some(from) => (None, from),
+                None => {
+                    let since = Delivery::initial_start(&meta, &shard);
+                    let start = since.map_or(StartAt::TrimHorizon, StartAt::AtTimestamp);
+                    match data::start_position_anywhere(&shard, start).await {
+                        Ok(next) => {
+                            let cursor = ShardCursor {
+                                next,
+                                drained: false,
+                                not_before_ms: since.unwrap_or(0),
+                            };
+                            (Some(cursor), next)
+                        }
+                        Err(error) => {
+                            remote.failed.get_or_insert(error);
+                            continue;
+                        }
+                    }
+                }
+            };
+            match data::read_anywhere(&state, &shard, from, room, bytes_max, now, 0).await {
+                Ok(read) => remote.reads.push(Prefetched {
+                    ordinal: shard.meta.ordinal,
+                    start,
+                    from,
+                    read,
+                }),
+                Err(error) => {
+                    remote.failed.get_or_insert(error);
+                }
+            }
+        }
+        remote
     }
 }
 
@@ -1531,9 +1707,25 @@ async fn receive(
         if queue.deleted.load(Ordering::Acquire) {
             return Err(queue_not_found(&queue.arn));
         }
-        let (taken, next_deadline, ticket) = queue.take(dead, limit, visibility_ms)?;
+        // Only a cluster's home has shards stored elsewhere (a single node stores them all,
+        // and takes nothing but the synchronous path).
+        let mut remote = match term {
+            Some(_) if !dead => Some(queue.prefetch(limit).await),
+            _ => None,
+        };
+        let polls = remote.as_ref().is_some_and(|remote| remote.any);
+        let (taken, next_deadline, ticket) =
+            queue.take(dead, limit, visibility_ms, remote.as_mut())?;
         if let Some(ticket) = ticket {
             queue.persist_soon(node, ticket);
+        }
+        // A shard's replicas did not answer and nothing else was there to deliver: the same
+        // error a local read's failure gives.
+        if let Some(failed) = remote
+            .and_then(|remote| remote.failed)
+            .filter(|_| taken.is_empty())
+        {
+            return Err(failed);
         }
         if !taken.is_empty() {
             return Ok(ReceiveQueueRecordsOutput {
@@ -1571,6 +1763,9 @@ async fn receive(
         if let Some(deadline_ms) = next_deadline {
             let in_ms = deadline_ms.saturating_sub(now_ms());
             wake = wake.min(now + Duration::from_millis(in_ms + 1));
+        }
+        if polls {
+            wake = wake.min(now + REMOTE_POLL);
         }
         tokio::select! {
             _ = &mut notified => {}
