@@ -711,17 +711,12 @@ impl Delivery {
                     vacant.insert(Self::initial_cursor(meta, shard)?);
                 }
             }
-            let parents_done = [shard.meta.parent, shard.meta.adjacent_parent]
-                .into_iter()
-                .flatten()
-                .filter(|parent| state.shard(*parent).is_some())
-                .all(|parent| self.cursors.get(&parent).is_some_and(|c| c.drained));
+            if !self.wants(state, shard) {
+                continue;
+            }
             let Some(cursor) = self.cursors.get(&ordinal) else {
                 continue;
             };
-            if cursor.drained || !parents_done {
-                continue;
-            }
             let read = if is_remote {
                 match prefetched {
                     // Read ahead from where the cursor still is (else another receive
