@@ -439,21 +439,7 @@ impl Cluster {
                 })?;
                 // `initialize` returns once the first membership is on disk; its metrics,
                 // which placement reads, follow a moment later.
-                let _ = cluster
-                    .meta
-                    .wait(Some(MEMBERSHIP_WAIT))
-                    .metrics(
-                        |metrics| {
-                            metrics
-                                .membership_config
-                                .membership()
-                                .voter_ids()
-                                .next()
-                                .is_some()
-                        },
-                        "the first membership is known",
-                    )
-                    .await;
+                cluster.wait_for_members().await;
             }
             (Some(join), false) => cluster.join(join).await?,
         }
@@ -865,15 +851,9 @@ impl Cluster {
         }
     }
 
-    /// The replicas of `count` shards made now (see `ClusterSeam::place_new_shards`). The
-    /// metadata group's membership shows in its metrics a moment after the group starts (a
-    /// request can arrive first): that moment is waited for, and a placement with an empty
-    /// list is refused rather than recorded, since a shard without replicas can never be
-    /// written to.
-    async fn place_new_shards_here(
-        &self,
-        count: usize,
-    ) -> Result<Vec<Vec<u64>>, riffle_core::Error> {
+    /// Waits (up to [`MEMBERSHIP_WAIT`]) until the metadata group's metrics name its voters:
+    /// they do a moment after the group starts, or after `initialize` returns.
+    pub(crate) async fn wait_for_members(&self) {
         let _ = self
             .meta
             .wait(Some(MEMBERSHIP_WAIT))
@@ -889,6 +869,18 @@ impl Cluster {
                 "the metadata group's members are known",
             )
             .await;
+    }
+
+    /// The replicas of `count` shards made now (see `ClusterSeam::place_new_shards`). The
+    /// metadata group's membership shows in its metrics a moment after the group starts (a
+    /// request can arrive first): that moment is waited for, and a placement with an empty
+    /// list is refused rather than recorded, since a shard without replicas can never be
+    /// written to.
+    async fn place_new_shards_here(
+        &self,
+        count: usize,
+    ) -> Result<Vec<Vec<u64>>, riffle_core::Error> {
+        self.wait_for_members().await;
         let nodes = self.eligible_nodes();
         let placed = self
             .meta_view

@@ -595,21 +595,7 @@ impl Cluster {
             return Ok(());
         }
         // The group's metrics name its members once its core has loaded the log.
-        let _ = self
-            .meta
-            .wait(Some(Duration::from_secs(5)))
-            .metrics(
-                |metrics| {
-                    metrics
-                        .membership_config
-                        .membership()
-                        .voter_ids()
-                        .next()
-                        .is_some()
-                },
-                "membership loaded",
-            )
-            .await;
+        self.wait_for_members().await;
         if self.ask_if_removed(self.id).await != Some(true) {
             return Ok(());
         }
