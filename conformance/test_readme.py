@@ -481,3 +481,85 @@ def test_the_cluster_example_forms_a_cluster_of_three(tmp_path):
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def test_the_move_into_a_cluster_example_copies_a_single_nodes_streams(tmp_path):
+    """'Move a single node into a cluster': a single node's data directory `riffle-data` (made
+    here, with a stream that was split), served by the block's `riffle serve` line as it is
+    written, and the block's `riffle copy` line, as written, copy it into a cluster (one node,
+    at the block's endpoint port replaced by its own); the cluster then holds every record."""
+    import socket
+    import time
+
+    block = only_block("Move a single node into a cluster", "sh")
+    lines = [line for line in block.splitlines() if line.strip()]
+    assert len(lines) == 2 and lines[0].startswith("riffle serve ") and lines[1].startswith("riffle copy "), block
+
+    # The single node's data, written by a single node as a user's would be.
+    data_dir = tmp_path / "riffle-data"
+    single = h.start_server(tmp_path / "single", ["--limits", "off"], data_dir=data_dir)
+    try:
+        client = h.make_client(single.endpoint)
+        client.create_stream(StreamName="orders", ShardCount=1)
+        client.get_waiter("stream_exists").wait(StreamName="orders", WaiterConfig={"Delay": 0.2})
+        written = [(f"user-{i % 5}", f"order {i}".encode()) for i in range(120)]
+        for key, data in written[:60]:
+            client.put_record(StreamName="orders", PartitionKey=key, Data=data)
+        client.split_shard(StreamName="orders", ShardToSplit=h.shard_id(0), NewStartingHashKey=str(1 << 127))
+        client.get_waiter("stream_exists").wait(StreamName="orders", WaiterConfig={"Delay": 0.2})
+        for key, data in written[60:]:
+            client.put_record(StreamName="orders", PartitionKey=key, Data=data)
+    finally:
+        assert single.stop() == 0
+
+    cluster = h.start_cluster(tmp_path / "cluster", ["--limits", "off"], size=1)
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    single_port = str(free_port())
+
+    def with_ports(line: str) -> str:
+        line = substitute(line, "127.0.0.1:4570", f"127.0.0.1:{single_port}")
+        return line.replace("127.0.0.1:4567", f"127.0.0.1:{cluster.port}")
+
+    env = example_env(tmp_path)
+    serve = subprocess.Popen(
+        ["bash", "-c", "exec " + with_ports(lines[0])],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "serve.log", "wb"),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", int(single_port)), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text(errors="replace")
+                time.sleep(0.1)
+        done = run_shell(with_ports(lines[1]), tmp_path, env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("orders: 120 records ("), done.stdout
+        assert "from 3 shards" in done.stdout, done.stdout
+
+        target = h.make_client(cluster.endpoint)
+        read = []
+        for shard in h.list_all_shards(target, "orders"):
+            read += [(r["PartitionKey"], r["Data"]) for r in h.read_shard(target, "orders", shard["ShardId"])]
+        assert sorted(read) == sorted(written)
+        for key in {key for key, _ in written}:
+            # Records of a key are in one shard of the copy: in the order they were written.
+            assert [d for k, d in read if k == key] == [d for k, d in written if k == key]
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+        cluster.stop()

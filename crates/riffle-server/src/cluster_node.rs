@@ -65,8 +65,9 @@ pub async fn open(
     if data_dir.join("meta.json").exists() {
         return Err(format!(
             "{} holds a single node's data (meta.json); a cluster node starts from an empty \
-             directory. Serve it without --cluster-listen (moving a single node's streams \
-             into a cluster is not built yet)",
+             directory. To move its streams into a cluster, serve it as a single node \
+             (without --cluster-listen) and run `riffle copy --from THAT_NODE_URL --endpoint \
+             A_CLUSTER_NODE_URL` (README: \"Move a single node's streams into a cluster\")",
             data_dir.display()
         ));
     }

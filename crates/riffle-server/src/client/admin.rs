@@ -471,7 +471,7 @@ pub async fn describe(args: DescribeArgs) -> CliResult<()> {
 
 /// Waits until `done` says the stream reached the state wanted, showing `verb` and the
 /// stream's status on a terminal.
-async fn wait_for<F>(
+pub(super) async fn wait_for<F>(
     connection: &Connection,
     stream: &str,
     verb: &str,

@@ -1,4 +1,5 @@
-//! The client commands: `riffle streams`, `describe`, `create`, `delete`, `put` and `tail`.
+//! The client commands: `riffle streams`, `describe`, `create`, `delete`, `put`, `tail` and
+//! `copy`.
 //!
 //! They talk to any Kinesis endpoint — a riffle server or AWS — through the AWS SDK for Rust
 //! (`aws-sdk-kinesis`), so they sign, retry and parse exactly as every other SDK client does,
@@ -10,6 +11,7 @@
 //! - `admin.rs`: `streams`, `describe` (shards and their lineage as a tree), `create`, `delete`.
 //! - `put.rs`: stdin lines into PutRecords batches, retrying failed entries.
 //! - `tail.rs`: follows every shard of a stream in lineage order (parents before children).
+//! - `copy.rs`: streams (definition and records, lineage order) from one endpoint to another.
 //! - `kpl.rs`: de-aggregation of KPL aggregated records (pure, no I/O).
 //! - `output.rs`: how a record is printed (text, json, hex), the progress line, terminal checks.
 //!
@@ -45,6 +47,7 @@ const CREDENTIALS_HELP: &str = connect_help!();
 
 mod admin;
 mod connect;
+mod copy;
 mod kpl;
 mod output;
 mod put;
@@ -71,6 +74,10 @@ pub enum ClientCommand {
     /// Print a stream's records, following every shard through splits and merges.
     #[command(after_long_help = tail::TAIL_HELP)]
     Tail(tail::TailArgs),
+    /// Copy streams (definition and records) from one endpoint to another: how a single
+    /// node's streams move into a cluster.
+    #[command(after_long_help = copy::COPY_HELP)]
+    Copy(copy::CopyArgs),
 }
 
 impl ClientCommand {
@@ -82,6 +89,7 @@ impl ClientCommand {
             ClientCommand::Delete(_) => "delete",
             ClientCommand::Put(_) => "put",
             ClientCommand::Tail(_) => "tail",
+            ClientCommand::Copy(_) => "copy",
         }
     }
 }
@@ -97,6 +105,7 @@ pub fn run(command: ClientCommand, runtime: &tokio::runtime::Runtime) -> ExitCod
             ClientCommand::Delete(args) => admin::delete(args).await,
             ClientCommand::Put(args) => put::run(args).await,
             ClientCommand::Tail(args) => tail::run(args).await,
+            ClientCommand::Copy(args) => copy::run(args).await,
         }
     });
     match result {

@@ -435,7 +435,7 @@ impl Putter<'_> {
 
 /// The wait before retry number `attempt` (1-based): half the exponential step plus a random
 /// part of the other half, so that many producers throttled together do not retry together.
-fn backoff(attempt: u32) -> Duration {
+pub(super) fn backoff(attempt: u32) -> Duration {
     let step = BACKOFF_BASE
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
         .min(BACKOFF_MAX);
@@ -452,7 +452,7 @@ fn retried_note(retried: u64) -> String {
 }
 
 /// `1.2 MiB`, `512 B`.
-fn human_bytes(bytes: u64) -> String {
+pub(super) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} B");

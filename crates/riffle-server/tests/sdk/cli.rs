@@ -262,6 +262,12 @@ async fn lines_put_come_back_from_tail_byte_identical_and_in_key_order_across_a_
     assert_eq!(read.len(), written.len());
     // Each key's lines in the order they were written (the children's records after the
     // parent's), and every line byte for byte.
+    assert_same_lines_in_key_order(&read, &written);
+}
+
+/// `read` holds exactly the lines of `written` (byte for byte), and each user's lines (the
+/// partition key of `order_lines`) in the order they were written.
+fn assert_same_lines_in_key_order(read: &[String], written: &[String]) {
     let counters = |lines: &[String]| -> BTreeMap<String, Vec<u64>> {
         by_user(lines)
             .into_iter()
@@ -278,11 +284,12 @@ async fn lines_put_come_back_from_tail_byte_identical_and_in_key_order_across_a_
             })
             .collect()
     };
-    assert_eq!(counters(&read), counters(&written), "per-key order");
-    let mut read_sorted = read.clone();
+    assert_eq!(counters(read), counters(written), "per-key order");
+    let mut read_sorted = read.to_vec();
     read_sorted.sort();
-    let mut written_sorted = written.clone();
+    let mut written_sorted = written.to_vec();
     written_sorted.sort();
+    assert_eq!(read_sorted.len(), written_sorted.len(), "line count");
     if let Some((got, wanted)) = read_sorted
         .iter()
         .zip(&written_sorted)
@@ -959,4 +966,161 @@ async fn the_readme_command_line_example_works_verbatim() {
         lines.join("\n")
     };
     assert_eq!(sorted(&stdout), sorted(expected_output), "{stdout}");
+}
+
+/// `riffle copy` moves a single node's streams into a (one-node) cluster: definition, tags,
+/// retention and every record, each key's records in order across a split; the cluster start
+/// on the single node's directory names the command; a second copy is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_moves_a_single_nodes_streams_into_a_cluster() {
+    let single_dir = tempfile::tempdir().expect("a temporary data dir");
+    let source = Cli::new(Server::on_data_dir_limits(single_dir.path(), Limits::Off));
+    source
+        .run(&["create", "orders", "--shards", "1"])
+        .quiet_success("create orders");
+    let before = order_lines(0, 300);
+    source
+        .run_with_input(
+            &["put", "orders", "--key-field", "user"],
+            &input_of(&before),
+        )
+        .quiet_success("first put");
+    split_at(&source.client(), "orders", &shard_id(0), 1u128 << 127).await;
+    let after = order_lines(300, 700);
+    source
+        .run_with_input(&["put", "orders", "--key-field", "user"], &input_of(&after))
+        .quiet_success("second put");
+    let written: Vec<String> = before.into_iter().chain(after).collect();
+    let client = source.client();
+    // Twelve tags: more than one AddTagsToStream call takes.
+    let tags: BTreeMap<String, String> = (0..12)
+        .map(|i| (format!("team-{i:02}"), format!("value {i}")))
+        .collect();
+    client
+        .add_tags_to_stream()
+        .stream_name("orders")
+        .set_tags(Some(tags.clone().into_iter().collect()))
+        .send()
+        .await
+        .expect("AddTagsToStream");
+    client
+        .increase_stream_retention_period()
+        .stream_name("orders")
+        .retention_period_hours(48)
+        .send()
+        .await
+        .expect("IncreaseStreamRetentionPeriod");
+    source
+        .run(&["create", "clicks", "--on-demand"])
+        .quiet_success("create clicks");
+    let clicks = order_lines(1000, 1050);
+    source
+        .run_with_input(
+            &["put", "clicks", "--key-field", "user"],
+            &input_of(&clicks),
+        )
+        .quiet_success("put clicks");
+
+    let cluster_dir = tempfile::tempdir().expect("a temporary data dir");
+    let secret = cluster_dir.path().join("cluster.secret");
+    let data = cluster_dir.path().join("data");
+    let cluster = Cli::new(Server::with_args(&[
+        "--data-dir",
+        data.to_str().expect("UTF-8 path"),
+        "--cluster-listen",
+        "127.0.0.1:0",
+        "--cluster-secret-file",
+        secret.to_str().expect("UTF-8 path"),
+        "--limits",
+        "off",
+    ]));
+
+    let summary = cluster
+        .run(&["copy", "--from", &source.server.endpoint()])
+        .quiet_success("copy");
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per stream: {summary}");
+    assert!(
+        lines[0].starts_with("clicks: 50 records (") && lines[0].contains("from 4 shards"),
+        "{summary}"
+    );
+    assert!(
+        lines[1].starts_with("orders: 700 records (") && lines[1].contains("from 3 shards"),
+        "{summary}"
+    );
+
+    let copied = cluster
+        .run(&["tail", "orders", "--from", "trim-horizon", "--max", "700"])
+        .quiet_success("tail orders on the cluster");
+    let read: Vec<String> = copied.lines().map(str::to_owned).collect();
+    assert_same_lines_in_key_order(&read, &written);
+    let copied = cluster
+        .run(&["tail", "clicks", "--from", "trim-horizon", "--max", "50"])
+        .quiet_success("tail clicks on the cluster");
+    let read: Vec<String> = copied.lines().map(str::to_owned).collect();
+    assert_same_lines_in_key_order(&read, &clicks);
+
+    let target = cluster.client();
+    let summary = target
+        .describe_stream_summary()
+        .stream_name("orders")
+        .send()
+        .await
+        .expect("DescribeStreamSummary orders");
+    let summary = summary.stream_description_summary().expect("a summary");
+    assert_eq!(summary.retention_period_hours(), 48);
+    // The source has two open shards (the split's children): so has the copy.
+    assert_eq!(summary.open_shard_count(), 2);
+    let listed = target
+        .list_tags_for_stream()
+        .stream_name("orders")
+        .send()
+        .await
+        .expect("ListTagsForStream");
+    let copied_tags: BTreeMap<String, String> = listed
+        .tags()
+        .iter()
+        .map(|tag| {
+            (
+                tag.key().to_owned(),
+                tag.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(copied_tags, tags);
+    let clicks_mode = target
+        .describe_stream_summary()
+        .stream_name("clicks")
+        .send()
+        .await
+        .expect("DescribeStreamSummary clicks");
+    assert_eq!(
+        clicks_mode
+            .stream_description_summary()
+            .and_then(|s| s.stream_mode_details())
+            .map(|d| d.stream_mode().as_str()),
+        Some("ON_DEMAND")
+    );
+
+    // Nothing is copied twice.
+    let refusal = cluster
+        .run(&["copy", "orders", "--from", &source.server.endpoint()])
+        .failure("a second copy");
+    assert!(
+        refusal.contains("orders already exists on the destination"),
+        "{refusal}"
+    );
+
+    // The single node's directory is refused by a cluster start, which names the way over.
+    let Cli { server, home: _ } = source;
+    server.stop_cleanly();
+    let refused = Server::refused_start(&[
+        "--data-dir",
+        single_dir.path().to_str().expect("UTF-8 path"),
+        "--cluster-listen",
+        "127.0.0.1:0",
+        "--cluster-secret-file",
+        secret.to_str().expect("UTF-8 path"),
+    ]);
+    assert!(refused.contains("riffle copy --from"), "{refused}");
 }
