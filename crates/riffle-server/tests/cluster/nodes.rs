@@ -74,6 +74,7 @@ pub fn client_for(endpoint: &str, operation_timeout: Duration) -> Client {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
         .behavior_version(BehaviorVersion::latest())
+        .http_client(crate::common::sdk_http_client())
         .retry_config(RetryConfig::disabled())
         .timeout_config(
             TimeoutConfig::builder()

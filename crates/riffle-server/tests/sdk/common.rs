@@ -363,6 +363,7 @@ impl Server {
                 "test",
             ))
             .behavior_version(BehaviorVersion::latest())
+            .http_client(sdk_http_client())
             // Retries would hide a server that answers 5xx or drops connections.
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -455,6 +456,17 @@ impl Drop for Server {
             );
         }
     }
+}
+
+/// The SDK's own HTTP client (hyper, with rustls for https://) on the ring provider, the one
+/// the `riffle` client commands use: the SDK's default client is the same code on aws-lc,
+/// whose C build alone cost CI minutes for tests that speak plain HTTP.
+pub fn sdk_http_client() -> aws_sdk_kinesis::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// The ARN of stream `name` in the default account.

@@ -150,7 +150,7 @@ fn sdk_client_trusting(endpoint: &str, ca_pem: &[u8]) -> Client {
         .build()
         .expect("TLS context");
     let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .tls_context(tls_context)
         .build_https();
     let config = aws_sdk_kinesis::Config::builder()
