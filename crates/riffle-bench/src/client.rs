@@ -51,6 +51,9 @@ pub enum Operation {
     DeleteQueue,
     ReceiveQueueRecords,
     AcknowledgeQueueRecords,
+    CreateChannel,
+    DescribeChannel,
+    DeleteChannel,
 }
 
 impl Operation {
@@ -73,6 +76,9 @@ impl Operation {
             Self::DeleteQueue => "Kinesis_20131202.DeleteQueue",
             Self::ReceiveQueueRecords => "Kinesis_20131202.ReceiveQueueRecords",
             Self::AcknowledgeQueueRecords => "Kinesis_20131202.AcknowledgeQueueRecords",
+            Self::CreateChannel => "Kinesis_20131202.CreateChannel",
+            Self::DescribeChannel => "Kinesis_20131202.DescribeChannel",
+            Self::DeleteChannel => "Kinesis_20131202.DeleteChannel",
         }
     }
 }

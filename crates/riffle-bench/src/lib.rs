@@ -14,6 +14,10 @@
 //! - `e2e` (alias `latency`): puts at a fixed rate (open loop, `--rate`) while pollers tail
 //!   every shard; reports put→visible latency percentiles as well.
 //!
+//! - `queue`: fills an ON_DEMAND stream, then drains it through a queue (module `queue`).
+//! - `channel`: puts to an ON_DEMAND stream with a channel to a bucket and counts the records
+//!   in the objects the server writes under its `--data-dir` (module `channel`).
+//!
 //! - `ceiling-server` (hidden): not a workload but the HTTP ceiling to run one against, a
 //!   server with riffle's HTTP stack that answers fixed replies; see [`ceiling`].
 //!
@@ -27,6 +31,7 @@
 
 mod body;
 pub mod ceiling;
+mod channel;
 mod client;
 mod fanout;
 #[cfg(feature = "nats")]
@@ -37,6 +42,8 @@ mod read;
 mod stats;
 mod stream;
 mod units;
+
+pub use channel::Compression;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -101,6 +108,10 @@ pub enum Workload {
     /// ReceiveQueueRecords (Limit 10) and AcknowledgeQueueRecords: records/s delivered and
     /// acknowledged.
     Queue,
+    /// Create an ON_DEMAND stream with a channel to --bucket, put --count records and count
+    /// them in the objects the server writes under --data-dir (run the server with
+    /// --channel-max-wait-ms 1000): records/s delivered to the bucket.
+    Channel,
     /// Not a workload: serve the HTTP ceiling (fixed replies, riffle's HTTP stack) on
     /// --listen, for the other workloads to be run against.
     #[value(hide = true)]
@@ -115,6 +126,7 @@ impl Workload {
             Self::E2e => "e2e",
             Self::Fanout => "fanout",
             Self::Queue => "queue",
+            Self::Channel => "channel",
             Self::CeilingServer => "ceiling-server",
         }
     }
@@ -198,6 +210,15 @@ pub struct BenchArgs {
     /// Print the report as one JSON line on stdout (the table goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// channel: the server's --data-dir, whose buckets/BUCKET/ the server's objects land in.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// channel: the bucket the channel writes to.
+    #[arg(long, default_value = "riffle-bench")]
+    pub bucket: String,
+    /// channel: the channel's CompressionType.
+    #[arg(long, value_enum, default_value = "none")]
+    pub compression: Compression,
     /// ceiling-server: the address to listen on (port 0 picks a free one, printed on stdout).
     #[arg(long, hide = true, default_value = "127.0.0.1:0")]
     pub listen: std::net::SocketAddr,
@@ -227,6 +248,10 @@ struct Config {
     timeout: Duration,
     seed: u64,
     json: bool,
+    /// channel: the server's data directory, the bucket and the compression.
+    data_dir: Option<std::path::PathBuf>,
+    bucket: String,
+    compression: Compression,
 }
 
 impl Config {
@@ -309,6 +334,41 @@ impl Config {
                 "--record-size must be at least {STAMP_BYTES} B for e2e (each payload carries its send time)"
             ));
         }
+        if args.workload == Workload::Channel {
+            if args.data_dir.is_none() {
+                return Err(
+                    "channel needs --data-dir, the server's: the records are counted in the \
+                     objects it writes there"
+                        .into(),
+                );
+            }
+            if args.count.is_some_and(|count| count > channel::COUNT_MAX) {
+                return Err(format!(
+                    "--count must be at most {} for channel",
+                    channel::COUNT_MAX
+                ));
+            }
+            if args.record_size < channel::RECORD_BYTES_MIN as u64 {
+                return Err(format!(
+                    "--record-size must be at least {} B for channel (each record is JSON \
+                     carrying its number)",
+                    channel::RECORD_BYTES_MIN
+                ));
+            }
+            let bucket_ok = (3..=63).contains(&args.bucket.len())
+                && args
+                    .bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
+            if !bucket_ok {
+                return Err(format!(
+                    "--bucket `{}`: 3 to 63 characters of a-z 0-9 . -",
+                    args.bucket
+                ));
+            }
+        } else if args.data_dir.is_some() {
+            return Err("--data-dir only applies to the channel workload".into());
+        }
         if args.workload == Workload::Get && args.count.is_some() {
             return Err("--count does not apply to get (it drains to the tip)".into());
         }
@@ -348,6 +408,9 @@ impl Config {
             timeout: args.timeout,
             seed,
             json: args.json,
+            data_dir: args.data_dir,
+            bucket: args.bucket,
+            compression: args.compression,
         })
     }
 
@@ -403,6 +466,18 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         )
         .await;
     }
+    if let (Workload::Channel, Some(data_dir)) = (config.workload, &config.data_dir) {
+        let plan = channel::Plan {
+            stream: config.stream.clone(),
+            bucket: config.bucket.clone(),
+            data_dir: data_dir.clone(),
+            compression: config.compression,
+            count: config.count.unwrap_or(200_000),
+            record_bytes: config.record_bytes,
+            timeout: config.timeout,
+        };
+        return channel::run(&endpoint, &plan).await;
+    }
     let mut admin = Client::new(Arc::clone(&endpoint), config.timeout);
     let created = stream::prepare(&mut admin, &config.stream, config.shards, config.create).await?;
     let shards = stream::list_shards(&mut admin, &config.stream).await;
@@ -429,7 +504,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 Workload::Get => Ok(run_get(&config, &endpoint, &shards).await),
                 Workload::E2e => run_e2e(&config, &endpoint, &mut admin, &shards).await,
                 Workload::Fanout => run_fanout(&config, &endpoint, &mut admin, &shards).await,
-                Workload::CeilingServer | Workload::Queue => {
+                Workload::CeilingServer | Workload::Queue | Workload::Channel => {
                     unreachable!("run before any stream is prepared")
                 }
             }
@@ -721,6 +796,21 @@ mod tests {
         assert_eq!(big.fill_batch(), 5);
         assert!(parse(&["put", "--fill-mib", "1"]).is_err());
         assert!(parse(&["get", "--count", "5"]).is_err());
+    }
+
+    #[test]
+    fn channel_needs_the_servers_data_dir_and_json_sized_records() {
+        let config = parse(&["channel", "--data-dir", "data", "--compression", "zstd"]).unwrap();
+        assert_eq!(config.workload, Workload::Channel);
+        assert_eq!(config.data_dir, Some(std::path::PathBuf::from("data")));
+        assert_eq!(config.bucket, "riffle-bench");
+        assert_eq!(config.compression, Compression::Zstd);
+        assert!(parse(&["channel"]).is_err());
+        assert!(parse(&["put", "--data-dir", "data"]).is_err());
+        assert!(parse(&["channel", "--data-dir", "d", "--record-size", "16"]).is_err());
+        assert!(parse(&["channel", "--data-dir", "d", "--bucket", "Lake"]).is_err());
+        assert!(parse(&["channel", "--data-dir", "d", "--count", "100000001"]).is_err());
+        assert!(parse(&["channel", "--data-dir", "d", "--compression", "lz4"]).is_err());
     }
 
     #[test]

@@ -22,7 +22,11 @@ fn parse(body: &Bytes) -> Result<Value, String> {
     serde_json::from_slice(body).map_err(|error| format!("unparseable answer: {error}"))
 }
 
-async fn call(client: &mut Client, operation: Operation, body: Value) -> Result<Value, String> {
+pub(crate) async fn call(
+    client: &mut Client,
+    operation: Operation,
+    body: Value,
+) -> Result<Value, String> {
     let bytes = Bytes::from(body.to_string());
     let answer = client
         .call(operation, bytes)
@@ -44,68 +48,21 @@ pub async fn run(
 ) -> Result<(), String> {
     let consumers = consumers.max(1);
     let mut admin = Client::new(Arc::clone(endpoint), timeout);
-    call(
-        &mut admin,
-        Operation::CreateStream,
-        json!({"StreamName": stream, "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
-    )
-    .await?;
-    let arn = loop {
-        let summary = call(
-            &mut admin,
-            Operation::DescribeStreamSummary,
-            json!({"StreamName": stream}),
-        )
-        .await?;
-        let summary = &summary["StreamDescriptionSummary"];
-        if summary["StreamStatus"] == "ACTIVE" {
-            break summary["StreamARN"].as_str().unwrap_or_default().to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let arn = create_on_demand_stream(&mut admin, stream).await?;
     eprintln!(
         "riffle bench: queue against {}: filling {stream} with {count} records of {record_bytes} \
          bytes",
         endpoint.address()
     );
     let data = base64_of(&vec![b'x'; record_bytes]);
-    let next = Arc::new(AtomicU64::new(0));
-    let mut producers = Vec::new();
-    for _ in 0..PRODUCERS {
-        let (endpoint, next, data, stream) = (
-            Arc::clone(endpoint),
-            Arc::clone(&next),
-            data.clone(),
-            stream.to_owned(),
-        );
-        producers.push(tokio::spawn(async move {
-            let mut client = Client::new(endpoint, timeout);
-            loop {
-                let start = next.fetch_add(PUT_BATCH as u64, Ordering::Relaxed);
-                if start >= count {
-                    return Ok::<(), String>(());
-                }
-                let end = (start + PUT_BATCH as u64).min(count);
-                let records: Vec<Value> = (start..end)
-                    .map(|n| json!({"PartitionKey": format!("key-{n}"), "Data": data}))
-                    .collect();
-                let answer = call(
-                    &mut client,
-                    Operation::PutRecords,
-                    json!({"StreamName": stream, "Records": records}),
-                )
-                .await?;
-                if answer["FailedRecordCount"].as_u64().unwrap_or(0) > 0 {
-                    return Err(
-                        "PutRecords refused records (run the server with --limits off)".into(),
-                    );
-                }
-            }
-        }));
-    }
-    for producer in producers {
-        producer.await.map_err(|error| error.to_string())??;
-    }
+    fill(
+        endpoint,
+        stream,
+        count,
+        timeout,
+        Arc::new(move |_| data.clone()),
+    )
+    .await?;
     let queue = call(
         &mut admin,
         Operation::CreateQueue,
@@ -194,6 +151,84 @@ pub async fn run(
         json!({"StreamName": stream}),
     )
     .await;
+    Ok(())
+}
+
+/// Creates an ON_DEMAND stream (4 shards) and returns its ARN once it is ACTIVE.
+pub(crate) async fn create_on_demand_stream(
+    admin: &mut Client,
+    stream: &str,
+) -> Result<String, String> {
+    call(
+        admin,
+        Operation::CreateStream,
+        json!({"StreamName": stream, "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+    )
+    .await?;
+    loop {
+        let summary = call(
+            admin,
+            Operation::DescribeStreamSummary,
+            json!({"StreamName": stream}),
+        )
+        .await?;
+        let summary = &summary["StreamDescriptionSummary"];
+        if summary["StreamStatus"] == "ACTIVE" {
+            return Ok(summary["StreamARN"].as_str().unwrap_or_default().to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The base64 data of record `n` of a fill.
+pub(crate) type DataOf = Arc<dyn Fn(u64) -> String + Send + Sync>;
+
+/// Puts records `0..count` (partition key `key-N`, data `data_of(N)`) from [`PRODUCERS`]
+/// connections in PutRecords of [`PUT_BATCH`]; any refused entry fails the run.
+pub(crate) async fn fill(
+    endpoint: &Arc<Endpoint>,
+    stream: &str,
+    count: u64,
+    timeout: Duration,
+    data_of: DataOf,
+) -> Result<(), String> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut producers = Vec::new();
+    for _ in 0..PRODUCERS {
+        let (endpoint, next, data_of, stream) = (
+            Arc::clone(endpoint),
+            Arc::clone(&next),
+            Arc::clone(&data_of),
+            stream.to_owned(),
+        );
+        producers.push(tokio::spawn(async move {
+            let mut client = Client::new(endpoint, timeout);
+            loop {
+                let start = next.fetch_add(PUT_BATCH as u64, Ordering::Relaxed);
+                if start >= count {
+                    return Ok::<(), String>(());
+                }
+                let end = (start + PUT_BATCH as u64).min(count);
+                let records: Vec<Value> = (start..end)
+                    .map(|n| json!({"PartitionKey": format!("key-{n}"), "Data": data_of(n)}))
+                    .collect();
+                let answer = call(
+                    &mut client,
+                    Operation::PutRecords,
+                    json!({"StreamName": stream, "Records": records}),
+                )
+                .await?;
+                if answer["FailedRecordCount"].as_u64().unwrap_or(0) > 0 {
+                    return Err(
+                        "PutRecords refused records (run the server with --limits off)".into(),
+                    );
+                }
+            }
+        }));
+    }
+    for producer in producers {
+        producer.await.map_err(|error| error.to_string())??;
+    }
     Ok(())
 }
 
