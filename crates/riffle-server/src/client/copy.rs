@@ -30,12 +30,11 @@ use super::admin::{list_shards, wait_for, write_stdout};
 use super::connect::{ConnectArgs, Connection};
 use super::output::Progress;
 use super::put::{backoff, human_bytes, BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
+use super::tail::{parents_of, THROTTLE_WAIT_MAX};
 use super::{CliError, CliResult};
 
 /// GetRecords' largest `Limit`.
 const GET_RECORDS_LIMIT: i32 = 10_000;
-/// The longest wait after a throttled GetRecords.
-const THROTTLE_WAIT_MAX: Duration = Duration::from_secs(5);
 /// The retention every stream starts with, in hours.
 const DEFAULT_RETENTION_HOURS: i32 = 24;
 /// AddTagsToStream takes at most this many tags per call.
@@ -345,14 +344,6 @@ async fn source_tags(source: &Connection, stream: &str) -> CliResult<Vec<(String
             _ => return Ok(tags),
         }
     }
-}
-
-fn parents_of(shard: &Shard) -> Vec<String> {
-    [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
-        .into_iter()
-        .flatten()
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The shards in an order that puts every shard after its listed parents (a parent no longer

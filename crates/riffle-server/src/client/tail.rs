@@ -32,7 +32,7 @@ const GET_RECORDS_LIMIT_MAX: u64 = 10_000;
 /// The least time between two GetRecords calls on one shard (AWS allows five a second).
 const CALL_SPACING: Duration = Duration::from_millis(200);
 /// The longest wait after a throttled GetRecords.
-const THROTTLE_WAIT_MAX: Duration = Duration::from_secs(5);
+pub(super) const THROTTLE_WAIT_MAX: Duration = Duration::from_secs(5);
 /// Pages in flight between the shard readers and the printer.
 const PAGES_IN_FLIGHT: usize = 16;
 
@@ -245,7 +245,7 @@ impl Lineage {
     }
 }
 
-fn parents_of(shard: &Shard) -> Vec<String> {
+pub(super) fn parents_of(shard: &Shard) -> Vec<String> {
     [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
         .into_iter()
         .flatten()
