@@ -25,7 +25,8 @@ PLAIN = b"CONFORMANCE-PLAINTEXT-UNENCRYPTED-44d0"
 
 @pytest.fixture(scope="module")
 def sse_server(tmp_path_factory):
-    """A durable server of this module's own, with a key file: (server, data_dir)."""
+    """A durable server of this module's own, with a key file: (server, directory holding its
+    data). Under `RIFFLE_CONFORMANCE_CLUSTER=N`, a cluster of N nodes sharing the key file."""
     work = tmp_path_factory.mktemp("riffle-sse")
     keys = work / "kms-keys"
     keys.write_text(
@@ -34,8 +35,13 @@ def sse_server(tmp_path_factory):
         f"{DISABLED_KEY_ID} disabled {DISABLED_KEY_HEX} alias/conformance-off\n"
     )
     os.chmod(keys, 0o600)
-    data_dir = work / "data"
-    server = h.start_server(work, ["--limits", "off", "--kms-keys", str(keys)], data_dir=data_dir)
+    args = ["--limits", "off", "--kms-keys", str(keys)]
+    if h.cluster_size() > 0:
+        data_dir = work / "cluster"
+        server = h.start_cluster(data_dir, args, h.cluster_size())
+    else:
+        data_dir = work / "data"
+        server = h.start_server(work, args, data_dir=data_dir)
     yield server, data_dir
     server.stop()
 
@@ -51,6 +57,28 @@ def sse(sse_server):
     client.delete_stream(StreamName=name)
 
 
+@pytest.fixture
+def reader(sse_server):
+    """A client of the last node: on a cluster, reads travel through another node than the
+    writes (and DescribeStream answers from its catalogue replica)."""
+    server, _ = sse_server
+    nodes = getattr(server, "nodes", [server])
+    return h.make_client(nodes[-1].endpoint)
+
+
+def summary_on(client, name: str, field: str, expected):
+    """`field` of the stream's summary once it is `expected`: a cluster node applies the
+    catalogue a moment after the node that took the change."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        seen = summary(client, name).get(field)
+        if seen == expected or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.1)
+
+
 def data_dir_contains(data_dir: Path, needle: bytes) -> bool:
     return any(path.is_file() and needle in path.read_bytes() for path in data_dir.rglob("*"))
 
@@ -59,7 +87,7 @@ def summary(client, name: str) -> dict:
     return client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
 
 
-def test_start_and_stop_round_trip(sse):
+def test_start_and_stop_round_trip(sse, reader):
     client, name, data_dir = sse
     assert summary(client, name)["EncryptionType"] == "NONE"
     assert "KeyId" not in summary(client, name)
@@ -90,7 +118,8 @@ def test_start_and_stop_round_trip(sse):
     assert after["EncryptionType"] == "NONE"
     assert data_dir_contains(data_dir, PLAIN + b" after")
 
-    records = h.read_shard(client, name, h.shard_id(0))
+    assert summary_on(reader, name, "EncryptionType", "NONE") == "NONE"
+    records = h.read_shard(reader, name, h.shard_id(0))
     # As on AWS, only records stored encrypted carry an EncryptionType.
     assert [(r["Data"], r.get("EncryptionType")) for r in records] == [
         (PLAIN + b" before", None),
@@ -100,12 +129,13 @@ def test_start_and_stop_round_trip(sse):
     ]
 
 
-def test_the_aws_managed_key(sse):
+def test_the_aws_managed_key(sse, reader):
     client, name, _ = sse
     client.start_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId="alias/aws/kinesis")
     assert summary(client, name)["KeyId"] == "alias/aws/kinesis"
+    assert summary_on(reader, name, "KeyId", "alias/aws/kinesis") == "alias/aws/kinesis"
     client.put_record(StreamName=name, Data=b"managed", PartitionKey="k")
-    [record] = h.read_shard(client, name, h.shard_id(0))
+    [record] = h.read_shard(reader, name, h.shard_id(0))
     assert (record["Data"], record["EncryptionType"]) == (b"managed", "KMS")
     client.stop_stream_encryption(StreamName=name, EncryptionType="KMS", KeyId="alias/aws/kinesis")
 

@@ -175,6 +175,17 @@ pub enum AppRequest {
     /// Serve a queue delivery operation (to the home of queue delivery, the metadata
     /// leader; see `riffle_core::queues`).
     QueueCall { call: ForwardedCall },
+    /// [`AppRequest::ShardAppend`] of a data frame whose header carries flags (a frame of an
+    /// encrypted stream, sealed by the node the put entered). A variant of its own, and the
+    /// last, so that the messages earlier riffles send decode unchanged.
+    ShardAppendFlagged {
+        stream: String,
+        ordinal: u32,
+        flags: u16,
+        record_count: u16,
+        ts_ms: u64,
+        payload: Vec<u8>,
+    },
 }
 
 /// The answers to [`AppRequest`]s.
@@ -1241,13 +1252,24 @@ impl Cluster {
                 Some(leader) => match self.addr_in_shard(stream, ordinal, leader) {
                     None => Attempt::Retry(format!("no address for node {leader} yet")),
                     Some(addr) => {
-                        let request = AppRequest::ShardAppend {
-                            stream: stream.to_owned(),
-                            ordinal,
-                            seal,
-                            record_count: frame.record_count,
-                            ts_ms: frame.ts_ms,
-                            payload: payload.to_vec(),
+                        let request = if frame.flags == 0 {
+                            AppRequest::ShardAppend {
+                                stream: stream.to_owned(),
+                                ordinal,
+                                seal,
+                                record_count: frame.record_count,
+                                ts_ms: frame.ts_ms,
+                                payload: payload.to_vec(),
+                            }
+                        } else {
+                            AppRequest::ShardAppendFlagged {
+                                stream: stream.to_owned(),
+                                ordinal,
+                                flags: frame.flags,
+                                record_count: frame.record_count,
+                                ts_ms: frame.ts_ms,
+                                payload: payload.to_vec(),
+                            }
                         };
                         let request = encode(&request).map_err(AppendError::Replication)?;
                         // A leader that stopped answering (paused, its disk full, cut off) is
@@ -1764,6 +1786,24 @@ impl Handler {
                         PayloadKind::Records
                     },
                     flags: 0,
+                    record_count,
+                    ts_first_ms: ts_ms,
+                    ts_max_ms: ts_ms,
+                    payload: Bytes::from(payload),
+                };
+                cluster.append_here(&stream, ordinal, data).await
+            }
+            AppRequest::ShardAppendFlagged {
+                stream,
+                ordinal,
+                flags,
+                record_count,
+                ts_ms,
+                payload,
+            } => {
+                let data = FramePayload {
+                    kind: PayloadKind::Records,
+                    flags,
                     record_count,
                     ts_first_ms: ts_ms,
                     ts_max_ms: ts_ms,

@@ -29,6 +29,16 @@
 //! given other timestamps, fails its tag. A tag that does not verify is corruption: readers
 //! answer an internal error and never serve what they could not authenticate.
 //!
+//! **Replicated shards.** A shard of a cluster gets a frame's index from its Raft group, when
+//! the group's leader appends it, after the frame has left the node the put entered. That
+//! node seals the frame (so plaintext never reaches another node's disk, the Raft log being
+//! the shard's data) with flag [`FRAME_FLAG_SEALED_UNINDEXED`] and additional data that binds
+//! everything above except the index. The tag then still catches a frame moved to another
+//! shard or stream, changed header fields and every changed byte, but not a frame copied to
+//! another position of the same shard by someone who can write the data directory; each
+//! replica's log checksums and the Raft log's term/index chain are what keep positions there.
+//! The index-bound form stays the single node's.
+//!
 //! Random 96-bit nonces stay collision-safe for about 2^32 frames per key (NIST SP 800-38D);
 //! rotate a key well before a stream writes four billion batches under it.
 //!
@@ -47,6 +57,9 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 
 /// Frame flag (`riffle_log::EntryMeta::flags`): the payload is sealed (see the module doc).
 pub const FRAME_FLAG_SEALED: u16 = 0x0001;
+/// Frame flag: the payload is sealed, by the node a put entered, before the shard's group
+/// gave the frame its index (a replicated shard; see the module doc).
+pub const FRAME_FLAG_SEALED_UNINDEXED: u16 = 0x0002;
 
 /// Bytes of a key id (a UUID) in a sealed payload.
 pub const KEY_ID_BYTES: usize = 16;
@@ -69,6 +82,9 @@ const ALIAS_CHARS_MAX: usize = 256;
 
 /// Domain separation of the additional authenticated data.
 const AAD_CONTEXT: &[u8] = b"riffle frame AES-256-GCM v1";
+/// Domain separation of the additional authenticated data of a frame sealed before its index
+/// was known.
+const AAD_CONTEXT_UNINDEXED: &[u8] = b"riffle unindexed frame AES-256-GCM v1";
 
 /// What the key check value is an HMAC of.
 const CHECK_CONTEXT: &[u8] = b"riffle key check v1";
@@ -413,10 +429,7 @@ impl KeyStore {
         region: &str,
         account: &str,
     ) -> Result<Arc<Key>, KinesisError> {
-        let managed = matches!(
-            parse_key_ref(given, region, account),
-            Some(KeyRef::Alias(AWS_MANAGED_ALIAS))
-        );
+        let managed = Self::names_managed(given, region, account);
         let key = match self.find(given, region, account) {
             Some(key) => key,
             None if managed => self.managed_or_create().map_err(|error| {
@@ -429,6 +442,25 @@ impl KeyStore {
             return Err(key_disabled(&key, region, account));
         }
         Ok(key)
+    }
+
+    /// Whether `given` names the AWS-managed key (`alias/aws/kinesis`, or its alias ARN).
+    pub fn names_managed(given: &str, region: &str, account: &str) -> bool {
+        matches!(
+            parse_key_ref(given, region, account),
+            Some(KeyRef::Alias(AWS_MANAGED_ALIAS))
+        )
+    }
+
+    /// A new AWS-managed key for the catalogue, not installed: a cluster node proposes it, and
+    /// every node installs whichever the catalogue records first ([`KeyStore::install_managed`]).
+    pub fn make_managed() -> Result<ManagedKey, SealError> {
+        let id = KeyId::random()?;
+        let material = random_bytes::<KEY_MATERIAL_BYTES>()?;
+        Ok(ManagedKey {
+            key_id: id.to_string(),
+            material_hex: hex(&material),
+        })
     }
 
     /// The AWS-managed key, made now if it does not exist yet.
@@ -665,6 +697,19 @@ pub struct StreamCrypto {
     dir_id: String,
     keys: Vec<Arc<Key>>,
     current: Option<CurrentKey>,
+    /// Set when this node cannot use the keys the catalogue lists (see
+    /// [`StreamCrypto::unusable`]).
+    unusable: Option<Box<Unusable>>,
+}
+
+/// The catalogue's keys of a stream this node cannot use, and why.
+#[derive(Debug, Clone)]
+pub struct Unusable {
+    /// Why (names the stream and the key, never material).
+    pub reason: String,
+    /// The catalogue's entry, kept as it is so that this node never proposes it changed.
+    pub encryption: Option<crate::meta::EncryptionMeta>,
+    pub sealing_keys: Vec<crate::meta::SealingKeyMeta>,
 }
 
 impl StreamCrypto {
@@ -679,7 +724,27 @@ impl StreamCrypto {
             dir_id: dir_id.to_owned(),
             keys,
             current,
+            unusable: None,
         }
+    }
+
+    /// The keys of a cluster's stream whose catalogue entry names a key this node's key file
+    /// lacks (or holds other material under its id): the catalogue is already agreed, so the
+    /// node cannot refuse it as a single node refuses to start. Puts refuse to store records
+    /// unsealed, frames sealed with the missing key cannot be read, and the entry is kept
+    /// as the catalogue has it. `keys` are the stream's keys this node does have.
+    pub fn unusable(dir_id: &str, keys: Vec<Arc<Key>>, unusable: Unusable) -> StreamCrypto {
+        StreamCrypto {
+            dir_id: dir_id.to_owned(),
+            keys,
+            current: None,
+            unusable: Some(Box::new(unusable)),
+        }
+    }
+
+    /// Why this node cannot use the stream's keys, if it cannot.
+    pub fn unusable_reason(&self) -> Option<&Unusable> {
+        self.unusable.as_deref()
     }
 
     /// The stream's directory id, which the authenticated data binds.
@@ -708,9 +773,11 @@ impl StreamCrypto {
 
     /// The records of a sealed frame of shard `ordinal`, authenticated.
     pub fn open(&self, ordinal: u32, entry: &Entry) -> Result<Bytes, OpenError> {
-        if entry.meta.flags != FRAME_FLAG_SEALED {
-            return Err(OpenError::UnknownFlags(entry.meta.flags));
-        }
+        let index = match entry.meta.flags {
+            FRAME_FLAG_SEALED => Some(entry.index),
+            FRAME_FLAG_SEALED_UNINDEXED => None,
+            flags => return Err(OpenError::UnknownFlags(flags)),
+        };
         let payload = &entry.payload;
         if payload.len() < SEALED_OVERHEAD_BYTES {
             return Err(OpenError::Short(payload.len()));
@@ -727,7 +794,7 @@ impl StreamCrypto {
         }
         let nonce = Nonce::try_assume_unique_for_key(&payload[KEY_ID_BYTES..SEALED_HEADER_BYTES])
             .map_err(|_| OpenError::Forged)?;
-        let aad = additional_data(id, &self.dir_id, ordinal, entry.index, &entry.meta);
+        let aad = additional_data(id, &self.dir_id, ordinal, index, &entry.meta);
         let mut buffer = payload[SEALED_HEADER_BYTES..].to_vec();
         let plain_len = key
             .aead
@@ -770,11 +837,33 @@ impl Sealer<'_> {
         index: u64,
         meta: &mut EntryMeta,
     ) -> Result<(), SealError> {
+        self.seal(payload, Some(index), meta)
+    }
+
+    /// Seals as [`Sealer::finish`] does, for a frame whose index is not known yet (a frame
+    /// for a replicated shard's group; see the module doc).
+    pub fn finish_unindexed(
+        &self,
+        payload: &mut Vec<u8>,
+        meta: &mut EntryMeta,
+    ) -> Result<(), SealError> {
+        self.seal(payload, None, meta)
+    }
+
+    fn seal(
+        &self,
+        payload: &mut Vec<u8>,
+        index: Option<u64>,
+        meta: &mut EntryMeta,
+    ) -> Result<(), SealError> {
         assert!(
             payload.len() >= SEALED_HEADER_BYTES && payload[..KEY_ID_BYTES] == self.key.id.0,
             "finish follows begin"
         );
-        meta.flags = FRAME_FLAG_SEALED;
+        meta.flags = match index {
+            Some(_) => FRAME_FLAG_SEALED,
+            None => FRAME_FLAG_SEALED_UNINDEXED,
+        };
         let mut nonce = [0u8; NONCE_BYTES];
         nonce.copy_from_slice(&payload[KEY_ID_BYTES..SEALED_HEADER_BYTES]);
         let aad = additional_data(self.key.id, self.dir_id, self.ordinal, index, meta);
@@ -794,16 +883,29 @@ impl Sealer<'_> {
 
 /// The additional authenticated data of a frame (little-endian):
 /// `AAD_CONTEXT | key_id [16] | dir_id_len u16 | dir_id | ordinal u32 | index u64 | flags u16 |
-/// record_count u16 | ts_first_ms u64 | ts_max_ms u64`.
-fn additional_data(id: KeyId, dir_id: &str, ordinal: u32, index: u64, meta: &EntryMeta) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(AAD_CONTEXT.len() + KEY_ID_BYTES + 2 + dir_id.len() + 32);
-    aad.extend_from_slice(AAD_CONTEXT);
+/// record_count u16 | ts_first_ms u64 | ts_max_ms u64`; for a frame sealed before its index was
+/// known (`index` `None`), `AAD_CONTEXT_UNINDEXED` and the same without the index.
+fn additional_data(
+    id: KeyId,
+    dir_id: &str,
+    ordinal: u32,
+    index: Option<u64>,
+    meta: &EntryMeta,
+) -> Vec<u8> {
+    let context = match index {
+        Some(_) => AAD_CONTEXT,
+        None => AAD_CONTEXT_UNINDEXED,
+    };
+    let mut aad = Vec::with_capacity(context.len() + KEY_ID_BYTES + 2 + dir_id.len() + 32);
+    aad.extend_from_slice(context);
     aad.extend_from_slice(&id.0);
     let dir_len = u16::try_from(dir_id.len()).expect("directory ids are short");
     aad.extend_from_slice(&dir_len.to_le_bytes());
     aad.extend_from_slice(dir_id.as_bytes());
     aad.extend_from_slice(&ordinal.to_le_bytes());
-    aad.extend_from_slice(&index.to_le_bytes());
+    if let Some(index) = index {
+        aad.extend_from_slice(&index.to_le_bytes());
+    }
     aad.extend_from_slice(&meta.flags.to_le_bytes());
     aad.extend_from_slice(&meta.record_count.to_le_bytes());
     aad.extend_from_slice(&meta.ts_first_ms.to_le_bytes());
@@ -949,6 +1051,67 @@ mod tests {
             ..entry.clone()
         };
         assert!(matches!(crypto.open(0, &short), Err(OpenError::Short(_))));
+    }
+
+    #[test]
+    fn an_unindexed_frame_is_bound_to_its_shard_and_header_but_not_its_index() {
+        let key = key(ID_A, 1);
+        let crypto = encrypted("dir-a", &key);
+        let sealer = crypto.sealer(3).expect("encryption is on");
+        let mut payload = Vec::new();
+        sealer.begin(&mut payload).unwrap();
+        payload.extend_from_slice(b"replicated records");
+        let mut meta = meta();
+        sealer.finish_unindexed(&mut payload, &mut meta).unwrap();
+        assert_eq!(meta.flags, FRAME_FLAG_SEALED_UNINDEXED);
+        // The group gives it an index (and its term) afterwards: any index opens.
+        let entry = |index, meta| Entry {
+            index,
+            meta,
+            payload: Bytes::from(payload.clone()),
+        };
+        for index in [1, 77] {
+            let stored = entry(index, EntryMeta { term: 9, ..meta });
+            assert_eq!(&crypto.open(3, &stored).unwrap()[..], b"replicated records");
+        }
+        assert_eq!(crypto.open(4, &entry(1, meta)), Err(OpenError::Forged));
+        let elsewhere = encrypted("dir-b", &key);
+        assert_eq!(elsewhere.open(3, &entry(1, meta)), Err(OpenError::Forged));
+        for changed in [
+            EntryMeta {
+                record_count: 4,
+                ..meta
+            },
+            EntryMeta {
+                ts_first_ms: meta.ts_first_ms + 1,
+                ..meta
+            },
+            EntryMeta {
+                ts_max_ms: meta.ts_max_ms + 1,
+                ..meta
+            },
+            // Claiming the index-bound form does not verify either.
+            EntryMeta {
+                flags: FRAME_FLAG_SEALED,
+                ..meta
+            },
+        ] {
+            assert_eq!(
+                crypto.open(3, &entry(1, changed)),
+                Err(OpenError::Forged),
+                "{changed:?}"
+            );
+        }
+        // And an index-bound frame does not pass as an unindexed one.
+        let bound = seal(&crypto, 3, 10, b"records");
+        let relabelled = Entry {
+            meta: EntryMeta {
+                flags: FRAME_FLAG_SEALED_UNINDEXED,
+                ..bound.meta
+            },
+            ..bound
+        };
+        assert_eq!(crypto.open(3, &relabelled), Err(OpenError::Forged));
     }
 
     #[test]

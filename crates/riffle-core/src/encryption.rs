@@ -101,17 +101,15 @@ pub async fn start(
     if encryption_type != "KMS" {
         return Err(encryption_type_invalid(OPERATION, encryption_type));
     }
-    if node.cluster().is_some() {
-        // A sealed frame's authenticated data names its log index, which a shard's group
-        // decides only when it appends: refused rather than accepted and then failing puts.
-        return Err(Error::invalid_argument(format!(
-            "Encryption at rest is not available on a riffle cluster yet; stream {} under \
-             account {} stays unencrypted.",
-            stream.name, stream.account
-        )));
-    }
     let _control = node.control().await;
     control::check_active(node, stream)?;
+    refuse_unusable(stream)?;
+    if node.cluster().is_some()
+        && node.keys.managed().is_none()
+        && KeyStore::names_managed(key_id, &caller.region, &caller.account)
+    {
+        record_managed_key(node).await?;
+    }
     let key = node
         .keys
         .resolve_for_use(key_id, &caller.region, &caller.account)?;
@@ -159,17 +157,9 @@ pub async fn stop(
     if encryption_type != "KMS" {
         return Err(encryption_type_invalid(OPERATION, encryption_type));
     }
-    if node.cluster().is_some() {
-        // A sealed frame's authenticated data names its log index, which a shard's group
-        // decides only when it appends: refused rather than accepted and then failing puts.
-        return Err(Error::invalid_argument(format!(
-            "Encryption at rest is not available on a riffle cluster yet; stream {} under \
-             account {} stays unencrypted.",
-            stream.name, stream.account
-        )));
-    }
     let _control = node.control().await;
     control::check_active(node, stream)?;
+    refuse_unusable(stream)?;
     let state = stream.state();
     let Some(crypto) = state.crypto.as_ref() else {
         return Err(not_encrypted(stream));
@@ -203,6 +193,55 @@ pub async fn stop(
     Ok(())
 }
 
+/// In a cluster, the first use of `alias/aws/kinesis` proposes a new AWS-managed key to the
+/// catalogue. The catalogue keeps the first one any node proposed, and every node installs
+/// that one as it applies it (`Node::apply_catalogue`), this one included before `propose`
+/// returns; so two nodes that raced to make it end up with the same key, and no node ever
+/// seals with a key the others do not have.
+async fn record_managed_key(node: &Node) -> Result<(), Error> {
+    let candidate = KeyStore::make_managed().map_err(|error| {
+        tracing::error!(%error, "cannot make the AWS-managed key");
+        Error::internal(riffle_proto::error::INTERNAL_SERVICE_FAILURE)
+    })?;
+    if let Err(error) = node
+        .propose(crate::catalogue::Command::SetManagedKey { key: candidate })
+        .await
+    {
+        // Refused when another node's key was recorded first, which is as good.
+        tracing::debug!(%error, "the AWS-managed key proposed here was not recorded");
+    }
+    if node.keys.managed().is_none() {
+        return Err(Error::internal(
+            "the cluster has not recorded the AWS-managed key yet; try again",
+        ));
+    }
+    Ok(())
+}
+
+/// KMSNotFoundException for a change to a stream whose keys this node cannot use: the
+/// change would drop the keys it does not have from the catalogue.
+fn refuse_unusable(stream: &Stream) -> Result<(), Error> {
+    match stream
+        .state()
+        .crypto
+        .as_deref()
+        .and_then(StreamCrypto::unusable_reason)
+    {
+        Some(unusable) => Err(unusable_error(unusable)),
+        None => Ok(()),
+    }
+}
+
+fn unusable_error(unusable: &crypto::Unusable) -> Error {
+    Error::new(
+        riffle_proto::ErrorKind::KMSNotFoundException,
+        Some(format!(
+            "{}. Every node of a riffle cluster needs the same --kms-keys file.",
+            unusable.reason
+        )),
+    )
+}
+
 fn not_encrypted(stream: &Stream) -> Error {
     Error::invalid_argument(format!(
         "Stream {} under account {} is not encrypted.",
@@ -220,6 +259,12 @@ pub fn sealing<'a>(
     let Some(crypto) = state.crypto.as_deref() else {
         return Ok(None);
     };
+    if let Some(unusable) = crypto.unusable_reason() {
+        if unusable.encryption.is_some() {
+            // Never store a record unsealed that the stream means to seal.
+            return Err(unusable_error(unusable));
+        }
+    }
     let Some(current) = crypto.current() else {
         return Ok(None);
     };
@@ -243,6 +288,16 @@ pub fn put_encryption_type(sealing: Option<&StreamCrypto>) -> EncryptionType {
 
 /// DescribeStream's and DescribeStreamSummary's EncryptionType and KeyId (as given).
 pub fn described(state: &StreamState) -> (EncryptionType, Option<String>) {
+    if let Some(unusable) = state
+        .crypto
+        .as_deref()
+        .and_then(StreamCrypto::unusable_reason)
+    {
+        return match &unusable.encryption {
+            Some(encryption) => (EncryptionType::Kms, Some(encryption.key_id.clone())),
+            None => (EncryptionType::None, None),
+        };
+    }
     match state.crypto.as_deref().and_then(StreamCrypto::current) {
         Some(current) => (EncryptionType::Kms, Some(current.key_id_given.clone())),
         None => (EncryptionType::None, None),
@@ -257,6 +312,11 @@ pub fn open_failure(
     index: u64,
     error: crypto::OpenError,
 ) -> Error {
+    if let Some(unusable) = crypto.unusable_reason() {
+        if matches!(error, crypto::OpenError::UnknownKey(_)) {
+            return unusable_error(unusable);
+        }
+    }
     if let crypto::OpenError::Disabled(id) = error {
         return Error::new(
             riffle_proto::ErrorKind::KMSDisabledException,
@@ -280,6 +340,9 @@ pub fn to_meta(crypto: Option<&StreamCrypto>) -> (Option<EncryptionMeta>, Vec<Se
     let Some(crypto) = crypto else {
         return (None, Vec::new());
     };
+    if let Some(unusable) = crypto.unusable_reason() {
+        return (unusable.encryption.clone(), unusable.sealing_keys.clone());
+    }
     let encryption = crypto.current().map(|current| EncryptionMeta {
         key_id: current.key_id_given.clone(),
         key: current.key.id().to_string(),
@@ -344,6 +407,41 @@ pub fn restore(keys: &KeyStore, meta: &StreamMeta) -> Result<Option<Arc<StreamCr
         found,
         current,
     ))))
+}
+
+/// A cluster's stream's keys from the catalogue: as [`restore`], but a key this node cannot
+/// provide makes the keys [unusable](StreamCrypto::unusable) here instead of failing, since the
+/// other nodes already agreed on the entry.
+pub fn restore_replicated(keys: &KeyStore, meta: &StreamMeta) -> Option<Arc<StreamCrypto>> {
+    match restore(keys, meta) {
+        Ok(crypto) => crypto,
+        Err(reason) => {
+            tracing::error!(
+                stream = %meta.name,
+                account = %meta.account,
+                %reason,
+                "this node cannot use the stream's KMS keys: its puts and reads of sealed \
+                 records fail here until riffle is restarted with the cluster's key file"
+            );
+            let usable = meta
+                .sealing_keys
+                .iter()
+                .filter_map(|sealing| {
+                    let key = keys.by_id(KeyId::parse(&sealing.key)?)?;
+                    (key.check_hex() == sealing.check_hex).then_some(key)
+                })
+                .collect();
+            Some(Arc::new(StreamCrypto::unusable(
+                &meta.dir_id,
+                usable,
+                crypto::Unusable {
+                    reason,
+                    encryption: meta.encryption.clone(),
+                    sealing_keys: meta.sealing_keys.clone(),
+                },
+            )))
+        }
+    }
 }
 
 #[cfg(test)]

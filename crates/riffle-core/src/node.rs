@@ -996,6 +996,12 @@ impl Node {
         let Some(cluster) = self.cluster.get().cloned() else {
             return;
         };
+        if let Some(managed) = &document.aws_managed_key {
+            // Before any stream is built: their keys may include it.
+            if let Err(error) = self.keys.install_managed(managed) {
+                tracing::error!(%error, "cannot install the catalogue's AWS-managed key");
+            }
+        }
         let mut named = std::collections::HashSet::new();
         for meta in &document.streams {
             named.insert((meta.account.clone(), meta.name.clone()));
@@ -1041,8 +1047,7 @@ impl Node {
         cluster: &Arc<dyn ClusterSeam>,
         meta: &StreamMeta,
     ) -> Result<Arc<Stream>, crate::Error> {
-        let crypto = crate::encryption::restore(&self.keys, meta)
-            .map_err(|error| crate::Error::internal(error.to_string()))?;
+        let crypto = crate::encryption::restore_replicated(&self.keys, meta);
         let mut logs = Vec::with_capacity(meta.shards.len());
         for shard_meta in &meta.shards {
             let dir = shard_dir(&self.config.data_dir, &meta.dir_id, shard_meta.ordinal);
@@ -1120,8 +1125,16 @@ impl Node {
             )),
             None => None,
         };
-        let crypto = crate::encryption::restore(&self.keys, meta)
-            .map_err(|error| crate::Error::internal(error.to_string()))?;
+        let crypto = match before.crypto.as_ref() {
+            // The same entry as before: keep the keys (and an unusable state logged once).
+            Some(kept)
+                if crate::encryption::to_meta(Some(kept))
+                    == (meta.encryption.clone(), meta.sealing_keys.clone()) =>
+            {
+                Some(Arc::clone(kept))
+            }
+            _ => crate::encryption::restore_replicated(&self.keys, meta),
+        };
         stream.set_state(StreamState {
             mode: meta.mode,
             retention_hours: meta.retention_hours,

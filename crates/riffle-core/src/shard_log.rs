@@ -425,20 +425,42 @@ impl ShardLog {
                 .append_nowait(records, now_ms, sealer)
                 .map(PendingAppend::Local);
         };
-        if sealer.is_some() {
-            return Err(AppendError::Replication(
-                "encrypted streams are not replicated yet".into(),
-            ));
-        }
         let capacity: usize = records.iter().map(record::encoded_len_max).sum();
-        let mut payload = Vec::with_capacity(capacity);
+        let mut payload = match sealer {
+            None => Vec::with_capacity(capacity),
+            Some(sealer) => {
+                let mut payload = Vec::with_capacity(capacity + crypto::SEALED_OVERHEAD_BYTES);
+                sealer.begin(&mut payload).map_err(AppendError::Encrypt)?;
+                payload
+            }
+        };
         for new_record in records {
             record::encode(&mut payload, new_record, 0);
         }
+        let record_count = records.len() as u16;
+        let mut flags = 0;
+        if let Some(sealer) = sealer {
+            // Sealed here, before the frame leaves this node, with the header the group
+            // stores (`FramePayload`: both timestamps are the arrival time); its index is
+            // the group's to give, so the seal does not bind it (see `crypto`).
+            let mut meta = EntryMeta {
+                kind: FrameKind::Data,
+                flags: 0,
+                term: 0,
+                leader: 0,
+                record_count,
+                ts_first_ms: now_ms,
+                ts_max_ms: now_ms,
+            };
+            sealer
+                .finish_unindexed(&mut payload, &mut meta)
+                .map_err(AppendError::Encrypt)?;
+            flags = meta.flags;
+        }
         let frame = ReplicaFrame {
             kind: FrameKind::Data,
-            flags: 0,
-            record_count: records.len() as u16,
+            flags,
+            record_count,
             ts_ms: now_ms,
             payload,
         };

@@ -21,9 +21,11 @@ mod proxy;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
-    PutRecordsRequestEntry, ShardIteratorType, StartingPosition, SubscribeToShardEventStream,
+    EncryptionType, PutRecordsRequestEntry, ShardIteratorType, StartingPosition,
+    SubscribeToShardEventStream,
 };
 use aws_sdk_kinesis::Client;
 use common::*;
@@ -139,6 +141,14 @@ fn assert_holds(what: &str, read: &history::StreamRead, history: &History) {
 /// Starts three nodes in `root` (the first makes the cluster, the others join it) and waits
 /// until all three are voters of the metadata group.
 async fn start_three(root: &std::path::Path) -> (Vec<Spec>, Vec<Option<Server>>) {
+    start_three_with(root, [Vec::new(), Vec::new(), Vec::new()]).await
+}
+
+/// [`start_three`], node `i` started with the more arguments `extra[i]`.
+async fn start_three_with(
+    root: &std::path::Path,
+    extra: [Vec<String>; 3],
+) -> (Vec<Spec>, Vec<Option<Server>>) {
     let secret = root.join("cluster.secret");
     let first = format!("127.0.0.1:{}", free_port());
     let specs: Vec<Spec> = (0..3)
@@ -152,6 +162,7 @@ async fn start_three(root: &std::path::Path) -> (Vec<Spec>, Vec<Option<Server>>)
             advertise: None,
             join: (i > 0).then(|| first.clone()),
             secret: secret.clone(),
+            extra: extra[i].clone(),
         })
         .collect();
     let mut servers: Vec<Option<Server>> = Vec::new();
@@ -273,6 +284,227 @@ async fn three_nodes_replicate_and_survive_a_leader_kill() {
 /// node still answers every read of it, through the shard's replicas: GetShardIterator and
 /// GetRecords give the same records and sequence numbers as a replica does, iterators pass
 /// between nodes either way, and SubscribeToShard pushes the records, old and new.
+const SSE_KEY_ID: &str = "6b1e2c3d-4f5a-4b6c-8d7e-9f0a1b2c3d4e";
+const SSE_KEY_HEX: &str = "4f3e2d1c0b0a09080706050403020100f0e1d2c3b4a5968778695a4b3c2d1e0f";
+const SSE_SECRET: &str = "CLUSTER-SEALED-3b7f";
+
+/// The stream's EncryptionType and KeyId as `client`'s node describes it, once it is
+/// `expected` (a node applies the catalogue a moment after the node that took the change).
+async fn encryption_seen(
+    client: &Client,
+    stream: &str,
+    expected: (EncryptionType, Option<&str>),
+) -> (EncryptionType, Option<String>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let summary = client
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .expect("DescribeStreamSummary");
+        let summary = summary.stream_description_summary().expect("a summary");
+        let seen = (
+            summary
+                .encryption_type()
+                .cloned()
+                .unwrap_or(EncryptionType::None),
+            summary.key_id().map(str::to_owned),
+        );
+        if (seen.0 == expected.0 && seen.1.as_deref() == expected.1) || Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Puts `count` records marked `mark` through `client`, one PutRecords; the EncryptionType
+/// it answers.
+async fn put_marked_batch(
+    client: &Client,
+    stream: &str,
+    mark: &str,
+    count: usize,
+) -> Result<Option<EncryptionType>, String> {
+    let entries = (0..count)
+        .map(|i| {
+            PutRecordsRequestEntry::builder()
+                .data(Blob::new(format!("{mark} {i}")))
+                .partition_key(format!("key-{i}"))
+                .build()
+                .expect("entry")
+        })
+        .collect::<Vec<_>>();
+    let answer = client
+        .put_records()
+        .stream_name(stream)
+        .set_records(Some(entries))
+        .send()
+        .await
+        .map_err(|error| error.code().unwrap_or("no code").to_owned())?;
+    assert_eq!(answer.failed_record_count(), Some(0), "{answer:?}");
+    Ok(answer.encryption_type().cloned())
+}
+
+fn tree_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).expect("read dir").any(|entry| {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            tree_contains(&path, needle)
+        } else {
+            std::fs::read(&path)
+                .map(|bytes| bytes.windows(needle.len()).any(|window| window == needle))
+                .unwrap_or(false)
+        }
+    })
+}
+
+/// Encryption at rest on a cluster: StartStreamEncryption through one node; puts through the
+/// others are sealed where they enter, whichever node leads each shard, and every node with
+/// the key reads them back; no node's disk holds the plaintext. A node started without the
+/// key file keeps the catalogue's entry, refuses to store the stream's records unsealed and
+/// to read sealed ones, naming the key, and still serves a stream on the AWS-managed key,
+/// which the cluster makes once for every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_streams_are_sealed_where_puts_enter_and_read_on_every_node() {
+    let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let root = tempfile::tempdir().expect("temp dir");
+    let keys = root.path().join("kms-keys");
+    std::fs::write(
+        &keys,
+        format!("{SSE_KEY_ID} enabled {SSE_KEY_HEX} alias/cluster-test\n"),
+    )
+    .expect("write the key file");
+    std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod the key file");
+    let with_keys = vec!["--kms-keys".to_owned(), keys.display().to_string()];
+    let (_specs, servers) =
+        start_three_with(root.path(), [with_keys.clone(), with_keys, Vec::new()]).await;
+    let clients: Vec<Client> = servers
+        .iter()
+        .map(|server| {
+            nodes::client_for(
+                &server.as_ref().expect("running").endpoint(),
+                Duration::from_secs(20),
+            )
+        })
+        .collect();
+    let stream = "sealed";
+    clients[0]
+        .create_stream()
+        .stream_name(stream)
+        .shard_count(3)
+        .send()
+        .await
+        .expect("CreateStream");
+    for client in &clients {
+        wait_active(client, stream).await;
+    }
+    clients[1]
+        .start_stream_encryption()
+        .stream_name(stream)
+        .encryption_type(EncryptionType::Kms)
+        .key_id("alias/cluster-test")
+        .send()
+        .await
+        .expect("StartStreamEncryption");
+    for client in &clients {
+        assert_eq!(
+            encryption_seen(
+                client,
+                stream,
+                (EncryptionType::Kms, Some("alias/cluster-test"))
+            )
+            .await,
+            (EncryptionType::Kms, Some("alias/cluster-test".to_owned())),
+            "every node describes the stream as encrypted, the one without the key included"
+        );
+    }
+    for (node, client) in clients.iter().enumerate().take(2) {
+        let mark = format!("{SSE_SECRET} through node {node}");
+        assert_eq!(
+            put_marked_batch(client, stream, &mark, 30).await,
+            Ok(Some(EncryptionType::Kms))
+        );
+    }
+    // The node without the key never stores them unsealed.
+    assert_eq!(
+        put_marked_batch(&clients[2], stream, "must not be stored", 5).await,
+        Err("KMSNotFoundException".to_owned())
+    );
+    for client in &clients[..2] {
+        let read = nodes::read_all(client, stream).await.expect("read");
+        let records: Vec<&Vec<u8>> = read.values().flatten().map(|(_, data)| data).collect();
+        assert_eq!(records.len(), 60, "every acknowledged record, nothing else");
+        assert!(records
+            .iter()
+            .all(|data| data.starts_with(SSE_SECRET.as_bytes())));
+    }
+    let refused = nodes::read_all(&clients[2], stream)
+        .await
+        .expect_err("node 2 cannot open the sealed records");
+    assert!(refused.contains("KMSNotFoundException"), "{refused}");
+    assert!(
+        !tree_contains(root.path(), SSE_SECRET.as_bytes()),
+        "a sealed record's plaintext on some node's disk"
+    );
+
+    // The AWS-managed key: asked for through the node without a key file, made once for
+    // the whole cluster, so what node 0 seals node 2 opens.
+    let managed = "managed";
+    clients[2]
+        .create_stream()
+        .stream_name(managed)
+        .shard_count(1)
+        .send()
+        .await
+        .expect("CreateStream");
+    wait_active(&clients[2], managed).await;
+    clients[2]
+        .start_stream_encryption()
+        .stream_name(managed)
+        .encryption_type(EncryptionType::Kms)
+        .key_id("alias/aws/kinesis")
+        .send()
+        .await
+        .expect("StartStreamEncryption with the AWS-managed key");
+    assert_eq!(
+        encryption_seen(
+            &clients[0],
+            managed,
+            (EncryptionType::Kms, Some("alias/aws/kinesis"))
+        )
+        .await
+        .0,
+        EncryptionType::Kms
+    );
+    assert_eq!(
+        put_marked_batch(&clients[0], managed, SSE_SECRET, 10).await,
+        Ok(Some(EncryptionType::Kms))
+    );
+    let read = nodes::read_all(&clients[2], managed).await.expect("read");
+    assert_eq!(read.values().map(Vec::len).sum::<usize>(), 10);
+    assert!(!tree_contains(root.path(), SSE_SECRET.as_bytes()));
+
+    // Stopping through a node that has the key: node 2 stores the records as they are again.
+    clients[0]
+        .stop_stream_encryption()
+        .stream_name(stream)
+        .encryption_type(EncryptionType::Kms)
+        .key_id("alias/cluster-test")
+        .send()
+        .await
+        .expect("StopStreamEncryption");
+    assert_eq!(
+        encryption_seen(&clients[2], stream, (EncryptionType::None, None)).await,
+        (EncryptionType::None, None)
+    );
+    assert_eq!(
+        put_marked_batch(&clients[2], stream, "plain after stopping", 5).await,
+        Ok(Some(EncryptionType::None))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_replica_of_a_shard_reads_it_through_the_replicas() {
     let _alone = ONE_CLUSTER_AT_A_TIME.lock().await;
@@ -291,6 +523,7 @@ async fn a_node_without_a_replica_of_a_shard_reads_it_through_the_replicas() {
             advertise: None,
             join: (i > 0).then(|| first.clone()),
             secret: secret.clone(),
+            extra: Vec::new(),
         };
         servers.push(spec.start().await);
     }
@@ -711,6 +944,7 @@ async fn a_queue_home_without_a_replica_of_a_shard_delivers_it_through_the_repli
             advertise: None,
             join: (i > 0).then(|| first.clone()),
             secret: secret.clone(),
+            extra: Vec::new(),
         };
         servers.push(spec.start().await);
     }

@@ -444,6 +444,7 @@ impl Run {
                 advertise: Some(advertised.to_string()),
                 join: None,
                 secret: secret.clone(),
+                extra: Vec::new(),
             });
         }
         let first = specs[0].advertise.clone();

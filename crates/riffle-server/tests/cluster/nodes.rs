@@ -30,6 +30,8 @@ pub struct Spec {
     pub advertise: Option<String>,
     pub join: Option<String>,
     pub secret: PathBuf,
+    /// More `riffle serve` arguments (`--kms-keys FILE`).
+    pub extra: Vec<String>,
 }
 
 impl Spec {
@@ -50,6 +52,7 @@ impl Spec {
         if let Some(join) = &self.join {
             args.extend(["--join".to_owned(), join.clone()]);
         }
+        args.extend(self.extra.iter().cloned());
         args
     }
 
