@@ -44,7 +44,9 @@ use tokio::sync::watch;
 mod membership;
 mod reads;
 
-pub use self::membership::{admin_proof, AdminRequest, ADMIN_PROOF_HEADER};
+pub use self::membership::{
+    admin_proof, read_proof_headers, AdminRequest, ADMIN_AT_HEADER, ADMIN_PROOF_HEADER,
+};
 
 use crate::flush::SyncNow;
 use crate::meta_group::{self, command_payload, MetaRaft, MetaView};
@@ -1619,6 +1621,15 @@ impl ClusterSeam for Cluster {
 
     fn leads_catalogue(&self) -> bool {
         self.meta.metrics().borrow_watched().current_leader == Some(self.id)
+    }
+
+    fn check_read_proof(
+        &self,
+        path: &str,
+        at_ms: Option<&str>,
+        proof: Option<&str>,
+    ) -> Result<(), String> {
+        membership::check_read_proof(self.network.secret(), path, at_ms, proof)
     }
 
     fn status_json(&self) -> BoxFuture<String> {

@@ -613,6 +613,15 @@ pub trait ClusterSeam: Send + Sync + 'static {
     /// `remove`): `body` as sent, `proof` its authentication header; answered with an HTTP
     /// status and a JSON body.
     fn admin(&self, path: &str, body: Vec<u8>, proof: Option<String>) -> BoxFuture<(u16, String)>;
+    /// Whether an operator's read of `path` (`GET /cluster/status`) proves the cluster
+    /// secret: `at_ms` as sent (the request's time, checked against this node's clock) and
+    /// `proof` its authentication header. `Err` says why not.
+    fn check_read_proof(
+        &self,
+        path: &str,
+        at_ms: Option<&str>,
+        proof: Option<&str>,
+    ) -> Result<(), String>;
 }
 
 /// How often the watermarks are rewritten (when something changed).

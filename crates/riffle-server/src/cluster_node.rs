@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use riffle_cluster::cluster::{
-    admin_proof, AdminRequest, Cluster, ClusterConfig, Identity, NodeStatus, ADMIN_PROOF_HEADER,
+    admin_proof, read_proof_headers, AdminRequest, Cluster, ClusterConfig, Identity, NodeStatus,
+    ADMIN_PROOF_HEADER,
 };
 use riffle_cluster::network::{ClusterSecret, PeerNetwork, PeerServer};
 use riffle_core::{Node, NodeConfig};
@@ -111,10 +112,23 @@ pub async fn open(
 pub fn status(
     endpoint: &str,
     json: bool,
+    secret_file: Option<PathBuf>,
     runtime: &tokio::runtime::Runtime,
 ) -> std::process::ExitCode {
+    // A node with --credentials asks for the cluster secret's proof; one without ignores it.
+    // The default file is used when it exists, a file named on the command line must load.
+    let secret = match secret_file {
+        Some(path) => match ClusterSecret::load(&path) {
+            Ok(secret) => Some(secret),
+            Err(error) => {
+                eprintln!("riffle cluster status: {}: {error}", path.display());
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        None => ClusterSecret::load(&default_secret_file()).ok(),
+    };
     let url = format!("{}/cluster/status", endpoint.trim_end_matches('/'));
-    let fetched = runtime.block_on(fetch(&url));
+    let fetched = runtime.block_on(fetch(&url, secret.as_ref()));
     match fetched {
         Ok(body) => {
             if json {
@@ -139,13 +153,18 @@ pub fn status(
     }
 }
 
-async fn fetch(url: &str) -> Result<String, String> {
-    send(url, None).await
+/// GETs `url`, with the proof of `secret` if given (see `read_proof_headers`).
+async fn fetch(url: &str, secret: Option<&ClusterSecret>) -> Result<String, String> {
+    send(url, None, secret).await
 }
 
 /// GETs `url`, or POSTs `(body, proof)` to it; the body of a 2xx answer, else an error
 /// naming the status and the node's answer.
-async fn send(url: &str, post: Option<(Vec<u8>, String)>) -> Result<String, String> {
+async fn send(
+    url: &str,
+    post: Option<(Vec<u8>, String)>,
+    read_secret: Option<&ClusterSecret>,
+) -> Result<String, String> {
     let uri: hyper::Uri = url.parse().map_err(|error| format!("{url}: {error}"))?;
     let host = uri
         .host()
@@ -168,7 +187,15 @@ async fn send(url: &str, post: Option<(Vec<u8>, String)>) -> Result<String, Stri
         Some((_, proof)) => hyper::Request::post(uri.path())
             .header(ADMIN_PROOF_HEADER, proof)
             .header(hyper::header::CONTENT_TYPE, "application/json"),
-        None => hyper::Request::get(uri.path()),
+        None => {
+            let mut get = hyper::Request::get(uri.path());
+            if let Some(secret) = read_secret {
+                for (name, value) in read_proof_headers(secret, uri.path()) {
+                    get = get.header(name, value);
+                }
+            }
+            get
+        }
     };
     let body = post.map(|(body, _)| body).unwrap_or_default();
     let request = builder
@@ -226,8 +253,8 @@ pub fn change_membership(
     }
 }
 
-async fn node_status(endpoint: &str) -> Result<NodeStatus, String> {
-    let body = fetch(&format!("{endpoint}/cluster/status")).await?;
+async fn node_status(endpoint: &str, secret: &ClusterSecret) -> Result<NodeStatus, String> {
+    let body = fetch(&format!("{endpoint}/cluster/status"), Some(secret)).await?;
     serde_json::from_str(&body).map_err(|_| format!("{endpoint} answered {body}"))
 }
 
@@ -251,7 +278,7 @@ async fn run_membership_change(args: &MembershipArgs) -> Result<String, String> 
             secret_file.display()
         )
     })?;
-    let before = node_status(endpoint).await?;
+    let before = node_status(endpoint, &secret).await?;
     let node = args.node.unwrap_or(before.id);
     let (path, request) = match args.node {
         Some(id) => (
@@ -274,7 +301,7 @@ async fn run_membership_change(args: &MembershipArgs) -> Result<String, String> 
     }
     let body = serde_json::to_vec(&request).map_err(|error| error.to_string())?;
     let proof = admin_proof(&secret, path, &body);
-    send(&format!("{endpoint}{path}"), Some((body, proof))).await?;
+    send(&format!("{endpoint}{path}"), Some((body, proof)), None).await?;
     let holding = held_by(&before, node);
     eprintln!(
         "node {node} is leaving the cluster: moving its replicas of {} shard(s) to other nodes",
@@ -283,7 +310,7 @@ async fn run_membership_change(args: &MembershipArgs) -> Result<String, String> 
     let deadline = tokio::time::Instant::now() + args.wait;
     let mut last = holding.len();
     loop {
-        let now = node_status(endpoint).await?;
+        let now = node_status(endpoint, &secret).await?;
         let done = match args.node {
             None => now.left,
             Some(id) => now.removed.contains(&id) && !now.members.contains_key(&id),

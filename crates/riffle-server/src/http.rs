@@ -218,7 +218,7 @@ async fn handle(
         return preflight(request.headers(), origin, &request_id, &id_2);
     }
     if request.method() == http::Method::GET && request.uri().path() == CLUSTER_STATUS_PATH {
-        return cluster_status(&node, &request_id, &id_2).await;
+        return cluster_status(&node, auth, request.headers(), &request_id, &id_2).await;
     }
     if request.method() == http::Method::POST && request.uri().path().starts_with("/cluster/") {
         return cluster_admin(&node, request, &request_id, &id_2).await;
@@ -369,12 +369,42 @@ fn aws_headers(headers: &mut HeaderMap, request_id: &str, id_2: &str, origin: Op
 /// Where a node answers `riffle cluster status` (its own view of the cluster, as JSON).
 pub const CLUSTER_STATUS_PATH: &str = "/cluster/status";
 
-async fn cluster_status(node: &Node, request_id: &str, id_2: &str) -> Response<ResponseBody> {
-    let (status, body) = match node.cluster() {
-        Some(cluster) => (StatusCode::OK, cluster.status_json().await),
-        None => (StatusCode::NOT_FOUND, SINGLE_NODE.to_owned()),
+/// The cluster's status names every account's streams: where the API needs credentials, it
+/// needs the cluster secret's proof too (an operator's read, as `riffle cluster status` sends
+/// it); in anonymous mode, where anyone may list every stream anyway, it is open.
+async fn cluster_status(
+    node: &Node,
+    auth: &Auth,
+    headers: &HeaderMap,
+    request_id: &str,
+    id_2: &str,
+) -> Response<ResponseBody> {
+    let Some(cluster) = node.cluster() else {
+        return json_answer(
+            StatusCode::NOT_FOUND,
+            SINGLE_NODE.to_owned(),
+            request_id,
+            id_2,
+        );
     };
-    json_answer(status, body, request_id, id_2)
+    if matches!(auth, Auth::Keys(_)) {
+        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+        let checked = cluster.check_read_proof(
+            CLUSTER_STATUS_PATH,
+            header(riffle_cluster::cluster::ADMIN_AT_HEADER),
+            header(riffle_cluster::cluster::ADMIN_PROOF_HEADER),
+        );
+        if let Err(reason) = checked {
+            let body = serde_json::json!({ "error": reason }).to_string();
+            return json_answer(StatusCode::FORBIDDEN, body, request_id, id_2);
+        }
+    }
+    json_answer(
+        StatusCode::OK,
+        cluster.status_json().await,
+        request_id,
+        id_2,
+    )
 }
 
 const SINGLE_NODE: &str =

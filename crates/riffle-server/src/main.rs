@@ -66,6 +66,10 @@ enum ClusterCommand {
         /// Print the node's JSON answer as it is.
         #[arg(long)]
         json: bool,
+        /// The cluster secret, which a node with --credentials asks of this read (default: as
+        /// for `riffle serve`, when that file exists).
+        #[arg(long, value_name = "FILE")]
+        cluster_secret_file: Option<PathBuf>,
     },
     /// Make the node at --endpoint leave the cluster: its replicas move to other nodes and
     /// its leaderships to other replicas, then it leaves the metadata group and serves
@@ -290,9 +294,11 @@ fn main() -> ExitCode {
             }
         },
         Command::DevCert(args) => devcert::run(args),
-        Command::Cluster(ClusterCommand::Status { endpoint, json }) => {
-            cluster_node::status(&endpoint, json, &runtime)
-        }
+        Command::Cluster(ClusterCommand::Status {
+            endpoint,
+            json,
+            cluster_secret_file,
+        }) => cluster_node::status(&endpoint, json, cluster_secret_file, &runtime),
         Command::Cluster(ClusterCommand::Leave(args)) => {
             cluster_node::change_membership(args.into_change(None), &runtime)
         }

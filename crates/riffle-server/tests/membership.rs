@@ -585,3 +585,90 @@ async fn nodes_join_leave_and_are_replaced_without_losing_records() {
     let refused = nodes[2].refused_start(&secret);
     assert!(refused.contains("removed from the cluster"), "{refused}");
 }
+
+/// A node's cluster status names every account's streams, so where the API wants
+/// credentials it wants the cluster secret too: a bare GET is refused, `riffle cluster
+/// status` with the cluster's secret file is answered, one with another cluster's secret is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_status_needs_the_secret_where_the_api_needs_credentials() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let credentials = root.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        "AKIDSTATUSTEST000001  status-test-secret-key-0123456789  111122223333\n",
+    )
+    .expect("write the credentials file");
+    std::fs::set_permissions(
+        &credentials,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod the credentials file");
+    let secret = root.path().join("cluster.secret");
+    let dir = root.path().join("d0");
+    let cluster_addr = format!("127.0.0.1:{}", free_port());
+    let mut args = Node::args(&dir, &cluster_addr, &secret, None);
+    args.extend([
+        "--credentials".to_owned(),
+        credentials.display().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::with_args(&args);
+    let endpoint = server.endpoint();
+
+    let bare = bare_get(&format!("{endpoint}/cluster/status")).await;
+    assert!(bare.starts_with("HTTP/1.1 403"), "{bare}");
+    assert!(bare.contains("x-riffle-cluster-proof"), "{bare}");
+    assert!(!bare.contains("voters"), "{bare}");
+
+    let answered = cluster_command(vec![
+        "status".into(),
+        "--json".into(),
+        "--endpoint".into(),
+        endpoint.clone(),
+        "--cluster-secret-file".into(),
+        secret.display().to_string(),
+    ])
+    .await;
+    assert!(
+        answered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answered.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&answered.stdout).expect("JSON");
+    assert_eq!(seen["voters"].as_array().map(Vec::len), Some(1), "{seen:#}");
+
+    let other = root.path().join("other.secret");
+    std::fs::write(&other, format!("{}\n", "ab".repeat(32))).expect("write another secret");
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod the other secret");
+    let refused = cluster_command(vec![
+        "status".into(),
+        "--endpoint".into(),
+        endpoint,
+        "--cluster-secret-file".into(),
+        other.display().to_string(),
+    ])
+    .await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("403") && stderr.contains("secret"),
+        "{stderr}"
+    );
+}
+
+/// A bare HTTP/1.1 GET, as a stranger on the network sends it: the raw answer.
+async fn bare_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (authority, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}

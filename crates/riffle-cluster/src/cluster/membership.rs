@@ -56,6 +56,8 @@ const RECONFIGURE_TIMEOUT: Duration = Duration::from_secs(30);
 const ADMIN_SKEW_MS: u64 = 300_000;
 /// The header carrying an operator request's proof of the cluster secret.
 pub const ADMIN_PROOF_HEADER: &str = "x-riffle-cluster-proof";
+/// The header carrying an operator read's time (ms since the epoch), which its proof covers.
+pub const ADMIN_AT_HEADER: &str = "x-riffle-cluster-at";
 
 /// The body of `POST /cluster/leave` and `POST /cluster/remove`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +79,44 @@ pub fn admin_proof(secret: &ClusterSecret, path: &str, body: &[u8]) -> String {
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+/// The headers of an operator read of `path` (`GET /cluster/status` on a node that has
+/// `--credentials`): its time and the proof of the cluster secret over the path and that time.
+pub fn read_proof_headers(secret: &ClusterSecret, path: &str) -> [(&'static str, String); 2] {
+    let at = crate::types::now_ms().to_string();
+    let proof = admin_proof(secret, path, at.as_bytes());
+    [(ADMIN_AT_HEADER, at), (ADMIN_PROOF_HEADER, proof)]
+}
+
+/// Checks an operator read's headers (see [`read_proof_headers`]): the proof must verify and
+/// the time be within five minutes of this node's clock, so a copy of the headers is
+/// useless later.
+pub(crate) fn check_read_proof(
+    secret: &ClusterSecret,
+    path: &str,
+    at_ms: Option<&str>,
+    proof: Option<&str>,
+) -> Result<(), String> {
+    let (Some(at), Some(proof)) = (at_ms, proof) else {
+        return Err(format!(
+            "{path} needs the {ADMIN_AT_HEADER} and {ADMIN_PROOF_HEADER} headers made with the \
+             cluster secret on a node with --credentials (riffle cluster status sends them when \
+             it can read the cluster's secret file; pass --cluster-secret-file if it is elsewhere)"
+        ));
+    };
+    if !verify_admin(secret, path, at.as_bytes(), proof) {
+        return Err(format!(
+            "{path}: the {ADMIN_PROOF_HEADER} header was not made with this cluster's secret"
+        ));
+    }
+    let at: u64 = at
+        .parse()
+        .map_err(|_| format!("{ADMIN_AT_HEADER} is not a time in milliseconds"))?;
+    if crate::types::now_ms().abs_diff(at) > ADMIN_SKEW_MS {
+        return Err("the request's time is more than 5 minutes from this node's clock".into());
+    }
+    Ok(())
 }
 
 fn verify_admin(secret: &ClusterSecret, path: &str, body: &[u8], proof: &str) -> bool {
@@ -770,5 +810,26 @@ mod tests {
         ));
         assert!(!verify_admin(&secret, "/cluster/leave", body, "zz"));
         assert!(!verify_admin(&secret, "/cluster/leave", body, &proof[..10]));
+    }
+
+    #[test]
+    fn a_read_proof_needs_the_secret_and_a_current_time() {
+        let secret = ClusterSecret::from_bytes(&[b'a'; 40]).unwrap();
+        let other = ClusterSecret::from_bytes(&[b'b'; 40]).unwrap();
+        let path = "/cluster/status";
+        let [(_, at), (_, proof)] = read_proof_headers(&secret, path);
+        assert_eq!(
+            check_read_proof(&secret, path, Some(&at), Some(&proof)),
+            Ok(())
+        );
+        assert!(check_read_proof(&other, path, Some(&at), Some(&proof)).is_err());
+        assert!(check_read_proof(&secret, "/cluster/other", Some(&at), Some(&proof)).is_err());
+        assert!(check_read_proof(&secret, path, None, Some(&proof)).is_err());
+        assert!(check_read_proof(&secret, path, Some(&at), None).is_err());
+        // A copy of an old read's headers, proof and all, is refused.
+        let old = (crate::types::now_ms() - ADMIN_SKEW_MS - 1_000).to_string();
+        let old_proof = admin_proof(&secret, path, old.as_bytes());
+        let refused = check_read_proof(&secret, path, Some(&old), Some(&old_proof));
+        assert!(refused.unwrap_err().contains("5 minutes"));
     }
 }
