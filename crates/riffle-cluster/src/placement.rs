@@ -82,6 +82,80 @@ pub fn wanted(nodes: usize) -> usize {
     nodes.min(REPLICAS)
 }
 
+/// One step of moving a replica toward balance (see [`rebalance_step`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebalance {
+    /// Add a replica of the shard on `to` (the shard then has one replica too many).
+    Grow {
+        dir_id: String,
+        ordinal: u32,
+        to: u64,
+    },
+    /// Drop the shard's replica on `drop` (the shard has one replica too many).
+    Shrink {
+        dir_id: String,
+        ordinal: u32,
+        drop: u64,
+    },
+}
+
+/// The next step toward balance on `nodes` (the nodes that may hold replicas), once every
+/// shard has its replicas there: a node that joined a cluster whose shards all have their
+/// three replicas would otherwise hold only shards made after it joined.
+///
+/// A replica moves in two steps, so that a shard never has fewer replicas than it should,
+/// whatever fails in between: `Grow` adds one on the least loaded node, then `Shrink` drops
+/// the one on the most loaded of the shard's nodes. Only open shards are moved (they take the
+/// writes; closed ones expire with retention), and only while the most loaded node holds two
+/// or more replicas of open shards than the least loaded. A pure function of the catalogue, so
+/// the round after an unfinished step (a replica still catching up) picks the same step.
+pub fn rebalance_step(catalogue: &CatalogueState, nodes: &[u64]) -> Option<Rebalance> {
+    let want = wanted(nodes.len());
+    if want == 0 {
+        return None;
+    }
+    let loads = loads(catalogue, nodes);
+    let shards = || {
+        catalogue.streams.values().flat_map(|entry| {
+            entry
+                .meta
+                .shards
+                .iter()
+                .map(move |shard| (&entry.meta.dir_id, shard))
+        })
+    };
+    if let Some((dir_id, shard)) = shards().find(|(_, shard)| shard.replicas.len() > want) {
+        let drop = shard
+            .replicas
+            .iter()
+            .copied()
+            .max_by_key(|node| (loads.get(node).copied().unwrap_or((usize::MAX, 0)), *node))?;
+        return Some(Rebalance::Shrink {
+            dir_id: dir_id.clone(),
+            ordinal: shard.ordinal,
+            drop,
+        });
+    }
+    let (low_load, low) = loads.iter().map(|(node, load)| (load.0, *node)).min()?;
+    let (high_load, high) = loads.iter().map(|(node, load)| (load.0, *node)).max()?;
+    if high_load < low_load + 2 {
+        return None;
+    }
+    shards()
+        .find(|(_, shard)| {
+            shard.closed.is_none()
+                && shard.replicas.len() == want
+                && shard.replicas.contains(&high)
+                && !shard.replicas.contains(&low)
+                && shard.replicas.iter().all(|node| loads.contains_key(node))
+        })
+        .map(|(dir_id, shard)| Rebalance::Grow {
+            dir_id: dir_id.clone(),
+            ordinal: shard.ordinal,
+            to: low,
+        })
+}
+
 /// The replica meant to lead shard `ordinal` of the stream stored as `dir_id`, among
 /// `replicas` less `exclude` (nodes being drained). Within a stream, consecutive shards
 /// take consecutive replicas, so one stream's leaderships spread over its nodes; each
@@ -225,6 +299,89 @@ mod tests {
         // The next shards placed favour the empty node until it caught up.
         let placed = place(&catalogue, &[1, 2, 3, 4], 4);
         assert!(placed.iter().all(|replicas| replicas.contains(&4)));
+    }
+
+    /// Applies `step` as the cluster records it (`SetShardReplicas`).
+    fn apply_step(catalogue: &mut CatalogueState, step: &Rebalance) {
+        let (dir_id, ordinal, change) = match step {
+            Rebalance::Grow {
+                dir_id,
+                ordinal,
+                to,
+            } => (dir_id, *ordinal, (Some(*to), None)),
+            Rebalance::Shrink {
+                dir_id,
+                ordinal,
+                drop,
+            } => (dir_id, *ordinal, (None, Some(*drop))),
+        };
+        let entry = catalogue
+            .streams
+            .values()
+            .find(|entry| entry.meta.dir_id == *dir_id)
+            .unwrap();
+        let shard = entry
+            .meta
+            .shards
+            .iter()
+            .find(|s| s.ordinal == ordinal)
+            .unwrap();
+        let mut replicas = shard.replicas.clone();
+        if let Some(to) = change.0 {
+            assert!(!replicas.contains(&to));
+            replicas.push(to);
+        }
+        if let Some(drop) = change.1 {
+            replicas.retain(|node| *node != drop);
+        }
+        catalogue
+            .apply(&Command::SetShardReplicas {
+                dir_id: dir_id.clone(),
+                ordinal,
+                replicas,
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_node_that_joins_a_full_cluster_gets_its_share_one_replica_at_a_time() {
+        let mut catalogue = grow(&[1, 2, 3], 3, 4);
+        let nodes = [1, 2, 3, 4];
+        let first = rebalance_step(&catalogue, &nodes).expect("unbalanced");
+        assert!(matches!(first, Rebalance::Grow { to: 4, .. }), "{first:?}");
+        assert_eq!(
+            rebalance_step(&catalogue, &nodes),
+            Some(first),
+            "the same catalogue gives the same step (an unfinished one is asked again)"
+        );
+        let mut steps = 0;
+        while let Some(step) = rebalance_step(&catalogue, &nodes) {
+            apply_step(&mut catalogue, &step);
+            steps += 1;
+            assert!(steps <= 40, "no convergence");
+            for entry in catalogue.streams.values() {
+                for shard in &entry.meta.shards {
+                    assert!(
+                        (3..=4).contains(&shard.replicas.len()),
+                        "never fewer replicas than wanted, at most one more: {step:?}"
+                    );
+                }
+            }
+        }
+        let open: Vec<usize> = loads(&catalogue, &nodes).values().map(|l| l.0).collect();
+        assert_eq!(open.iter().sum::<usize>(), 36);
+        assert!(
+            open.iter().max().unwrap() - open.iter().min().unwrap() <= 1,
+            "{open:?}"
+        );
+        assert!(catalogue.streams.values().all(|entry| entry
+            .meta
+            .shards
+            .iter()
+            .all(|s| s.replicas.len() == 3)));
+        // Balanced clusters and single nodes are left alone.
+        assert_eq!(rebalance_step(&grow(&[1, 2, 3], 2, 3), &[1, 2, 3]), None);
+        assert_eq!(rebalance_step(&grow(&[7], 1, 2), &[7]), None);
     }
 
     #[test]

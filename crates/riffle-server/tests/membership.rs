@@ -449,6 +449,32 @@ async fn nodes_join_leave_and_are_replaced_without_losing_records() {
             .is_some_and(|voters| voters.len() == 4)
     })
     .await;
+    // It takes its share of the shards that were fully replicated before it came: a
+    // replica moves to it (added, caught up, then dropped from the most loaded node), and
+    // it reads what was written before it joined.
+    let everyone = ids.clone();
+    wait_for(
+        &nodes[1].server().endpoint(),
+        "a replica moved to the new node",
+        |seen| {
+            every_shard_on(seen, 3, &everyone)
+                && seen["placement"].as_array().is_some_and(|shards| {
+                    shards.iter().any(|shard| {
+                        shard["replicas"]
+                            .as_array()
+                            .is_some_and(|replicas| replicas.contains(&ids[3].into()))
+                    })
+                })
+        },
+    )
+    .await;
+    assert_reads_hold(
+        "the node that joined a full cluster",
+        &nodes[3],
+        stream,
+        &history,
+    )
+    .await;
     create_stream(&nodes[3].server().client(), "placed", 1).await;
     let seen = status(&nodes[1].server().endpoint()).await;
     let placed = seen["placement"]

@@ -17,6 +17,14 @@
 //! the next one, whichever node leads then: a reconfiguration starts from the group's current
 //! membership, so a repeated request converges instead of adding again.
 //!
+//! **Balance.** Once every shard has its replicas and no node is being drained, the leader
+//! moves one replica per round toward balance ([`placement::rebalance_step`]): while the most
+//! loaded node holds two replicas of open shards more than the least loaded (a node that
+//! joined a cluster whose shards were all fully replicated holds none), a shard of the first
+//! gets a replica on the second (the same reconfiguration, so it is caught up first), and
+//! the round after drops the shard's replica on its most loaded node. A shard never has
+//! fewer replicas than it should in between, only one more.
+//!
 //! **Leaving and removing.** `riffle cluster leave` (on the node that leaves) and `riffle
 //! cluster remove ID` (on any node, for a dead one) both propose `NodeLeaving`: the node gets
 //! no new replica, a shard it leads hands its leadership to another replica first, and its
@@ -217,6 +225,7 @@ impl Cluster {
                     .map(|shard| (entry.meta.dir_id.clone(), shard.clone()))
             })
             .collect();
+        let mut settled = true;
         for (dir_id, shard) in shards {
             let remove: Vec<u64> = shard
                 .replicas
@@ -228,6 +237,7 @@ impl Cluster {
             if want == 0 || (remove.is_empty() && staying >= want) {
                 continue;
             }
+            settled = false;
             let candidates = placement::candidates(&catalogue, &eligible, &shard.replicas);
             let answer = self
                 .reconfigure_anywhere(&dir_id, &shard, &remove, &candidates, want.max(staying))
@@ -265,6 +275,9 @@ impl Cluster {
                 return;
             }
         }
+        if settled && catalogue.nodes_leaving.is_empty() {
+            self.rebalance(&eligible).await;
+        }
         // Drained nodes that hold nothing any more are gone for good.
         for id in &catalogue.nodes_leaving {
             let holds = catalogue.streams.values().any(|entry| {
@@ -292,6 +305,75 @@ impl Cluster {
             if members.contains_key(&id) {
                 self.drop_member(id).await;
             }
+        }
+    }
+
+    /// Takes one step toward balance once every shard has its replicas on `eligible` nodes
+    /// and none is being drained ([`placement::rebalance_step`]): one replica added or
+    /// dropped per round, recorded once the shard's group committed it.
+    async fn rebalance(&self, eligible: &[u64]) {
+        let catalogue = self.meta_view.catalogue();
+        let Some(step) = placement::rebalance_step(&catalogue, eligible) else {
+            return;
+        };
+        let (dir_id, ordinal) = match &step {
+            placement::Rebalance::Grow {
+                dir_id, ordinal, ..
+            }
+            | placement::Rebalance::Shrink {
+                dir_id, ordinal, ..
+            } => (dir_id.clone(), *ordinal),
+        };
+        let Some(shard) = catalogue
+            .streams
+            .values()
+            .find(|entry| entry.meta.dir_id == dir_id)
+            .and_then(|entry| entry.meta.shards.iter().find(|s| s.ordinal == ordinal))
+            .cloned()
+        else {
+            return;
+        };
+        let (remove, candidates, want) = match &step {
+            placement::Rebalance::Grow { to, .. } => {
+                (Vec::new(), vec![*to], shard.replicas.len() + 1)
+            }
+            placement::Rebalance::Shrink { drop, .. } => {
+                (vec![*drop], Vec::new(), shard.replicas.len() - 1)
+            }
+        };
+        match self
+            .reconfigure_anywhere(&dir_id, &shard, &remove, &candidates, want)
+            .await
+        {
+            Ok(Some(mut voters)) => {
+                voters.sort_unstable();
+                // A grow whose new node could not open the shard answers the same voters:
+                // nothing to record, and the next round asks again.
+                if voters != shard.replicas {
+                    tracing::info!(
+                        stream = %dir_id,
+                        ordinal,
+                        from = ?shard.replicas,
+                        to = ?voters,
+                        "a shard's replicas moved toward balance"
+                    );
+                    let command = Command::SetShardReplicas {
+                        dir_id,
+                        ordinal,
+                        replicas: voters,
+                    };
+                    if let Err(error) = self.propose_anywhere(command).await {
+                        tracing::warn!(%error, "could not record a shard's new replicas");
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(reason) => tracing::debug!(
+                stream = %dir_id,
+                ordinal,
+                %reason,
+                "a shard's replicas could not move toward balance this round"
+            ),
         }
     }
 
