@@ -1,13 +1,34 @@
 //! The fault driver: between simulation steps it isolates nodes, cuts links one way, makes
-//! links lossy, repairs them, crashes nodes and restarts them, each choice drawn from the
-//! run's seed, and it keeps its own record of the links it broke so it can put them back.
+//! links lossy, repairs them, crashes nodes and restarts them (dropping what their disks had
+//! not fsynced), and slows disks down, each choice drawn from the run's seed, and it keeps
+//! its own record of the links it broke so it can put them back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use turmoil::Sim;
 
-use crate::node::host_name;
+use crate::disk::Disk;
+use crate::node::{host_name, log_options};
 use crate::Rng;
+
+/// Chance per fault slot of a disk event (a disk slowing down or recovering), drawn from
+/// the disk faults' own RNG so that the other faults' plans stay as they were.
+const DISK_EVENT_CHANCE: f64 = 0.08;
+
+/// A slow disk's fsync latency: this many milliseconds at least...
+const SLOW_FSYNC_MS_MIN: u64 = 50;
+/// ...and at most.
+const SLOW_FSYNC_MS_MAX: u64 = 300;
+
+/// A node's disk and the directory of its metadata log, as the driver sees them.
+#[derive(Debug, Clone)]
+pub struct NodeDisk {
+    pub disk: Arc<Disk>,
+    pub log_dir: PathBuf,
+}
 
 /// Chance that a message on a lossy link breaks the link (turmoil's per-link fail rate).
 const LOSSY_FAIL_RATE: f64 = 0.2;
@@ -23,6 +44,9 @@ pub struct Faults {
     /// Lossy links, smaller id first.
     lossy: BTreeSet<(u64, u64)>,
     crashed: BTreeSet<u64>,
+    disks: BTreeMap<u64, NodeDisk>,
+    /// The disk faults' RNG: slow disks, and what a restart finds on disk.
+    disk_rng: Rng,
     /// Fault events drawn (including those that found nothing to do).
     pub injected: usize,
     /// Crashes injected.
@@ -30,13 +54,21 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub fn new(nodes: &[u64], client: &str) -> Faults {
+    /// `disk_seed` seeds the disk faults (apart from the others, which `inject` draws).
+    pub fn new(
+        nodes: &[u64],
+        client: &str,
+        disks: BTreeMap<u64, NodeDisk>,
+        disk_seed: u64,
+    ) -> Faults {
         Faults {
             nodes: nodes.to_vec(),
             client: client.to_string(),
             cut: BTreeSet::new(),
             lossy: BTreeSet::new(),
             crashed: BTreeSet::new(),
+            disks,
+            disk_rng: Rng::new(disk_seed),
             injected: 0,
             crashes: 0,
         }
@@ -47,20 +79,52 @@ impl Faults {
         self.crashed.contains(&node)
     }
 
+    /// Maybe slows one node's disk down or lets it recover (from the disk faults' RNG, once
+    /// per fault slot); returns what it did, for the trace.
+    pub fn disk_event(&mut self) -> Option<String> {
+        if !self.disk_rng.chance(DISK_EVENT_CHANCE) {
+            return None;
+        }
+        let node = self.nodes[self.disk_rng.below(self.nodes.len() as u64) as usize];
+        let disk = &self.disks[&node].disk;
+        if disk.is_slow() {
+            disk.set_slow(None);
+            Some(format!("disk of node{node} fast again"))
+        } else {
+            let span = SLOW_FSYNC_MS_MAX - SLOW_FSYNC_MS_MIN + 1;
+            let millis = SLOW_FSYNC_MS_MIN + self.disk_rng.below(span);
+            disk.set_slow(Some(Duration::from_millis(millis)));
+            Some(format!("slow disk node{node}: fsyncs take {millis} ms"))
+        }
+    }
+
+    /// Brings crashed `node` back: first its disk loses what no fsync covered (the host is
+    /// down, so nothing has its files open), then turmoil restarts its software. Returns what
+    /// the disk lost, for the trace.
+    fn restart(&mut self, sim: &mut Sim<'_>, node: u64) -> Result<String, String> {
+        let NodeDisk { disk, log_dir } = &self.disks[&node];
+        let loss = disk
+            .lose_unsynced(log_dir, log_options(), &mut self.disk_rng)
+            .map_err(|error| format!("restarting node{node}: {error}"))?;
+        sim.bounce(host_name(node));
+        Ok(format!("restart node{node}: {loss}"))
+    }
+
     /// Draws one fault from `rng` and injects it; returns what it did, for the trace.
-    /// `restarted` is told of each node brought back (its software starts afresh).
+    /// `restarted` is told of each node brought back (its software starts afresh). An error
+    /// is a restart whose disk could not be given its crash (see [`Disk::lose_unsynced`]).
     pub fn inject(
         &mut self,
         sim: &mut Sim<'_>,
         rng: &mut Rng,
         mut restarted: impl FnMut(u64),
-    ) -> String {
+    ) -> Result<String, String> {
         self.injected += 1;
         let count = self.nodes.len() as u64;
         let index = rng.below(count) as usize;
         let node = self.nodes[index];
         let other = self.nodes[(index + 1) % self.nodes.len()];
-        match rng.below(6) {
+        Ok(match rng.below(6) {
             0 => {
                 for peer in self.nodes.clone() {
                     if peer != node {
@@ -91,9 +155,9 @@ impl Faults {
             }
             4 => match self.crashed.pop_first() {
                 Some(node) => {
-                    sim.bounce(host_name(node));
+                    let event = self.restart(sim, node)?;
                     restarted(node);
-                    format!("restart node{node}")
+                    event
                 }
                 None => "restart skipped".to_string(),
             },
@@ -102,21 +166,26 @@ impl Faults {
                 self.lossy.insert((node.min(other), node.max(other)));
                 format!("lossy node{node} - node{other}")
             }
-        }
+        })
     }
 
-    /// Repairs every link, takes every loss away and restarts every crashed node; returns
-    /// the nodes restarted.
-    pub fn heal(&mut self, sim: &mut Sim<'_>) -> Vec<u64> {
+    /// Repairs every link, takes every loss away, makes every disk fast again and restarts
+    /// every crashed node; returns the nodes restarted, each with what its disk lost.
+    pub fn heal(&mut self, sim: &mut Sim<'_>) -> Result<Vec<(u64, String)>, String> {
         self.repair_cuts(sim);
         for (a, b) in std::mem::take(&mut self.lossy) {
             sim.set_link_fail_rate(host_name(a), host_name(b), 0.0);
         }
-        let restarted: Vec<u64> = std::mem::take(&mut self.crashed).into_iter().collect();
-        for node in &restarted {
-            sim.bounce(host_name(*node));
+        for node_disk in self.disks.values() {
+            node_disk.disk.set_slow(None);
         }
-        restarted
+        let crashed: Vec<u64> = std::mem::take(&mut self.crashed).into_iter().collect();
+        let mut restarted = Vec::new();
+        for node in crashed {
+            let event = self.restart(sim, node)?;
+            restarted.push((node, event));
+        }
+        Ok(restarted)
     }
 
     fn repair_cuts(&mut self, sim: &Sim<'_>) {

@@ -14,8 +14,23 @@
 //! what is in flight on its link, which breaks that TCP exchange; the RPC times out and
 //! reconnects), repairs, crashing a node (a machine that stops: turmoil drops its runtime
 //! and tasks, its files stay, and no FIN or RST leaves it) and restarting it (a bounce
-//! reopens the same directory). Each node snapshots every few entries ([`Plan`]), so
-//! snapshots, purges and snapshot installs happen in most runs.
+//! reopens the same directory, after its disk lost what no fsync covered, below). A second
+//! seeded RNG, the disk faults', slows one node's disk down (fsyncs take 50-300 ms instead
+//! of 1 ms) or lets it recover, at most once per slot, and every disk is fast again at the
+//! heal. Each node snapshots every few entries ([`Plan`]), so snapshots, purges and snapshot
+//! installs happen in most runs.
+//!
+//! The log's flushes go through riffle-cluster's `Flusher` seam to a simulated disk
+//! ([`disk`]): `submit` queues them for a task of the node, which completes them in order
+//! after a simulated fsync (one covers every flush queued before it started), and records
+//! the highest frame index made durable before openraft hears of it; riffle-log's own fsyncs
+//! (a segment sealed at a roll, a truncation, a reset) count too. That record lives outside
+//! the host, so it survives a crash, and at the restart, while the node is down, every
+//! frame of its metadata log past it is dropped and, with a seeded chance, a torn final
+//! write (part of the next frame, a few random bytes or a run of zeros) is left after the
+//! last one kept, for riffle-log's recovery to cut. The vote and snapshot files are written
+//! with fsync and stay as they are. The trace records each slow disk and its recovery, and
+//! at each restart the frames lost and the torn tail written.
 //!
 //! # What is checked
 //!
@@ -75,17 +90,27 @@
 //!   path uses `spawn_blocking` or a thread of its own; the tests run seeds on several
 //!   threads at once, one simulation per thread;
 //! * **directory names** are random ([`data_dir`]) but nothing a run records contains them,
-//!   short of a storage error naming a path.
+//!   short of a storage error naming a path;
+//! * **the disk**: fsync latency is simulated time (the paused clock), each node's fsync task
+//!   is spawned through riffle's runtime inside the node's seeded scope (so it inherits the
+//!   seed and dies with the host at a crash), and the disk faults (slow disks, torn tails)
+//!   draw from their own RNG, seeded from the run's seed, so adding them left the other
+//!   faults' draws as they were (though not the runs: timing changed).
 //!
 //! What a seed does not give: the same run under another simulator (a change to the
 //! workload, the fault driver or openraft changes what a seed does), nor a faithful disk.
 //! The disk is the real file system (in RAM when `/dev/shm` exists): writes are synchronous
-//! `write(2)` calls in task order, flushes complete without fdatasync ([`node::NoSync`]), and
-//! a crash loses nothing (torn and unsynced writes are not dropped yet).
+//! `write(2)` calls in task order, and no real fdatasync runs. A crash loses exactly the
+//! metadata log's frames past the last simulated fsync (a real disk may keep some of them,
+//! since the page cache is written back at any time; the model never drops a frame an fsync
+//! covered), only at a restart, and only the log's: a crash never falls inside a storage
+//! call (they are synchronous, between two simulation steps), and file creations, renames
+//! and deletions, the vote and snapshot files, all fsynced by riffle, always survive.
 //!
 //! [`open_meta_group`]: riffle_cluster::open_meta_group
 
 pub mod catalogue_check;
+pub mod disk;
 pub mod faults;
 pub mod node;
 pub mod sim;
@@ -173,7 +198,8 @@ impl Plan {
 
 /// A fresh directory for one run's data. In RAM (`/dev/shm`) where there is one: the vote
 /// file's fsyncs then cost nothing, and they protect nothing here anyway (a turmoil crash
-/// drops a node's tasks, not the page cache). Its name is random, which no run can see: node
+/// drops a node's tasks, not the page cache, which [`disk`] models instead). Its name is
+/// random, which no run can see: node
 /// directories are named by node id under it, and no path reaches a log or the catalogue.
 pub fn data_dir() -> Result<TempDir, String> {
     let ram = std::path::Path::new("/dev/shm");

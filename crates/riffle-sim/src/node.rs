@@ -19,13 +19,14 @@ use openraft::rt::AsyncRuntime;
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{Config, Raft, RaftNetworkFactory, RaftNetworkV2};
 use riffle_cluster::{
-    open_meta_group, propose, ClusterNode, Flusher, MetaRaft, MetaSnapshot, MetaView, PendingFlush,
-    ProposeError, RiffleRaft, RiffleRuntime,
+    open_meta_group, propose, ClusterNode, MetaRaft, MetaSnapshot, MetaView, ProposeError,
+    RiffleRaft, RiffleRuntime,
 };
 use riffle_core::catalogue::{Applied, Rejection};
 use riffle_log::LogOptions;
 use turmoil::net::{TcpListener, TcpStream};
 
+use crate::disk::{Disk, SimFlusher, SimStore};
 use crate::wire::{self, Proposed, Reply, Request};
 
 /// The port every node listens on for its peers and the workload.
@@ -56,43 +57,41 @@ pub fn raft_config(snapshot_every: u64) -> Arc<Config> {
     )
 }
 
-/// Completes every flush without an fdatasync. A turmoil crash drops a host's tasks but not
-/// the page cache, so an fsync would change nothing the simulation can observe; skipping it
-/// keeps a run fast. (Losing unsynced writes at a crash is a fault still to be modelled.)
-pub struct NoSync;
-
-impl Flusher for NoSync {
-    fn submit(&self, pending: PendingFlush) {
-        pending.complete(Ok(()));
+/// The metadata log's options in the simulation: small segments, so runs roll, seal and
+/// purge segments (and a crash finds sealed segments before the active one).
+pub fn log_options() -> LogOptions {
+    LogOptions {
+        segment_bytes_max: 4096,
+        index_interval_bytes: 512,
     }
 }
 
-/// Opens node `id`'s storage in `dir`, starts its Raft, registers it and serves until the
-/// host crashes. openraft's randomness (election timeouts, tick phases) comes from `seed`,
-/// in this task and every task spawned from it.
+/// Opens node `id`'s storage in `dir` on `disk`, starts its Raft, registers it and serves
+/// until the host crashes. openraft's randomness (election timeouts, tick phases) comes from
+/// `seed`, in this task and every task spawned from it (the disk's fsync task included).
 pub async fn run_node(
     id: u64,
     seed: u64,
     config: Arc<Config>,
     dir: PathBuf,
+    disk: Arc<Disk>,
     members: Vec<u64>,
     on_start: impl FnOnce(MetaRaft, MetaView),
 ) -> Result<(), Box<dyn std::error::Error>> {
-    RiffleRuntime::seeded(seed, serve_node(id, config, dir, members, on_start)).await
+    RiffleRuntime::seeded(seed, serve_node(id, config, dir, disk, members, on_start)).await
 }
 
 async fn serve_node(
     id: u64,
     config: Arc<Config>,
     dir: PathBuf,
+    disk: Arc<Disk>,
     members: Vec<u64>,
     on_start: impl FnOnce(MetaRaft, MetaView),
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let options = LogOptions {
-        segment_bytes_max: 4096,
-        index_interval_bytes: 512,
-    };
-    let (store, machine) = open_meta_group(&dir, options, Arc::new(NoSync))?;
+    let flusher = SimFlusher::start(disk.clone());
+    let (store, machine) = open_meta_group(&dir, log_options(), Arc::new(flusher))?;
+    let store = SimStore::new(store, disk);
     let view = machine.view();
     let raft = Raft::new(id, config, Net, store, machine).await?;
     on_start(raft.clone(), view);

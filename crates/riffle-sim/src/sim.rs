@@ -5,16 +5,18 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::async_runtime::WatchReceiver;
 use openraft::ServerState;
-use riffle_cluster::{MetaRaft, MetaView, RiffleRuntime};
+use riffle_cluster::{MetaRaft, MetaView, RiffleRuntime, META_DIR_NAME};
 use riffle_core::catalogue::{CatalogueState, Command};
 use turmoil::net::TcpStream;
 
 use crate::catalogue_check::{check_acknowledged, stream_meta, StreamHistory, ACCOUNT, GEN_TAG};
-use crate::faults::Faults;
+use crate::disk::Disk;
+use crate::faults::{Faults, NodeDisk};
 use crate::node::{host_name, raft_config, run_node, PORT};
 use crate::trace::Trace;
 use crate::wire::{self, Proposed, Reply, Request};
@@ -73,14 +75,26 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
     let registry: Registry = Rc::default();
     let phase = Rc::new(Cell::new(Phase::Workload));
     let trace = Rc::new(RefCell::new(Trace::new(plan.print_trace)));
+    let mut disks = BTreeMap::new();
     for id in NODES {
         let node_dir = dir.path().join(host_name(id));
+        // The node's disk outlives its boots: what it made durable decides what a crash
+        // leaves.
+        let disk = Arc::new(Disk::default());
+        disks.insert(
+            id,
+            NodeDisk {
+                disk: disk.clone(),
+                log_dir: node_dir.join(META_DIR_NAME),
+            },
+        );
         let registry = registry.clone();
         let boots = Rc::new(Cell::new(0u64));
         let seed = plan.seed;
         let config = raft_config(plan.snapshot_every);
         sim.host(host_name(id), move || {
             let node_dir = node_dir.clone();
+            let disk = disk.clone();
             let registry = registry.clone();
             // Each boot of each node draws openraft's randomness from its own seed.
             boots.set(boots.get() + 1);
@@ -92,6 +106,7 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
                     node_seed,
                     config,
                     node_dir,
+                    disk,
                     NODES.to_vec(),
                     move |raft, view| {
                         registry.borrow_mut().insert(id, (raft, view));
@@ -123,7 +138,7 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
     }
 
     // Faults, between steps, from the driver's own seeded RNG.
-    let mut faults = Faults::new(&NODES, "workload");
+    let mut faults = Faults::new(&NODES, "workload", disks, plan.seed ^ 0xD15C_FA17);
     let mut leaders: BTreeSet<(u64, u64)> = BTreeSet::new();
     let mut seen: BTreeMap<u64, NodeSeen> = BTreeMap::new();
     let unseeded_before = RiffleRuntime::unseeded_uses_on_this_thread();
@@ -194,20 +209,29 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
         let event = match phase.get() {
             Phase::Workload if sim.elapsed() >= next_slot => {
                 next_slot = sim.elapsed() + Duration::from_millis(200);
+                if let Some(event) = faults.disk_event() {
+                    trace
+                        .borrow_mut()
+                        .record(sim.elapsed(), format_args!("fault: {event}"));
+                }
                 if !rng.chance(plan.fault_chance) {
                     continue;
                 }
                 faults.inject(&mut sim, &mut rng, |node| {
                     seen.remove(&node);
-                })
+                })?
             }
             Phase::HealRequested => {
-                let restarted = faults.heal(&mut sim);
-                for node in &restarted {
+                let restarted = faults.heal(&mut sim)?;
+                for (node, event) in &restarted {
                     seen.remove(node);
+                    trace
+                        .borrow_mut()
+                        .record(sim.elapsed(), format_args!("fault: heal: {event}"));
                 }
                 phase.set(Phase::Healed);
-                format!("heal: every link repaired, restarted {restarted:?}")
+                let nodes: Vec<u64> = restarted.iter().map(|(node, _)| *node).collect();
+                format!("heal: every link repaired, every disk fast, restarted {nodes:?}")
             }
             Phase::Workload | Phase::Healed => continue,
         };

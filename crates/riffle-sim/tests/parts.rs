@@ -1,14 +1,19 @@
-//! The simulator's own parts, on their own: the no-lost-change checker and the wire frames.
+//! The simulator's own parts, on their own: the no-lost-change checker, the wire frames and
+//! the crash of the simulated disk.
 //! (Here rather than as unit tests, so the library, built at opt-level 2, is compiled once.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use openraft::impls::leader_id_adv::LeaderId;
 use openraft::raft::VoteRequest;
 use riffle_cluster::{LogId, Vote};
 use riffle_core::catalogue::{CatalogueState, Command};
+use riffle_log::{EntryMeta, FrameKind, Log};
 use riffle_sim::catalogue_check::{check_acknowledged, stream_meta, StreamHistory, ACCOUNT};
+use riffle_sim::disk::Disk;
+use riffle_sim::node::log_options;
 use riffle_sim::wire::{read_frame, vote_request, write_frame, Request, FRAME_MAX};
+use riffle_sim::Rng;
 
 fn catalogue_with(generation: Option<u64>, version: u64) -> CatalogueState {
     let mut catalogue = CatalogueState::new(String::new());
@@ -87,4 +92,73 @@ async fn frames_round_trip_and_a_huge_length_is_refused() {
     let huge = (FRAME_MAX + 1).to_be_bytes();
     assert!(read_frame::<Request>(&mut &huge[..]).await.is_err());
     assert!(read_frame::<Request>(&mut &[][..]).await.unwrap().is_none());
+}
+
+/// A log of `frames` frames of 300 bytes in the simulator's small segments (several sealed
+/// ones, then the active one); returns the active segment's base index.
+fn log_with_frames(dir: &std::path::Path, frames: u64) -> u64 {
+    let (mut log, _) = Log::open(dir, log_options()).unwrap();
+    for index in 1..=frames {
+        let meta = EntryMeta {
+            kind: FrameKind::Data,
+            flags: 0,
+            term: 1 + index / 10,
+            leader: 1,
+            record_count: 1,
+            ts_first_ms: 0,
+            ts_max_ms: 0,
+        };
+        log.append(&meta, &[index as u8; 300]).unwrap();
+    }
+    log.segments().last().unwrap().base_index
+}
+
+#[test]
+fn a_crash_drops_the_unsynced_frames_and_recovery_cuts_the_torn_tail() {
+    let mut torn_kinds = BTreeSet::new();
+    for seed in 0..48u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let active = log_with_frames(dir.path(), 40);
+        assert!(active > 1, "the log has sealed segments");
+        // Durable anywhere from the end of the sealed segments to the end of the log.
+        let durable = active - 1 + seed % (40 - active + 2);
+        let disk = Disk::default();
+        disk.booted(durable);
+        let loss = disk
+            .lose_unsynced(dir.path(), log_options(), &mut Rng::new(seed))
+            .unwrap();
+        assert_eq!(loss.frames, 40 - durable, "seed {seed}");
+        if let Some(torn) = &loss.torn {
+            assert!(loss.frames > 0, "a torn write needs a lost one");
+            torn_kinds.insert(torn.split(' ').nth(1).unwrap().to_string());
+        }
+        // What the node's recovery then finds: every durable frame, intact, and nothing else.
+        let (log, _) = Log::open(dir.path(), log_options()).unwrap();
+        assert_eq!(log.last_index(), durable, "seed {seed}: {loss}");
+        let frames = log
+            .reader()
+            .read(1, durable, usize::MAX, usize::MAX)
+            .unwrap();
+        assert_eq!(frames.len() as u64, durable);
+        for frame in frames {
+            assert_eq!(frame.payload[..], [frame.index as u8; 300][..]);
+        }
+    }
+    // Part of the next frame, random bytes, zeros.
+    assert_eq!(torn_kinds.len(), 3, "{torn_kinds:?}");
+}
+
+#[test]
+fn a_crash_that_would_drop_fsynced_frames_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let active = log_with_frames(dir.path(), 40);
+    let disk = Disk::default();
+    // Below the last sealed segment's end: a roll fsynced those frames.
+    disk.booted(active - 2);
+    let error = disk
+        .lose_unsynced(dir.path(), log_options(), &mut Rng::new(1))
+        .unwrap_err();
+    assert!(error.contains("sealed segments"), "{error}");
+    let (log, _) = Log::open(dir.path(), log_options()).unwrap();
+    assert_eq!(log.last_index(), 40, "nothing was dropped");
 }
