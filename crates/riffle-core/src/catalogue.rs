@@ -303,13 +303,8 @@ impl CatalogueState {
             .values()
             .map(|entry| entry.meta.clone())
             .collect();
-        let encrypted = streams.iter().any(|meta| !meta.sealing_keys.is_empty());
-        MetaDocument {
-            format_version: if encrypted {
-                meta::META_FORMAT_VERSION
-            } else {
-                meta::META_FORMAT_VERSION_UNENCRYPTED
-            },
+        let mut document = MetaDocument {
+            format_version: meta::META_FORMAT_VERSION,
             token_key_hex: self.token_key_hex.clone(),
             streams,
             accounts: self.accounts.clone(),
@@ -329,7 +324,9 @@ impl CatalogueState {
                     log: log.clone(),
                 })
                 .collect(),
-        }
+        };
+        document.format_version = meta::format_version_for(&document);
+        document
     }
 
     /// The stream and its version.

@@ -18,12 +18,43 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the document's meaning changes; older servers refuse newer documents.
-/// Version 2 added encryption at rest.
-pub const META_FORMAT_VERSION: u32 = 2;
+/// Version 2 added encryption at rest; version 3 channels, queues, `AUTO` record
+/// distribution and the directories being removed.
+pub const META_FORMAT_VERSION: u32 = 3;
+/// What a catalogue using encryption and nothing of version 3 is written as.
+pub const META_FORMAT_VERSION_ENCRYPTED: u32 = 2;
 /// What a catalogue is written as while no stream has encrypted frames: a data directory that
 /// never used encryption stays readable by servers older than it, and one that did is refused
 /// by them (they would take sealed frames for records).
 pub const META_FORMAT_VERSION_UNENCRYPTED: u32 = 1;
+
+/// The oldest format that can say what `document` says, which is what it is written as: a
+/// data directory stays readable by older servers as long as it uses nothing they lack, and
+/// is refused by them from the first write that does. Servers that know only versions 1 or 2
+/// ignore fields they do not know, so without this they would start on a catalogue with
+/// channels or queues, drop them at their next write, route an `AUTO` stream's records by
+/// partition key, and take the directories being removed for unaccounted ones.
+pub fn format_version_for(document: &MetaDocument) -> u32 {
+    let newer = !document.channels.is_empty()
+        || !document.queues.is_empty()
+        || !document.queue_delivery.is_empty()
+        || !document.removing.is_empty()
+        || document
+            .streams
+            .iter()
+            .any(|stream| !stream.record_distribution.is_partition_key());
+    if newer {
+        META_FORMAT_VERSION
+    } else if document
+        .streams
+        .iter()
+        .any(|stream| !stream.sealing_keys.is_empty())
+    {
+        META_FORMAT_VERSION_ENCRYPTED
+    } else {
+        META_FORMAT_VERSION_UNENCRYPTED
+    }
+}
 pub(crate) const META_FILE: &str = "meta.json";
 pub(crate) const META_TMP_FILE: &str = "meta.json.tmp";
 
@@ -508,6 +539,39 @@ mod tests {
         assert!(!text.contains("encryption") && !text.contains("sealing_keys"));
         assert!(!text.contains("aws_managed_key"));
         assert_eq!(load(dir.path()).unwrap().unwrap(), document);
+    }
+
+    /// A catalogue is written in the oldest format that says all it holds, so a server that
+    /// would misread it (ignoring fields it does not know) refuses it instead.
+    #[test]
+    fn the_format_version_is_the_oldest_that_says_everything() {
+        let mut document = sample();
+        document.removing.clear();
+        document.channels.clear();
+        document.queues.clear();
+        document.queue_delivery.clear();
+        for stream in &mut document.streams {
+            stream.record_distribution = RecordDistribution::PartitionKey;
+        }
+        assert!(!document.streams[0].sealing_keys.is_empty());
+        assert_eq!(format_version_for(&document), META_FORMAT_VERSION_ENCRYPTED);
+        document.streams[0].encryption = None;
+        document.streams[0].sealing_keys.clear();
+        assert_eq!(
+            format_version_for(&document),
+            META_FORMAT_VERSION_UNENCRYPTED
+        );
+        let mut auto = document.clone();
+        auto.streams[0].record_distribution = RecordDistribution::Auto;
+        assert_eq!(format_version_for(&auto), META_FORMAT_VERSION);
+        let mut removing = document.clone();
+        removing.removing.push("abc/0".into());
+        assert_eq!(format_version_for(&removing), META_FORMAT_VERSION);
+        // This server reads what it writes.
+        let dir = tempfile::tempdir().unwrap();
+        removing.format_version = format_version_for(&removing);
+        store(dir.path(), &removing, false).unwrap();
+        assert_eq!(load(dir.path()).unwrap().unwrap(), removing);
     }
 
     #[test]
