@@ -204,7 +204,13 @@ pub struct Queue {
     watching: AtomicBool,
     deleted: AtomicBool,
     compacting: AtomicBool,
+    /// When a receive last warned that a shard's replicas did not answer (ms): consumers
+    /// poll, so the warning is logged once per [`UNREACHABLE_WARN_EVERY_MS`], not per call.
+    unreachable_warned_ms: AtomicU64,
 }
+
+/// How often a queue repeats the warning that a shard's replicas do not answer.
+const UNREACHABLE_WARN_EVERY_MS: u64 = 30_000;
 
 /// A record in the working set.
 struct Entry {
@@ -873,11 +879,22 @@ impl Queue {
             delivery.refill(&meta, &state, now, remote.as_deref_mut())?;
             if let Some(remote) = remote.filter(|_| !delivery.visible.is_empty()) {
                 if let Some(failed) = remote.failed.take() {
-                    tracing::warn!(
-                        queue = %self.arn,
-                        error = ?failed.message,
-                        "a shard's replicas did not answer; delivering the other shards' records"
-                    );
+                    let last = self.unreachable_warned_ms.load(Ordering::Relaxed);
+                    if now.saturating_sub(last) >= UNREACHABLE_WARN_EVERY_MS {
+                        self.unreachable_warned_ms.store(now, Ordering::Relaxed);
+                        tracing::warn!(
+                            queue = %self.arn,
+                            error = ?failed.message,
+                            "a shard's replicas did not answer; delivering the other shards' \
+                             records (repeated at most every 30 s while it lasts)"
+                        );
+                    } else {
+                        tracing::debug!(
+                            queue = %self.arn,
+                            error = ?failed.message,
+                            "a shard's replicas did not answer"
+                        );
+                    }
                 }
             }
         }
@@ -1468,6 +1485,7 @@ fn open_queue(
         watching: AtomicBool::new(false),
         deleted: AtomicBool::new(false),
         compacting: AtomicBool::new(false),
+        unreachable_warned_ms: AtomicU64::new(0),
     });
     queue.set_meta(meta.clone());
     Ok(queue)
