@@ -15,7 +15,7 @@
 //! told is durable, or one riffle-log fsynced itself, always survives.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write as _;
+use std::io::{self, Write as _};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -24,9 +24,10 @@ use openraft::rt::AsyncRuntime;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::OptionalSend;
 use riffle_cluster::{
-    Entry, Flusher, LogId, LogStore, LogStoreReader, PendingFlush, RiffleRaft, RiffleRuntime, Vote,
+    frame_index, Entry, Flusher, LogId, LogStore, LogStoreReader, PendingFlush, RiffleRaft,
+    RiffleRuntime, Vote,
 };
-use riffle_log::{Log, LogOptions, FRAME_HEADER_BYTES};
+use riffle_log::{Log, LogError, LogOptions, FRAME_HEADER_BYTES};
 use tokio::sync::mpsc;
 
 use crate::Rng;
@@ -53,6 +54,12 @@ struct DiskState {
     epoch: u64,
     /// What an fsync costs now ([`FSYNC_LATENCY`], or more on a slow disk).
     fsync_latency: Duration,
+    /// The disk fails the log's fsyncs (and the writes that fsync) with this error, if any.
+    failing: Option<DiskError>,
+    /// Calls failed since the disk last started failing.
+    failures: u64,
+    /// An fsync of this boot failed: the log is poisoned until the node restarts.
+    poisoned: bool,
 }
 
 impl Default for DiskState {
@@ -61,8 +68,47 @@ impl Default for DiskState {
             durable: 0,
             epoch: 0,
             fsync_latency: FSYNC_LATENCY,
+            failing: None,
+            failures: 0,
+            poisoned: false,
         }
     }
+}
+
+/// The error a failing disk returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskError {
+    /// `EIO`: the device failed to write back (reported by the fsync that covered it).
+    Io,
+    /// `ENOSPC`: the filesystem is full (delayed allocation reports it at the fsync too).
+    NoSpace,
+}
+
+impl DiskError {
+    /// Its name, for the trace.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskError::Io => "EIO",
+            DiskError::NoSpace => "ENOSPC",
+        }
+    }
+
+    /// The OS error, as the system call returns it.
+    pub fn os_error(self) -> io::Error {
+        io::Error::from_raw_os_error(match self {
+            DiskError::Io => 5,
+            DiskError::NoSpace => 28,
+        })
+    }
+}
+
+/// What became of a simulated fsync.
+#[derive(Clone, Copy)]
+enum Fsync {
+    Done,
+    Failed(DiskError),
+    /// An earlier fsync of this boot failed: riffle-log refuses every call until a reopen.
+    Poisoned,
 }
 
 /// What a restart did to a node's log.
@@ -109,11 +155,77 @@ impl Disk {
         self.state().fsync_latency
     }
 
+    /// Makes the disk fail the log's fsyncs with `error` from now on, or work again with
+    /// `None` (a log already poisoned stays so until the node restarts).
+    pub fn set_failing(&self, error: Option<DiskError>) {
+        let mut state = self.state();
+        if error.is_some() && state.failing.is_none() {
+            state.failures = 0;
+        }
+        state.failing = error;
+    }
+
+    /// The error the disk fails with now, if it does.
+    pub fn failing(&self) -> Option<DiskError> {
+        self.state().failing
+    }
+
+    /// Calls that failed since the disk last started failing.
+    pub fn failures(&self) -> u64 {
+        self.state().failures
+    }
+
+    /// Whether a failed fsync poisoned the log of the node's current boot (its Raft has
+    /// stopped: openraft treats a storage error as fatal).
+    pub fn is_poisoned(&self) -> bool {
+        self.state().poisoned
+    }
+
     /// A boot opened the log: recovery fsynced everything it kept, up to `durable`.
     pub fn booted(&self, durable: u64) {
         let mut state = self.state();
         state.durable = durable;
         state.epoch += 1;
+        state.poisoned = false;
+    }
+
+    /// An fsync of the log runs now: it fails on a failing disk (and poisons the log), and
+    /// on a poisoned log.
+    fn fsync(&self) -> Fsync {
+        let mut state = self.state();
+        if state.poisoned {
+            return Fsync::Poisoned;
+        }
+        match state.failing {
+            Some(error) => {
+                state.poisoned = true;
+                state.failures += 1;
+                Fsync::Failed(error)
+            }
+            None => Fsync::Done,
+        }
+    }
+
+    /// Whether a write of the log may go ahead: `None` if so, or the error riffle-log would
+    /// return: a poisoned log refuses every write, and on a failing disk one that fsyncs
+    /// (`fsyncs`) fails at its fsync and poisons the log. It fails before writing anything,
+    /// which is one thing a failed fsync may leave.
+    fn refuse(&self, fsyncs: bool) -> Option<io::Error> {
+        match self.fsync_if(fsyncs) {
+            Fsync::Done => None,
+            Fsync::Failed(error) => Some(error.os_error()),
+            Fsync::Poisoned => Some(io::Error::other(LogError::Poisoned.to_string())),
+        }
+    }
+
+    fn fsync_if(&self, fsyncs: bool) -> Fsync {
+        if fsyncs {
+            self.fsync()
+        } else if self.state().poisoned {
+            Fsync::Poisoned
+        } else {
+            Fsync::Done
+        }
     }
 
     /// A simulated fsync covering frames up to `upto` returned, for a flush submitted in
@@ -258,10 +370,18 @@ async fn fsync_task(disk: Arc<Disk>, mut queue: mpsc::UnboundedReceiver<(Pending
             batch.push(more);
         }
         tokio::time::sleep(disk.fsync_latency()).await;
+        let fsync = disk.fsync();
         for (pending, epoch) in batch {
-            // Durable before openraft hears it: a crash from here on keeps the frames.
-            disk.synced(pending.sync_handle().upto(), epoch);
-            pending.complete(Ok(()));
+            match fsync {
+                Fsync::Done => {
+                    // Durable before openraft hears it: a crash from here on keeps the frames.
+                    disk.synced(pending.sync_handle().upto(), epoch);
+                    pending.complete(Ok(()));
+                }
+                // openraft stops the group on this node; the frames stay unsynced.
+                Fsync::Failed(error) => pending.complete(Err(LogError::Io(error.os_error()))),
+                Fsync::Poisoned => pending.complete(Err(LogError::Poisoned)),
+            }
         }
     }
 }
@@ -328,6 +448,16 @@ impl RaftLogStorage<RiffleRaft> for SimStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        // Appends are write(2)s into the page cache, which a failing disk takes; only one that
+        // seals a full segment first fsyncs (riffle-log rolls before it writes).
+        let log = self.inner.log();
+        let rolls = log
+            .segments()
+            .last()
+            .is_some_and(|active| active.bytes >= log.options().segment_bytes_max);
+        if let Some(error) = self.disk.refuse(rolls) {
+            return Err(error);
+        }
         let next_before = self.inner.log().next_index();
         let result = self.inner.append(entries, callback).await;
         self.after_write(next_before);
@@ -335,6 +465,12 @@ impl RaftLogStorage<RiffleRaft> for SimStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), std::io::Error> {
+        // A truncation that cuts something fsyncs it.
+        let keep = last_log_id.map_or(Some(0), |log_id| frame_index(log_id.index));
+        let cuts = keep.is_some_and(|keep| keep < self.inner.log().last_index());
+        if let Some(error) = self.disk.refuse(cuts) {
+            return Err(error);
+        }
         let next_before = self.inner.log().next_index();
         let result = self.inner.truncate_after(last_log_id).await;
         self.after_write(next_before);
@@ -342,6 +478,12 @@ impl RaftLogStorage<RiffleRaft> for SimStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), std::io::Error> {
+        // A purge that drops something fsyncs the log's directory (or a reset segment).
+        let purges =
+            !matches!(self.inner.last_purged(), Some(purged) if purged.index >= log_id.index);
+        if let Some(error) = self.disk.refuse(purges) {
+            return Err(error);
+        }
         let next_before = self.inner.log().next_index();
         let result = self.inner.purge(log_id).await;
         self.after_write(next_before);

@@ -1,7 +1,8 @@
 //! The fault driver: between simulation steps it isolates nodes, cuts links one way, makes
 //! links lossy, repairs them, crashes nodes and restarts them (dropping what their disks had
-//! not fsynced), and slows disks down, each choice drawn from the run's seed, and it keeps
-//! its own record of the links it broke so it can put them back.
+//! not fsynced), slows disks down and makes one disk at a time fail (then restarts its node),
+//! each choice drawn from the run's seed, and it keeps its own record of the links it broke
+//! so it can put them back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -10,13 +11,20 @@ use std::time::Duration;
 
 use turmoil::Sim;
 
-use crate::disk::Disk;
+use crate::disk::{Disk, DiskError};
 use crate::node::{host_name, log_options};
 use crate::Rng;
 
-/// Chance per fault slot of a disk event (a disk slowing down or recovering), drawn from
-/// the disk faults' own RNG so that the other faults' plans stay as they were.
+/// Chance per fault slot of a disk event (a disk slowing down, recovering or starting to
+/// fail), drawn from the disk faults' own RNG so that the other faults' plans stay as they
+/// were.
 const DISK_EVENT_CHANCE: f64 = 0.08;
+
+/// Share of the disk events, while no disk fails, that make one fail.
+const DISK_FAILURE_SHARE: f64 = 0.35;
+
+/// Chance per fault slot that a failing disk works again (about 1.3 s on average).
+const DISK_FAILURE_END_CHANCE: f64 = 0.15;
 
 /// A slow disk's fsync latency: this many milliseconds at least...
 const SLOW_FSYNC_MS_MIN: u64 = 50;
@@ -45,11 +53,13 @@ pub struct Faults {
     lossy: BTreeSet<(u64, u64)>,
     crashed: BTreeSet<u64>,
     disks: BTreeMap<u64, NodeDisk>,
-    /// The disk faults' RNG: slow disks, and what a restart finds on disk.
+    /// The node whose disk fails, if any (one at a time).
+    failing: Option<u64>,
+    /// The disk faults' RNG: slow and failing disks, and what a restart finds on disk.
     disk_rng: Rng,
     /// Fault events drawn (including those that found nothing to do).
     pub injected: usize,
-    /// Crashes injected.
+    /// Crashes injected (a node whose Raft a failing disk stopped is crashed too, to restart).
     pub crashes: usize,
 }
 
@@ -68,6 +78,7 @@ impl Faults {
             lossy: BTreeSet::new(),
             crashed: BTreeSet::new(),
             disks,
+            failing: None,
             disk_rng: Rng::new(disk_seed),
             injected: 0,
             crashes: 0,
@@ -79,23 +90,70 @@ impl Faults {
         self.crashed.contains(&node)
     }
 
-    /// Maybe slows one node's disk down or lets it recover (from the disk faults' RNG, once
-    /// per fault slot); returns what it did, for the trace.
-    pub fn disk_event(&mut self) -> Option<String> {
+    /// Maybe ends a disk failure, then maybe slows one node's disk down, lets it recover or
+    /// makes it fail (from the disk faults' RNG, once per fault slot); returns what it did,
+    /// for the trace. `restarted` is told of a node restarted because its storage failed.
+    pub fn disk_event(
+        &mut self,
+        sim: &mut Sim<'_>,
+        mut restarted: impl FnMut(u64),
+    ) -> Result<Vec<String>, String> {
+        let mut events = Vec::new();
+        if self.failing.is_some() && self.disk_rng.chance(DISK_FAILURE_END_CHANCE) {
+            let (event, node) = self.end_failure(sim)?;
+            if let Some(node) = node {
+                restarted(node);
+            }
+            events.push(event);
+        }
         if !self.disk_rng.chance(DISK_EVENT_CHANCE) {
-            return None;
+            return Ok(events);
         }
         let node = self.nodes[self.disk_rng.below(self.nodes.len() as u64) as usize];
         let disk = &self.disks[&node].disk;
-        if disk.is_slow() {
+        if self.failing.is_none() && self.disk_rng.chance(DISK_FAILURE_SHARE) {
+            let error = if self.disk_rng.chance(0.5) {
+                DiskError::Io
+            } else {
+                DiskError::NoSpace
+            };
+            disk.set_failing(Some(error));
+            self.failing = Some(node);
+            events.push(format!("disk of node{node} fails: {}", error.name()));
+        } else if disk.is_slow() {
             disk.set_slow(None);
-            Some(format!("disk of node{node} fast again"))
+            events.push(format!("disk of node{node} fast again"));
         } else {
             let span = SLOW_FSYNC_MS_MAX - SLOW_FSYNC_MS_MIN + 1;
             let millis = SLOW_FSYNC_MS_MIN + self.disk_rng.below(span);
             disk.set_slow(Some(Duration::from_millis(millis)));
-            Some(format!("slow disk node{node}: fsyncs take {millis} ms"))
+            events.push(format!("slow disk node{node}: fsyncs take {millis} ms"));
         }
+        Ok(events)
+    }
+
+    /// The failing disk works again. If its errors stopped the node's Raft (a failed fsync
+    /// poisoned the log, and openraft stops a group whose storage failed), the node is
+    /// restarted now, as a supervisor would once the disk is back: crashed quietly, then
+    /// restarted like any crashed node (its unsynced frames lost). Not before: reopening the
+    /// log fsyncs, so a boot on a failing disk would stop too. A node that is down stays
+    /// down for the driver to restart. Returns the event and the node restarted, if any.
+    fn end_failure(&mut self, sim: &mut Sim<'_>) -> Result<(String, Option<u64>), String> {
+        let Some(node) = self.failing.take() else {
+            return Ok((String::new(), None));
+        };
+        let disk = self.disks[&node].disk.clone();
+        disk.set_failing(None);
+        let failures = disk.failures();
+        let mut event = format!("disk of node{node} works again after {failures} failed fsyncs");
+        if !disk.is_poisoned() || self.is_crashed(node) {
+            return Ok((event, None));
+        }
+        self.crash_quietly(sim, node);
+        self.crashed.remove(&node);
+        let restart = self.restart(sim, node)?;
+        event.push_str(&format!("; its Raft had stopped: {restart}"));
+        Ok((event, Some(node)))
     }
 
     /// Brings crashed `node` back: first its disk loses what no fsync covered (the host is
@@ -153,13 +211,24 @@ impl Faults {
                     format!("crash node{node} skipped")
                 }
             }
-            4 => match self.crashed.pop_first() {
+            // A node whose disk fails could not open its log: it waits for the disk.
+            4 => match self
+                .crashed
+                .iter()
+                .copied()
+                .find(|node| Some(*node) != self.failing)
+            {
                 Some(node) => {
+                    self.crashed.remove(&node);
                     let event = self.restart(sim, node)?;
                     restarted(node);
                     event
                 }
-                None => "restart skipped".to_string(),
+                None if self.crashed.is_empty() => "restart skipped".to_string(),
+                None => {
+                    let waiting = self.failing.unwrap_or_default();
+                    format!("restart node{waiting} skipped: its disk fails")
+                }
             },
             _ => {
                 sim.set_link_fail_rate(host_name(node), host_name(other), LOSSY_FAIL_RATE);
@@ -169,9 +238,14 @@ impl Faults {
         })
     }
 
-    /// Repairs every link, takes every loss away, makes every disk fast again and restarts
-    /// every crashed node; returns the nodes restarted, each with what its disk lost.
-    pub fn heal(&mut self, sim: &mut Sim<'_>) -> Result<Vec<(u64, String)>, String> {
+    /// Repairs every link, takes every loss away, makes every disk work and fast again and
+    /// restarts every crashed node (and one whose disk failure stopped its Raft); returns
+    /// what it did to disks and nodes: each node restarted (if any) with what its disk lost.
+    pub fn heal(&mut self, sim: &mut Sim<'_>) -> Result<Vec<(Option<u64>, String)>, String> {
+        let mut restarted = Vec::new();
+        if self.failing.is_some() {
+            restarted.push(self.end_failure(sim).map(|(event, node)| (node, event))?);
+        }
         self.repair_cuts(sim);
         for (a, b) in std::mem::take(&mut self.lossy) {
             sim.set_link_fail_rate(host_name(a), host_name(b), 0.0);
@@ -180,10 +254,9 @@ impl Faults {
             node_disk.disk.set_slow(None);
         }
         let crashed: Vec<u64> = std::mem::take(&mut self.crashed).into_iter().collect();
-        let mut restarted = Vec::new();
         for node in crashed {
             let event = self.restart(sim, node)?;
-            restarted.push((node, event));
+            restarted.push((Some(node), event));
         }
         Ok(restarted)
     }

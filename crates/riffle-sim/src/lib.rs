@@ -17,8 +17,16 @@
 //! reopens the same directory, after its disk lost what no fsync covered, below). A second
 //! seeded RNG, the disk faults', slows one node's disk down (fsyncs take 50-300 ms instead
 //! of 1 ms) or lets it recover, at most once per slot, and every disk is fast again at the
-//! heal. Each node snapshots every few entries ([`Plan`]), so snapshots, purges and snapshot
-//! installs happen in most runs.
+//! heal. It also makes one node's disk at a time fail with `EIO` or `ENOSPC` (a seeded
+//! choice) for a while (it ends with a chance of 15% per slot, or at the heal): every fsync
+//! of that node's metadata log fails, and so does every write that fsyncs (an append that
+//! seals a full segment, a truncation, a purge); plain appends still reach the page cache.
+//! A failed fsync poisons the log for the rest of that boot, as riffle-log does (every later
+//! write and fsync fails), the error reaches openraft through `PendingFlush::complete` or
+//! the storage call, and openraft stops the node's Raft. When the disk works again, a node
+//! whose Raft stopped is crashed and restarted (losing what no fsync covered); no node is
+//! restarted while its disk fails (reopening the log fsyncs, so that boot would fail too). Each node snapshots every few entries
+//! ([`Plan`]), so snapshots, purges and snapshot installs happen in most runs.
 //!
 //! The log's flushes go through riffle-cluster's `Flusher` seam to a simulated disk
 //! ([`disk`]): `submit` queues them for a task of the node, which completes them in order
@@ -29,7 +37,8 @@
 //! frame of its metadata log past it is dropped and, with a seeded chance, a torn final
 //! write (part of the next frame, a few random bytes or a run of zeros) is left after the
 //! last one kept, for riffle-log's recovery to cut. The vote and snapshot files are written
-//! with fsync and stay as they are. The trace records each slow disk and its recovery, and
+//! with fsync and stay as they are. The trace records each slow disk and its recovery, each
+//! failing disk (node and error) and its end (the failed fsyncs, the restart if any), and
 //! at each restart the frames lost and the torn tail written.
 //!
 //! # What is checked
@@ -56,9 +65,10 @@
 //! # Determinism: a seed replays exactly
 //!
 //! A run is a function of its seed and plan: its [`trace`] (every entry each node applied,
-//! every change of leader, term, snapshot or purge each node saw, every fault, every answer
-//! the workload got, each with its simulated time) is the same on every run, in any process,
-//! after any other seeds, on any thread. `tests/seeds.rs` runs one seed three times (two at
+//! every change of leader, term, snapshot or purge each node saw, each Raft that stopped
+//! (with openraft's fatal error), every fault, every answer the workload got, each with its
+//! simulated time) is the same on every run, in any process, after any other seeds, on any
+//! thread. `tests/seeds.rs` runs one seed three times (two at
 //! once on two threads, then one alone) and requires identical traces; `RIFFLE_SIM_REPLAY=1`
 //! (on in `scripts/sim`) runs every seed twice. What it took, source by source:
 //!
@@ -95,7 +105,9 @@
 //!   is spawned through riffle's runtime inside the node's seeded scope (so it inherits the
 //!   seed and dies with the host at a crash), and the disk faults (slow disks, torn tails)
 //!   draw from their own RNG, seeded from the run's seed, so adding them left the other
-//!   faults' draws as they were (though not the runs: timing changed).
+//!   faults' draws as they were (though not the runs: timing changed). A failing disk is a
+//!   state of the node's [`disk::Disk`] that its tasks read; the errors it returns name no
+//!   path, so a stopped Raft's fatal error can be in the trace.
 //!
 //! What a seed does not give: the same run under another simulator (a change to the
 //! workload, the fault driver or openraft changes what a seed does), nor a faithful disk.
@@ -105,7 +117,12 @@
 //! since the page cache is written back at any time; the model never drops a frame an fsync
 //! covered), only at a restart, and only the log's: a crash never falls inside a storage
 //! call (they are synchronous, between two simulation steps), and file creations, renames
-//! and deletions, the vote and snapshot files, all fsynced by riffle, always survive.
+//! and deletions, the vote and snapshot files, all fsynced by riffle, always survive. A
+//! failing disk fails only the metadata log's fsyncs (and the writes that fsync), never a
+//! plain `write(2)`, the vote file or a snapshot: riffle's wait for room after an `ENOSPC`
+//! write (up to 60 s, then the group stops) is not exercised, since the model cannot make
+//! riffle-log's own `write(2)` fail for a span of time; and a write that would fsync fails
+//! before writing anything (one outcome a failed fsync may leave, not the only one).
 //!
 //! [`open_meta_group`]: riffle_cluster::open_meta_group
 

@@ -165,6 +165,11 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
                 leading: metrics.state == ServerState::Leader,
                 snapshot: metrics.snapshot,
                 purged: metrics.purged,
+                stopped: metrics
+                    .running_state
+                    .as_ref()
+                    .err()
+                    .map(ToString::to_string),
             };
             if now.leading {
                 leaders.insert((now.term, *id));
@@ -209,7 +214,10 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
         let event = match phase.get() {
             Phase::Workload if sim.elapsed() >= next_slot => {
                 next_slot = sim.elapsed() + Duration::from_millis(200);
-                if let Some(event) = faults.disk_event() {
+                let disk_events = faults.disk_event(&mut sim, |node| {
+                    seen.remove(&node);
+                })?;
+                for event in disk_events {
                     trace
                         .borrow_mut()
                         .record(sim.elapsed(), format_args!("fault: {event}"));
@@ -224,14 +232,18 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
             Phase::HealRequested => {
                 let restarted = faults.heal(&mut sim)?;
                 for (node, event) in &restarted {
-                    seen.remove(node);
+                    if let Some(node) = node {
+                        seen.remove(node);
+                    }
                     trace
                         .borrow_mut()
                         .record(sim.elapsed(), format_args!("fault: heal: {event}"));
                 }
                 phase.set(Phase::Healed);
-                let nodes: Vec<u64> = restarted.iter().map(|(node, _)| *node).collect();
-                format!("heal: every link repaired, every disk fast, restarted {nodes:?}")
+                let nodes: Vec<u64> = restarted.iter().filter_map(|(node, _)| *node).collect();
+                format!(
+                    "heal: every link repaired, every disk working and fast, restarted {nodes:?}"
+                )
             }
             Phase::Workload | Phase::Healed => continue,
         };
@@ -267,6 +279,8 @@ struct NodeSeen {
     snapshot: Option<riffle_cluster::LogId>,
     /// The last entry purged from its log.
     purged: Option<riffle_cluster::LogId>,
+    /// Why its Raft stopped (a storage error is fatal to openraft), if it did.
+    stopped: Option<String>,
 }
 
 impl NodeSeen {
@@ -285,6 +299,11 @@ impl NodeSeen {
                     self.term, self.leader
                 ),
             );
+        }
+        if before.map(|seen| &seen.stopped) != Some(&self.stopped) {
+            if let Some(why) = &self.stopped {
+                trace.record(at, format_args!("node{id} Raft stopped: {why}"));
+            }
         }
         let storage = |seen: &NodeSeen| (seen.snapshot, seen.purged);
         if before.map(storage) != Some(storage(self)) {
