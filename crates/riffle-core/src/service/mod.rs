@@ -272,6 +272,17 @@ async fn call_operation(
     })
 }
 
+/// The stream a request names by its StreamName and StreamARN members (see
+/// [`resolve_stream`] for the rules when it gives both, or neither).
+fn stream_of(
+    node: &Node,
+    caller: &Caller,
+    name: &Option<String>,
+    arn: &Option<String>,
+) -> Result<Arc<Stream>, Error> {
+    resolve_stream(node, caller, name.as_deref(), arn.as_deref())
+}
+
 fn encode<T: serde::Serialize>(format: WireFormat, output: T) -> Vec<u8> {
     format.encode(&output)
 }

@@ -83,12 +83,7 @@ pub(super) async fn put_record(
     input: PutRecordInput,
 ) -> Result<PutRecordOutput, Error> {
     let started = Instant::now();
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     refuse_writes_while_creating(&stream)?;
     let state = stream.state();
     let auto = state.record_distribution == RecordDistribution::Auto;
@@ -151,12 +146,7 @@ pub(super) async fn put_records(
     input: PutRecordsInput,
 ) -> Result<PutRecordsOutput, Error> {
     let started = Instant::now();
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     refuse_writes_while_creating(&stream)?;
     let state = stream.state();
     let auto = state.record_distribution == RecordDistribution::Auto;
@@ -274,12 +264,7 @@ pub(super) async fn get_shard_iterator(
         }
         None => Error::shard_unparseable(shard_arg, name, account),
     };
-    let stream = match resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    ) {
+    let stream = match stream_of(node, caller, &input.stream_name, &input.stream_arn) {
         Ok(stream) => stream,
         Err(error) if error.kind == riffle_proto::ErrorKind::ResourceNotFoundException => {
             let (name, account) = addressed_stream(

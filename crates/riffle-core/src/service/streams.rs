@@ -61,12 +61,7 @@ pub(super) async fn delete_stream(
     caller: &Caller,
     input: DeleteStreamInput,
 ) -> Result<(), Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     // AWS: "A stream cannot be deleted while it has active channels."
     if channels::stream_has_channels(node, &stream.account, &stream.name, stream.created_ms) {
         return Err(Error::resource_in_use(format!(
@@ -131,12 +126,7 @@ pub(super) fn describe_stream(
     caller: &Caller,
     input: DescribeStreamInput,
 ) -> Result<DescribeStreamOutput, Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     let state = stream.shown_state();
     let limit = input
         .limit
@@ -180,12 +170,7 @@ pub(super) fn describe_stream_summary(
     caller: &Caller,
     input: DescribeStreamSummaryInput,
 ) -> Result<DescribeStreamSummaryOutput, Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     let state = stream.shown_state();
     let (encryption_type, key_id) = encryption::described(&state);
     Ok(DescribeStreamSummaryOutput {
@@ -336,12 +321,7 @@ pub(super) fn list_shards(
             if input.stream_name.is_none() && input.stream_arn.is_none() {
                 return Err(Error::list_shards_stream_missing());
             }
-            let stream = resolve_stream(
-                node,
-                caller,
-                input.stream_name.as_deref(),
-                input.stream_arn.as_deref(),
-            )?;
+            let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
             let after = input
                 .exclusive_start_shard_id
                 .as_deref()
@@ -432,12 +412,7 @@ pub(super) fn list_tags_for_stream(
     caller: &Caller,
     input: ListTagsForStreamInput,
 ) -> Result<ListTagsForStreamOutput, Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     let limit = input
         .limit
         .map(|limit| limit.max(1) as usize)
@@ -486,12 +461,7 @@ pub(super) async fn increase_retention(
     caller: &Caller,
     input: IncreaseStreamRetentionPeriodInput,
 ) -> Result<(), Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     let hours = hours(input.retention_period_hours.unwrap_or(0));
     control::change_retention(node, &stream, hours, true).await
 }
@@ -501,12 +471,7 @@ pub(super) async fn decrease_retention(
     caller: &Caller,
     input: DecreaseStreamRetentionPeriodInput,
 ) -> Result<(), Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     let hours = hours(input.retention_period_hours.unwrap_or(0));
     control::change_retention(node, &stream, hours, false).await
 }
@@ -516,12 +481,7 @@ pub(super) async fn add_tags_to_stream(
     caller: &Caller,
     input: AddTagsToStreamInput,
 ) -> Result<(), Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     control::add_tags(node, &stream, input.tags.unwrap_or_default()).await
 }
 
@@ -530,12 +490,7 @@ pub(super) async fn remove_tags_from_stream(
     caller: &Caller,
     input: RemoveTagsFromStreamInput,
 ) -> Result<(), Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     control::remove_tags(node, &stream, &input.tag_keys.unwrap_or_default()).await
 }
 
@@ -564,12 +519,7 @@ pub(super) async fn split_shard(
     caller: &Caller,
     input: SplitShardInput,
 ) -> Result<(), Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     control::split_shard(
         node,
         caller,
@@ -585,12 +535,7 @@ pub(super) async fn merge_shards(
     caller: &Caller,
     input: MergeShardsInput,
 ) -> Result<(), Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     control::merge_shards(
         node,
         &stream,
@@ -605,12 +550,7 @@ pub(super) async fn update_shard_count(
     caller: &Caller,
     input: UpdateShardCountInput,
 ) -> Result<UpdateShardCountOutput, Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     // The model validated TargetShardCount ≥ 1 and ScalingType = UNIFORM_SCALING.
     let target = u32::try_from(input.target_shard_count.unwrap_or(1)).unwrap_or(1);
     let current = control::update_shard_count(node, caller, &stream, target).await?;
@@ -640,12 +580,7 @@ pub(super) async fn start_encryption(
     caller: &Caller,
     input: StartStreamEncryptionInput,
 ) -> Result<(), Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     let kind = input.encryption_type.as_deref().unwrap_or_default();
     let key_id = input.key_id.as_deref().unwrap_or_default();
     encryption::start(node, caller, &stream, kind, key_id).await
@@ -656,12 +591,7 @@ pub(super) async fn stop_encryption(
     caller: &Caller,
     input: StopStreamEncryptionInput,
 ) -> Result<(), Error> {
-    let stream = resolve_stream(
-        node,
-        caller,
-        input.stream_name.as_deref(),
-        input.stream_arn.as_deref(),
-    )?;
+    let stream = stream_of(node, caller, &input.stream_name, &input.stream_arn)?;
     let kind = input.encryption_type.as_deref().unwrap_or_default();
     let key_id = input.key_id.as_deref().unwrap_or_default();
     encryption::stop(node, caller, &stream, kind, key_id).await
