@@ -425,18 +425,7 @@ impl ShardLog {
                 .append_nowait(records, now_ms, sealer)
                 .map(PendingAppend::Local);
         };
-        let capacity: usize = records.iter().map(record::encoded_len_max).sum();
-        let mut payload = match sealer {
-            None => Vec::with_capacity(capacity),
-            Some(sealer) => {
-                let mut payload = Vec::with_capacity(capacity + crypto::SEALED_OVERHEAD_BYTES);
-                sealer.begin(&mut payload).map_err(AppendError::Encrypt)?;
-                payload
-            }
-        };
-        for new_record in records {
-            record::encode(&mut payload, new_record, 0);
-        }
+        let mut payload = encode_payload(records, sealer)?;
         let record_count = records.len() as u16;
         let mut flags = 0;
         if let Some(sealer) = sealer {
@@ -536,18 +525,7 @@ impl ShardLog {
         assert!(!records.is_empty() && records.len() <= usize::from(u16::MAX));
         // Every record of a batch shares the batch's arrival time, so the payload can be
         // encoded before taking the lock.
-        let capacity: usize = records.iter().map(record::encoded_len_max).sum();
-        let mut payload = match sealer {
-            None => Vec::with_capacity(capacity),
-            Some(sealer) => {
-                let mut payload = Vec::with_capacity(capacity + crypto::SEALED_OVERHEAD_BYTES);
-                sealer.begin(&mut payload).map_err(AppendError::Encrypt)?;
-                payload
-            }
-        };
-        for new_record in records {
-            record::encode(&mut payload, new_record, 0);
-        }
+        let mut payload = encode_payload(records, sealer)?;
         let appended = self.append_frame(
             FrameKind::Data,
             records.len() as u16,
@@ -963,6 +941,27 @@ impl SyncPool {
             }
         }
     }
+}
+
+/// A frame's payload for `records`: the records back to back, after the sealed header when
+/// `sealer` will seal them (the caller finishes the seal once the header is known).
+fn encode_payload(
+    records: &[NewRecord],
+    sealer: Option<&Sealer<'_>>,
+) -> Result<Vec<u8>, AppendError> {
+    let capacity: usize = records.iter().map(record::encoded_len_max).sum();
+    let mut payload = match sealer {
+        None => Vec::with_capacity(capacity),
+        Some(sealer) => {
+            let mut payload = Vec::with_capacity(capacity + crypto::SEALED_OVERHEAD_BYTES);
+            sealer.begin(&mut payload).map_err(AppendError::Encrypt)?;
+            payload
+        }
+    };
+    for new_record in records {
+        record::encode(&mut payload, new_record, 0);
+    }
+    Ok(payload)
 }
 
 #[cfg(test)]

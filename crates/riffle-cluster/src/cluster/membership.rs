@@ -242,35 +242,7 @@ impl Cluster {
             let answer = self
                 .reconfigure_anywhere(&dir_id, &shard, &remove, &candidates, want.max(staying))
                 .await;
-            match answer {
-                Ok(Some(mut voters)) => {
-                    voters.sort_unstable();
-                    if voters != shard.replicas {
-                        tracing::info!(
-                            stream = %dir_id,
-                            ordinal = shard.ordinal,
-                            from = ?shard.replicas,
-                            to = ?voters,
-                            "a shard's replicas moved"
-                        );
-                        let command = Command::SetShardReplicas {
-                            dir_id: dir_id.clone(),
-                            ordinal: shard.ordinal,
-                            replicas: voters,
-                        };
-                        if let Err(error) = self.propose_anywhere(command).await {
-                            tracing::warn!(%error, "could not record a shard's new replicas");
-                        }
-                    }
-                }
-                Ok(None) => {}
-                Err(reason) => tracing::debug!(
-                    stream = %dir_id,
-                    ordinal = shard.ordinal,
-                    %reason,
-                    "a shard's replicas could not move this round"
-                ),
-            }
+            self.record_reconfigured(&dir_id, &shard, answer, "").await;
             if !self.leads_meta() {
                 return;
             }
@@ -341,38 +313,52 @@ impl Cluster {
                 (vec![*drop], Vec::new(), shard.replicas.len() - 1)
             }
         };
-        match self
+        let answer = self
             .reconfigure_anywhere(&dir_id, &shard, &remove, &candidates, want)
-            .await
-        {
+            .await;
+        self.record_reconfigured(&dir_id, &shard, answer, " toward balance")
+            .await;
+    }
+
+    /// Records in the catalogue the voters a reconfiguration of `shard` committed
+    /// (`SetShardReplicas`), when they changed; logs one that goes on or failed (the next
+    /// round asks again). A grow whose new node could not open the shard answers the same
+    /// voters: nothing to record. `why` ends the log lines (`" toward balance"`).
+    async fn record_reconfigured(
+        &self,
+        dir_id: &str,
+        shard: &ShardMeta,
+        answer: Result<Option<Vec<u64>>, String>,
+        why: &str,
+    ) {
+        match answer {
             Ok(Some(mut voters)) => {
                 voters.sort_unstable();
-                // A grow whose new node could not open the shard answers the same voters:
-                // nothing to record, and the next round asks again.
-                if voters != shard.replicas {
-                    tracing::info!(
-                        stream = %dir_id,
-                        ordinal,
-                        from = ?shard.replicas,
-                        to = ?voters,
-                        "a shard's replicas moved toward balance"
-                    );
-                    let command = Command::SetShardReplicas {
-                        dir_id,
-                        ordinal,
-                        replicas: voters,
-                    };
-                    if let Err(error) = self.propose_anywhere(command).await {
-                        tracing::warn!(%error, "could not record a shard's new replicas");
-                    }
+                if voters == shard.replicas {
+                    return;
+                }
+                tracing::info!(
+                    stream = %dir_id,
+                    ordinal = shard.ordinal,
+                    from = ?shard.replicas,
+                    to = ?voters,
+                    "a shard's replicas moved{why}"
+                );
+                let command = Command::SetShardReplicas {
+                    dir_id: dir_id.to_owned(),
+                    ordinal: shard.ordinal,
+                    replicas: voters,
+                };
+                if let Err(error) = self.propose_anywhere(command).await {
+                    tracing::warn!(%error, "could not record a shard's new replicas");
                 }
             }
             Ok(None) => {}
             Err(reason) => tracing::debug!(
                 stream = %dir_id,
-                ordinal,
+                ordinal = shard.ordinal,
                 %reason,
-                "a shard's replicas could not move toward balance this round"
+                "a shard's replicas could not move{why} this round"
             ),
         }
     }
