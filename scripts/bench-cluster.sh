@@ -14,6 +14,11 @@
 #   BENCH_DURATION      time per workload (default 10s)
 #   BENCH_BASELINE      the commit to compare against (default dc9e92f, before the cluster)
 #   BENCH_SKIP_BUILD=1  use target/release/riffle and target/bench-baseline/riffle as they are
+#   BENCH_BASELINE_BIN  a baseline binary built elsewhere (implies no baseline build)
+#   BENCH_SINGLE=0      skip the single-node part
+#   BENCH_THREE_NODES   which builds to run on three nodes: "new" (default) or "old new" (both,
+#                       alternately, BENCH_ROUNDS times each: an A/B of a cluster change)
+#   BENCH_ROUNDS        rounds of the three-node part per build (default 1)
 #   BENCH_WORK_PARENT   where data directories go (default target/; not a tmpfs, which would
 #                       make fdatasync free)
 #   BENCH_OUT           also write the report to this file
@@ -24,7 +29,10 @@ duration=${BENCH_DURATION:-10s}
 baseline=${BENCH_BASELINE:-dc9e92f}
 startup_wait_s=60
 new_bin=$root/target/release/riffle
-old_bin=$root/target/bench-baseline/riffle
+old_bin=${BENCH_BASELINE_BIN:-$root/target/bench-baseline/riffle}
+single=${BENCH_SINGLE:-1}
+three_builds=${BENCH_THREE_NODES:-new}
+rounds=${BENCH_ROUNDS:-1}
 
 say() { echo "bench-cluster: $*" >&2; }
 . "$root/scripts/lib/bench-common.sh"
@@ -42,7 +50,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ] && [ -z "${BENCH_BASELINE_BIN:-}" ]; then
     # The baseline is built from a temporary worktree into the same target directory, so the
     # dependencies compile once.
     say "building the baseline ($baseline)"
@@ -52,6 +60,8 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     mkdir -p "$(dirname "$old_bin")"
     cp "$root/target/release/riffle" "$old_bin"
     git -C "$root" worktree remove --force "$tree"
+fi
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     say "building this tree"
     (cd "$root" && cargo build --release -p riffle-server --bin riffle)
 fi
@@ -96,7 +106,9 @@ report=()
 row() { report+=("$*"); }
 
 # --- 1. single node, before and after -------------------------------------------------------
-for build in old new; do
+single_builds=(old new)
+[ "$single" = 1 ] || single_builds=()
+for build in "${single_builds[@]}"; do
     bin_var="${build}_bin"
     for workload in "batch|--record-size 100 --batch 500 -c 8" "single|--record-size 100 --batch 1 -c 64"; do
         name=${workload%%|*}
@@ -110,38 +122,50 @@ for build in old new; do
 done
 
 # --- 2. three nodes ---------------------------------------------------------------------------
-ports=()
-for i in 0 1 2; do
-    ports+=("$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')")
+# three_nodes BUILD ROUND: three nodes of BUILD, one load generator per node, results in
+# $work/cluster-BUILD-ROUND-{0,1,2}.json.
+three_nodes() {
+    local build=$1 round=$2
+    local bin_var="${build}_bin"
+    local bin=${!bin_var}
+    local ports=() endpoints=() i
+    for i in 0 1 2; do
+        ports+=("$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')")
+    done
+    for i in 0 1 2; do
+        local join=()
+        [ "$i" -gt 0 ] && join=(--join "127.0.0.1:${ports[0]}")
+        start_node "node$i" "$bin" --data-dir "$work/$build-$round-node$i" \
+            --cluster-listen "127.0.0.1:${ports[$i]}" --cluster-secret-file "$work/cluster.secret" "${join[@]}"
+        endpoints+=("$endpoint")
+        [ "$i" -eq 0 ] && sleep 1
+    done
+    for _ in $(seq 1 100); do
+        voters=$("$bin" cluster status --json --endpoint "${endpoints[0]}" 2>/dev/null |
+            python3 -c 'import json,sys; print(len(json.load(sys.stdin)["voters"]))' 2>/dev/null || echo 0)
+        [ "$voters" = 3 ] && break
+        sleep 0.2
+    done
+    say "three nodes ($build build, round $round): creating the stream"
+    "$new_bin" create clustered --shards 4 --endpoint "${endpoints[0]}" >/dev/null
+    sleep 1
+    say "three nodes ($build build, round $round): PutRecords 500 × 100 B through every node"
+    local bench_pids=()
+    for i in 0 1 2; do
+        "$new_bin" bench put --endpoint "${endpoints[$i]}" --json --stream clustered --record-size 100 \
+            --batch 500 -c 3 --duration "$duration" >"$work/cluster-$build-$round-$i.json" \
+            2>"$work/cluster-$build-$round-$i.log" &
+        bench_pids+=($!)
+    done
+    for pid in "${bench_pids[@]}"; do wait "$pid" || true; done
+    "$bin" cluster status --endpoint "${endpoints[0]}" >"$work/status.txt" 2>&1 || true
+    stop_all
+}
+for round in $(seq 1 "$rounds"); do
+    for build in $three_builds; do
+        three_nodes "$build" "$round"
+    done
 done
-endpoints=()
-for i in 0 1 2; do
-    join=()
-    [ "$i" -gt 0 ] && join=(--join "127.0.0.1:${ports[0]}")
-    start_node "node$i" "$new_bin" --data-dir "$work/node$i" --cluster-listen "127.0.0.1:${ports[$i]}" \
-        --cluster-secret-file "$work/cluster.secret" "${join[@]}"
-    endpoints+=("$endpoint")
-    [ "$i" -eq 0 ] && sleep 1
-done
-for _ in $(seq 1 100); do
-    voters=$("$new_bin" cluster status --json --endpoint "${endpoints[0]}" 2>/dev/null |
-        python3 -c 'import json,sys; print(len(json.load(sys.stdin)["voters"]))' 2>/dev/null || echo 0)
-    [ "$voters" = 3 ] && break
-    sleep 0.2
-done
-say "three nodes: creating the stream"
-"$new_bin" create clustered --shards 4 --endpoint "${endpoints[0]}" >/dev/null
-sleep 1
-say "three nodes: PutRecords 500 × 100 B through every node"
-bench_pids=()
-for i in 0 1 2; do
-    "$new_bin" bench put --endpoint "${endpoints[$i]}" --json --stream clustered --record-size 100 \
-        --batch 500 -c 3 --duration "$duration" >"$work/cluster-$i.json" 2>"$work/cluster-$i.log" &
-    bench_pids+=($!)
-done
-for pid in "${bench_pids[@]}"; do wait "$pid" || true; done
-"$new_bin" cluster status --endpoint "${endpoints[0]}" >"$work/status.txt" 2>&1 || true
-stop_all
 
 # --- report -----------------------------------------------------------------------------------
 cpu_model=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
@@ -153,6 +177,7 @@ revision=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo "| Workload | Metric | baseline | this build | ratio |"
     echo "|---|---|---:|---:|---:|"
     for name in batch single; do
+        [ "$single" = 1 ] || continue
         label="PutRecords 500 × 100 B, 8 connections"
         [ "$name" = single ] && label="PutRecord 100 B, 64 connections"
         old=$(field "$work/single-old-$name.json" records_per_s)
@@ -164,15 +189,20 @@ revision=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
     echo
     echo "Three nodes on this machine, replication factor 3, PutRecords 500 × 100 B, 3 connections per node:"
     echo
-    echo "| Node | records/s | p50 ms | p99 ms | failed records |"
-    echo "|---|---:|---:|---:|---:|"
-    total=0
-    for i in 0 1 2; do
-        r=$(field "$work/cluster-$i.json" records_per_s)
-        total=$(python3 -c "print(round($total + ${r/\?/0}))")
-        echo "| $i | $r | $(python3 -c "print($(field "$work/cluster-$i.json" latency_us.p50)/1000)" 2>/dev/null || echo ?) | $(python3 -c "print($(field "$work/cluster-$i.json" latency_us.p99)/1000)" 2>/dev/null || echo ?) | $(field "$work/cluster-$i.json" records_failed) |"
+    echo "| Build | Round | Node | records/s | p50 ms | p99 ms | failed records |"
+    echo "|---|---:|---|---:|---:|---:|---:|"
+    for round in $(seq 1 "$rounds"); do
+        for build in $three_builds; do
+            total=0
+            for i in 0 1 2; do
+                f="$work/cluster-$build-$round-$i.json"
+                r=$(field "$f" records_per_s)
+                total=$(python3 -c "print(round($total + ${r/\?/0}))")
+                echo "| $build | $round | $i | $r | $(python3 -c "print($(field "$f" latency_us.p50)/1000)" 2>/dev/null || echo ?) | $(python3 -c "print($(field "$f" latency_us.p99)/1000)" 2>/dev/null || echo ?) | $(field "$f" records_failed) |"
+            done
+            echo "| $build | $round | **all** | **$total** | | | |"
+        done
     done
-    echo "| all | $total | | | |"
     echo
     echo '```'
     cat "$work/status.txt"

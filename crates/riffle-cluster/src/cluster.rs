@@ -44,11 +44,13 @@ use tokio::sync::watch;
 mod membership;
 mod reads;
 
+pub use self::reads::Blob;
+
 pub use self::membership::{
     admin_proof, read_proof_headers, AdminRequest, ADMIN_AT_HEADER, ADMIN_PROOF_HEADER,
 };
 
-use crate::flush::SyncNow;
+use crate::flush::GroupCommit;
 use crate::meta_group::{self, command_payload, MetaRaft, MetaView};
 use crate::network::{AppHandler, BoxFuture as NetFuture, GroupId, PeerNetwork};
 use crate::shard_group::{self, ShardRaft};
@@ -142,7 +144,7 @@ pub enum AppRequest {
         seal: bool,
         record_count: u16,
         ts_ms: u64,
-        payload: Vec<u8>,
+        payload: reads::Blob,
     },
     /// This node's view of the cluster.
     Status,
@@ -186,7 +188,7 @@ pub enum AppRequest {
         flags: u16,
         record_count: u16,
         ts_ms: u64,
-        payload: Vec<u8>,
+        payload: reads::Blob,
     },
 }
 
@@ -339,6 +341,8 @@ pub struct Cluster {
     opening: tokio::sync::Mutex<()>,
     /// The riffle-core flusher handed to replicated shard logs (they never queue on it).
     shard_flusher: ShardFlusher,
+    /// The fsync threads of every group's log on this node.
+    group_commit: GroupCommit,
     config: Arc<openraft::Config>,
     /// The node's data directory.
     data_dir: PathBuf,
@@ -382,8 +386,10 @@ impl Cluster {
         }
         let raft_config = shard_group::group_config("riffle")?;
         let meta_config = shard_group::meta_config("riffle")?;
+        // One group commit for every group of this node (see `flush`).
+        let group_commit = GroupCommit::new();
         let (store, machine) =
-            meta_group::open_meta_group(&config.data_dir, config.log_options, Arc::new(SyncNow))?;
+            meta_group::open_meta_group(&config.data_dir, config.log_options, group_commit.lane())?;
         let meta_view = machine.view();
         let weak_node = Arc::downgrade(node);
         machine.set_hook(Arc::new(move |catalogue| {
@@ -416,6 +422,7 @@ impl Cluster {
             shards: Mutex::new(HashMap::new()),
             opening: tokio::sync::Mutex::new(()),
             shard_flusher,
+            group_commit,
             config: raft_config,
             data_dir: config.data_dir.clone(),
             identity: Mutex::new(identity.clone()),
@@ -1057,13 +1064,9 @@ impl Cluster {
         let options = self.log_options;
         let tail_for_storage = Arc::clone(&tail);
         let dir_for_storage = dir.clone();
+        let lane = self.group_commit.lane();
         let (store, machine) = tokio::task::spawn_blocking(move || {
-            shard_group::open_shard_storage(
-                &dir_for_storage,
-                options,
-                Arc::new(SyncNow),
-                tail_for_storage,
-            )
+            shard_group::open_shard_storage(&dir_for_storage, options, lane, tail_for_storage)
         })
         .await
         .map_err(|error| error.to_string())?
@@ -1261,7 +1264,7 @@ impl Cluster {
                                 seal,
                                 record_count: frame.record_count,
                                 ts_ms: frame.ts_ms,
-                                payload: payload.to_vec(),
+                                payload: reads::Blob(payload.clone()),
                             }
                         } else {
                             AppRequest::ShardAppendFlagged {
@@ -1270,7 +1273,7 @@ impl Cluster {
                                 flags: frame.flags,
                                 record_count: frame.record_count,
                                 ts_ms: frame.ts_ms,
-                                payload: payload.to_vec(),
+                                payload: reads::Blob(payload.clone()),
                             }
                         };
                         let request = encode(&request).map_err(AppendError::Replication)?;
@@ -1800,7 +1803,7 @@ impl Handler {
                     record_count,
                     ts_first_ms: ts_ms,
                     ts_max_ms: ts_ms,
-                    payload: Bytes::from(payload),
+                    payload: payload.0,
                 };
                 cluster.append_here(&stream, ordinal, data).await
             }
@@ -1818,7 +1821,7 @@ impl Handler {
                     record_count,
                     ts_first_ms: ts_ms,
                     ts_max_ms: ts_ms,
-                    payload: Bytes::from(payload),
+                    payload: payload.0,
                 };
                 cluster.append_here(&stream, ordinal, data).await
             }
@@ -1883,5 +1886,52 @@ impl AppHandler for Handler {
             };
             encode(&answer)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ShardAppend` as earlier builds derived it (the payload a `Vec<u8>`, a sequence).
+    #[derive(Serialize)]
+    enum OldAppRequest {
+        _Join,
+        _Propose,
+        ShardAppend {
+            stream: String,
+            ordinal: u32,
+            seal: bool,
+            record_count: u16,
+            ts_ms: u64,
+            payload: Vec<u8>,
+        },
+    }
+
+    #[test]
+    fn a_forwarded_append_is_written_as_earlier_builds_wrote_it_and_read_back() {
+        let payload: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+        let new = AppRequest::ShardAppend {
+            stream: "s".into(),
+            ordinal: 3,
+            seal: false,
+            record_count: 5,
+            ts_ms: 42,
+            payload: Blob(Bytes::from(payload.clone())),
+        };
+        let old = OldAppRequest::ShardAppend {
+            stream: "s".into(),
+            ordinal: 3,
+            seal: false,
+            record_count: 5,
+            ts_ms: 42,
+            payload: payload.clone(),
+        };
+        let bytes = encode(&new).unwrap();
+        assert_eq!(bytes, encode(&old).unwrap());
+        match decode::<AppRequest>(&bytes).unwrap() {
+            AppRequest::ShardAppend { payload: got, .. } => assert_eq!(got.0, payload),
+            other => panic!("decoded {other:?}"),
+        }
     }
 }

@@ -103,8 +103,9 @@
 //!
 //! `append` writes the frames (`write(2)`, readable at once, as openraft requires) and hands
 //! openraft's callback, with a riffle-log `SyncHandle`, to a [`Flusher`] as a
-//! [`PendingFlush`]. [`SyncNow`] fdatasyncs on the spot; a node-wide flusher can instead run
-//! one fdatasync for many pending flushes of many groups and then complete them all.
+//! [`PendingFlush`]. A node's [`GroupCommit`] gives each log a [`Lane`] on shared fsync
+//! threads: one fdatasync covers every append a log made while its previous one ran, and
+//! logs sync in parallel ([`SyncNow`], fdatasync on the spot, is for tests).
 //!
 //! ```text
 //! <group dir>/                   DATA/meta/ for the metadata group
@@ -128,7 +129,7 @@ pub mod shard_group;
 pub mod types;
 pub mod vote_file;
 
-pub use crate::flush::{Flusher, PendingFlush, SyncNow};
+pub use crate::flush::{Flusher, GroupCommit, Lane, PendingFlush, SyncNow};
 pub use crate::log_store::{
     LogStore, LogStoreReader, LIMITED_READ_BYTES_MAX, LIMITED_READ_ENTRIES_MAX,
 };

@@ -18,8 +18,8 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
 use openraft::{EntryPayload, OptionalSend, StorageError};
 use riffle_cluster::{
-    frame_index, Applied, ClusterNode, LogId, LogStore, Response, RiffleRaft, StoredMembership,
-    SyncNow,
+    frame_index, Applied, ClusterNode, Flusher, GroupCommit, LogId, LogStore, Response, RiffleRaft,
+    StoredMembership, SyncNow,
 };
 use riffle_log::LogOptions;
 use tempfile::TempDir;
@@ -131,8 +131,11 @@ impl RaftStateMachine<RiffleRaft> for TestStateMachine {
 }
 
 /// Builds a store over a fresh temporary directory with small segments, so the suite's
-/// purges and truncations cross segment boundaries.
-struct Builder;
+/// purges and truncations cross segment boundaries. With a group commit, its fsyncs run on
+/// the group commit's threads (as on a node), else in `append` itself.
+struct Builder {
+    group_commit: Option<GroupCommit>,
+}
 
 impl StoreBuilder<RiffleRaft, LogStore, TestStateMachine, TempDir> for Builder {
     async fn build(
@@ -144,7 +147,11 @@ impl StoreBuilder<RiffleRaft, LogStore, TestStateMachine, TempDir> for Builder {
             segment_bytes_max: 256,
             index_interval_bytes: 64,
         };
-        let store = LogStore::open(dir.path(), options, Arc::new(SyncNow))
+        let flusher: Arc<dyn Flusher> = match &self.group_commit {
+            Some(group_commit) => group_commit.lane(),
+            None => Arc::new(SyncNow),
+        };
+        let store = LogStore::open(dir.path(), options, flusher)
             .map_err(|error| StorageError::read(RiffleRaft::err_from_error(&error)))?;
         Ok((dir, store, TestStateMachine::default()))
     }
@@ -153,6 +160,21 @@ impl StoreBuilder<RiffleRaft, LogStore, TestStateMachine, TempDir> for Builder {
 #[test]
 fn openraft_storage_suite_passes() {
     RiffleRaft::run(async {
-        Suite::test_all(Builder).await.unwrap();
+        Suite::test_all(Builder { group_commit: None })
+            .await
+            .unwrap();
+    });
+}
+
+/// The same suite with a node's group commit: every test's store gets its own lane on one
+/// pool of fsync threads, and the suite waits for each append's callback from them.
+#[test]
+fn openraft_storage_suite_passes_with_the_group_commit() {
+    RiffleRaft::run(async {
+        Suite::test_all(Builder {
+            group_commit: Some(GroupCommit::new()),
+        })
+        .await
+        .unwrap();
     });
 }

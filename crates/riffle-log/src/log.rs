@@ -815,8 +815,24 @@ pub struct SyncHandle {
 impl SyncHandle {
     /// Fsyncs (`fdatasync`) the segment that was active when the handle was taken. A
     /// failure poisons the log.
+    ///
+    /// If a truncation or a purge has removed that segment since, there is nothing left to
+    /// sync and this succeeds (unless the log is poisoned): the entries of the handle's
+    /// segment that a truncation kept were fsynced by it, the ones it cut are gone, a purge
+    /// removes only what the caller made durable elsewhere, and every earlier segment was
+    /// fsynced when it was sealed. A flusher that runs on another thread may get to a handle
+    /// after the log moved on; without this it would fail (and, in a cluster, stop a
+    /// replica's group) over a file that no longer matters.
     pub fn sync(&self) -> Result<(), LogError> {
-        let file = self.segment.file(&self.shared.files)?;
+        self.shared.check_poisoned()?;
+        if self.segment.is_removed() {
+            return Ok(());
+        }
+        let file = match self.segment.file(&self.shared.files) {
+            Ok(file) => file,
+            Err(_) if self.segment.is_removed() => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
         self.shared.fsync(&file, SyncKind::Data, &self.segment.path)
     }
 

@@ -854,3 +854,43 @@ proptest! {
         run_sequence(&ops);
     }
 }
+
+/// A sync handle taken before a truncation removed its segment (a flusher on another thread
+/// may get to it late) succeeds without a file to sync, even once the file cache closed the
+/// segment's file; the log's entries the truncation kept are durable. On a poisoned log it
+/// still fails.
+#[test]
+fn a_handle_to_a_segment_a_truncation_removed_syncs_nothing_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = Log::open(dir.path(), OPTIONS).unwrap();
+    let meta = |term| EntryMeta {
+        kind: FrameKind::Data,
+        flags: 0,
+        term,
+        leader: 1,
+        record_count: 1,
+        ts_first_ms: 0,
+        ts_max_ms: 0,
+    };
+    // Enough frames to fill the first segment and start a second.
+    while log.segments().len() < 2 {
+        log.append(&meta(1), &[7u8; 300]).unwrap();
+    }
+    let first_of_second = log.segments()[1].base_index;
+    let late = log.sync_handle();
+    // Cut into the first segment, so the second (the handle's) is removed.
+    log.truncate_after(first_of_second - 2).unwrap();
+    // Whatever the cache does with the removed segment's file now, the handle has nothing
+    // to do.
+    log.file_cache().close_idle(std::time::Duration::ZERO);
+    late.sync().expect("nothing left to sync");
+    assert_eq!(log.segments().len(), 1);
+    assert_eq!(log.last_index(), first_of_second - 2);
+    assert_eq!(log.durable_index(), first_of_second - 2);
+
+    // A poisoned log refuses every sync, removed segment or not.
+    log.append(&meta(2), &[8u8; 10]).unwrap();
+    log.faults().fail_next_sync(SyncFault::Io);
+    assert!(log.sync_handle().sync().is_err());
+    assert!(matches!(late.sync(), Err(LogError::Poisoned)));
+}
