@@ -1,8 +1,9 @@
-//! The simulated disk under a node's metadata log: fsyncs that take (simulated) time, and a
-//! crash that loses what was written but not yet fsynced.
+//! The simulated disk under a node's logs (its metadata log and each shard's, one [`Disk`]
+//! record per log): fsyncs that take (simulated) time, and a crash that loses what was
+//! written but not yet fsynced.
 //!
 //! The files are real, and every `write(2)` reaches them at once; what the model adds is the
-//! page cache. [`Disk`] (one per node, kept by the driver, so it outlives the node's boots)
+//! page cache. [`Disk`] (one per log of a node, kept by the driver, so it outlives the node's boots)
 //! records the highest frame index of the log that is durable: raised by the node's flusher
 //! task ([`SimFlusher`]) after each simulated fsync, before openraft is told the entries are
 //! durable, and by riffle-log's own fsyncs (a segment sealed at a roll, a truncation, a

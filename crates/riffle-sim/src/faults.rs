@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use riffle_log::LogOptions;
 use turmoil::Sim;
 
 use crate::disk::{Disk, DiskError};
-use crate::node::{host_name, log_options};
+use crate::node::host_name;
 use crate::Rng;
 
 /// Chance per fault slot of a disk event (a disk slowing down, recovering or starting to
@@ -31,11 +32,67 @@ const SLOW_FSYNC_MS_MIN: u64 = 50;
 /// ...and at most.
 const SLOW_FSYNC_MS_MAX: u64 = 300;
 
-/// A node's disk and the directory of its metadata log, as the driver sees them.
+/// One log of a node on the simulated disk: its durability record, directory and options.
 #[derive(Debug, Clone)]
-pub struct NodeDisk {
+pub struct LogDisk {
+    /// What the trace calls it (`meta`, `shard0`, ...).
+    pub name: String,
     pub disk: Arc<Disk>,
     pub log_dir: PathBuf,
+    pub options: LogOptions,
+}
+
+/// A node's disk as the driver sees it: every log on it (the metadata log first, then each
+/// shard's). A slow or failing disk is slow or fails for all of them alike; each log keeps
+/// its own durable index (and is poisoned on its own, as riffle-log's logs are).
+#[derive(Debug, Clone)]
+pub struct NodeDisk {
+    pub logs: Vec<LogDisk>,
+}
+
+impl NodeDisk {
+    fn set_slow(&self, latency: Option<Duration>) {
+        for log in &self.logs {
+            log.disk.set_slow(latency);
+        }
+    }
+
+    fn is_slow(&self) -> bool {
+        self.logs.iter().any(|log| log.disk.is_slow())
+    }
+
+    fn set_failing(&self, error: Option<DiskError>) {
+        for log in &self.logs {
+            log.disk.set_failing(error);
+        }
+    }
+
+    fn failures(&self) -> u64 {
+        self.logs.iter().map(|log| log.disk.failures()).sum()
+    }
+
+    /// Whether a failed fsync poisoned any of the node's logs (that group's Raft stopped).
+    fn is_poisoned(&self) -> bool {
+        self.logs.iter().any(|log| log.disk.is_poisoned())
+    }
+
+    /// Every log loses what no fsync covered (see [`Disk::lose_unsynced`]); what each lost,
+    /// the metadata log's first and bare (as the trace always said it), the others named.
+    fn lose_unsynced(&self, rng: &mut Rng) -> Result<String, String> {
+        let mut text = String::new();
+        for (position, log) in self.logs.iter().enumerate() {
+            let loss = log
+                .disk
+                .lose_unsynced(&log.log_dir, log.options, rng)
+                .map_err(|error| format!("{}: {error}", log.name))?;
+            if position == 0 {
+                text.push_str(&loss.to_string());
+            } else {
+                text.push_str(&format!("; {}: {loss}", log.name));
+            }
+        }
+        Ok(text)
+    }
 }
 
 /// Chance that a message on a lossy link breaks the link (turmoil's per-link fail rate).
@@ -110,7 +167,7 @@ impl Faults {
             return Ok(events);
         }
         let node = self.nodes[self.disk_rng.below(self.nodes.len() as u64) as usize];
-        let disk = &self.disks[&node].disk;
+        let disk = &self.disks[&node];
         if self.failing.is_none() && self.disk_rng.chance(DISK_FAILURE_SHARE) {
             let error = if self.disk_rng.chance(0.5) {
                 DiskError::Io
@@ -142,7 +199,7 @@ impl Faults {
         let Some(node) = self.failing.take() else {
             return Ok((String::new(), None));
         };
-        let disk = self.disks[&node].disk.clone();
+        let disk = self.disks[&node].clone();
         disk.set_failing(None);
         let failures = disk.failures();
         let mut event = format!("disk of node{node} works again after {failures} failed fsyncs");
@@ -160,9 +217,8 @@ impl Faults {
     /// down, so nothing has its files open), then turmoil restarts its software. Returns what
     /// the disk lost, for the trace.
     fn restart(&mut self, sim: &mut Sim<'_>, node: u64) -> Result<String, String> {
-        let NodeDisk { disk, log_dir } = &self.disks[&node];
-        let loss = disk
-            .lose_unsynced(log_dir, log_options(), &mut self.disk_rng)
+        let loss = self.disks[&node]
+            .lose_unsynced(&mut self.disk_rng)
             .map_err(|error| format!("restarting node{node}: {error}"))?;
         sim.bounce(host_name(node));
         Ok(format!("restart node{node}: {loss}"))
@@ -251,7 +307,7 @@ impl Faults {
             sim.set_link_fail_rate(host_name(a), host_name(b), 0.0);
         }
         for node_disk in self.disks.values() {
-            node_disk.disk.set_slow(None);
+            node_disk.set_slow(None);
         }
         let crashed: Vec<u64> = std::mem::take(&mut self.crashed).into_iter().collect();
         for node in crashed {

@@ -1,5 +1,6 @@
-//! One seeded run: three metadata-group nodes as turmoil hosts, a workload client, faults
-//! driven between simulation steps, then healing and the invariant checks.
+//! One seeded run: three nodes as turmoil hosts (each in the metadata group and every shard
+//! group), a workload client (catalogue commands and records), faults driven between
+//! simulation steps, then healing and the invariant checks.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,8 +17,14 @@ use turmoil::net::TcpStream;
 
 use crate::catalogue_check::{check_acknowledged, stream_meta, StreamHistory, ACCOUNT, GEN_TAG};
 use crate::disk::Disk;
-use crate::faults::{Faults, NodeDisk};
-use crate::node::{host_name, raft_config, run_node, PORT};
+use crate::faults::{Faults, LogDisk, NodeDisk};
+use crate::node::{
+    host_name, log_options, raft_config, run_node, shard_config, shard_dir, shard_log_options,
+    NodeSetup, PORT,
+};
+use crate::records::{
+    committed_frames, record_workload, RecordHistory, RecordPlan, RecordShared, ShardRegistry,
+};
 use crate::trace::Trace;
 use crate::wire::{self, Proposed, Reply, Request};
 use crate::{Plan, Rng};
@@ -35,6 +42,11 @@ pub struct Outcome {
     pub leaders_seen: usize,
     /// Times a node's snapshot moved (one built, or one installed from the leader).
     pub snapshots: usize,
+    /// Record appends answered `Appended` (seal included), and those without a verdict.
+    pub records_acked: usize,
+    pub records_unknown: usize,
+    /// Frames the readers read during the run.
+    pub frames_read: usize,
     pub simulated: Duration,
     /// Everything the run did, in order; two runs of one seed must give the same.
     pub trace: Trace,
@@ -73,6 +85,10 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
         .build();
 
     let registry: Registry = Rc::default();
+    let shards: ShardRegistry = Rc::default();
+    // riffle's own configuration for shard groups (timing, no automatic snapshots).
+    let shard_config = shard_config(plan.leader_restore)
+        .map_err(|error| format!("the shard groups' config: {error}"))?;
     let phase = Rc::new(Cell::new(Phase::Workload));
     let trace = Rc::new(RefCell::new(Trace::new(plan.print_trace)));
     let mut disks = BTreeMap::new();
@@ -80,38 +96,50 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
         let node_dir = dir.path().join(host_name(id));
         // The node's disk outlives its boots: what it made durable decides what a crash
         // leaves.
-        let disk = Arc::new(Disk::default());
-        disks.insert(
-            id,
-            NodeDisk {
-                disk: disk.clone(),
-                log_dir: node_dir.join(META_DIR_NAME),
-            },
-        );
+        let mut logs = vec![LogDisk {
+            name: "meta".into(),
+            disk: Arc::new(Disk::default()),
+            log_dir: node_dir.join(META_DIR_NAME),
+            options: log_options(),
+        }];
+        for shard in 0..plan.shards {
+            logs.push(LogDisk {
+                name: format!("shard{shard}"),
+                disk: Arc::new(Disk::default()),
+                log_dir: shard_dir(&node_dir, shard),
+                options: shard_log_options(),
+            });
+        }
+        let node_disks: Vec<Arc<Disk>> = logs.iter().map(|log| log.disk.clone()).collect();
+        disks.insert(id, NodeDisk { logs });
         let registry = registry.clone();
+        let shards = shards.clone();
         let boots = Rc::new(Cell::new(0u64));
         let seed = plan.seed;
-        let config = raft_config(plan.snapshot_every);
+        let config = raft_config(plan.snapshot_every, plan.leader_restore);
+        let shard_config = shard_config.clone();
         sim.host(host_name(id), move || {
-            let node_dir = node_dir.clone();
-            let disk = disk.clone();
             let registry = registry.clone();
+            let shards = shards.clone();
             // Each boot of each node draws openraft's randomness from its own seed.
             boots.set(boots.get() + 1);
-            let node_seed = node_seed(seed, id, boots.get());
-            let config = config.clone();
+            let setup = NodeSetup {
+                id,
+                seed: node_seed(seed, id, boots.get()),
+                meta_config: config.clone(),
+                shard_config: shard_config.clone(),
+                dir: node_dir.clone(),
+                disks: node_disks.clone(),
+                members: NODES.to_vec(),
+            };
             async move {
-                run_node(
-                    id,
-                    node_seed,
-                    config,
-                    node_dir,
-                    disk,
-                    NODES.to_vec(),
-                    move |raft, view| {
-                        registry.borrow_mut().insert(id, (raft, view));
-                    },
-                )
+                run_node(setup, move |raft, view, handles| {
+                    registry.borrow_mut().insert(id, (raft, view));
+                    let mut shards = shards.borrow_mut();
+                    for (shard, handle) in handles.into_iter().enumerate() {
+                        shards.insert((shard as u32, id), handle);
+                    }
+                })
                 .await
             }
         });
@@ -119,6 +147,8 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
 
     let outcome = Rc::new(RefCell::new(Outcome::default()));
     let highest_applied: Rc<Cell<Option<u64>>> = Rc::default();
+    let shard_highest: Rc<RefCell<BTreeMap<u32, u64>>> = Rc::default();
+    let history: Rc<RefCell<RecordHistory>> = Rc::default();
     {
         let shared = Shared {
             registry: registry.clone(),
@@ -126,14 +156,35 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
             outcome: outcome.clone(),
             trace: trace.clone(),
             highest_applied: highest_applied.clone(),
+            records: RecordShared {
+                shards: shards.clone(),
+                history: history.clone(),
+                trace: trace.clone(),
+            },
+            shard_highest: shard_highest.clone(),
         };
         let client_rng = Rng::new(plan.seed ^ 0x005E_EDC1_1E47);
+        let record_rng = Rng::new(plan.seed ^ 0x0EC0_2D5E_ED00);
         let ops = plan.ops;
         let workload_time = plan.workload_time;
+        let record_plan = RecordPlan {
+            shards: plan.shards,
+            ops: plan.record_ops,
+            workload_time,
+            retention_chance: plan.retention_chance,
+            read_chance: plan.read_chance,
+        };
         sim.client("workload", async move {
-            workload(client_rng, ops, workload_time, shared)
-                .await
-                .map_err(Into::into)
+            workload(
+                client_rng,
+                ops,
+                workload_time,
+                record_rng,
+                record_plan,
+                shared,
+            )
+            .await
+            .map_err(Into::into)
         });
     }
 
@@ -146,6 +197,8 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
         BTreeMap::new();
     let mut next_slot = Duration::ZERO;
     let mut snapshots = 0;
+    let mut shard_seen: BTreeMap<(u32, u64), ShardSeen> = BTreeMap::new();
+    let mut shard_applied_at: BTreeMap<(u32, u64), (riffle_cluster::LogId, u64)> = BTreeMap::new();
     loop {
         let done = sim.step().map_err(|error| error.to_string())?;
         // Every node that applied index i applied the same entry there and holds the same
@@ -208,6 +261,19 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
                 }
             }
         }
+        for id in NODES {
+            if faults.is_crashed(id) {
+                forget_node(&shards, id);
+            }
+        }
+        sample_shards(
+            &shards,
+            &mut shard_seen,
+            &mut shard_applied_at,
+            &shard_highest,
+            sim.elapsed(),
+            &mut trace.borrow_mut(),
+        )?;
         if done {
             break;
         }
@@ -216,6 +282,7 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
                 next_slot = sim.elapsed() + Duration::from_millis(200);
                 let disk_events = faults.disk_event(&mut sim, |node| {
                     seen.remove(&node);
+                    forget_node(&shards, node);
                 })?;
                 for event in disk_events {
                     trace
@@ -227,6 +294,7 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
                 }
                 faults.inject(&mut sim, &mut rng, |node| {
                     seen.remove(&node);
+                    forget_node(&shards, node);
                 })?
             }
             Phase::HealRequested => {
@@ -234,6 +302,7 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
                 for (node, event) in &restarted {
                     if let Some(node) = node {
                         seen.remove(node);
+                        forget_node(&shards, *node);
                     }
                     trace
                         .borrow_mut()
@@ -264,6 +333,15 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
     outcome.crashes = faults.crashes;
     outcome.leaders_seen = leaders.len();
     outcome.snapshots = snapshots;
+    let history = history.borrow();
+    outcome.frames_read = history.frames_read;
+    for proposal in history.proposals.values() {
+        match proposal.fate {
+            crate::records::Fate::Acked(_) => outcome.records_acked += 1,
+            crate::records::Fate::Unknown => outcome.records_unknown += 1,
+            _ => {}
+        }
+    }
     outcome.simulated = sim.elapsed();
     Ok(outcome)
 }
@@ -327,6 +405,9 @@ struct Shared {
     trace: Rc<RefCell<Trace>>,
     /// The highest index any node has applied so far (kept by the driver).
     highest_applied: Rc<Cell<Option<u64>>>,
+    records: RecordShared,
+    /// The highest frame index any replica of each shard has applied so far (the driver's).
+    shard_highest: Rc<RefCell<BTreeMap<u32, u64>>>,
 }
 
 /// The seed of openraft's randomness for boot `boot` of node `id` in run `seed`.
@@ -354,9 +435,11 @@ fn elapsed() -> Duration {
 }
 
 async fn workload(
-    mut rng: Rng,
+    rng: Rng,
     ops: usize,
     workload_time: Duration,
+    record_rng: Rng,
+    record_plan: RecordPlan,
     shared: Shared,
 ) -> Result<(), String> {
     let Shared {
@@ -365,7 +448,38 @@ async fn workload(
         outcome,
         trace,
         highest_applied,
+        records,
+        shard_highest,
     } = shared;
+    // The catalogue's client and the records' run side by side (`join!` polls them in a
+    // fixed order, drawing nothing at random).
+    let (histories, appended) = tokio::join!(
+        meta_workload(rng, ops, workload_time, &outcome, &trace),
+        record_workload(
+            record_rng,
+            record_plan,
+            &records,
+            &NODES,
+            |node, request| async move { ask(node, &request).await }
+        ),
+    );
+    appended?;
+    phase.set(Phase::HealRequested);
+    while phase.get() != Phase::Healed {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    converge_meta(&registry, &highest_applied, &histories).await?;
+    converge_shards(&records, record_plan.shards, &shard_highest, &trace).await
+}
+
+/// The catalogue workload: `ops` commands at random nodes; the history of each stream.
+async fn meta_workload(
+    mut rng: Rng,
+    ops: usize,
+    workload_time: Duration,
+    outcome: &RefCell<Outcome>,
+    trace: &RefCell<Trace>,
+) -> BTreeMap<&'static str, StreamHistory> {
     let mut histories: BTreeMap<&str, StreamHistory> = BTreeMap::new();
     let mut generation = 0u64;
     let mut target = NODES[rng.below(3) as usize];
@@ -449,11 +563,15 @@ async fn workload(
             _ => {}
         }
     }
+    histories
+}
 
-    phase.set(Phase::HealRequested);
-    while phase.get() != Phase::Healed {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// After healing: the metadata group converges and lost no acknowledged change.
+async fn converge_meta(
+    registry: &Registry,
+    highest_applied: &Cell<Option<u64>>,
+    histories: &BTreeMap<&'static str, StreamHistory>,
+) -> Result<(), String> {
     // Converge: every node applies the same entries to the same catalogue, and at least
     // every entry any node applied before (nodes that just restarted agree on nothing
     // applied until a leader commits again, which is agreement but not convergence).
@@ -497,5 +615,150 @@ async fn workload(
             return Err(text);
         }
     };
-    check_acknowledged(&histories, &catalogues[0].2)
+    check_acknowledged(histories, &catalogues[0].2)
+}
+
+/// After healing: within 60 s every replica of every shard applies the same log id, at
+/// least the highest any replica applied before; then their committed logs agree with each
+/// other and with every read, and every acknowledged append is on every replica.
+async fn converge_shards(
+    records: &RecordShared,
+    shard_count: u32,
+    shard_highest: &RefCell<BTreeMap<u32, u64>>,
+    trace: &RefCell<Trace>,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for shard in 0..shard_count {
+        let floor = shard_highest.borrow().get(&shard).copied();
+        let handles = loop {
+            let handles: Vec<(u64, crate::node::ShardHandle)> = NODES
+                .iter()
+                .filter_map(|node| {
+                    let handle = records.shards.borrow().get(&(shard, *node)).cloned();
+                    handle.map(|handle| (*node, handle))
+                })
+                .collect();
+            let applied: Vec<Option<riffle_cluster::LogId>> = handles
+                .iter()
+                .map(|(_, handle)| handle.machine.applied())
+                .collect();
+            let same = handles.len() == NODES.len()
+                && applied.windows(2).all(|pair| pair[0] == pair[1])
+                && applied[0].and_then(|id| riffle_cluster::frame_index(id.index)) >= floor;
+            if same {
+                trace.borrow_mut().record(
+                    elapsed(),
+                    format_args!("shard{shard} converged at {:?}", applied[0]),
+                );
+                break handles;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let nodes: Vec<(u64, Option<riffle_cluster::LogId>)> =
+                    handles.iter().map(|(node, _)| *node).zip(applied).collect();
+                return Err(format!(
+                    "the replicas of shard {shard} did not converge within 60 s after healing                      (on at least frame {floor:?}, applied before): {nodes:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut logs = Vec::new();
+        for (node, handle) in &handles {
+            let (first, frames) = committed_frames(handle)
+                .map_err(|error| format!("shard {shard} on node{node}: {error}"))?;
+            logs.push((*node, first, frames));
+        }
+        records.history.borrow_mut().check_shard(shard, &logs)?;
+    }
+    Ok(())
+}
+
+/// Forgets `node`'s shard replicas (it is down, or its boot is over): its next boot
+/// registers new ones.
+fn forget_node(shards: &ShardRegistry, node: u64) {
+    shards.borrow_mut().retain(|(_, of), _| *of != node);
+}
+
+/// What the driver last saw of a shard replica (a change is a trace event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ShardSeen {
+    applied: Option<riffle_cluster::LogId>,
+    snapshot: Option<u64>,
+    purged: Option<u64>,
+    stopped: Option<String>,
+}
+
+/// Samples every registered shard replica after a step: the entry it applied at index *i*
+/// is the one any other replica applied there (state-machine safety), each replica's
+/// applied entry, snapshot and purge point and a stop go to the trace, and the highest
+/// applied frame of each shard is kept.
+fn sample_shards(
+    shards: &ShardRegistry,
+    seen: &mut BTreeMap<(u32, u64), ShardSeen>,
+    applied_at: &mut BTreeMap<(u32, u64), (riffle_cluster::LogId, u64)>,
+    highest: &RefCell<BTreeMap<u32, u64>>,
+    at: Duration,
+    trace: &mut Trace,
+) -> Result<(), String> {
+    for ((shard, node), handle) in shards.borrow().iter() {
+        let metrics = handle.raft.metrics().borrow_watched().clone();
+        let now = ShardSeen {
+            applied: handle.machine.applied(),
+            snapshot: metrics.snapshot.map(|id| id.index),
+            purged: metrics.purged.map(|id| id.index),
+            stopped: metrics
+                .running_state
+                .as_ref()
+                .err()
+                .map(ToString::to_string),
+        };
+        if seen.get(&(*shard, *node)) == Some(&now) {
+            continue;
+        }
+        let before = seen.insert((*shard, *node), now.clone());
+        if before.as_ref().map(|seen| seen.applied) != Some(now.applied) {
+            trace.record(
+                at,
+                format_args!("node{node} shard{shard} applied {:?}", now.applied),
+            );
+        }
+        let storage = |seen: &ShardSeen| (seen.snapshot, seen.purged);
+        if before.as_ref().map(storage) != Some(storage(&now)) {
+            trace.record(
+                at,
+                format_args!(
+                    "node{node} shard{shard} snapshot {:?} purged {:?}",
+                    now.snapshot, now.purged
+                ),
+            );
+        }
+        if before.as_ref().map(|seen| &seen.stopped) != Some(&now.stopped) {
+            if let Some(why) = &now.stopped {
+                trace.record(
+                    at,
+                    format_args!("node{node} shard{shard} Raft stopped: {why}"),
+                );
+            }
+        }
+        let Some(applied) = now.applied else {
+            continue;
+        };
+        match applied_at.get(&(*shard, applied.index)) {
+            Some((log_id, by)) if *log_id != applied => {
+                return Err(format!(
+                    "shard {shard}: node {by} applied {log_id} at index {} but node {node}                      applied {applied}",
+                    applied.index
+                ));
+            }
+            Some(_) => {}
+            None => {
+                applied_at.insert((*shard, applied.index), (applied, *node));
+                if let Some(frame) = riffle_cluster::frame_index(applied.index) {
+                    let mut highest = highest.borrow_mut();
+                    let top = highest.entry(*shard).or_default();
+                    *top = (*top).max(frame);
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -186,6 +186,37 @@ pub enum Request {
     },
     /// The workload proposes a catalogue command to this node.
     Propose(Command),
+    /// An openraft RPC (`Append`, `Vote` or `Snapshot`) for shard group `shard`; the bare
+    /// variants are the metadata group's.
+    Shard { shard: u32, rpc: Box<Request> },
+    /// The record workload appends a frame to shard `shard` through this node: a data frame,
+    /// or the shard's seal.
+    Record {
+        shard: u32,
+        seal: bool,
+        record_count: u16,
+        ts_ms: u64,
+        payload: Vec<u8>,
+    },
+    /// A retention pass over this node's replica of `shard`, if this node leads the shard.
+    Expire {
+        shard: u32,
+        cutoff_ms: u64,
+        roll_before_ms: u64,
+    },
+}
+
+/// A shard group's answer to a [`Request::Record`], as the workload sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Recorded {
+    /// Applied at this frame index.
+    Appended(u64),
+    /// Applied after the shard's seal: never readable.
+    Sealed,
+    /// Not the leader (nothing was proposed); who is, if known.
+    Forward(Option<u64>),
+    /// Anything else (the group stopped, ...): no verdict, it may have been appended.
+    Failed(String),
 }
 
 /// The verdict of a proposal as the workload sees it.
@@ -220,6 +251,10 @@ pub enum Reply {
         vote: WVote,
     },
     Proposed(Proposed),
+    Recorded(Recorded),
+    /// A retention pass's result: the last frame purged, if any; an error (or "not the
+    /// leader") as text.
+    Expired(Result<Option<u64>, String>),
     Error(String),
 }
 

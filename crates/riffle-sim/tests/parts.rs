@@ -162,3 +162,149 @@ fn a_crash_that_would_drop_fsynced_frames_is_refused() {
     let (log, _) = Log::open(dir.path(), log_options()).unwrap();
     assert_eq!(log.last_index(), 40, "nothing was dropped");
 }
+
+mod records {
+    use bytes::Bytes;
+    use riffle_log::{Entry as Frame, EntryMeta, FrameKind};
+    use riffle_sim::records::{payload, payload_id, Fate, Proposal, RecordHistory};
+
+    fn frame(index: u64, term: u64, kind: FrameKind, payload: Vec<u8>) -> Frame {
+        Frame {
+            index,
+            meta: EntryMeta {
+                kind,
+                flags: 0,
+                term,
+                leader: 1,
+                record_count: 1,
+                ts_first_ms: 0,
+                ts_max_ms: 0,
+            },
+            payload: Bytes::from(payload),
+        }
+    }
+
+    fn data(index: u64, term: u64, id: u64) -> Frame {
+        frame(index, term, FrameKind::Data, payload(0, id, false))
+    }
+
+    fn history(ids: &[u64]) -> RecordHistory {
+        let mut history = RecordHistory::default();
+        for id in ids {
+            history.proposals.insert(
+                *id,
+                Proposal {
+                    shard: 0,
+                    seal: false,
+                    ts_ms: 1_000 * id,
+                    fate: Fate::Pending,
+                },
+            );
+        }
+        history
+    }
+
+    #[test]
+    fn payloads_name_their_proposal_and_nothing_else() {
+        let bytes = payload(3, 77, false);
+        assert_eq!(payload_id(&bytes), Some((3, 77, false)));
+        assert_eq!(payload_id(&payload(0, 5, true)), Some((0, 5, true)));
+        let mut altered = bytes.clone();
+        *altered.last_mut().expect("a filler") ^= 1;
+        assert_eq!(payload_id(&altered), None);
+        assert_eq!(payload_id(&bytes[..bytes.len() - 1]), None);
+        assert_eq!(payload_id(b""), None);
+    }
+
+    #[test]
+    fn contradicting_frames_and_unknown_payloads_are_reported() {
+        let mut seen = history(&[1, 2]);
+        assert!(seen.observe(0, &data(3, 1, 1), "a").is_ok());
+        assert!(seen.observe(0, &data(3, 1, 1), "b").is_ok());
+        // Same index, same term, another payload: the replicas diverged.
+        assert!(seen.observe(0, &data(3, 1, 2), "c").is_err());
+        // Same payload, other term.
+        assert!(seen.observe(0, &data(3, 2, 1), "d").is_err());
+        // A payload at a second index.
+        assert!(seen.observe(0, &data(4, 1, 1), "e").is_err());
+        // Never proposed, or proposed to another shard.
+        assert!(seen.observe(0, &data(5, 1, 9), "f").is_err());
+        assert!(seen
+            .observe(0, &frame(6, 1, FrameKind::Data, payload(1, 2, false)), "g")
+            .is_err());
+        assert!(seen
+            .observe(0, &frame(7, 1, FrameKind::Data, b"junk".to_vec()), "h")
+            .is_err());
+        // Blank frames carry nothing to check but their agreement.
+        assert!(seen
+            .observe(0, &frame(8, 1, FrameKind::Blank, Vec::new()), "i")
+            .is_ok());
+    }
+
+    #[test]
+    fn an_answer_must_match_where_the_append_was_read() {
+        let mut seen = history(&[1, 2]);
+        seen.observe(0, &data(3, 1, 1), "read").expect("fine");
+        assert!(seen.answered(1, Fate::Acked(4)).is_err());
+        let mut seen = history(&[1, 2]);
+        seen.answered(2, Fate::Acked(5)).expect("fine");
+        assert!(seen.observe(0, &data(6, 1, 2), "read").is_err());
+    }
+
+    #[test]
+    fn nothing_after_the_seal_is_appended() {
+        let mut seen = history(&[1, 2]);
+        seen.proposals.insert(
+            3,
+            Proposal {
+                shard: 0,
+                seal: true,
+                ts_ms: 0,
+                fate: Fate::Pending,
+            },
+        );
+        seen.answered(1, Fate::Acked(2)).expect("before the seal");
+        seen.observe(
+            0,
+            &frame(3, 1, FrameKind::Seal, payload(0, 3, true)),
+            "read",
+        )
+        .expect("the seal");
+        assert!(seen.answered(2, Fate::Acked(4)).is_err());
+    }
+
+    #[test]
+    fn reads_move_forward_and_stay_below_the_applied_frame() {
+        let mut seen = history(&[1, 2, 3]);
+        seen.read(0, 1, 4, &[data(2, 1, 1), data(3, 1, 2)])
+            .expect("fine");
+        // An index the reader saw already, one beyond the replica's applied frame (a failed
+        // read leaves the reader where it was), then the next one.
+        assert!(seen.read(0, 2, 4, &[data(3, 1, 2)]).is_err());
+        assert!(seen.read(0, 2, 4, &[data(5, 1, 3)]).is_err());
+        assert!(seen.read(0, 2, 4, &[data(4, 1, 3)]).is_ok());
+    }
+
+    #[test]
+    fn an_acknowledged_append_missing_from_a_replica_is_reported() {
+        let mut seen = history(&[1, 2]);
+        seen.answered(1, Fate::Acked(2)).expect("fine");
+        seen.answered(2, Fate::Acked(3)).expect("fine");
+        let full = vec![data(2, 1, 1), data(3, 1, 2)];
+        assert!(seen
+            .check_shard(0, &[(1, 1, full.clone()), (2, 1, full.clone())])
+            .is_ok());
+        // Missing at its index on one replica.
+        let short = vec![data(2, 1, 1)];
+        assert!(seen
+            .check_shard(0, &[(1, 1, full.clone()), (2, 1, short)])
+            .is_err());
+        // Gone from a replica whose log starts later: only if retention expired it.
+        let purged = vec![data(3, 1, 2)];
+        assert!(seen
+            .check_shard(0, &[(1, 1, full.clone()), (2, 3, purged.clone())])
+            .is_err());
+        seen.cutoffs.insert(0, 1_500);
+        assert!(seen.check_shard(0, &[(1, 1, full), (2, 3, purged)]).is_ok());
+    }
+}
