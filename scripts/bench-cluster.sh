@@ -19,6 +19,7 @@
 #   BENCH_THREE_NODES   which builds to run on three nodes: "new" (default) or "old new" (both,
 #                       alternately, BENCH_ROUNDS times each: an A/B of a cluster change)
 #   BENCH_ROUNDS        rounds of the three-node part per build (default 1)
+#   BENCH_CLUSTER_CONNECTIONS  connections per node's load generator (default 3)
 #   BENCH_WORK_PARENT   where data directories go (default target/; not a tmpfs, which would
 #                       make fdatasync free)
 #   BENCH_OUT           also write the report to this file
@@ -33,6 +34,7 @@ old_bin=${BENCH_BASELINE_BIN:-$root/target/bench-baseline/riffle}
 single=${BENCH_SINGLE:-1}
 three_builds=${BENCH_THREE_NODES:-new}
 rounds=${BENCH_ROUNDS:-1}
+conns=${BENCH_CLUSTER_CONNECTIONS:-3}
 
 say() { echo "bench-cluster: $*" >&2; }
 . "$root/scripts/lib/bench-common.sh"
@@ -153,7 +155,7 @@ three_nodes() {
     local bench_pids=()
     for i in 0 1 2; do
         "$new_bin" bench put --endpoint "${endpoints[$i]}" --json --stream clustered --record-size 100 \
-            --batch 500 -c 3 --duration "$duration" >"$work/cluster-$build-$round-$i.json" \
+            --batch 500 -c "$conns" --duration "$duration" >"$work/cluster-$build-$round-$i.json" \
             2>"$work/cluster-$build-$round-$i.log" &
         bench_pids+=($!)
     done
@@ -187,7 +189,7 @@ revision=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
         echo "| $label, single node | p99 ms | $(python3 -c "print($(field "$work/single-old-$name.json" latency_us.p99)/1000)" 2>/dev/null || echo ?) | $(python3 -c "print($(field "$work/single-new-$name.json" latency_us.p99)/1000)" 2>/dev/null || echo ?) | |"
     done
     echo
-    echo "Three nodes on this machine, replication factor 3, PutRecords 500 × 100 B, 3 connections per node:"
+    echo "Three nodes on this machine, replication factor 3, PutRecords 500 × 100 B, $conns connections per node:"
     echo
     echo "| Build | Round | Node | records/s | p50 ms | p99 ms | failed records |"
     echo "|---|---:|---|---:|---:|---:|---:|"
