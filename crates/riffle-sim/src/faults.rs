@@ -13,6 +13,7 @@ use riffle_log::LogOptions;
 use turmoil::Sim;
 
 use crate::disk::{Disk, DiskError};
+use crate::gaps::FaultKind;
 use crate::node::host_name;
 use crate::Rng;
 
@@ -224,22 +225,32 @@ impl Faults {
         Ok(format!("restart node{node}: {loss}"))
     }
 
-    /// Draws one fault from `rng` and injects it; returns what it did, for the trace.
-    /// `restarted` is told of each node brought back (its software starts afresh). An error
-    /// is a restart whose disk could not be given its crash (see [`Disk::lose_unsynced`]).
+    /// Draws one fault from `rng` and injects it; returns what it did, for the trace, and
+    /// the node it took out, if it crashed one or cut one off from every peer it still
+    /// reached (what a failover gap is measured from, [`crate::gaps`]). `restarted` is told
+    /// of each node brought back (its software starts afresh). An error is a restart whose
+    /// disk could not be given its crash (see [`Disk::lose_unsynced`]).
     pub fn inject(
         &mut self,
         sim: &mut Sim<'_>,
         rng: &mut Rng,
         mut restarted: impl FnMut(u64),
-    ) -> Result<String, String> {
+    ) -> Result<(String, Option<(FaultKind, u64)>), String> {
         self.injected += 1;
         let count = self.nodes.len() as u64;
         let index = rng.below(count) as usize;
         let node = self.nodes[index];
         let other = self.nodes[(index + 1) % self.nodes.len()];
-        Ok(match rng.below(6) {
+        let mut took_out = None;
+        let event = match rng.below(6) {
             0 => {
+                let already = self.nodes.iter().all(|peer| {
+                    *peer == node
+                        || (self.cut.contains(&(node, *peer)) && self.cut.contains(&(*peer, node)))
+                });
+                if !already && !self.is_crashed(node) {
+                    took_out = Some((FaultKind::Isolation, node));
+                }
                 for peer in self.nodes.clone() {
                     if peer != node {
                         sim.partition(host_name(node), host_name(peer));
@@ -262,6 +273,7 @@ impl Faults {
                 // At most all but one down, so the group can come back without help.
                 if self.crashed.len() + 1 < self.nodes.len() && !self.is_crashed(node) {
                     self.crash_quietly(sim, node);
+                    took_out = Some((FaultKind::Crash, node));
                     format!("crash node{node}")
                 } else {
                     format!("crash node{node} skipped")
@@ -291,7 +303,8 @@ impl Faults {
                 self.lossy.insert((node.min(other), node.max(other)));
                 format!("lossy node{node} - node{other}")
             }
-        })
+        };
+        Ok((event, took_out))
     }
 
     /// Repairs every link, takes every loss away, makes every disk work and fast again and

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use riffle_cluster::frame_index;
 use riffle_log::{Entry as Frame, FrameKind};
 
+use crate::gaps::Attempt;
 use crate::node::ShardHandle;
 use crate::trace::Trace;
 use crate::wire::{Recorded, Reply, Request};
@@ -106,6 +107,9 @@ pub struct RecordHistory {
     pub cursors: BTreeMap<u32, u64>,
     /// Frames the readers read.
     pub frames_read: usize,
+    /// Every request of the workload's appends (and seal), in order: what the failover
+    /// gaps ([`crate::gaps`]) are measured from.
+    pub attempts: Vec<Attempt>,
 }
 
 impl RecordHistory {
@@ -415,7 +419,18 @@ where
             .unwrap_or_else(|| nodes[rng.below(nodes.len() as u64) as usize]);
         let mut fate = Fate::NotAppended;
         for _attempt in 0..10 {
+            let sent = elapsed();
             let reply = ask(target, request.clone()).await;
+            shared.history.borrow_mut().attempts.push(Attempt {
+                id,
+                shard,
+                sent,
+                answered: elapsed(),
+                verdict: matches!(
+                    reply,
+                    Some(Reply::Recorded(Recorded::Appended(_) | Recorded::Sealed))
+                ),
+            });
             let kind = if seal { "seal" } else { "append" };
             shared.trace.borrow_mut().record(
                 elapsed(),

@@ -18,6 +18,7 @@ use turmoil::net::TcpStream;
 use crate::catalogue_check::{check_acknowledged, stream_meta, StreamHistory, ACCOUNT, GEN_TAG};
 use crate::disk::Disk;
 use crate::faults::{Faults, LogDisk, NodeDisk};
+use crate::gaps::{failover_gaps, Failover, LeaderFault};
 use crate::node::{
     host_name, log_options, raft_config, run_node, shard_config, shard_dir, shard_log_options,
     NodeSetup, PORT,
@@ -47,6 +48,9 @@ pub struct Outcome {
     pub records_unknown: usize,
     /// Frames the readers read during the run.
     pub frames_read: usize,
+    /// The failover gaps after each leader crash or isolation ([`crate::gaps`]); not in the
+    /// trace.
+    pub failover: Failover,
     pub simulated: Duration,
     /// Everything the run did, in order; two runs of one seed must give the same.
     pub trace: Trace,
@@ -199,6 +203,10 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
     let mut snapshots = 0;
     let mut shard_seen: BTreeMap<(u32, u64), ShardSeen> = BTreeMap::new();
     let mut shard_applied_at: BTreeMap<(u32, u64), (riffle_cluster::LogId, u64)> = BTreeMap::new();
+    let mut leader_faults: Vec<LeaderFault> = Vec::new();
+    // Leader faults whose shard has no new leader yet, with the term the old one led.
+    let mut leaderless: Vec<(LeaderFault, u64)> = Vec::new();
+    let mut elections: Vec<(LeaderFault, Duration)> = Vec::new();
     loop {
         let done = sim.step().map_err(|error| error.to_string())?;
         // Every node that applied index i applied the same entry there and holds the same
@@ -266,6 +274,18 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
                 forget_node(&shards, id);
             }
         }
+        if !leaderless.is_empty() {
+            let leaders = shard_leaders(&shards);
+            leaderless.retain(|(fault, term)| {
+                let elected = leaders
+                    .get(&fault.shard)
+                    .is_some_and(|(node, now)| *node != fault.node || *now > *term);
+                if elected {
+                    elections.push((*fault, sim.elapsed() - fault.at));
+                }
+                !elected
+            });
+        }
         sample_shards(
             &shards,
             &mut shard_seen,
@@ -292,12 +312,32 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
                 if !rng.chance(plan.fault_chance) {
                     continue;
                 }
-                faults.inject(&mut sim, &mut rng, |node| {
+                // Who leads each shard, as seen just before the fault.
+                let shard_leaders = shard_leaders(&shards);
+                let at = sim.elapsed();
+                let (event, took_out) = faults.inject(&mut sim, &mut rng, |node| {
                     seen.remove(&node);
                     forget_node(&shards, node);
-                })?
+                })?;
+                if let Some((kind, node)) = took_out {
+                    for (shard, (leader, term)) in shard_leaders {
+                        if leader == node {
+                            let fault = LeaderFault {
+                                at,
+                                kind,
+                                shard,
+                                node,
+                            };
+                            leader_faults.push(fault);
+                            leaderless.push((fault, term));
+                        }
+                    }
+                }
+                event
             }
             Phase::HealRequested => {
+                // What healing brings back is not a failover: those still waiting are dropped.
+                leaderless.clear();
                 let restarted = faults.heal(&mut sim)?;
                 for (node, event) in &restarted {
                     if let Some(node) = node {
@@ -335,6 +375,8 @@ fn run_inner(plan: &Plan) -> Result<Outcome, String> {
     outcome.snapshots = snapshots;
     let history = history.borrow();
     outcome.frames_read = history.frames_read;
+    outcome.failover = failover_gaps(&leader_faults, &history.attempts);
+    outcome.failover.elections = elections;
     for proposal in history.proposals.values() {
         match proposal.fate {
             crate::records::Fate::Acked(_) => outcome.records_acked += 1,
@@ -670,6 +712,26 @@ async fn converge_shards(
         records.history.borrow_mut().check_shard(shard, &logs)?;
     }
     Ok(())
+}
+
+/// The node each shard's registered replicas show leading: of those in openraft's `Leader`
+/// state with a running Raft, the one of the highest term (an isolated leader may not know
+/// yet that another was elected), the higher id on a tie; with its term.
+fn shard_leaders(shards: &ShardRegistry) -> BTreeMap<u32, (u64, u64)> {
+    let mut leaders: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for ((shard, node), handle) in shards.borrow().iter() {
+        let metrics = handle.raft.metrics().borrow_watched().clone();
+        if metrics.state != ServerState::Leader || metrics.running_state.is_err() {
+            continue;
+        }
+        let candidate = (metrics.current_term, *node);
+        let best = leaders.entry(*shard).or_insert(candidate);
+        *best = (*best).max(candidate);
+    }
+    leaders
+        .into_iter()
+        .map(|(shard, (term, node))| (shard, (node, term)))
+        .collect()
 }
 
 /// Forgets `node`'s shard replicas (it is down, or its boot is over): its next boot

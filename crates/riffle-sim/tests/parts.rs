@@ -1,5 +1,5 @@
-//! The simulator's own parts, on their own: the no-lost-change checker, the wire frames and
-//! the crash of the simulated disk.
+//! The simulator's own parts, on their own: the no-lost-change checker, the wire frames,
+//! the crash of the simulated disk and the failover gap's computation.
 //! (Here rather than as unit tests, so the library, built at opt-level 2, is compiled once.)
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -306,5 +306,84 @@ mod records {
             .is_err());
         seen.cutoffs.insert(0, 1_500);
         assert!(seen.check_shard(0, &[(1, 1, full), (2, 3, purged)]).is_ok());
+    }
+}
+
+mod failover_gaps {
+    use std::time::Duration;
+
+    use riffle_sim::gaps::{failover_gaps, quantile, Attempt, FaultKind, LeaderFault};
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    fn attempt(id: u64, shard: u32, sent: u64, answered: u64, verdict: bool) -> Attempt {
+        Attempt {
+            id,
+            shard,
+            sent: ms(sent),
+            answered: ms(answered),
+            verdict,
+        }
+    }
+
+    fn fault(at: u64, kind: FaultKind, shard: u32) -> LeaderFault {
+        LeaderFault {
+            at: ms(at),
+            kind,
+            shard,
+            node: 1,
+        }
+    }
+
+    #[test]
+    fn the_gap_runs_from_the_fault_to_the_first_verdict_sent_after_it() {
+        let attempts = [
+            // Before the crash at 1000: acknowledged, one of them answered after it (sent
+            // before, so it does not end the gap).
+            attempt(1, 0, 900, 950, true),
+            attempt(2, 0, 990, 1_010, true),
+            // After: no answer (3 s), forwarded, then acknowledged at 4700 and 4800.
+            attempt(3, 0, 1_020, 4_020, false),
+            attempt(4, 0, 4_600, 4_650, false),
+            attempt(4, 0, 4_650, 4_800, true),
+            attempt(5, 0, 4_660, 4_700, true),
+            // Another shard answers at once: not this shard's recovery.
+            attempt(6, 1, 1_030, 1_040, true),
+            // Shard 1 after its isolation at 5000: sent, never answered with a verdict.
+            attempt(7, 1, 5_100, 8_100, false),
+        ];
+        let faults = [
+            fault(1_000, FaultKind::Crash, 0),
+            fault(2_000, FaultKind::Isolation, 0),
+            fault(5_000, FaultKind::Isolation, 1),
+            // Nothing proposed to shard 0 after 6000: dropped, not a gap.
+            fault(6_000, FaultKind::Crash, 0),
+        ];
+        let failover = failover_gaps(&faults, &attempts);
+        let gaps: Vec<(FaultKind, Duration)> = failover
+            .samples
+            .iter()
+            .map(|sample| (sample.fault.kind, sample.gap))
+            .collect();
+        assert_eq!(
+            gaps,
+            [
+                (FaultKind::Crash, ms(3_700)),
+                (FaultKind::Isolation, ms(2_700))
+            ]
+        );
+        assert_eq!(failover.idle, [faults[3]]);
+        assert_eq!(failover.unanswered, [faults[2]]);
+        // Proposals to shard 0 started at 900, 990, 1020, 4600, 4660; to shard 1 at 1030,
+        // 5100.
+        let mut spacing = failover.spacing.clone();
+        spacing.sort();
+        assert_eq!(spacing, [ms(30), ms(60), ms(90), ms(3_580), ms(4_070)]);
+        let values = [ms(1), ms(2), ms(3), ms(4)];
+        assert_eq!(quantile(&values, 0.5), Some(ms(2)));
+        assert_eq!(quantile(&values, 0.99), Some(ms(4)));
+        assert_eq!(quantile(&[], 0.5), None);
     }
 }

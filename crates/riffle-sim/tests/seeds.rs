@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::Instant;
 
+use riffle_sim::gaps::{summary, Failover, FaultKind};
 use riffle_sim::sim::{run, Outcome};
 use riffle_sim::{Plan, Size};
 
@@ -80,9 +81,9 @@ fn env_size() -> Size {
     })
 }
 
-/// Runs `plans` on `threads` threads; returns each plan's trace hash or failure, in plan
-/// order.
-fn run_all(plans: &[Plan], threads: usize) -> Vec<Result<u64, String>> {
+/// Runs `plans` on `threads` threads; returns each plan's trace hash and failover gaps, or
+/// its failure, in plan order.
+fn run_all(plans: &[Plan], threads: usize) -> Vec<Result<(u64, Failover), String>> {
     let next = AtomicU64::new(0);
     let results = Mutex::new(Vec::new());
     thread::scope(|scope| {
@@ -95,7 +96,7 @@ fn run_all(plans: &[Plan], threads: usize) -> Vec<Result<u64, String>> {
                 let started = Instant::now();
                 let result = run(plan).map(|outcome| {
                     report(plan, &outcome, started);
-                    outcome.trace.hash()
+                    (outcome.trace.hash(), outcome.failover)
                 });
                 if let Err(error) = &result {
                     eprintln!("{error}");
@@ -109,11 +110,56 @@ fn run_all(plans: &[Plan], threads: usize) -> Vec<Result<u64, String>> {
     results.into_iter().map(|(_, result)| result).collect()
 }
 
-fn failures(results: &[Result<u64, String>]) -> Vec<String> {
+fn failures<T>(results: &[Result<T, String>]) -> Vec<String> {
     results
         .iter()
         .filter_map(|result| result.as_ref().err().cloned())
         .collect()
+}
+
+/// Prints the failover gaps of every run that passed (see `riffle_sim::gaps`): one line per
+/// fault kind (count, p50, p99, max in simulated seconds), the faults dropped, and the
+/// spacing of proposals to one shard, which quantises the gaps. Reported, not asserted.
+fn report_failover<'a>(runs: impl IntoIterator<Item = &'a Failover>) {
+    let runs: Vec<&Failover> = runs.into_iter().collect();
+    for kind in [FaultKind::Crash, FaultKind::Isolation] {
+        let gaps: Vec<_> = runs
+            .iter()
+            .flat_map(|run| &run.samples)
+            .filter(|sample| sample.fault.kind == kind)
+            .map(|sample| sample.gap)
+            .collect();
+        let count = |of: fn(&Failover) -> &Vec<riffle_sim::gaps::LeaderFault>| {
+            runs.iter()
+                .flat_map(|run| of(run))
+                .filter(|fault| fault.kind == kind)
+                .count()
+        };
+        eprintln!(
+            "{} (dropped: {} with no append proposed after, {} with none answered)",
+            summary(
+                &format!("failover gap after a leader {}", kind.name()),
+                &gaps
+            ),
+            count(|run| &run.idle),
+            count(|run| &run.unanswered),
+        );
+        let elections: Vec<_> = runs
+            .iter()
+            .flat_map(|run| &run.elections)
+            .filter(|(fault, _)| fault.kind == kind)
+            .map(|(_, gap)| *gap)
+            .collect();
+        eprintln!(
+            "{}",
+            summary(
+                &format!("election gap after a leader {}", kind.name()),
+                &elections
+            )
+        );
+    }
+    let spacing: Vec<_> = runs.iter().flat_map(|run| &run.spacing).copied().collect();
+    eprintln!("{}", summary("spacing of proposals to one shard", &spacing));
 }
 
 fn report(plan: &Plan, outcome: &Outcome, started: Instant) {
@@ -142,6 +188,22 @@ fn metadata_group_survives_faults_for_every_seed() {
         let started = Instant::now();
         let outcome = run(&plan).unwrap_or_else(|error| panic!("{error}"));
         report(&plan, &outcome, started);
+        report_failover([&outcome.failover]);
+        // The faults behind the figures, to check them against the trace.
+        let failover = &outcome.failover;
+        for sample in &failover.samples {
+            eprintln!(
+                "failover gap {:.3} s after {:?}",
+                sample.gap.as_secs_f64(),
+                sample.fault
+            );
+        }
+        for (fault, gap) in &failover.elections {
+            eprintln!("election gap {:.3} s after {fault:?}", gap.as_secs_f64());
+        }
+        for fault in failover.idle.iter().chain(&failover.unanswered) {
+            eprintln!("dropped: {fault:?}");
+        }
         return;
     }
     let first = env_u64("RIFFLE_SIM_FIRST_SEED").unwrap_or(0);
@@ -161,6 +223,11 @@ fn metadata_group_survives_faults_for_every_seed() {
         started.elapsed(),
         failures.len()
     );
+    report_failover(
+        results
+            .iter()
+            .filter_map(|result| result.as_ref().ok().map(|(_, gaps)| gaps)),
+    );
     if std::env::var_os("RIFFLE_SIM_REPLAY").is_some() {
         // Every seed again, in the opposite order (so on other threads, after other seeds):
         // each must leave the same trace.
@@ -169,7 +236,7 @@ fn metadata_group_survives_faults_for_every_seed() {
         again.reverse();
         let mut parted = 0;
         for ((plan, first), second) in plans.iter().zip(&results).zip(&again) {
-            if let (Ok(first), Ok(second)) = (first, second) {
+            if let (Ok((first, _)), Ok((second, _))) = (first, second) {
                 if first != second {
                     parted += 1;
                     failures.push(format!(
