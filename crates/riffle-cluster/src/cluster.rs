@@ -54,7 +54,7 @@ use crate::flush::GroupCommit;
 use crate::meta_group::{self, command_payload, MetaRaft, MetaView};
 use crate::network::{AppHandler, BoxFuture as NetFuture, GroupId, PeerNetwork};
 use crate::shard_group::{self, ShardRaft};
-use crate::types::{ClusterNode, FramePayload, PayloadKind, Response};
+use crate::types::{ClusterNode, FramePayload, Response};
 
 /// How long a proposal or an append keeps looking for a leader before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(8);
@@ -1237,18 +1237,13 @@ impl Cluster {
             attempt += 1;
             let answer = match self.shard_leader(stream, ordinal, attempt).await {
                 Some(leader) if leader == self.id => {
-                    let data = FramePayload {
-                        kind: if seal {
-                            PayloadKind::Seal
-                        } else {
-                            PayloadKind::Records
-                        },
-                        flags: frame.flags,
-                        record_count: frame.record_count,
-                        ts_first_ms: frame.ts_ms,
-                        ts_max_ms: frame.ts_ms,
-                        payload: payload.clone(),
-                    };
+                    let data = FramePayload::stamped(
+                        seal,
+                        frame.flags,
+                        frame.record_count,
+                        frame.ts_ms,
+                        payload.clone(),
+                    );
                     match self.append_here(stream, ordinal, data).await {
                         Ok(answer) => Self::settle(answer, frame.ts_ms),
                         Err(reason) => Attempt::Fail(AppendError::Replication(reason)),
@@ -1793,18 +1788,7 @@ impl Handler {
                 ts_ms,
                 payload,
             } => {
-                let data = FramePayload {
-                    kind: if seal {
-                        PayloadKind::Seal
-                    } else {
-                        PayloadKind::Records
-                    },
-                    flags: 0,
-                    record_count,
-                    ts_first_ms: ts_ms,
-                    ts_max_ms: ts_ms,
-                    payload: payload.0,
-                };
+                let data = FramePayload::stamped(seal, 0, record_count, ts_ms, payload.0);
                 cluster.append_here(&stream, ordinal, data).await
             }
             AppRequest::ShardAppendFlagged {
@@ -1815,14 +1799,7 @@ impl Handler {
                 ts_ms,
                 payload,
             } => {
-                let data = FramePayload {
-                    kind: PayloadKind::Records,
-                    flags,
-                    record_count,
-                    ts_first_ms: ts_ms,
-                    ts_max_ms: ts_ms,
-                    payload: payload.0,
-                };
+                let data = FramePayload::stamped(false, flags, record_count, ts_ms, payload.0);
                 cluster.append_here(&stream, ordinal, data).await
             }
             AppRequest::Status => Ok(AppResponse::Status(cluster.status().await)),

@@ -49,6 +49,25 @@ pub struct FramePayload {
     pub payload: Bytes,
 }
 
+impl FramePayload {
+    /// A shard frame whose records all arrived at `ts_ms`, as an entry node stamps a batch:
+    /// a seal when `seal`, else records.
+    pub fn stamped(seal: bool, flags: u16, record_count: u16, ts_ms: u64, payload: Bytes) -> Self {
+        FramePayload {
+            kind: if seal {
+                PayloadKind::Seal
+            } else {
+                PayloadKind::Records
+            },
+            flags,
+            record_count,
+            ts_first_ms: ts_ms,
+            ts_max_ms: ts_ms,
+            payload,
+        }
+    }
+}
+
 impl fmt::Debug for FramePayload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The payload can be megabytes; its length says enough in a log line.

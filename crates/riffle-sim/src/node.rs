@@ -25,8 +25,8 @@ use riffle_cluster::shard_group::{
     group_config, open_shard_storage, ShardRaft, ShardRetention, ShardStateMachine,
 };
 use riffle_cluster::{
-    open_meta_group, propose, ClusterNode, FramePayload, MetaRaft, MetaView, PayloadKind,
-    ProposeError, Response, RiffleRaft, RiffleRuntime,
+    open_meta_group, propose, ClusterNode, FramePayload, MetaRaft, MetaView, ProposeError,
+    Response, RiffleRaft, RiffleRuntime,
 };
 use riffle_core::catalogue::{Applied, Rejection};
 use riffle_core::shard_log::TailState;
@@ -262,18 +262,7 @@ async fn answer(groups: &Groups, request: Request) -> Reply {
             let Some((raft, _)) = groups.shards.get(shard as usize) else {
                 return Reply::Error(format!("no shard {shard}"));
             };
-            let data = FramePayload {
-                kind: if seal {
-                    PayloadKind::Seal
-                } else {
-                    PayloadKind::Records
-                },
-                flags: 0,
-                record_count,
-                ts_first_ms: ts_ms,
-                ts_max_ms: ts_ms,
-                payload: Bytes::from(payload),
-            };
+            let data = FramePayload::stamped(seal, 0, record_count, ts_ms, Bytes::from(payload));
             Reply::Recorded(match raft.client_write(data).await {
                 Ok(written) => match written.data {
                     Response::Appended(applied) => Recorded::Appended(applied.frame_index),
