@@ -83,6 +83,17 @@ async fn a_data_directory_from_before_watermarks_opens_and_keeps_every_record() 
     let data = dir.path().join("data");
     copy_tree(&fixture.join("data"), &data);
     assert!(!data.join("watermarks.json").exists());
+    // The fixture's records are as old as the fixture, and its stream keeps records 24 hours:
+    // a day after it was made, retention expired them all at the start. Keep them for the
+    // longest retention Kinesis allows (a year), as an operator would before reading old data.
+    let meta = data.join("meta.json");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    assert!(text.contains("\"retention_hours\": 24"));
+    std::fs::write(
+        &meta,
+        text.replace("\"retention_hours\": 24", "\"retention_hours\": 8760"),
+    )
+    .unwrap();
 
     let server = Server::on_data_dir_with(&data, &["--limits", "off"]);
     let client = server.client();
